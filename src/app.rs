@@ -1,0 +1,290 @@
+//! The run loop: sources → pipeline → sinks, until the source ends or
+//! shutdown is requested.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use chrono::{DateTime, Utc};
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, SourceKind};
+use crate::deliver::{DeliverError, Deliverer};
+use crate::pipeline::{Outcome, Pipeline};
+use crate::render::Templates;
+use crate::schedule::Skip;
+
+/// How the platform should be answered for one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    /// Accepted, or refused for good (redelivery would not help).
+    Ok,
+    /// A transient internal failure: ask for redelivery.
+    Retry,
+}
+
+/// One payload from a source.
+#[derive(Debug)]
+pub struct Inbound {
+    pub payload: Vec<u8>,
+    /// Where it came from, for log lines (`events.jsonl:3`, `msg 7f…`).
+    pub origin: String,
+    /// Answered once the event has been applied.
+    pub ack: Option<oneshot::Sender<Ack>>,
+}
+
+/// Why the app could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("cannot read replay file {path}: {source}")]
+    Replay {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Deliver(#[from] DeliverError),
+    #[error("source `{0}` is not available in this build")]
+    Unsupported(&'static str),
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub received: u64,
+    pub applied: u64,
+    pub changes: u64,
+    pub duplicates: u64,
+    pub stale: u64,
+    pub ignored: u64,
+    pub rejected: u64,
+    pub malformed: u64,
+    pub render_errors: u64,
+    pub messages: u64,
+    /// (sink, delivered, failed)
+    pub sinks: Vec<(String, u64, u64)>,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} received: {} applied ({} room changes), {} duplicate, {} stale, {} other type, {} rejected, {} malformed; {} messages",
+            self.received,
+            self.applied,
+            self.changes,
+            self.duplicates,
+            self.stale,
+            self.ignored,
+            self.rejected,
+            self.malformed,
+            self.messages
+        )?;
+        if self.render_errors > 0 {
+            write!(f, ", {} render errors", self.render_errors)?;
+        }
+        for (name, ok, failed) in &self.sinks {
+            write!(f, "\n  sink {name}: {ok} delivered, {failed} failed")?;
+        }
+        Ok(())
+    }
+}
+
+/// A source of "now" (tests pass a fixed clock).
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(Utc::now)
+}
+
+/// Everything the app needs to run.
+pub struct App {
+    pub config: Arc<Config>,
+    pub templates: Arc<Templates>,
+    pub clock: Clock,
+}
+
+impl App {
+    pub fn new(config: Arc<Config>, templates: Arc<Templates>) -> Self {
+        App {
+            config,
+            templates,
+            clock: system_clock(),
+        }
+    }
+
+    /// Run until the source ends (replay) or `shutdown` fires.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<Summary, AppError> {
+        let (tx, rx) = mpsc::channel::<Inbound>(1024);
+        let source = match self.config.source.kind {
+            SourceKind::Replay => {
+                let path = self.config.source.replay_file.clone().unwrap_or_default();
+                let file =
+                    tokio::fs::File::open(&path)
+                        .await
+                        .map_err(|source| AppError::Replay {
+                            path: path.clone(),
+                            source,
+                        })?;
+                let stop = shutdown.clone();
+                tokio::spawn(replay(file, path, tx, stop))
+            }
+            SourceKind::Lark => return Err(AppError::Unsupported("lark")),
+            SourceKind::Webhook => return Err(AppError::Unsupported("webhook")),
+        };
+        let deliverer = Deliverer::start(&self.config, 1024).await?;
+        let mut pipeline = Pipeline::new(self.config.clone(), self.templates.clone());
+        let summary = core_loop(&mut pipeline, rx, &deliverer, &self.clock, &shutdown).await;
+        match source.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "source failed"),
+            Err(e) => tracing::error!(error = %e, "source task failed"),
+        }
+        let stats = deliverer.stats.clone();
+        deliverer.finish().await;
+        let mut summary = summary;
+        summary.sinks = stats
+            .iter()
+            .map(|(n, s)| {
+                (
+                    n.clone(),
+                    s.delivered.load(Ordering::Relaxed),
+                    s.failed.load(Ordering::Relaxed),
+                )
+            })
+            .collect();
+        Ok(summary)
+    }
+}
+
+/// Feed a replay file's lines (one event body each; blank lines and
+/// `#` comments skipped).
+async fn replay(
+    file: tokio::fs::File,
+    path: PathBuf,
+    tx: mpsc::Sender<Inbound>,
+    stop: CancellationToken,
+) -> Result<(), std::io::Error> {
+    let mut lines = tokio::io::BufReader::new(file).lines();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut n = 0u64;
+    loop {
+        let line = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            l = lines.next_line() => l?,
+        };
+        let Some(line) = line else { return Ok(()) };
+        n += 1;
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let inb = Inbound {
+            payload: t.as_bytes().to_vec(),
+            origin: format!("{name}:{n}"),
+            ack: None,
+        };
+        if tx.send(inb).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// Apply each inbound payload, queue its messages, answer its ack.
+pub async fn core_loop(
+    pipeline: &mut Pipeline,
+    mut rx: mpsc::Receiver<Inbound>,
+    deliverer: &Deliverer,
+    clock: &Clock,
+    shutdown: &CancellationToken,
+) -> Summary {
+    let mut s = Summary::default();
+    loop {
+        let inb = tokio::select! {
+            biased;
+            m = rx.recv() => match m { Some(m) => m, None => break },
+            _ = shutdown.cancelled() => break,
+        };
+        s.received += 1;
+        let outcome = pipeline.handle(&inb.payload, clock());
+        let origin = inb.origin.as_str();
+        match outcome {
+            Outcome::Applied {
+                event_id,
+                changes,
+                messages,
+                render_errors,
+            } => {
+                s.applied += 1;
+                s.changes += changes as u64;
+                tracing::debug!(%origin, %event_id, changes, messages = messages.len(), "applied");
+                for (sink, e) in &render_errors {
+                    tracing::error!(%origin, %event_id, %sink, error = %e, "render failed");
+                }
+                s.render_errors += render_errors.len() as u64;
+                s.messages += messages.len() as u64;
+                for m in messages {
+                    deliverer.send(m).await;
+                }
+            }
+            Outcome::Skipped { event_id, why } => {
+                match why {
+                    Skip::Duplicate => s.duplicates += 1,
+                    Skip::Stale => s.stale += 1,
+                }
+                tracing::debug!(%origin, %event_id, ?why, "skipped");
+            }
+            Outcome::Ignored { event_type } => {
+                s.ignored += 1;
+                tracing::debug!(%origin, %event_type, "not a meeting-room event; ignored");
+            }
+            Outcome::Rejected { event_id } => {
+                s.rejected += 1;
+                tracing::warn!(%origin, %event_id, "verification token does not match; event rejected");
+            }
+            Outcome::Malformed(e) => {
+                s.malformed += 1;
+                tracing::warn!(%origin, error = %e, "malformed event");
+            }
+            Outcome::Challenge { .. } => {
+                s.ignored += 1;
+                tracing::debug!(%origin, "url_verification outside webhook mode; ignored");
+            }
+        }
+        if let Some(ack) = inb.ack {
+            let _ = ack.send(Ack::Ok);
+        }
+    }
+    s
+}
+
+/// The schedule as the configured source leaves it, without delivering
+/// anything: for `roomcast rooms`. A replay source is read through; other
+/// sources start empty.
+pub async fn load_schedule(checked: &crate::check::Checked) -> Result<Pipeline, AppError> {
+    let mut p = Pipeline::new(checked.config.clone(), checked.templates.clone());
+    if checked.config.source.kind == SourceKind::Replay {
+        let path = checked
+            .config
+            .source
+            .replay_file
+            .clone()
+            .unwrap_or_default();
+        let text = tokio::fs::read_to_string(&path)
+            .await
+            .map_err(|source| AppError::Replay { path, source })?;
+        let now = Utc::now();
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            let _ = p.handle(line.as_bytes(), now);
+        }
+    }
+    Ok(p)
+}

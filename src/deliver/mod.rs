@@ -1,0 +1,273 @@
+//! Delivery: one ordered worker per sink, so a slow sink never delays
+//! another.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, SinkKind};
+use crate::pipeline::Message;
+use crate::render::Format;
+
+/// Why delivery could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverError {
+    #[error("sink `{sink}`: cannot open {path}: {source}")]
+    Open {
+        sink: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Counters per sink.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    pub delivered: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+/// Handle to the running sink workers.
+pub struct Deliverer {
+    senders: Vec<mpsc::Sender<Message>>,
+    tracker: TaskTracker,
+    pub stats: Arc<Vec<(String, SinkStats)>>,
+}
+
+/// A line of a `file` sink.
+#[derive(Serialize)]
+struct FileLine<'a> {
+    sink: &'a str,
+    subject: &'a str,
+    room: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    booking: Option<&'a str>,
+    event_id: &'a str,
+    idempotency_key: &'a str,
+    content_type: &'a str,
+    body: Body<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Body<'a> {
+    Json(&'a serde_json::value::RawValue),
+    Text(&'a str),
+}
+
+fn file_line(sink: &str, m: &Message) -> String {
+    let raw;
+    let body = match m.format {
+        Format::Json => match serde_json::from_str::<&serde_json::value::RawValue>(&m.body) {
+            Ok(r) => {
+                raw = r;
+                Body::Json(raw)
+            }
+            Err(_) => Body::Text(&m.body),
+        },
+        _ => Body::Text(&m.body),
+    };
+    let line = FileLine {
+        sink,
+        subject: m.subject.as_str(),
+        room: m.room.as_str(),
+        booking: m.booking.as_deref(),
+        event_id: &m.event_id,
+        idempotency_key: &m.idempotency_key,
+        content_type: m.format.content_type(),
+        body,
+    };
+    serde_json::to_string(&line).unwrap_or_default()
+}
+
+impl Deliverer {
+    /// Start one worker per sink. File sinks are opened (created, appended
+    /// to) here, so a bad path is a startup error.
+    pub async fn start(config: &Config, queue: usize) -> Result<Self, DeliverError> {
+        let tracker = TaskTracker::new();
+        let mut senders = Vec::new();
+        let stats: Arc<Vec<(String, SinkStats)>> = Arc::new(
+            config
+                .sinks
+                .iter()
+                .map(|s| (s.name.clone(), SinkStats::default()))
+                .collect(),
+        );
+        for (i, sink) in config.sinks.iter().enumerate() {
+            let (tx, rx) = mpsc::channel::<Message>(queue);
+            senders.push(tx);
+            let stats = stats.clone();
+            match sink.kind {
+                SinkKind::Stdout => {
+                    tracker.spawn(write_lines(
+                        rx,
+                        BufWriter::new(tokio::io::stdout()),
+                        stats,
+                        i,
+                        None,
+                    ));
+                }
+                SinkKind::File => {
+                    let path = sink.path.clone().unwrap_or_default();
+                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        tokio::fs::create_dir_all(dir).await.map_err(|source| {
+                            DeliverError::Open {
+                                sink: sink.name.clone(),
+                                path: path.clone(),
+                                source,
+                            }
+                        })?;
+                    }
+                    let f = tokio::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&path)
+                        .await
+                        .map_err(|source| DeliverError::Open {
+                            sink: sink.name.clone(),
+                            path: path.clone(),
+                            source,
+                        })?;
+                    tracker.spawn(write_lines(
+                        rx,
+                        BufWriter::new(f),
+                        stats,
+                        i,
+                        Some(sink.name.clone()),
+                    ));
+                }
+                kind => {
+                    let name = sink.name.clone();
+                    tracker.spawn(async move {
+                        let mut rx = rx;
+                        let mut warned = false;
+                        while let Some(m) = rx.recv().await {
+                            if !warned {
+                                tracing::warn!(sink = %name, kind = kind.as_str(), "HTTP delivery is not available in this build; message not sent");
+                                warned = true;
+                            }
+                            tracing::debug!(sink = %name, key = %m.idempotency_key, "not sent");
+                            stats[i].1.failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    });
+                }
+            }
+        }
+        tracker.close();
+        Ok(Deliverer {
+            senders,
+            tracker,
+            stats,
+        })
+    }
+
+    /// Queue a message on its sink's worker (waits when the queue is full:
+    /// back-pressure reaches the source, nothing is dropped).
+    pub async fn send(&self, m: Message) {
+        let i = m.sink;
+        if let Some(tx) = self.senders.get(i)
+            && tx.send(m).await.is_err()
+        {
+            tracing::error!(sink = i, "sink worker has stopped");
+        }
+    }
+
+    /// Close the queues and wait until every worker has drained.
+    pub async fn finish(self) {
+        drop(self.senders);
+        self.tracker.wait().await;
+    }
+}
+
+/// Write each message as a line; flush whenever the queue runs dry.
+async fn write_lines<W: AsyncWrite + Unpin>(
+    mut rx: mpsc::Receiver<Message>,
+    mut out: W,
+    stats: Arc<Vec<(String, SinkStats)>>,
+    i: usize,
+    jsonl_sink: Option<String>,
+) {
+    let name = stats[i].0.clone();
+    while let Some(m) = rx.recv().await {
+        let mut batch = vec![m];
+        while let Ok(m) = rx.try_recv() {
+            batch.push(m);
+        }
+        let mut buf = String::new();
+        for m in &batch {
+            match &jsonl_sink {
+                Some(sink) => buf.push_str(&file_line(sink, m)),
+                None => buf.push_str(m.body.trim_end()),
+            }
+            buf.push('\n');
+        }
+        let res = async {
+            out.write_all(buf.as_bytes()).await?;
+            out.flush().await
+        }
+        .await;
+        match res {
+            Ok(()) => {
+                stats[i]
+                    .1
+                    .delivered
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::error!(sink = %name, error = %e, count = batch.len(), "write failed");
+                stats[i]
+                    .1
+                    .failed
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// A URL safe to show: path segments and query values that may be tokens
+/// (bot hook ids, WeCom keys) are masked.
+pub fn redact_url(url: &url::Url) -> String {
+    let mut out = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
+    if let Some(p) = url.port() {
+        out.push_str(&format!(":{p}"));
+    }
+    for seg in url.path_segments().into_iter().flatten() {
+        out.push('/');
+        out.push_str(if seg.len() >= 16 { "***" } else { seg });
+    }
+    let mut first = true;
+    for (k, _) in url.query_pairs() {
+        out.push(if first { '?' } else { '&' });
+        first = false;
+        out.push_str(&k);
+        out.push_str("=***");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        let u =
+            url::Url::parse("https://open.feishu.cn/open-apis/bot/v2/hook/0123456789abcdef0123")
+                .unwrap();
+        assert_eq!(
+            redact_url(&u),
+            "https://open.feishu.cn/open-apis/bot/v2/hook/***"
+        );
+        let u =
+            url::Url::parse("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=abc").unwrap();
+        assert_eq!(
+            redact_url(&u),
+            "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=***"
+        );
+    }
+}

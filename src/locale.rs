@@ -1,0 +1,342 @@
+//! Locale-aware formatting of instants, spans and durations.
+//!
+//! Two locales ship: `zh-CN` and `en`. Everything here takes a time zone and
+//! returns display strings; nothing reads the clock.
+
+use std::fmt::Write as _;
+use std::str::FromStr;
+
+use chrono::{DateTime, Datelike, Duration, TimeZone, Timelike, Utc, Weekday};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Locale {
+    #[serde(rename = "zh-CN")]
+    ZhCn,
+    #[serde(rename = "en")]
+    En,
+}
+
+impl Locale {
+    pub const ALL: [Locale; 2] = [Locale::ZhCn, Locale::En];
+
+    pub fn tag(self) -> &'static str {
+        match self {
+            Locale::ZhCn => "zh-CN",
+            Locale::En => "en",
+        }
+    }
+}
+
+impl FromStr for Locale {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().replace('_', "-").as_str() {
+            "zh-cn" | "zh" | "zh-hans" | "zh-hans-cn" => Ok(Locale::ZhCn),
+            "en" | "en-us" | "en-gb" => Ok(Locale::En),
+            _ => Err(format!("unsupported locale `{s}` (supported: zh-CN, en)")),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Clock {
+    #[serde(rename = "24h")]
+    H24,
+    #[serde(rename = "12h")]
+    H12,
+}
+
+impl FromStr for Clock {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "24h" | "24" => Ok(Clock::H24),
+            "12h" | "12" => Ok(Clock::H12),
+            _ => Err(format!("clock must be \"24h\" or \"12h\", not `{s}`")),
+        }
+    }
+}
+
+/// How to show times for one room and one sink.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Style {
+    pub tz: Tz,
+    pub locale: Locale,
+    pub clock: Clock,
+}
+
+const WEEKDAYS_ZH: [&str; 7] = ["周一", "周二", "周三", "周四", "周五", "周六", "周日"];
+const WEEKDAYS_EN: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+const MONTHS_EN: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+fn weekday(locale: Locale, w: Weekday) -> &'static str {
+    let i = w.num_days_from_monday() as usize;
+    match locale {
+        Locale::ZhCn => WEEKDAYS_ZH[i],
+        Locale::En => WEEKDAYS_EN[i],
+    }
+}
+
+impl Style {
+    pub fn local(&self, t: DateTime<Utc>) -> DateTime<Tz> {
+        t.with_timezone(&self.tz)
+    }
+
+    /// "18:00", "6:00 PM", "下午6:00".
+    pub fn time(&self, t: DateTime<Utc>) -> String {
+        let l = self.local(t);
+        let (h, m) = (l.hour(), l.minute());
+        match (self.clock, self.locale) {
+            (Clock::H24, _) => format!("{h:02}:{m:02}"),
+            (Clock::H12, Locale::En) => {
+                let (h12, ampm) = to12(h);
+                format!("{h12}:{m:02} {}", if ampm { "PM" } else { "AM" })
+            }
+            (Clock::H12, Locale::ZhCn) => {
+                let (h12, pm) = to12(h);
+                let part = match (pm, h) {
+                    (false, 0..=5) => "凌晨",
+                    (false, _) => "上午",
+                    (true, 12) => "中午",
+                    (true, 13..=17) => "下午",
+                    (true, _) => "晚上",
+                };
+                format!("{part}{h12}:{m:02}")
+            }
+        }
+    }
+
+    /// "Fri, Mar 29", "3月29日 周五".
+    pub fn date(&self, t: DateTime<Utc>) -> String {
+        let l = self.local(t);
+        match self.locale {
+            Locale::ZhCn => format!(
+                "{}月{}日 {}",
+                l.month(),
+                l.day(),
+                weekday(self.locale, l.weekday())
+            ),
+            Locale::En => format!(
+                "{}, {} {}",
+                weekday(self.locale, l.weekday()),
+                MONTHS_EN[l.month0() as usize],
+                l.day()
+            ),
+        }
+    }
+
+    /// "2019-03-29" in the local zone.
+    pub fn iso_date(&self, t: DateTime<Utc>) -> String {
+        self.local(t).format("%Y-%m-%d").to_string()
+    }
+
+    /// The zone's abbreviation at that instant ("CST", "EDT", "NZDT").
+    pub fn zone_abbr(&self, t: DateTime<Utc>) -> String {
+        self.local(t).format("%Z").to_string()
+    }
+
+    /// "18:00–20:00"; a span crossing local midnight names the end's date.
+    pub fn range(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> String {
+        let same_day = self.local(start).date_naive() == self.local(end).date_naive()
+            || (end > start
+                && self.local(end).time() == chrono::NaiveTime::MIN
+                && self.local(end).date_naive()
+                    == self
+                        .local(start)
+                        .date_naive()
+                        .succ_opt()
+                        .unwrap_or_default());
+        if same_day {
+            format!("{}–{}", self.time(start), self.time(end))
+        } else {
+            format!("{}–{} {}", self.time(start), self.date(end), self.time(end))
+        }
+    }
+
+    /// "2 h", "1 h 30 min", "45 min"; "2 小时", "1 小时 30 分钟".
+    pub fn duration(&self, d: Duration) -> String {
+        let mins = d.num_minutes().max(0);
+        let (h, m) = (mins / 60, mins % 60);
+        let mut s = String::new();
+        match self.locale {
+            Locale::En => {
+                if h > 0 {
+                    let _ = write!(s, "{h} h");
+                }
+                if m > 0 || h == 0 {
+                    if h > 0 {
+                        s.push(' ');
+                    }
+                    let _ = write!(s, "{m} min");
+                }
+            }
+            Locale::ZhCn => {
+                if h > 0 {
+                    let _ = write!(s, "{h} 小时");
+                }
+                if m > 0 || h == 0 {
+                    if h > 0 {
+                        s.push(' ');
+                    }
+                    let _ = write!(s, "{m} 分钟");
+                }
+            }
+        }
+        s
+    }
+
+    /// "in 15 min" / "15 分钟后", "15 min ago" / "15 分钟前", "now" / "现在".
+    /// Rounds to whole minutes; spans of a day or more are given in days.
+    pub fn relative(&self, t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+        let secs = (t - now).num_seconds();
+        let future = secs > 0;
+        let mins = (secs.abs() + 30) / 60;
+        if mins == 0 {
+            return match self.locale {
+                Locale::En => "now".into(),
+                Locale::ZhCn => "现在".into(),
+            };
+        }
+        let span = if mins >= 24 * 60 {
+            let days = (mins + 12 * 60) / (24 * 60);
+            match self.locale {
+                Locale::En if days == 1 => "1 day".to_string(),
+                Locale::En => format!("{days} days"),
+                Locale::ZhCn => format!("{days} 天"),
+            }
+        } else {
+            self.duration(Duration::minutes(mins))
+        };
+        match (self.locale, future) {
+            (Locale::En, true) => format!("in {span}"),
+            (Locale::En, false) => format!("{span} ago"),
+            (Locale::ZhCn, true) => format!("{span}后"),
+            (Locale::ZhCn, false) => format!("{span}前"),
+        }
+    }
+
+    /// The start of the next local day after `t` (local midnight, or the
+    /// first instant of that date where midnight does not exist).
+    pub fn next_midnight(&self, t: DateTime<Utc>) -> DateTime<Utc> {
+        let date = self.local(t).date_naive();
+        let next = date.succ_opt().unwrap_or(date);
+        start_of_day(self.tz, next).unwrap_or(t + Duration::days(1))
+    }
+}
+
+fn to12(h: u32) -> (u32, bool) {
+    let pm = h >= 12;
+    let h12 = match h % 12 {
+        0 => 12,
+        x => x,
+    };
+    (h12, pm)
+}
+
+/// The first instant of a local date (handles zones whose midnight is
+/// skipped by a DST change).
+pub fn start_of_day(tz: Tz, date: chrono::NaiveDate) -> Option<DateTime<Utc>> {
+    let mut naive = date.and_time(chrono::NaiveTime::MIN);
+    for _ in 0..4 {
+        match tz.from_local_datetime(&naive) {
+            chrono::LocalResult::Single(t) => return Some(t.with_timezone(&Utc)),
+            chrono::LocalResult::Ambiguous(a, _) => return Some(a.with_timezone(&Utc)),
+            chrono::LocalResult::None => naive += Duration::minutes(30),
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn style(tz: Tz, locale: Locale, clock: Clock) -> Style {
+        Style { tz, locale, clock }
+    }
+
+    #[test]
+    fn seed_example_in_shanghai() {
+        let s = style(chrono_tz::Asia::Shanghai, Locale::ZhCn, Clock::H24);
+        let start = DateTime::from_timestamp_millis(1553853600000).unwrap();
+        let end = DateTime::from_timestamp_millis(1553860800000).unwrap();
+        assert_eq!(s.time(start), "18:00");
+        assert_eq!(s.date(start), "3月29日 周五");
+        assert_eq!(s.range(start, end), "18:00–20:00");
+        assert_eq!(s.duration(end - start), "2 小时");
+        let en = style(chrono_tz::Asia::Shanghai, Locale::En, Clock::H12);
+        assert_eq!(en.time(start), "6:00 PM");
+        assert_eq!(en.date(start), "Fri, Mar 29");
+        assert_eq!(en.duration(Duration::minutes(90)), "1 h 30 min");
+        let zh12 = style(chrono_tz::Asia::Shanghai, Locale::ZhCn, Clock::H12);
+        assert_eq!(zh12.time(start), "晚上6:00");
+    }
+
+    #[test]
+    fn twelve_hour_edges() {
+        let en = style(chrono_tz::UTC, Locale::En, Clock::H12);
+        let at = |h| Utc.with_ymd_and_hms(2026, 1, 1, h, 5, 0).unwrap();
+        assert_eq!(en.time(at(0)), "12:05 AM");
+        assert_eq!(en.time(at(12)), "12:05 PM");
+        assert_eq!(en.time(at(23)), "11:05 PM");
+    }
+
+    #[test]
+    fn relative_times() {
+        let en = style(chrono_tz::UTC, Locale::En, Clock::H24);
+        let zh = style(chrono_tz::UTC, Locale::ZhCn, Clock::H24);
+        let now = Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap();
+        assert_eq!(en.relative(now + Duration::minutes(15), now), "in 15 min");
+        assert_eq!(zh.relative(now + Duration::minutes(15), now), "15 分钟后");
+        assert_eq!(
+            en.relative(now - Duration::minutes(90), now),
+            "1 h 30 min ago"
+        );
+        assert_eq!(zh.relative(now - Duration::minutes(5), now), "5 分钟前");
+        assert_eq!(en.relative(now + Duration::seconds(20), now), "now");
+        assert_eq!(en.relative(now + Duration::days(3), now), "in 3 days");
+        assert_eq!(zh.relative(now + Duration::hours(26), now), "1 天后");
+    }
+
+    #[test]
+    fn range_across_midnight_names_the_end_date() {
+        let s = style(chrono_tz::Pacific::Auckland, Locale::En, Clock::H24);
+        let start = Utc.with_ymd_and_hms(2026, 1, 1, 10, 0, 0).unwrap(); // 23:00 NZDT
+        assert_eq!(
+            s.range(start, start + Duration::hours(2)),
+            "23:00–Sat, Jan 3 01:00"
+        );
+        assert_eq!(s.range(start, start + Duration::hours(1)), "23:00–00:00");
+    }
+
+    #[test]
+    fn midnight_on_dst_days() {
+        // America/New_York springs forward at 02:00 on 2026-03-08: midnight exists.
+        let ny = style(chrono_tz::America::New_York, Locale::En, Clock::H24);
+        let t = Utc.with_ymd_and_hms(2026, 3, 8, 12, 0, 0).unwrap();
+        assert_eq!(
+            ny.next_midnight(t),
+            Utc.with_ymd_and_hms(2026, 3, 9, 4, 0, 0).unwrap()
+        );
+        // America/Santiago skips local midnight (00:00 → 01:00) on 2026-09-06.
+        let scl = style(chrono_tz::America::Santiago, Locale::En, Clock::H24);
+        let t = Utc.with_ymd_and_hms(2026, 9, 5, 12, 0, 0).unwrap();
+        let m = scl.next_midnight(t);
+        assert_eq!(
+            scl.local(m).format("%Y-%m-%d %H:%M").to_string(),
+            "2026-09-06 01:00"
+        );
+    }
+
+    #[test]
+    fn locales_parse() {
+        assert_eq!("zh-CN".parse::<Locale>(), Ok(Locale::ZhCn));
+        assert_eq!("en_US".parse::<Locale>(), Ok(Locale::En));
+        assert!("fr".parse::<Locale>().is_err());
+    }
+}

@@ -1,0 +1,448 @@
+//! Handlebars templates fed view models.
+//!
+//! Template files are named `<name>[.<locale>].<format>.hbs`, where format is
+//! `json`, `txt`, `md` or `html`. Defaults ship in `templates/` and are
+//! embedded in the binary; a directory named in the config adds templates or
+//! replaces defaults file by file. Lookup for (name, locale) tries
+//! `name.locale`, then `name`, then `name.en`.
+//!
+//! Escaping follows the format: inside JSON templates every `{{value}}` is
+//! escaped as JSON string content (so `"title": "{{room.name}}"` is always
+//! valid JSON), HTML templates escape HTML, text and Markdown templates
+//! escape nothing. JSON output is checked to be JSON. Strict mode: a
+//! template naming a variable the view model lacks fails to render.
+
+pub mod view;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use handlebars::Handlebars;
+use serde::Serialize;
+
+use crate::locale::Locale;
+
+/// The embedded default templates (file name, source).
+pub const DEFAULTS: &[(&str, &str)] = &[
+    (
+        "panel.json.hbs",
+        include_str!("../../templates/panel.json.hbs"),
+    ),
+    (
+        "text.en.txt.hbs",
+        include_str!("../../templates/text.en.txt.hbs"),
+    ),
+    (
+        "text.zh-CN.txt.hbs",
+        include_str!("../../templates/text.zh-CN.txt.hbs"),
+    ),
+    (
+        "room.en.txt.hbs",
+        include_str!("../../templates/room.en.txt.hbs"),
+    ),
+    (
+        "room.zh-CN.txt.hbs",
+        include_str!("../../templates/room.zh-CN.txt.hbs"),
+    ),
+    (
+        "feishu_card.en.json.hbs",
+        include_str!("../../templates/feishu_card.en.json.hbs"),
+    ),
+    (
+        "feishu_card.zh-CN.json.hbs",
+        include_str!("../../templates/feishu_card.zh-CN.json.hbs"),
+    ),
+    (
+        "slack.en.json.hbs",
+        include_str!("../../templates/slack.en.json.hbs"),
+    ),
+    (
+        "slack.zh-CN.json.hbs",
+        include_str!("../../templates/slack.zh-CN.json.hbs"),
+    ),
+    (
+        "dingtalk.json.hbs",
+        include_str!("../../templates/dingtalk.json.hbs"),
+    ),
+    (
+        "wecom.json.hbs",
+        include_str!("../../templates/wecom.json.hbs"),
+    ),
+    (
+        "webhook.json.hbs",
+        include_str!("../../templates/webhook.json.hbs"),
+    ),
+];
+
+/// What a template produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    Json,
+    Text,
+    Markdown,
+    Html,
+}
+
+impl Format {
+    fn from_ext(e: &str) -> Option<Self> {
+        Some(match e {
+            "json" => Format::Json,
+            "txt" => Format::Text,
+            "md" => Format::Markdown,
+            "html" => Format::Html,
+            _ => return None,
+        })
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json",
+            Format::Text => "text/plain; charset=utf-8",
+            Format::Markdown => "text/markdown; charset=utf-8",
+            Format::Html => "text/html; charset=utf-8",
+        }
+    }
+}
+
+/// A problem with a template file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("template {file}: {message}")]
+pub struct TemplateIssue {
+    pub file: String,
+    pub message: String,
+}
+
+/// Why a render failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("no template named `{name}` for locale {locale}")]
+    Unknown { name: String, locale: &'static str },
+    #[error("template `{template}`: {message}")]
+    Failed { template: String, message: String },
+    #[error("template `{template}` produced invalid JSON: {message}")]
+    NotJson { template: String, message: String },
+}
+
+/// Rendered output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub body: String,
+    pub format: Format,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    format: Format,
+    /// Where it came from (for messages).
+    origin: String,
+}
+
+/// Every compiled template.
+pub struct Templates {
+    json: Handlebars<'static>,
+    text: Handlebars<'static>,
+    html: Handlebars<'static>,
+    /// Registered name (`name` or `name.locale`) → entry.
+    index: HashMap<String, Entry>,
+}
+
+fn json_escape(s: &str) -> String {
+    let quoted = serde_json::to_string(s).unwrap_or_default();
+    quoted[1..quoted.len().saturating_sub(1).max(1)].to_string()
+}
+
+fn registry(escape: fn(&str) -> String) -> Handlebars<'static> {
+    let mut h = Handlebars::new();
+    h.set_strict_mode(true);
+    h.register_escape_fn(escape);
+    h
+}
+
+/// Split `name[.locale].format.hbs` into (registered name, format).
+fn parse_file_name(file: &str) -> Result<(String, Format), String> {
+    let stem = file
+        .strip_suffix(".hbs")
+        .ok_or_else(|| "template files must end in .hbs".to_string())?;
+    let (rest, ext) = stem
+        .rsplit_once('.')
+        .ok_or_else(|| "name it <name>[.<locale>].<json|txt|md|html>.hbs".to_string())?;
+    let format = Format::from_ext(ext)
+        .ok_or_else(|| format!("unknown format `.{ext}` (expected json, txt, md or html)"))?;
+    if rest.is_empty() {
+        return Err("empty template name".into());
+    }
+    if let Some((_, loc)) = rest.rsplit_once('.') {
+        loc.parse::<Locale>()?;
+    }
+    Ok((rest.to_string(), format))
+}
+
+impl Templates {
+    /// The embedded defaults, then every `*.hbs` file in `dir` (which may
+    /// replace a default). Returns every problem found.
+    pub fn load(dir: Option<&Path>) -> Result<Self, Vec<TemplateIssue>> {
+        let mut t = Templates {
+            json: registry(json_escape),
+            text: registry(handlebars::no_escape),
+            html: registry(handlebars::html_escape),
+            index: HashMap::new(),
+        };
+        let mut issues = Vec::new();
+        for (file, src) in DEFAULTS {
+            if let Err(e) = t.add(file, src, format!("(built-in) {file}")) {
+                issues.push(e);
+            }
+        }
+        if let Some(dir) = dir {
+            let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+                Ok(rd) => rd
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|e| e == "hbs"))
+                    .collect(),
+                Err(e) => {
+                    issues.push(TemplateIssue {
+                        file: dir.display().to_string(),
+                        message: format!("cannot read directory: {e}"),
+                    });
+                    Vec::new()
+                }
+            };
+            files.sort();
+            for path in files {
+                let file = path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                match std::fs::read_to_string(&path) {
+                    Ok(src) => {
+                        if let Err(e) = t.add(&file, &src, path.display().to_string()) {
+                            issues.push(e);
+                        }
+                    }
+                    Err(e) => issues.push(TemplateIssue {
+                        file: path.display().to_string(),
+                        message: format!("cannot read: {e}"),
+                    }),
+                }
+            }
+        }
+        if issues.is_empty() {
+            Ok(t)
+        } else {
+            Err(issues)
+        }
+    }
+
+    fn add(&mut self, file: &str, src: &str, origin: String) -> Result<(), TemplateIssue> {
+        let issue = |message: String| TemplateIssue {
+            file: origin.clone(),
+            message,
+        };
+        let (name, format) = parse_file_name(file).map_err(issue)?;
+        // A replaced template may change format: drop the old one.
+        if let Some(old) = self.index.remove(&name) {
+            self.registry_mut(old.format).unregister_template(&name);
+        }
+        self.registry_mut(format)
+            .register_template_string(&name, src)
+            .map_err(|e| issue(template_error_message(&e)))?;
+        self.index.insert(name, Entry { format, origin });
+        Ok(())
+    }
+
+    fn registry_mut(&mut self, f: Format) -> &mut Handlebars<'static> {
+        match f {
+            Format::Json => &mut self.json,
+            Format::Text | Format::Markdown => &mut self.text,
+            Format::Html => &mut self.html,
+        }
+    }
+
+    fn registry(&self, f: Format) -> &Handlebars<'static> {
+        match f {
+            Format::Json => &self.json,
+            Format::Text | Format::Markdown => &self.text,
+            Format::Html => &self.html,
+        }
+    }
+
+    /// The registered name a (name, locale) pair resolves to.
+    pub fn resolve(&self, name: &str, locale: Locale) -> Option<(String, Format)> {
+        [
+            format!("{name}.{}", locale.tag()),
+            name.to_string(),
+            format!("{name}.en"),
+        ]
+        .into_iter()
+        .find_map(|k| self.index.get(&k).map(|e| (k, e.format)))
+    }
+
+    /// Is there a template of this name for this locale?
+    pub fn has(&self, name: &str, locale: Locale) -> bool {
+        self.resolve(name, locale).is_some()
+    }
+
+    /// Where a resolved template came from (file path or built-in).
+    pub fn origin(&self, registered: &str) -> Option<&str> {
+        self.index.get(registered).map(|e| e.origin.as_str())
+    }
+
+    pub fn render<T: Serialize>(
+        &self,
+        name: &str,
+        locale: Locale,
+        data: &T,
+    ) -> Result<Rendered, RenderError> {
+        let (key, format) = self
+            .resolve(name, locale)
+            .ok_or_else(|| RenderError::Unknown {
+                name: name.to_string(),
+                locale: locale.tag(),
+            })?;
+        let body = self
+            .registry(format)
+            .render(&key, data)
+            .map_err(|e| RenderError::Failed {
+                template: key.clone(),
+                message: render_error_message(&e),
+            })?;
+        if format == Format::Json
+            && let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&body)
+        {
+            return Err(RenderError::NotJson {
+                template: key,
+                message: e.to_string(),
+            });
+        }
+        Ok(Rendered { body, format })
+    }
+}
+
+fn template_error_message(e: &handlebars::TemplateError) -> String {
+    match e.pos() {
+        Some((l, c)) => format!("syntax error at line {l}, column {c}: {}", e.reason()),
+        None => format!("syntax error: {}", e.reason()),
+    }
+}
+
+fn render_error_message(e: &handlebars::RenderError) -> String {
+    let reason = e.reason().to_string();
+    match (e.line_no, e.column_no) {
+        (Some(l), Some(c)) => format!("{reason} (line {l}, column {c})"),
+        _ => reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_compile() {
+        let t = Templates::load(None).expect("defaults");
+        for l in Locale::ALL {
+            for n in [
+                "panel",
+                "text",
+                "room",
+                "feishu_card",
+                "slack",
+                "dingtalk",
+                "wecom",
+                "webhook",
+            ] {
+                assert!(t.has(n, l), "{n} {l:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn file_names() {
+        assert_eq!(
+            parse_file_name("text.zh-CN.txt.hbs"),
+            Ok(("text.zh-CN".into(), Format::Text))
+        );
+        assert_eq!(
+            parse_file_name("panel.json.hbs"),
+            Ok(("panel".into(), Format::Json))
+        );
+        assert!(parse_file_name("panel.hbs").is_err());
+        assert!(parse_file_name("panel.fr.txt.hbs").is_err());
+        assert!(parse_file_name("panel.json.tpl").is_err());
+    }
+
+    fn dir_with(files: &[(&str, &str)]) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "roomcast-tpl-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        for (f, s) in files {
+            std::fs::write(d.join(f), s).unwrap();
+        }
+        d
+    }
+
+    #[test]
+    fn override_dir_replaces_and_adds() {
+        let d = dir_with(&[
+            ("text.en.txt.hbs", "X {{room.name}}"),
+            ("mine.md.hbs", "*{{room.name}}*"),
+        ]);
+        let t = Templates::load(Some(&d)).unwrap();
+        let data = json!({"room": {"name": "A<b>"}});
+        assert_eq!(t.render("text", Locale::En, &data).unwrap().body, "X A<b>");
+        assert_eq!(
+            t.render("mine", Locale::ZhCn, &data).unwrap().body,
+            "*A<b>*"
+        );
+        assert!(t.origin("text.en").unwrap().ends_with("text.en.txt.hbs"));
+    }
+
+    #[test]
+    fn syntax_errors_name_file_and_line() {
+        let d = dir_with(&[
+            ("bad.txt.hbs", "line one\n{{#if x}}\nunclosed\n"),
+            ("worse.json.hbs", "{{/each}}"),
+        ]);
+        let issues = Templates::load(Some(&d)).err().expect("errors");
+        assert_eq!(issues.len(), 2, "{issues:?}");
+        assert!(issues[0].file.ends_with("bad.txt.hbs"));
+        assert!(issues[0].message.contains("line"), "{}", issues[0].message);
+    }
+
+    #[test]
+    fn json_values_are_escaped_and_output_checked() {
+        let d = dir_with(&[
+            ("j.json.hbs", "{\"t\": \"{{v}}\"}"),
+            ("broken.json.hbs", "{\"t\": {{v}} }"),
+        ]);
+        let t = Templates::load(Some(&d)).unwrap();
+        let body = t
+            .render("j", Locale::En, &json!({"v": "a \"q\"\n\\ <b>"}))
+            .unwrap()
+            .body;
+        let back: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(back["t"], "a \"q\"\n\\ <b>");
+        assert!(matches!(
+            t.render("broken", Locale::En, &json!({"v": "x y"})),
+            Err(RenderError::NotJson { .. })
+        ));
+    }
+
+    #[test]
+    fn strict_mode_rejects_missing_variables() {
+        let d = dir_with(&[("s.txt.hbs", "{{room.nope}}")]);
+        let t = Templates::load(Some(&d)).unwrap();
+        assert!(matches!(
+            t.render("s", Locale::En, &json!({"room": {}})),
+            Err(RenderError::Failed { .. })
+        ));
+        assert!(matches!(
+            t.render("absent", Locale::En, &json!({})),
+            Err(RenderError::Unknown { .. })
+        ));
+    }
+}
