@@ -10,7 +10,7 @@ use crate::config::{self, Config, ConfigError, Env, Payload};
 use crate::model::{Booking, BookingKey, Change, ChangeKind, Organizer, RoomId};
 use crate::pipeline::Pipeline;
 use crate::render::Templates;
-use crate::render::view::NoticeVm;
+use crate::render::view;
 
 /// A loaded, fully checked setup.
 pub struct Checked {
@@ -51,7 +51,7 @@ pub fn sample_change(room: &RoomId, kind: ChangeKind, at: DateTime<Utc>) -> Chan
     Change {
         room: room.clone(),
         kind,
-        booking: Booking {
+        booking: Arc::new(Booking {
             key: BookingKey::new("sample-uid", 0),
             start,
             end: start + Duration::hours(1),
@@ -61,7 +61,7 @@ pub fn sample_change(room: &RoomId, kind: ChangeKind, at: DateTime<Utc>) -> Chan
                 user_id: None,
                 union_id: None,
             },
-        },
+        }),
         previous: (kind == ChangeKind::Rescheduled).then(|| (start - Duration::hours(1), start)),
         event_id: Arc::from("sample-event"),
     }
@@ -131,8 +131,8 @@ fn trial_render(checked: &Checked, path: &Path) -> Vec<String> {
                 .try_for_each(|k| {
                     let c = sample_change(&room, k, now);
                     let vm =
-                        NoticeVm::new(&style, &c, room_cfg.and_then(|r| r.name.as_deref()), now);
-                    templates.render(&sink.template, locale, &vm).map(|_| ())
+                        view::notice(&style, &c, room_cfg.and_then(|r| r.name.as_deref()), now);
+                    templates.render(&sink.template, locale, vm).map(|_| ())
                 }),
                 Payload::Snapshot => [
                     now,
@@ -141,9 +141,8 @@ fn trial_render(checked: &Checked, path: &Path) -> Vec<String> {
                 ]
                 .into_iter()
                 .try_for_each(|t| {
-                    let mut vm = pipeline.snapshot_vm(Some(sink), &room, t);
-                    vm.room.locale = locale.tag();
-                    templates.render(&sink.template, locale, &vm).map(|_| ())
+                    let vm = pipeline.snapshot_vm_styled(&style, &room, t);
+                    templates.render(&sink.template, locale, vm).map(|_| ())
                 }),
             };
             if let Err(e) = result {

@@ -5,7 +5,7 @@
 //! file names. Unknown keys are errors. Every problem names its key and line;
 //! [`parse`] reports all the semantic problems it finds at once.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -359,11 +359,13 @@ pub struct Config {
     pub lark: LarkConfig,
     pub rooms: Vec<RoomConfig>,
     pub sinks: Vec<SinkConfig>,
+    /// Room id → index into `rooms`.
+    room_index: HashMap<RoomId, usize, foldhash::fast::RandomState>,
 }
 
 impl Config {
     pub fn room(&self, id: &RoomId) -> Option<&RoomConfig> {
-        self.rooms.iter().find(|r| &r.id == id)
+        self.room_index.get(id).map(|i| &self.rooms[*i])
     }
 
     /// The display style for a room seen through a sink: sink overrides
@@ -1022,6 +1024,11 @@ fn validate(raw: Raw, cx: &mut Ctx) -> Option<Config> {
         starting_soon,
         templates_dir,
         lark,
+        room_index: rooms
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.clone(), i))
+            .collect(),
         rooms,
         sinks,
     })
@@ -1080,7 +1087,7 @@ mod tests {
         assert_eq!(i.len(), 1);
         assert_eq!(i[0].line, Some(7));
         assert!(i[0].message.contains("colour"), "{:?}", i[0]);
-        assert_eq!(i[0].key, "display");
+        assert_eq!(i[0].key, "display.colour");
     }
 
     #[test]

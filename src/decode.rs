@@ -149,10 +149,6 @@ enum RoomRef {
     Id(String),
 }
 
-fn json_err(e: serde_json::Error) -> DecodeError {
-    DecodeError::Json(e.to_string())
-}
-
 fn field_err<E: fmt::Display>(prefix: &str, e: serde_path_to_error::Error<E>) -> DecodeError {
     let path = e.path().to_string();
     let field = if path == "." || path.is_empty() {
@@ -168,6 +164,24 @@ fn field_err<E: fmt::Display>(prefix: &str, e: serde_path_to_error::Error<E>) ->
     DecodeError::Field { field, problem }
 }
 
+/// Deserialize with plain serde_json; only on failure run again through
+/// serde_path_to_error to learn which field was wrong (the slow path is
+/// for bad input only).
+fn parse_with_path<'a, T: Deserialize<'a>>(text: &'a str, prefix: &str) -> Result<T, DecodeError> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    match T::deserialize(&mut de).and_then(|v| de.end().map(|()| v)) {
+        Ok(v) => Ok(v),
+        Err(e) if e.is_syntax() || e.is_eof() => Err(DecodeError::Json(e.to_string())),
+        Err(_) => {
+            let mut de = serde_json::Deserializer::from_str(text);
+            match serde_path_to_error::deserialize::<_, T>(&mut de) {
+                Err(e) => Err(field_err(prefix, e)),
+                Ok(_) => Err(DecodeError::Json("inconsistent input".into())),
+            }
+        }
+    }
+}
+
 fn to_time(field: &'static str, ms: i64) -> Result<DateTime<Utc>, DecodeError> {
     DateTime::<Utc>::from_timestamp_millis(ms).ok_or_else(|| DecodeError::Field {
         field: field.into(),
@@ -177,15 +191,9 @@ fn to_time(field: &'static str, ms: i64) -> Result<DateTime<Utc>, DecodeError> {
 
 /// Decode one event payload (plaintext JSON, after any webhook decryption).
 pub fn decode(payload: &[u8]) -> Result<Decoded, DecodeError> {
-    let mut de = serde_json::Deserializer::from_slice(payload);
-    let env: Envelope = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        if e.inner().is_syntax() || e.inner().is_eof() {
-            DecodeError::Json(e.into_inner().to_string())
-        } else {
-            field_err("", e)
-        }
-    })?;
-    de.end().map_err(json_err)?;
+    let text =
+        std::str::from_utf8(payload).map_err(|e| DecodeError::Json(format!("not UTF-8: {e}")))?;
+    let env: Envelope = parse_with_path(text, "")?;
 
     if env.kind.as_deref() == Some("url_verification") {
         let challenge = env.challenge.ok_or(DecodeError::Missing("challenge"))?;
@@ -212,9 +220,7 @@ pub fn decode(payload: &[u8]) -> Result<Decoded, DecodeError> {
             });
         }
         let raw = env.event.ok_or(DecodeError::Missing("event"))?;
-        let mut de = serde_json::Deserializer::from_str(raw.get());
-        let head: EventHead =
-            serde_path_to_error::deserialize(&mut de).map_err(|e| field_err("event.", e))?;
+        let head: EventHead = parse_with_path(raw.get(), "event.")?;
         let t = head.kind.ok_or(DecodeError::Missing("event.type"))?;
         (t, env.uuid, env.token, None)
     };
@@ -238,9 +244,7 @@ pub fn decode(payload: &[u8]) -> Result<Decoded, DecodeError> {
     }
 
     let raw = env.event.ok_or(DecodeError::Missing("event"))?;
-    let mut de = serde_json::Deserializer::from_str(raw.get());
-    let body: Body =
-        serde_path_to_error::deserialize(&mut de).map_err(|e| field_err("event.", e))?;
+    let body: Body = parse_with_path(raw.get(), "event.")?;
 
     let event_ms = match (body.event_time, header_time) {
         (Some(Millis(ms)), _) | (None, Some(Millis(ms))) => ms,
@@ -462,7 +466,8 @@ mod tests {
 
     #[test]
     fn each_malformed_field_is_named() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             (
                 "event.event_time",
                 Box::new(|v| v["event"]["event_time"] = json!("soon")),

@@ -88,7 +88,11 @@ impl Style {
 
     /// "18:00", "6:00 PM", "下午6:00".
     pub fn time(&self, t: DateTime<Utc>) -> String {
-        let l = self.local(t);
+        self.time_of(&self.local(t))
+    }
+
+    /// [`Style::time`] of an instant already in the zone.
+    pub fn time_of(&self, l: &DateTime<Tz>) -> String {
         let (h, m) = (l.hour(), l.minute());
         match (self.clock, self.locale) {
             (Clock::H24, _) => format!("{h:02}:{m:02}"),
@@ -112,7 +116,11 @@ impl Style {
 
     /// "Fri, Mar 29", "3月29日 周五".
     pub fn date(&self, t: DateTime<Utc>) -> String {
-        let l = self.local(t);
+        self.date_of(&self.local(t))
+    }
+
+    /// [`Style::date`] of an instant already in the zone.
+    pub fn date_of(&self, l: &DateTime<Tz>) -> String {
         match self.locale {
             Locale::ZhCn => format!(
                 "{}月{}日 {}",
@@ -136,24 +144,29 @@ impl Style {
 
     /// The zone's abbreviation at that instant ("CST", "EDT", "NZDT").
     pub fn zone_abbr(&self, t: DateTime<Utc>) -> String {
-        self.local(t).format("%Z").to_string()
+        zone_abbr_of(&self.local(t))
     }
 
     /// "18:00–20:00"; a span crossing local midnight names the end's date.
     pub fn range(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> String {
-        let same_day = self.local(start).date_naive() == self.local(end).date_naive()
-            || (end > start
-                && self.local(end).time() == chrono::NaiveTime::MIN
-                && self.local(end).date_naive()
-                    == self
-                        .local(start)
-                        .date_naive()
-                        .succ_opt()
-                        .unwrap_or_default());
-        if same_day {
-            format!("{}–{}", self.time(start), self.time(end))
+        self.range_of(&self.local(start), &self.local(end))
+    }
+
+    /// [`Style::range`] of instants already in the zone.
+    pub fn range_of(&self, start: &DateTime<Tz>, end: &DateTime<Tz>) -> String {
+        let (ds, de) = (start.date_naive(), end.date_naive());
+        // Ending exactly at the next local midnight still reads as one day.
+        let ends_at_midnight =
+            de == ds.succ_opt().unwrap_or(ds) && end.time() == chrono::NaiveTime::MIN;
+        if ds == de || ends_at_midnight {
+            format!("{}–{}", self.time_of(start), self.time_of(end))
         } else {
-            format!("{}–{} {}", self.time(start), self.date(end), self.time(end))
+            format!(
+                "{}–{} {}",
+                self.time_of(start),
+                self.date_of(end),
+                self.time_of(end)
+            )
         }
     }
 
@@ -225,6 +238,17 @@ impl Style {
         let date = self.local(t).date_naive();
         let next = date.succ_opt().unwrap_or(date);
         start_of_day(self.tz, next).unwrap_or(t + Duration::days(1))
+    }
+}
+
+/// The abbreviation in force at a local instant ("EDT"), or its UTC offset
+/// ("+0530") where the zone has none.
+pub fn zone_abbr_of(l: &DateTime<Tz>) -> String {
+    use chrono::Offset;
+    use chrono_tz::OffsetName;
+    match l.offset().abbreviation() {
+        Some(a) => a.to_string(),
+        None => l.offset().fix().to_string(),
     }
 }
 
@@ -309,7 +333,7 @@ mod tests {
         let start = Utc.with_ymd_and_hms(2026, 1, 1, 10, 0, 0).unwrap(); // 23:00 NZDT
         assert_eq!(
             s.range(start, start + Duration::hours(2)),
-            "23:00–Sat, Jan 3 01:00"
+            "23:00–Fri, Jan 2 01:00"
         );
         assert_eq!(s.range(start, start + Duration::hours(1)), "23:00–00:00");
     }

@@ -14,6 +14,11 @@ use roomcast::check;
 use roomcast::config::ProcessEnv;
 use roomcast::pipeline::{Outcome, Pipeline};
 
+// mimalloc: allocation-heavy paths (decode, view models, rendering) run
+// markedly faster than with the system allocator; see BENCHMARKS.md.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit codes (also in the README).
 mod code {
     /// Success.
@@ -233,7 +238,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                     .style(checked.config.room(&room), None)
                     .locale;
                 let name = if json { "panel" } else { "room" };
-                match checked.templates.render(name, locale, &vm) {
+                match checked.templates.render(name, locale, vm) {
                     Ok(r) => println!("{}", r.body.trim_end()),
                     Err(e) => {
                         eprintln!("error: {e}");

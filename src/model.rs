@@ -147,8 +147,9 @@ impl ChangeKind {
 pub struct Change {
     pub room: RoomId,
     pub kind: ChangeKind,
-    /// The booking after the change (for `Cancelled`: as it was).
-    pub booking: Booking,
+    /// The booking after the change (for `Cancelled`: as it was); shared
+    /// by the changes of all its rooms.
+    pub booking: Arc<Booking>,
     /// For `Rescheduled`: the previous (start, end).
     pub previous: Option<(DateTime<Utc>, DateTime<Utc>)>,
     /// The event that caused it.

@@ -13,8 +13,9 @@ use subtle::ConstantTimeEq;
 
 use crate::config::{Config, Payload, SinkConfig};
 use crate::decode::{self, DecodeError, Decoded};
+use crate::locale::Style;
 use crate::model::{Change, ChangeKind, RoomId};
-use crate::render::view::{NoticeVm, SnapshotVm};
+use crate::render::view::{self, ViewModel};
 use crate::render::{Format, RenderError, Templates};
 use crate::schedule::{Schedule, Skip};
 
@@ -96,10 +97,12 @@ pub fn idempotency_key(parts: &[&str]) -> String {
         h.update(p.as_bytes());
         h.update([0u8]);
     }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let d = h.finalize();
     let mut s = String::with_capacity(32);
     for b in &d[..16] {
-        s.push_str(&format!("{b:02x}"));
+        s.push(HEX[usize::from(b >> 4)] as char);
+        s.push(HEX[usize::from(b & 15)] as char);
     }
     s
 }
@@ -185,8 +188,8 @@ impl Pipeline {
                     continue;
                 }
                 let style = cfg.style(room_cfg, Some(sink));
-                let vm = NoticeVm::new(&style, c, room_cfg.and_then(|r| r.name.as_deref()), now);
-                match self.templates.render(&sink.template, style.locale, &vm) {
+                let vm = view::notice(&style, c, room_cfg.and_then(|r| r.name.as_deref()), now);
+                match self.templates.render(&sink.template, style.locale, vm) {
                     Ok(r) => out.push(Message {
                         sink: i,
                         idempotency_key: idempotency_key(&[
@@ -256,25 +259,34 @@ impl Pipeline {
             .collect()
     }
 
-    /// The room's view at `now` for one sink (its template, its style).
+    /// The room's view at `now` as one sink shows it (its style).
     pub fn snapshot_vm(
         &self,
         sink: Option<&SinkConfig>,
         room: &RoomId,
         now: DateTime<Utc>,
-    ) -> SnapshotVm {
+    ) -> ViewModel {
+        let style = self.config.style(self.config.room(room), sink);
+        self.snapshot_vm_styled(&style, room, now)
+    }
+
+    /// The room's view at `now` in a given style.
+    pub fn snapshot_vm_styled(
+        &self,
+        style: &Style,
+        room: &RoomId,
+        now: DateTime<Utc>,
+    ) -> ViewModel {
         let cfg = &self.config;
-        let room_cfg = cfg.room(room);
-        let style = cfg.style(room_cfg, sink);
         let day_end = style.next_midnight(now);
         let soon =
             chrono::Duration::from_std(cfg.starting_soon).unwrap_or(chrono::Duration::minutes(10));
-        let view = self.schedule.view(room, now, day_end, soon);
-        SnapshotVm::new(
-            &style,
+        let v = self.schedule.view(room, now, day_end, soon);
+        view::snapshot(
+            style,
             room,
-            room_cfg.and_then(|r| r.name.as_deref()),
-            &view,
+            cfg.room(room).and_then(|r| r.name.as_deref()),
+            &v,
             now,
         )
     }
@@ -286,10 +298,10 @@ impl Pipeline {
         now: DateTime<Utc>,
     ) -> Result<(String, Format), RenderError> {
         let s = &self.config.sinks[sink];
-        let vm = self.snapshot_vm(Some(s), room, now);
-        let locale = self.config.style(self.config.room(room), Some(s)).locale;
+        let style = self.config.style(self.config.room(room), Some(s));
+        let vm = self.snapshot_vm_styled(&style, room, now);
         self.templates
-            .render(&s.template, locale, &vm)
+            .render(&s.template, style.locale, vm)
             .map(|r| (r.body, r.format))
     }
 

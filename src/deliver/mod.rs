@@ -56,20 +56,14 @@ struct FileLine<'a> {
 #[derive(Serialize)]
 #[serde(untagged)]
 enum Body<'a> {
-    Json(&'a serde_json::value::RawValue),
+    Json(serde_json::Value),
     Text(&'a str),
 }
 
 fn file_line(sink: &str, m: &Message) -> String {
-    let raw;
+    // JSON bodies are re-serialized compactly: one message, one line.
     let body = match m.format {
-        Format::Json => match serde_json::from_str::<&serde_json::value::RawValue>(&m.body) {
-            Ok(r) => {
-                raw = r;
-                Body::Json(raw)
-            }
-            Err(_) => Body::Text(&m.body),
-        },
+        Format::Json => serde_json::from_str(&m.body).map_or(Body::Text(&m.body), Body::Json),
         _ => Body::Text(&m.body),
     };
     let line = FileLine {

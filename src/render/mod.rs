@@ -18,7 +18,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use handlebars::Handlebars;
-use serde::Serialize;
 
 use crate::locale::Locale;
 
@@ -144,6 +143,9 @@ pub struct Templates {
     html: Handlebars<'static>,
     /// Registered name (`name` or `name.locale`) → entry.
     index: HashMap<String, Entry>,
+    /// Base name → the registered name each locale resolves to (indexed
+    /// by `Locale::ALL` order), computed once after loading.
+    resolved: HashMap<String, [Option<(String, Format)>; 2]>,
 }
 
 fn json_escape(s: &str) -> String {
@@ -186,6 +188,7 @@ impl Templates {
             text: registry(handlebars::no_escape),
             html: registry(handlebars::html_escape),
             index: HashMap::new(),
+            resolved: HashMap::new(),
         };
         let mut issues = Vec::new();
         for (file, src) in DEFAULTS {
@@ -226,6 +229,7 @@ impl Templates {
                 }
             }
         }
+        t.build_resolution();
         if issues.is_empty() {
             Ok(t)
         } else {
@@ -266,8 +270,9 @@ impl Templates {
         }
     }
 
-    /// The registered name a (name, locale) pair resolves to.
-    pub fn resolve(&self, name: &str, locale: Locale) -> Option<(String, Format)> {
+    /// The registered name a (name, locale) pair resolves to: `name.locale`,
+    /// then `name`, then `name.en`.
+    fn resolve_uncached(&self, name: &str, locale: Locale) -> Option<(String, Format)> {
         [
             format!("{name}.{}", locale.tag()),
             name.to_string(),
@@ -275,6 +280,34 @@ impl Templates {
         ]
         .into_iter()
         .find_map(|k| self.index.get(&k).map(|e| (k, e.format)))
+    }
+
+    /// Fill `resolved` for every base name.
+    fn build_resolution(&mut self) {
+        let bases: std::collections::HashSet<String> = self
+            .index
+            .keys()
+            .map(|k| match k.rsplit_once('.') {
+                Some((base, loc)) if loc.parse::<Locale>().is_ok() => base.to_string(),
+                _ => k.clone(),
+            })
+            .collect();
+        self.resolved = bases
+            .into_iter()
+            .map(|b| {
+                let r = Locale::ALL.map(|l| self.resolve_uncached(&b, l));
+                (b, r)
+            })
+            .collect();
+    }
+
+    /// The registered name and format a (name, locale) pair resolves to.
+    pub fn resolve(&self, name: &str, locale: Locale) -> Option<(&str, Format)> {
+        let i = Locale::ALL.iter().position(|l| *l == locale)?;
+        self.resolved
+            .get(name)
+            .and_then(|r| r[i].as_ref())
+            .map(|(k, f)| (k.as_str(), *f))
     }
 
     /// Is there a template of this name for this locale?
@@ -287,11 +320,11 @@ impl Templates {
         self.index.get(registered).map(|e| e.origin.as_str())
     }
 
-    pub fn render<T: Serialize>(
+    pub fn render(
         &self,
         name: &str,
         locale: Locale,
-        data: &T,
+        vm: view::ViewModel,
     ) -> Result<Rendered, RenderError> {
         let (key, format) = self
             .resolve(name, locale)
@@ -299,18 +332,19 @@ impl Templates {
                 name: name.to_string(),
                 locale: locale.tag(),
             })?;
+        let ctx = handlebars::Context::from(vm.0);
         let body = self
             .registry(format)
-            .render(&key, data)
+            .render_with_context(key, &ctx)
             .map_err(|e| RenderError::Failed {
-                template: key.clone(),
+                template: key.to_string(),
                 message: render_error_message(&e),
             })?;
         if format == Format::Json
             && let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&body)
         {
             return Err(RenderError::NotJson {
-                template: key,
+                template: key.to_string(),
                 message: e.to_string(),
             });
         }
@@ -335,6 +369,7 @@ fn render_error_message(e: &handlebars::RenderError) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::view::ViewModel;
     use super::*;
     use serde_json::json;
 
@@ -393,9 +428,16 @@ mod tests {
         ]);
         let t = Templates::load(Some(&d)).unwrap();
         let data = json!({"room": {"name": "A<b>"}});
-        assert_eq!(t.render("text", Locale::En, &data).unwrap().body, "X A<b>");
         assert_eq!(
-            t.render("mine", Locale::ZhCn, &data).unwrap().body,
+            t.render("text", Locale::En, ViewModel(data.clone()))
+                .unwrap()
+                .body,
+            "X A<b>"
+        );
+        assert_eq!(
+            t.render("mine", Locale::ZhCn, ViewModel(data.clone()))
+                .unwrap()
+                .body,
             "*A<b>*"
         );
         assert!(t.origin("text.en").unwrap().ends_with("text.en.txt.hbs"));
@@ -421,13 +463,13 @@ mod tests {
         ]);
         let t = Templates::load(Some(&d)).unwrap();
         let body = t
-            .render("j", Locale::En, &json!({"v": "a \"q\"\n\\ <b>"}))
+            .render("j", Locale::En, ViewModel(json!({"v": "a \"q\"\n\\ <b>"})))
             .unwrap()
             .body;
         let back: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(back["t"], "a \"q\"\n\\ <b>");
         assert!(matches!(
-            t.render("broken", Locale::En, &json!({"v": "x y"})),
+            t.render("broken", Locale::En, ViewModel(json!({"v": "x y"}))),
             Err(RenderError::NotJson { .. })
         ));
     }
@@ -437,11 +479,11 @@ mod tests {
         let d = dir_with(&[("s.txt.hbs", "{{room.nope}}")]);
         let t = Templates::load(Some(&d)).unwrap();
         assert!(matches!(
-            t.render("s", Locale::En, &json!({"room": {}})),
+            t.render("s", Locale::En, ViewModel(json!({"room": {}}))),
             Err(RenderError::Failed { .. })
         ));
         assert!(matches!(
-            t.render("absent", Locale::En, &json!({})),
+            t.render("absent", Locale::En, ViewModel(json!({}))),
             Err(RenderError::Unknown { .. })
         ));
     }

@@ -1,145 +1,121 @@
 //! View models: what templates see. Every string is already formatted for
 //! the room's (or sink's) time zone and locale; raw ISO times ride along.
+//!
+//! They are built straight into `serde_json::Value` (strings moved in, not
+//! copied), which is what handlebars renders from: this halves the cost of a
+//! render compared with serializing typed structs (see BENCHMARKS.md). The
+//! field lists below are the contract; README.md repeats them for template
+//! authors.
 
-use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
+use chrono::{DateTime, Datelike, Duration, Utc};
+use chrono_tz::Tz;
+use serde_json::{Map, Value};
 
-use crate::locale::{Locale, Style};
+use crate::locale::{Locale, Style, zone_abbr_of};
 use crate::model::{Booking, Change, ChangeKind, Organizer, RoomId};
 use crate::schedule::{RoomView, Status};
 
-/// One instant.
-#[derive(Debug, Clone, Serialize)]
-pub struct TimeVm {
-    /// Local time with offset, RFC 3339 (`2019-03-29T18:00:00+08:00`).
-    pub iso: String,
-    /// UTC, RFC 3339 (`2019-03-29T10:00:00Z`).
-    pub utc: String,
-    /// Epoch milliseconds.
-    pub ms: i64,
-    /// Local date for people (`Fri, Mar 29` / `3月29日 周五`).
-    pub date: String,
-    /// Local date `YYYY-MM-DD`.
-    pub iso_date: String,
-    /// Local clock time (`18:00`, `6:00 PM`, `下午6:00`).
-    pub time: String,
-    /// Zone abbreviation in force then (`CST`, `EDT`).
-    pub zone: String,
-    /// Relative to now (`in 15 min`, `15 分钟后`).
-    pub relative: String,
+/// A view model, ready for [`crate::render::Templates::render`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewModel(pub Value);
+
+macro_rules! obj {
+    ($($k:literal => $v:expr),* $(,)?) => {{
+        let mut m = Map::new();
+        $( m.insert($k.to_string(), Value::from($v)); )*
+        Value::Object(m)
+    }};
 }
 
-impl TimeVm {
-    pub fn new(style: &Style, t: DateTime<Utc>, now: DateTime<Utc>) -> Self {
-        TimeVm {
-            iso: style.local(t).to_rfc3339(),
-            utc: t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            ms: t.timestamp_millis(),
-            date: style.date(t),
-            iso_date: style.iso_date(t),
-            time: style.time(t),
-            zone: style.zone_abbr(t),
-            relative: style.relative(t, now),
-        }
+/// One instant: `iso` (local RFC 3339 with offset), `utc`, `ms`, `date`
+/// (`Fri, Mar 29` / `3月29日 周五`), `iso_date`, `time` (`18:00`, `6:00 PM`),
+/// `zone` (`CST`), `relative` (`in 15 min` / `15 分钟后`).
+pub fn time(style: &Style, t: DateTime<Utc>, now: DateTime<Utc>) -> Value {
+    time_of(style, &style.local(t), t, now)
+}
+
+fn time_of(style: &Style, l: &DateTime<Tz>, t: DateTime<Utc>, now: DateTime<Utc>) -> Value {
+    obj! {
+        "iso" => l.to_rfc3339(),
+        "utc" => t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "ms" => t.timestamp_millis(),
+        "date" => style.date_of(l),
+        "iso_date" => format!("{:04}-{:02}-{:02}", l.year(), l.month(), l.day()),
+        "time" => style.time_of(l),
+        "zone" => zone_abbr_of(l),
+        "relative" => style.relative(t, now),
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct RoomVm {
-    pub id: String,
-    /// Configured name, or the id when the room is not configured.
-    pub name: String,
-    pub configured: bool,
-    pub time_zone: String,
-    pub locale: &'static str,
+/// A span's fields, added to `m`: `start`, `end` (instants), `time_range`
+/// (`18:00–20:00`, naming the end's date when it is another local day),
+/// `duration` (`2 h`, `1 h 30 min`, `2 小时`), `minutes`, `zone` (`EST`, or
+/// `EST→EDT` across a DST change).
+fn span_into(
+    m: &mut Map<String, Value>,
+    style: &Style,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    now: DateTime<Utc>,
+) {
+    let (ls, le) = (style.local(start), style.local(end));
+    let (a, b) = (zone_abbr_of(&ls), zone_abbr_of(&le));
+    m.insert("start".into(), time_of(style, &ls, start, now));
+    m.insert("end".into(), time_of(style, &le, end, now));
+    m.insert("time_range".into(), style.range_of(&ls, &le).into());
+    m.insert("duration".into(), style.duration(end - start).into());
+    m.insert("minutes".into(), (end - start).num_minutes().into());
+    m.insert(
+        "zone".into(),
+        if a == b { a } else { format!("{a}→{b}") }.into(),
+    );
 }
 
-impl RoomVm {
-    pub fn new(id: &RoomId, name: Option<&str>, style: &Style) -> Self {
-        RoomVm {
-            id: id.to_string(),
-            name: name.unwrap_or(id.as_str()).to_string(),
-            configured: name.is_some(),
-            time_zone: style.tz.name().to_string(),
-            locale: style.locale.tag(),
-        }
+pub fn span(style: &Style, start: DateTime<Utc>, end: DateTime<Utc>, now: DateTime<Utc>) -> Value {
+    let mut m = Map::new();
+    span_into(&mut m, style, start, end, now);
+    Value::Object(m)
+}
+
+fn organizer(o: &Organizer) -> Value {
+    obj! {
+        "open_id" => o.open_id.clone(),
+        "user_id" => o.user_id.clone(),
+        "union_id" => o.union_id.clone(),
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct OrganizerVm {
-    pub open_id: Option<String>,
-    pub user_id: Option<String>,
-    pub union_id: Option<String>,
+/// A booking: a span plus `key` (`{uid}_{original_time}`), `uid`,
+/// `original_time`, `recurring_exception`, `organizer` (`open_id`,
+/// `user_id`, `union_id`, each possibly null).
+fn booking_map(style: &Style, b: &Booking, now: DateTime<Utc>) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("key".into(), b.key.to_string().into());
+    m.insert("uid".into(), b.key.uid.to_string().into());
+    m.insert("original_time".into(), b.key.original_time.into());
+    m.insert("recurring_exception".into(), b.key.is_exception().into());
+    m.insert("organizer".into(), organizer(&b.organizer));
+    span_into(&mut m, style, b.start, b.end, now);
+    m
 }
 
-impl From<&Organizer> for OrganizerVm {
-    fn from(o: &Organizer) -> Self {
-        OrganizerVm {
-            open_id: o.open_id.clone(),
-            user_id: o.user_id.clone(),
-            union_id: o.union_id.clone(),
-        }
+pub fn booking(style: &Style, b: &Booking, now: DateTime<Utc>) -> Value {
+    Value::Object(booking_map(style, b, now))
+}
+
+/// `id`, `name` (configured name, or the id), `configured`, `time_zone`,
+/// `locale`.
+pub fn room(id: &RoomId, name: Option<&str>, style: &Style) -> Value {
+    obj! {
+        "id" => id.as_str(),
+        "name" => name.unwrap_or(id.as_str()),
+        "configured" => name.is_some(),
+        "time_zone" => style.tz.name(),
+        "locale" => style.locale.tag(),
     }
 }
 
-/// A start–end span.
-#[derive(Debug, Clone, Serialize)]
-pub struct SpanVm {
-    pub start: TimeVm,
-    pub end: TimeVm,
-    /// `18:00–20:00` (names the end's date when it is another local day).
-    pub time_range: String,
-    /// `2 h`, `1 h 30 min`, `2 小时`.
-    pub duration: String,
-    pub minutes: i64,
-}
-
-impl SpanVm {
-    pub fn new(
-        style: &Style,
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Self {
-        SpanVm {
-            start: TimeVm::new(style, start, now),
-            end: TimeVm::new(style, end, now),
-            time_range: style.range(start, end),
-            duration: style.duration(end - start),
-            minutes: (end - start).num_minutes(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct BookingVm {
-    /// `{uid}_{original_time}`.
-    pub key: String,
-    pub uid: String,
-    pub original_time: i64,
-    /// An exception of a recurring series.
-    pub recurring_exception: bool,
-    pub organizer: OrganizerVm,
-    #[serde(flatten)]
-    pub span: SpanVm,
-}
-
-impl BookingVm {
-    pub fn new(style: &Style, b: &Booking, now: DateTime<Utc>) -> Self {
-        BookingVm {
-            key: b.key.to_string(),
-            uid: b.key.uid.to_string(),
-            original_time: b.key.original_time,
-            recurring_exception: b.key.is_exception(),
-            organizer: (&b.organizer).into(),
-            span: SpanVm::new(style, b.start, b.end, now),
-        }
-    }
-}
-
-/// Fixed words in the room's language, for locale-neutral templates.
-#[derive(Debug, Clone, Serialize)]
+/// Fixed words in one language.
 pub struct Labels {
     pub free: &'static str,
     pub busy: &'static str,
@@ -182,118 +158,80 @@ pub fn labels(l: Locale) -> Labels {
     }
 }
 
-/// A change notice ("booked", "moved from 14:00 to 15:00", "cancelled").
-#[derive(Debug, Clone, Serialize)]
-pub struct NoticeVm {
-    /// `booked`, `rescheduled` or `cancelled`.
-    pub change: &'static str,
-    /// The change in the room's language.
-    pub change_label: &'static str,
-    pub is_booked: bool,
-    pub is_rescheduled: bool,
-    pub is_cancelled: bool,
-    pub room: RoomVm,
-    pub booking: BookingVm,
-    /// For `rescheduled`: the previous span; otherwise null.
-    pub previous: Option<SpanVm>,
-    /// Delivery id of the event that caused it.
-    pub event_id: String,
-    pub now: TimeVm,
-    pub labels: Labels,
-}
-
-impl NoticeVm {
-    pub fn new(style: &Style, c: &Change, room_name: Option<&str>, now: DateTime<Utc>) -> Self {
-        let l = labels(style.locale);
-        NoticeVm {
-            change: c.kind.as_str(),
-            change_label: match c.kind {
-                ChangeKind::Booked => l.booked,
-                ChangeKind::Rescheduled => l.rescheduled,
-                ChangeKind::Cancelled => l.cancelled,
-            },
-            is_booked: c.kind == ChangeKind::Booked,
-            is_rescheduled: c.kind == ChangeKind::Rescheduled,
-            is_cancelled: c.kind == ChangeKind::Cancelled,
-            room: RoomVm::new(&c.room, room_name, style),
-            booking: BookingVm::new(style, &c.booking, now),
-            previous: c.previous.map(|(s, e)| SpanVm::new(style, s, e, now)),
-            event_id: c.event_id.to_string(),
-            now: TimeVm::new(style, now, now),
-            labels: l,
-        }
+fn labels_value(l: &Labels) -> Value {
+    obj! {
+        "free" => l.free, "busy" => l.busy, "starting_soon" => l.starting_soon,
+        "booked" => l.booked, "rescheduled" => l.rescheduled, "cancelled" => l.cancelled,
+        "now" => l.now, "next" => l.next, "until" => l.until, "no_more_today" => l.no_more_today,
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct CurrentVm {
-    #[serde(flatten)]
-    pub booking: BookingVm,
-    /// Time left (`25 min`).
-    pub remaining: String,
-    pub remaining_minutes: i64,
-}
-
-/// A room's state now (panels, the room page, `roomcast rooms`).
-#[derive(Debug, Clone, Serialize)]
-pub struct SnapshotVm {
-    pub room: RoomVm,
-    /// `free`, `busy` or `starting_soon`.
-    pub status: &'static str,
-    pub status_label: &'static str,
-    pub is_free: bool,
-    pub is_busy: bool,
-    pub is_starting_soon: bool,
-    pub current: Option<CurrentVm>,
-    /// The rest of the local day's bookings, in order.
-    pub next: Vec<BookingVm>,
-    pub has_next: bool,
-    /// When a free room's next booking starts (today), else null.
-    pub free_until: Option<TimeVm>,
-    /// When a busy room becomes free (back-to-back merged), else null.
-    pub busy_until: Option<TimeVm>,
-    pub now: TimeVm,
-    pub labels: Labels,
-}
-
-impl SnapshotVm {
-    pub fn new(
-        style: &Style,
-        room: &RoomId,
-        room_name: Option<&str>,
-        v: &RoomView<'_>,
-        now: DateTime<Utc>,
-    ) -> Self {
-        let l = labels(style.locale);
-        SnapshotVm {
-            room: RoomVm::new(room, room_name, style),
-            status: v.status.as_str(),
-            status_label: match v.status {
-                Status::Free => l.free,
-                Status::Busy => l.busy,
-                Status::StartingSoon => l.starting_soon,
-            },
-            is_free: v.status == Status::Free,
-            is_busy: v.status == Status::Busy,
-            is_starting_soon: v.status == Status::StartingSoon,
-            current: v.current.map(|b| {
-                let left = (b.end - now).max(Duration::zero());
-                CurrentVm {
-                    booking: BookingVm::new(style, b, now),
-                    remaining: style.duration(left + Duration::seconds(59)),
-                    remaining_minutes: (left + Duration::seconds(59)).num_minutes(),
-                }
-            }),
-            has_next: !v.next.is_empty(),
-            next: v
-                .next
-                .iter()
-                .map(|b| BookingVm::new(style, b, now))
-                .collect(),
-            free_until: v.free_until.map(|t| TimeVm::new(style, t, now)),
-            busy_until: v.busy_until.map(|t| TimeVm::new(style, t, now)),
-            now: TimeVm::new(style, now, now),
-            labels: l,
-        }
+pub fn change_label(locale: Locale, kind: ChangeKind) -> &'static str {
+    let l = labels(locale);
+    match kind {
+        ChangeKind::Booked => l.booked,
+        ChangeKind::Rescheduled => l.rescheduled,
+        ChangeKind::Cancelled => l.cancelled,
     }
+}
+
+/// A change notice: `change` (`booked` | `rescheduled` | `cancelled`),
+/// `change_label`, `is_booked`, `is_rescheduled`, `is_cancelled`, `room`,
+/// `booking`, `previous` (a span for `rescheduled`, else null), `event_id`,
+/// `now` (an instant).
+pub fn notice(style: &Style, c: &Change, room_name: Option<&str>, now: DateTime<Utc>) -> ViewModel {
+    ViewModel(obj! {
+        "change" => c.kind.as_str(),
+        "change_label" => change_label(style.locale, c.kind),
+        "is_booked" => c.kind == ChangeKind::Booked,
+        "is_rescheduled" => c.kind == ChangeKind::Rescheduled,
+        "is_cancelled" => c.kind == ChangeKind::Cancelled,
+        "room" => room(&c.room, room_name, style),
+        "booking" => booking(style, &c.booking, now),
+        "previous" => c.previous.map_or(Value::Null, |(s, e)| span(style, s, e, now)),
+        "event_id" => &*c.event_id,
+        "now" => time(style, now, now),
+    })
+}
+
+/// A room's state: `room`, `status` (`free` | `busy` | `starting_soon`),
+/// `status_label`, `is_free`, `is_busy`, `is_starting_soon`, `current` (a
+/// booking plus `remaining` and `remaining_minutes`, or null), `next` (the
+/// rest of the local day's bookings), `has_next`, `free_until` and
+/// `busy_until` (instants or null), `now`, `labels`.
+pub fn snapshot(
+    style: &Style,
+    id: &RoomId,
+    room_name: Option<&str>,
+    v: &RoomView<'_>,
+    now: DateTime<Utc>,
+) -> ViewModel {
+    let l = labels(style.locale);
+    let current = v.current.map_or(Value::Null, |b| {
+        // Whole minutes left, rounded up: "1 min" until the very end.
+        let left = (b.end - now).max(Duration::zero()) + Duration::seconds(59);
+        let mut m = booking_map(style, b, now);
+        m.insert("remaining".into(), style.duration(left).into());
+        m.insert("remaining_minutes".into(), left.num_minutes().into());
+        Value::Object(m)
+    });
+    ViewModel(obj! {
+        "room" => room(id, room_name, style),
+        "status" => v.status.as_str(),
+        "status_label" => match v.status {
+            Status::Free => l.free,
+            Status::Busy => l.busy,
+            Status::StartingSoon => l.starting_soon,
+        },
+        "is_free" => v.status == Status::Free,
+        "is_busy" => v.status == Status::Busy,
+        "is_starting_soon" => v.status == Status::StartingSoon,
+        "current" => current,
+        "next" => v.next.iter().map(|b| booking(style, b, now)).collect::<Vec<_>>(),
+        "has_next" => !v.next.is_empty(),
+        "free_until" => v.free_until.map_or(Value::Null, |t| time(style, t, now)),
+        "busy_until" => v.busy_until.map_or(Value::Null, |t| time(style, t, now)),
+        "now" => time(style, now, now),
+        "labels" => labels_value(&l),
+    })
 }

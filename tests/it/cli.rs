@@ -1,0 +1,327 @@
+//! The `roomcast` binary as a user runs it.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::support::*;
+
+fn roomcast(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env_remove("ROOMCAST_CONFIG")
+        .output()
+        .expect("run roomcast")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The shipped config in a temp dir (so the file sinks write there), with
+/// the shipped example events.
+fn shipped(tag: &str) -> std::path::PathBuf {
+    let d = temp_dir(tag);
+    let cfg = std::fs::read_to_string(repo().join("config.toml")).unwrap();
+    write(&d.join("config.toml"), &cfg);
+    std::fs::copy(repo().join("examples/events.jsonl"), {
+        std::fs::create_dir_all(d.join("examples")).unwrap();
+        d.join("examples/events.jsonl")
+    })
+    .unwrap();
+    d
+}
+
+#[test]
+fn shipped_config_runs_offline_and_prints_local_times() {
+    let d = shipped("run");
+    let out = roomcast(&d, &["run", "--config", "config.toml"]);
+    let (so, se) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{so}\nstderr:\n{se}");
+    // Shanghai in Chinese, New York in 12-hour English, Auckland across midnight.
+    assert!(
+        so.contains(
+            "【莲花厅 Lotus】已改期：12月1日 周二 14:00–15:00 改为 12月1日 周二 15:00–16:00"
+        ),
+        "{so}"
+    );
+    assert!(
+        so.contains("[Hudson] Booked Tue, Dec 1 10:00 AM–11:00 AM (1 h, EST)"),
+        "{so}"
+    );
+    assert!(
+        so.contains("[Harbour] Booked Tue, Dec 1 22:30–Wed, Dec 2 00:30 (2 h, NZDT)"),
+        "{so}"
+    );
+    assert!(
+        so.contains("【莲花厅 Lotus】已取消 12月1日 周二 09:30–09:45"),
+        "{so}"
+    );
+    assert!(se.contains("1 duplicate"), "{se}");
+    let notices = jsonl(&d.join("out/notices.jsonl"));
+    assert_eq!(notices.len(), 12);
+    assert!(
+        notices
+            .iter()
+            .all(|n| n["idempotency_key"].as_str().is_some_and(|k| k.len() == 32))
+    );
+    let panels = jsonl(&d.join("out/panels.jsonl"));
+    assert!(
+        panels
+            .iter()
+            .all(|p| p["subject"] == "snapshot" && p["body"]["room"]["id"].is_string())
+    );
+
+    // Replaying the same events gives the same idempotency keys.
+    let again = roomcast(&d, &["run"]);
+    assert_eq!(again.status.code(), Some(0));
+    let all = jsonl(&d.join("out/notices.jsonl"));
+    assert_eq!(all.len(), 24);
+    let first: Vec<_> = all[..12]
+        .iter()
+        .map(|n| n["idempotency_key"].clone())
+        .collect();
+    let second: Vec<_> = all[12..]
+        .iter()
+        .map(|n| n["idempotency_key"].clone())
+        .collect();
+    assert_eq!(first, second);
+}
+
+#[test]
+fn check_accepts_the_shipped_config() {
+    let out = roomcast(&repo(), &["check", "--config", "config.toml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("OK"));
+}
+
+#[test]
+fn check_reports_every_problem_with_key_and_line() {
+    let d = temp_dir("check");
+    write(&d.join("events.jsonl"), "");
+    write(
+        &d.join("bad.toml"),
+        r#"[source]
+kind = "replay"
+replay_file = "events.jsonl"
+
+[display]
+time_zone = "Asia/Shangai"
+
+[[sinks]]
+name = "a"
+kind = "stdout"
+template = "no_such_template"
+
+[[sinks]]
+name = "a"
+kind = "slack"
+url = "hooks.slack.com/x"
+secret_env = "ROOMCAST_TEST_UNSET_VAR"
+"#,
+    );
+    let out = roomcast(&d, &["check", "--config", "bad.toml"]);
+    let se = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{se}");
+    for want in [
+        "bad.toml:line 6: `display.time_zone`: unknown time zone `Asia/Shangai`",
+        "line 14: `sinks[1].name`: duplicate sink name `a`",
+        "line 16: `sinks[1].url`",
+        "line 17: `sinks[1].secret_env`: environment variable ROOMCAST_TEST_UNSET_VAR is not set",
+    ] {
+        assert!(se.contains(want), "missing {want:?} in:\n{se}");
+    }
+}
+
+#[test]
+fn check_names_unknown_templates_and_broken_template_files() {
+    let d = temp_dir("tpl");
+    write(&d.join("events.jsonl"), "");
+    write(&d.join("tpl/mine.txt.hbs"), "{{room.name}\n");
+    write(&d.join("tpl/strict.txt.hbs"), "{{room.title}}");
+    let base = "[source]\nkind = \"replay\"\nreplay_file = \"events.jsonl\"\n";
+    write(
+        &d.join("a.toml"),
+        &format!("{base}[templates]\ndir = \"tpl\"\n"),
+    );
+    let out = roomcast(&d, &["check", "--config", "a.toml"]);
+    let se = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{se}");
+    assert!(se.contains("mine.txt.hbs") && se.contains("line 1"), "{se}");
+
+    // A template that compiles but names a variable the view model lacks,
+    // and a template that does not exist.
+    write(&d.join("tpl/mine.txt.hbs"), "{{room.name}}");
+    write(
+        &d.join("b.toml"),
+        &format!(
+            "{base}[templates]\ndir = \"tpl\"\n[[sinks]]\nname = \"s\"\nkind = \"stdout\"\ntemplate = \"strict\"\n[[sinks]]\nname = \"t\"\nkind = \"stdout\"\ntemplate = \"nope\"\n"
+        ),
+    );
+    let out = roomcast(&d, &["check", "--config", "b.toml"]);
+    let se = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{se}");
+    assert!(
+        se.contains("b.toml:9: sink `s`: template `strict`") && se.contains("room.title"),
+        "{se}"
+    );
+    assert!(
+        se.contains("b.toml:13: sink `t`: template `nope` (en): no such template"),
+        "{se}"
+    );
+}
+
+#[test]
+fn unreadable_or_missing_config_is_a_clear_error() {
+    let d = temp_dir("missing");
+    let out = roomcast(&d, &["check", "--config", "nope.toml"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("cannot read nope.toml"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn malformed_replay_lines_are_reported_and_the_rest_applied() {
+    let d = temp_dir("malformed");
+    let good = event(
+        "created",
+        "u1",
+        ms(2026, 5, 1, 1, 0),
+        ("uid1", 0),
+        (ms(2026, 5, 1, 2, 0), ms(2026, 5, 1, 3, 0)),
+        &[ROOM_A],
+    );
+    let bad_field = good
+        .replace("\"uid\":\"uid1\"", "\"uid\":7")
+        .replace("\"uuid\":\"u1\"", "\"uuid\":\"u2\"");
+    write(
+        &d.join("events.jsonl"),
+        &format!("{good}\nnot json at all\n{bad_field}\n"),
+    );
+    write(
+        &d.join("c.toml"),
+        "[source]\nkind = \"replay\"\nreplay_file = \"events.jsonl\"\n[[sinks]]\nname = \"out\"\nkind = \"stdout\"\n",
+    );
+    let out = roomcast(&d, &["run", "--config", "c.toml"]);
+    let (so, se) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(4), "{se}");
+    assert!(
+        se.contains("events.jsonl:2") && se.contains("not valid JSON"),
+        "{se}"
+    );
+    assert!(
+        se.contains("events.jsonl:3") && se.contains("field `event.uid`"),
+        "{se}"
+    );
+    assert!(se.contains("2 malformed"), "{se}");
+    assert_eq!(so.lines().count(), 1, "{so}");
+}
+
+#[test]
+fn preview_shows_each_sink_with_trace_headers() {
+    let d = temp_dir("preview");
+    let ev = event(
+        "created",
+        "uuid-preview",
+        ms(2026, 5, 1, 1, 0),
+        ("uid1", 0),
+        (ms(2026, 5, 1, 6, 0), ms(2026, 5, 1, 7, 0)),
+        &[ROOM_A],
+    );
+    write(&d.join("ev.json"), &ev);
+    write(&d.join("events.jsonl"), "");
+    write(
+        &d.join("c.toml"),
+        &format!(
+            "[source]\nkind = \"replay\"\nreplay_file = \"events.jsonl\"\n[display]\ntime_zone = \"Europe/London\"\n[[rooms]]\nid = \"{ROOM_A}\"\nname = \"Thames\"\n[[sinks]]\nname = \"chat\"\nkind = \"slack\"\nurl = \"https://hooks.example.com/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX\"\n"
+        ),
+    );
+    let out = roomcast(
+        &d,
+        &[
+            "preview",
+            "--config",
+            "c.toml",
+            "--event",
+            "ev.json",
+            "--at",
+            "2026-05-01T05:00:00Z",
+        ],
+    );
+    let so = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        so.contains("--- sink `chat` (slack) · room omm_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa · booked"),
+        "{so}"
+    );
+    assert!(
+        so.contains("POST https://hooks.example.com/services/T000/B000/***"),
+        "{so}"
+    );
+    assert!(so.contains("X-Roomcast-Event: uuid-preview"), "{so}");
+    assert!(so.contains("Idempotency-Key: "), "{so}");
+    assert!(
+        so.contains("Booked: Thames, Fri, May 1 07:00–08:00"),
+        "{so}"
+    );
+    assert!(
+        !so.contains("XXXXXXXXXXXXXXXXXXXXXXXX"),
+        "hook tokens are masked"
+    );
+}
+
+#[test]
+fn rooms_shows_each_room_at_an_instant() {
+    let out = roomcast(
+        &repo(),
+        &[
+            "rooms",
+            "--config",
+            "config.toml",
+            "--at",
+            "2026-12-01T07:10:00Z",
+        ],
+    );
+    let so = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // 15:10 in Shanghai: Lotus is in the moved review (15:00–16:00).
+    assert!(
+        so.contains("莲花厅 Lotus：使用中，15:00–16:00（剩余 50 分钟，16:00 空闲）"),
+        "{so}"
+    );
+    let json = roomcast(
+        &repo(),
+        &["rooms", "--json", "--at", "2026-12-01T07:10:00Z"],
+    );
+    let first: serde_json::Value = serde_json::from_str(
+        text(&json.stdout)
+            .split("\n}\n")
+            .next()
+            .map(|s| format!("{s}\n}}"))
+            .as_deref()
+            .unwrap_or(""),
+    )
+    .unwrap();
+    assert_eq!(first["status"], "busy");
+}
+
+#[test]
+fn every_command_has_help() {
+    for cmd in [
+        &["--help"][..],
+        &["run", "--help"],
+        &["check", "--help"],
+        &["preview", "--help"],
+        &["rooms", "--help"],
+    ] {
+        let out = roomcast(&repo(), cmd);
+        assert_eq!(out.status.code(), Some(0), "{cmd:?}");
+        assert!(text(&out.stdout).contains("Usage"), "{cmd:?}");
+    }
+    let out = roomcast(&repo(), &["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+}

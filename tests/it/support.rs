@@ -1,0 +1,81 @@
+//! Shared test helpers: temp dirs, configs and event bodies built in code.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+pub const ROOM_A: &str = "omm_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+pub const ROOM_B: &str = "omm_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+/// A fresh, empty directory under the system temp dir.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "roomcast-it-{tag}-{}-{}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A v1 meeting-room event body.
+pub fn event(
+    kind: &str,
+    uuid: &str,
+    event_ms: i64,
+    key: (&str, i64),
+    span: (i64, i64),
+    rooms: &[&str],
+) -> String {
+    let ((uid, original_time), (start_ms, end_ms)) = (key, span);
+    json!({
+        "ts": format!("{}.0", event_ms / 1000),
+        "uuid": uuid,
+        "token": "tok",
+        "type": "event_callback",
+        "event": {
+            "app_id": "cli_a1b2c3d4e5f60718",
+            "tenant_key": "t",
+            "type": format!("third_party_meeting_room_event_{kind}"),
+            "event_time": event_ms.to_string(),
+            "uid": uid,
+            "original_time": original_time,
+            "start": {"time_stamp": start_ms.to_string()},
+            "end": {"time_stamp": end_ms.to_string()},
+            "meeting_rooms": rooms.iter().map(|r| json!({"open_id": r})).collect::<Vec<_>>(),
+            "organizer": {"open_id": "ou_organizer"}
+        }
+    })
+    .to_string()
+}
+
+/// Epoch ms of a UTC wall time.
+pub fn ms(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> i64 {
+    use chrono::TimeZone;
+    chrono::Utc
+        .with_ymd_and_hms(y, mo, d, h, mi, 0)
+        .unwrap()
+        .timestamp_millis()
+}
+
+pub fn write(path: &Path, text: &str) {
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p).unwrap();
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// Lines of a JSONL file as JSON values.
+pub fn jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
