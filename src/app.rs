@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Utc};
 use tokio::io::AsyncBufReadExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, SourceKind};
@@ -15,25 +15,7 @@ use crate::deliver::{DeliverError, Deliverer};
 use crate::pipeline::{Outcome, Pipeline};
 use crate::render::Templates;
 use crate::schedule::Skip;
-
-/// How the platform should be answered for one message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ack {
-    /// Accepted, or refused for good (redelivery would not help).
-    Ok,
-    /// A transient internal failure: ask for redelivery.
-    Retry,
-}
-
-/// One payload from a source.
-#[derive(Debug)]
-pub struct Inbound {
-    pub payload: Vec<u8>,
-    /// Where it came from, for log lines (`events.jsonl:3`, `msg 7f…`).
-    pub origin: String,
-    /// Answered once the event has been applied.
-    pub ack: Option<oneshot::Sender<Ack>>,
-}
+pub use crate::source::{Ack, Inbound};
 
 /// Why the app could not run.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +29,10 @@ pub enum AppError {
     Deliver(#[from] DeliverError),
     #[error("source `{0}` is not available in this build")]
     Unsupported(&'static str),
+    #[error("source `lark` needs a [platform] table")]
+    NoPlatform,
+    #[error(transparent)]
+    Lark(#[from] crate::lark::SourceError),
 }
 
 /// What a run did.
@@ -128,19 +114,32 @@ impl App {
                             source,
                         })?;
                 let stop = shutdown.clone();
-                tokio::spawn(replay(file, path, tx, stop))
+                tokio::spawn(async move {
+                    replay(file, path.clone(), tx, stop)
+                        .await
+                        .map_err(|source| AppError::Replay { path, source })
+                })
             }
-            SourceKind::Lark => return Err(AppError::Unsupported("lark")),
+            SourceKind::Lark => {
+                let platform = self.config.platform.as_ref().ok_or(AppError::NoPlatform)?;
+                let client = crate::lark::LarkClient::new(platform, &self.config.lark)?;
+                let stop = shutdown.clone();
+                tokio::spawn(async move { client.run(tx, stop).await.map_err(AppError::from) })
+            }
             SourceKind::Webhook => return Err(AppError::Unsupported("webhook")),
         };
         let deliverer = Deliverer::start(&self.config, 1024).await?;
         let mut pipeline = Pipeline::new(self.config.clone(), self.templates.clone());
-        let summary = core_loop(&mut pipeline, rx, &deliverer, &self.clock, &shutdown).await;
-        match source.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "source failed"),
-            Err(e) => tracing::error!(error = %e, "source task failed"),
-        }
+        // The core runs until every source has dropped its sender, so what
+        // a source handed over is applied and acknowledged even on shutdown.
+        let summary = core_loop(&mut pipeline, rx, &deliverer, &self.clock).await;
+        let source_result = match source.await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "source task failed");
+                Ok(())
+            }
+        };
         let stats = deliverer.stats.clone();
         deliverer.finish().await;
         let mut summary = summary;
@@ -154,7 +153,7 @@ impl App {
                 )
             })
             .collect();
-        Ok(summary)
+        source_result.map(|()| summary)
     }
 }
 
@@ -200,15 +199,9 @@ pub async fn core_loop(
     mut rx: mpsc::Receiver<Inbound>,
     deliverer: &Deliverer,
     clock: &Clock,
-    shutdown: &CancellationToken,
 ) -> Summary {
     let mut s = Summary::default();
-    loop {
-        let inb = tokio::select! {
-            biased;
-            m = rx.recv() => match m { Some(m) => m, None => break },
-            _ = shutdown.cancelled() => break,
-        };
+    while let Some(inb) = rx.recv().await {
         s.received += 1;
         let outcome = pipeline.handle(&inb.payload, clock());
         let origin = inb.origin.as_str();

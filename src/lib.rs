@@ -20,6 +20,10 @@
 //! | [`locale`] | local dates, times, spans, relative times in `zh-CN` and `en` |
 //! | [`render`] | template registry (embedded defaults + override dir) and view models |
 //! | [`pipeline`] | decode → token check → apply → render for one payload; pure but for the schedule it owns |
+//! | [`lark`] | the platform edge: endpoint discovery, protobuf frames, the long-connection client (ping, watchdog, fragments, acks, reconnect) |
+//! | [`source`] | what every source hands the core ([`source::Inbound`]) and the answer ([`source::Ack`]) |
+//! | [`retry`] | the one retry policy: pure delay schedules, what is retryable |
+//! | [`tls`] | rustls provider setup |
 //! | [`deliver`] | sink kinds, one ordered worker per sink |
 //! | [`app`] | the run loop: sources → pipeline → sinks, shutdown as an input |
 //! | [`check`] | `roomcast check`: config + templates + trial renders, every problem at once |
@@ -34,8 +38,12 @@ pub mod check;
 pub mod config;
 pub mod decode;
 pub mod deliver;
+pub mod lark;
 pub mod locale;
 pub mod model;
 pub mod pipeline;
 pub mod render;
+pub mod retry;
 pub mod schedule;
+pub mod source;
+pub mod tls;

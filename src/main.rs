@@ -30,6 +30,9 @@ mod code {
     pub const CONFIG: u8 = 3;
     /// Input was rejected: malformed replay lines or preview event.
     pub const INPUT: u8 = 4;
+    /// The platform refused the connection for good (credentials, app
+    /// disabled, connection limit), or reconnecting gave up.
+    pub const PLATFORM: u8 = 5;
 }
 
 #[derive(Parser)]
@@ -153,7 +156,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             let shutdown = CancellationToken::new();
             tokio::spawn(watch_signals(shutdown.clone()));
             let app = App::new(checked.config, checked.templates);
-            let summary = app.run(shutdown).await?;
+            let summary = match app.run(shutdown).await {
+                Ok(s) => s,
+                Err(e @ roomcast::app::AppError::Lark(_)) => {
+                    eprintln!("error: {e}");
+                    return Ok(code::PLATFORM);
+                }
+                Err(e) => return Err(e.into()),
+            };
             eprintln!("{summary}");
             Ok(if summary.malformed > 0 {
                 code::INPUT

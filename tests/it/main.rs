@@ -1,6 +1,8 @@
 //! The integration-test binary: one binary, one module per area.
 
 mod cli;
+mod gateway;
 mod golden;
+mod lark;
 mod replay;
 mod support;

@@ -1,0 +1,511 @@
+//! The long-connection client: connect, ping, watch for silence, reassemble,
+//! hand events to the core, acknowledge each message once, reconnect.
+//!
+//! One task owns the socket: a `select!` over shutdown, finished acks, the
+//! ping timer, the liveness watchdog and the next inbound frame. Acks are
+//! sent as the core answers, so they may go out of order, as the official
+//! clients' do.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::stream::FuturesUnordered;
+use futures_util::{SinkExt, StreamExt};
+use secrecy::SecretString;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use super::ConnectError;
+use super::endpoint::{self, ClientConfig, ClientConfigJson, Endpoint};
+use super::frame::{Frame, METHOD_CONTROL, METHOD_DATA};
+use super::reassembly::{Push, Reassembler};
+use crate::config::{LarkConfig, PlatformConfig};
+use crate::retry::{Policy, jitter};
+use crate::source::{Ack, Inbound};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Why the long connection stopped for good.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Refused(ConnectError),
+    #[error(
+        "gave up after {attempts} reconnect attempts (ReconnectCount = {count}); last error: {last}"
+    )]
+    GaveUp {
+        attempts: u32,
+        count: i64,
+        last: String,
+    },
+    #[error("long connection needs platform.app_secret_env")]
+    NoSecret,
+    #[error("cannot set up the HTTP client: {0}")]
+    Setup(String),
+}
+
+/// Counters, for logs, metrics and tests.
+#[derive(Debug, Default)]
+pub struct LarkStats {
+    pub connects: AtomicU64,
+    pub messages: AtomicU64,
+    pub acks_ok: AtomicU64,
+    pub acks_retry: AtomicU64,
+    pub rejected: AtomicU64,
+    pub pings: AtomicU64,
+}
+
+/// The long-connection source.
+pub struct LarkClient {
+    app_id: String,
+    app_secret: SecretString,
+    base: Url,
+    opts: LarkConfig,
+    http: reqwest::Client,
+    pub stats: Arc<LarkStats>,
+}
+
+enum Ended {
+    Shutdown,
+    Lost(String),
+}
+
+/// Classify a refused WebSocket handshake by the platform's `Handshake-*`
+/// headers: 514 with auth code 1000040350 (connection limit) and 403 are
+/// fatal; anything else, or no such headers, is worth retrying.
+pub fn classify_handshake(
+    http_status: u16,
+    header: impl Fn(&str) -> Option<String>,
+) -> ConnectError {
+    let status = header("handshake-status").and_then(|s| s.trim().parse::<i64>().ok());
+    let msg = header("handshake-msg");
+    let (Some(status), Some(msg)) = (status, msg) else {
+        return ConnectError::Retryable(format!(
+            "WebSocket handshake refused with HTTP {http_status}"
+        ));
+    };
+    let auth = header("handshake-autherrcode").and_then(|s| s.trim().parse::<i64>().ok());
+    match (status, auth) {
+        (514, Some(1000040350)) => ConnectError::Fatal {
+            code: 1000040350,
+            msg,
+        },
+        (403, _) => ConnectError::Fatal { code: 403, msg },
+        _ => ConnectError::Retryable(format!(
+            "WebSocket handshake refused: status {status}{}: {msg}",
+            auth.map(|a| format!(", auth code {a}")).unwrap_or_default()
+        )),
+    }
+}
+
+async fn wait_ack(
+    frame: Frame,
+    started: Instant,
+    rx: oneshot::Receiver<Ack>,
+) -> (Frame, Instant, Ack) {
+    // A dropped sender means the core could not take it: retry later.
+    let ack = rx.await.unwrap_or(Ack::Retry);
+    (frame, started, ack)
+}
+
+impl LarkClient {
+    pub fn new(platform: &PlatformConfig, opts: &LarkConfig) -> Result<Self, SourceError> {
+        crate::tls::init();
+        let app_secret = platform.app_secret.clone().ok_or(SourceError::NoSecret)?;
+        let http = reqwest::Client::builder()
+            .timeout(opts.request_timeout)
+            .user_agent(concat!("roomcast/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| SourceError::Setup(e.to_string()))?;
+        Ok(LarkClient {
+            app_id: platform.app_id.clone(),
+            app_secret,
+            base: platform.base_url.clone(),
+            opts: opts.clone(),
+            http,
+            stats: Arc::default(),
+        })
+    }
+
+    /// Run until shutdown (`Ok`) or a fatal refusal (`Err`). Events go to
+    /// `tx`; each carries a oneshot the core answers once it has applied it.
+    pub async fn run(
+        self,
+        tx: mpsc::Sender<Inbound>,
+        shutdown: CancellationToken,
+    ) -> Result<(), SourceError> {
+        let mut cc = ClientConfig::default();
+        let mut conn = match self.connect(&mut cc).await {
+            Ok(c) => Some(c),
+            Err(e @ ConnectError::Fatal { .. }) => return Err(SourceError::Refused(e)),
+            Err(ConnectError::Retryable(e)) => {
+                tracing::warn!(error = %e, "first connection attempt failed");
+                None
+            }
+        };
+        loop {
+            let c = match conn.take() {
+                Some(c) => c,
+                None => match self.reconnect(&mut cc, &shutdown).await? {
+                    Some(c) => c,
+                    None => return Ok(()),
+                },
+            };
+            match self.serve(c, &mut cc, &tx, &shutdown).await {
+                Ended::Shutdown => return Ok(()),
+                Ended::Lost(reason) => {
+                    tracing::warn!(%reason, "long connection lost; reconnecting");
+                }
+            }
+        }
+    }
+
+    /// The reconnect procedure: a random wait up to ReconnectNonce, then an
+    /// attempt every ReconnectInterval, each with a fresh endpoint call;
+    /// forever unless ReconnectCount ≥ 0. `Ok(None)`: shutdown requested.
+    async fn reconnect(
+        &self,
+        cc: &mut ClientConfig,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<(Ws, Endpoint)>, SourceError> {
+        let mut attempt: u32 = 0;
+        let mut last = String::from("none");
+        loop {
+            if cc.reconnect_count >= 0 && i64::from(attempt) >= cc.reconnect_count {
+                return Err(SourceError::GaveUp {
+                    attempts: attempt,
+                    count: cc.reconnect_count,
+                    last,
+                });
+            }
+            let policy = Policy::Platform {
+                interval: cc.reconnect_interval,
+                nonce: cc.reconnect_nonce,
+            };
+            let delay = policy.delay(attempt, jitter());
+            tracing::info!(
+                attempt = attempt + 1,
+                delay_ms = delay.as_millis() as u64,
+                "reconnecting"
+            );
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(None),
+                () = sleep(delay) => {}
+            }
+            match self.connect(cc).await {
+                Ok(c) => return Ok(Some(c)),
+                Err(e @ ConnectError::Fatal { .. }) => return Err(SourceError::Refused(e)),
+                Err(ConnectError::Retryable(e)) => {
+                    tracing::warn!(attempt = attempt + 1, error = %e, "reconnect attempt failed");
+                    last = e;
+                }
+            }
+            attempt += 1;
+        }
+    }
+
+    /// Endpoint discovery, then the WebSocket handshake.
+    async fn connect(&self, cc: &mut ClientConfig) -> Result<(Ws, Endpoint), ConnectError> {
+        let ep =
+            endpoint::discover(&self.http, &self.base, &self.app_id, &self.app_secret, cc).await?;
+        let mut ws_config = WebSocketConfig::default();
+        // One WebSocket message carries one frame, i.e. at most one fragment.
+        ws_config.max_message_size = Some(self.opts.max_message_bytes + 64 * 1024);
+        ws_config.max_frame_size = Some(self.opts.max_message_bytes + 64 * 1024);
+        let dial =
+            tokio_tungstenite::connect_async_with_config(ep.url.as_str(), Some(ws_config), true);
+        let ws = match timeout(self.opts.request_timeout, dial).await {
+            Err(_) => {
+                return Err(ConnectError::Retryable(
+                    "WebSocket handshake timed out".into(),
+                ));
+            }
+            Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp))) => {
+                let headers = resp.headers();
+                return Err(classify_handshake(resp.status().as_u16(), |k| {
+                    headers
+                        .get(k)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string)
+                }));
+            }
+            Ok(Err(e)) => {
+                return Err(ConnectError::Retryable(format!(
+                    "WebSocket handshake failed: {e}"
+                )));
+            }
+            Ok(Ok((ws, _))) => ws,
+        };
+        self.stats.connects.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(conn_id = %ep.conn_id, service_id = ep.service_id, ping_interval_s = cc.ping_interval.as_secs(), "long connection established");
+        Ok((ws, ep))
+    }
+
+    fn liveness(&self, cc: &ClientConfig) -> Duration {
+        cc.ping_interval
+            .saturating_mul(self.opts.liveness_factor.max(2))
+    }
+
+    async fn serve(
+        &self,
+        (mut ws, ep): (Ws, Endpoint),
+        cc: &mut ClientConfig,
+        tx: &mpsc::Sender<Inbound>,
+        shutdown: &CancellationToken,
+    ) -> Ended {
+        let conn_id = ep.conn_id.as_str();
+        let mut reasm = Reassembler::new(
+            self.opts.max_message_bytes,
+            self.opts.max_pending_messages,
+            self.opts.fragment_ttl,
+        );
+        let mut acks = FuturesUnordered::new();
+        let mut last_inbound = Instant::now();
+        let mut watchdog = pin!(sleep_until(last_inbound + self.liveness(cc)));
+        let mut ping = pin!(sleep_until(Instant::now()));
+        let mut last_ping = Instant::now();
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {
+                    self.drain(&mut ws, &mut acks, conn_id).await;
+                    return Ended::Shutdown;
+                }
+                Some((frame, started, ack)) = acks.next(), if !acks.is_empty() => {
+                    if let Err(e) = self.send_ack(&mut ws, frame, started, ack).await {
+                        return Ended::Lost(format!("sending an ack failed: {e}"));
+                    }
+                }
+                () = &mut ping => {
+                    if let Err(e) = ws.send(Message::Binary(Frame::ping(ep.service_id).to_bytes().into())).await {
+                        return Ended::Lost(format!("sending a ping failed: {e}"));
+                    }
+                    self.stats.pings.fetch_add(1, Ordering::Relaxed);
+                    last_ping = Instant::now();
+                    for id in reasm.expire(Instant::now()) {
+                        tracing::warn!(%conn_id, message_id = %id, "partial message expired before all its fragments arrived");
+                    }
+                    ping.as_mut().reset(Instant::now() + cc.ping_interval);
+                }
+                () = &mut watchdog => {
+                    let live = self.liveness(cc);
+                    if last_inbound.elapsed() >= live {
+                        let _ = timeout(Duration::from_secs(1), ws.close(None)).await;
+                        return Ended::Lost(format!("no frame received for {}s: the connection is dead or half-open", live.as_secs()));
+                    }
+                    watchdog.as_mut().reset(last_inbound + live);
+                }
+                msg = ws.next() => {
+                    last_inbound = Instant::now();
+                    let msg = match msg {
+                        None => return Ended::Lost("the server closed the connection".into()),
+                        Some(Err(e)) => return Ended::Lost(format!("read failed: {e}")),
+                        Some(Ok(m)) => m,
+                    };
+                    let bytes = match msg {
+                        Message::Binary(b) => b,
+                        Message::Close(c) => {
+                            return Ended::Lost(format!("the server closed the connection{}", c.map(|c| format!(" ({} {})", c.code, c.reason)).unwrap_or_default()));
+                        }
+                        Message::Text(_) => {
+                            tracing::debug!(%conn_id, "text frame ignored");
+                            continue;
+                        }
+                        _ => continue,
+                    };
+                    let frame = match Frame::from_bytes(&bytes) {
+                        Ok(f) => f,
+                        Err(e) => {
+                            tracing::warn!(%conn_id, bytes = bytes.len(), error = %e, "undecodable frame ignored (no message id to acknowledge)");
+                            continue;
+                        }
+                    };
+                    match frame.method {
+                        METHOD_CONTROL => {
+                            let interval = cc.ping_interval;
+                            self.control(frame, cc, conn_id);
+                            if cc.ping_interval != interval {
+                                // A new interval applies from the last ping.
+                                ping.as_mut().reset(last_ping + cc.ping_interval);
+                            }
+                        }
+                        METHOD_DATA => {
+                            let Some(message_id) = frame.header("message_id").filter(|m| !m.is_empty()).map(str::to_string) else {
+                                tracing::warn!(%conn_id, "data frame without message_id ignored");
+                                continue;
+                            };
+                            match reasm.push(&message_id, frame, Instant::now()) {
+                                Push::Pending => {}
+                                Push::Rejected(frame, why) => {
+                                    tracing::warn!(%conn_id, %message_id, reason = %why, "message rejected; acknowledged so it is not redelivered");
+                                    self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                                    if let Err(e) = self.send_ack(&mut ws, *frame, Instant::now(), Ack::Ok).await {
+                                        return Ended::Lost(format!("sending an ack failed: {e}"));
+                                    }
+                                }
+                                Push::Complete(frame, payload) => {
+                                    self.stats.messages.fetch_add(1, Ordering::Relaxed);
+                                    let started = Instant::now();
+                                    if frame.header("type") != Some("event") {
+                                        tracing::warn!(%conn_id, %message_id, r#type = frame.header("type").unwrap_or("(none)"), "message of an unhandled type; acknowledged");
+                                        self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                                        if let Err(e) = self.send_ack(&mut ws, *frame, started, Ack::Ok).await {
+                                            return Ended::Lost(format!("sending an ack failed: {e}"));
+                                        }
+                                        continue;
+                                    }
+                                    let (ack_tx, ack_rx) = oneshot::channel();
+                                    let inb = Inbound { payload, origin: format!("msg {message_id}"), ack: Some(ack_tx) };
+                                    tokio::select! {
+                                        r = tx.send(inb) => {
+                                            if r.is_err() {
+                                                tracing::error!(%conn_id, "the core has stopped; closing");
+                                                self.drain(&mut ws, &mut acks, conn_id).await;
+                                                return Ended::Shutdown;
+                                            }
+                                        }
+                                        _ = shutdown.cancelled() => {
+                                            self.drain(&mut ws, &mut acks, conn_id).await;
+                                            return Ended::Shutdown;
+                                        }
+                                    }
+                                    acks.push(wait_ack(*frame, started, ack_rx));
+                                }
+                            }
+                        }
+                        other => tracing::debug!(%conn_id, method = other, "frame of unknown method ignored"),
+                    }
+                }
+            }
+        }
+    }
+
+    fn control(&self, frame: Frame, cc: &mut ClientConfig, conn_id: &str) {
+        match frame.header("type") {
+            Some("pong") => {
+                let Some(p) = frame.payload.as_deref().filter(|p| !p.is_empty()) else {
+                    return;
+                };
+                match serde_json::from_slice::<ClientConfigJson>(p) {
+                    Ok(j) => {
+                        let before = *cc;
+                        cc.update(&j);
+                        if *cc != before {
+                            tracing::info!(%conn_id, ping_interval_s = cc.ping_interval.as_secs(), reconnect_interval_s = cc.reconnect_interval.as_secs(), reconnect_nonce_s = cc.reconnect_nonce.as_secs(), reconnect_count = cc.reconnect_count, "client config updated by the server");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(%conn_id, error = %e, "pong payload is not a client config; ignored")
+                    }
+                }
+            }
+            Some("ping") => {}
+            other => {
+                tracing::debug!(%conn_id, r#type = other.unwrap_or("(none)"), "control frame ignored")
+            }
+        }
+    }
+
+    async fn send_ack(
+        &self,
+        ws: &mut Ws,
+        frame: Frame,
+        started: Instant,
+        ack: Ack,
+    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        let code = match ack {
+            Ack::Ok => {
+                self.stats.acks_ok.fetch_add(1, Ordering::Relaxed);
+                200
+            }
+            Ack::Retry => {
+                self.stats.acks_retry.fetch_add(1, Ordering::Relaxed);
+                500
+            }
+        };
+        let rt = started.elapsed().as_millis();
+        ws.send(Message::Binary(frame.ack(code, rt).to_bytes().into()))
+            .await
+    }
+
+    /// Shutdown: read no more, send the acks still owed (within the
+    /// platform's 3 s), close the socket cleanly.
+    async fn drain<F>(&self, ws: &mut Ws, acks: &mut FuturesUnordered<F>, conn_id: &str)
+    where
+        F: Future<Output = (Frame, Instant, Ack)>,
+    {
+        let owed = acks.len();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while !acks.is_empty() {
+            match tokio::time::timeout_at(deadline, acks.next()).await {
+                Ok(Some((frame, started, ack))) => {
+                    if self.send_ack(ws, frame, started, ack).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::warn!(%conn_id, left = acks.len(), "shutdown: acks not answered in time (the platform will redeliver)");
+                    break;
+                }
+            }
+        }
+        let _ = timeout(Duration::from_secs(2), ws.close(None)).await;
+        // Read until the server's close reply (or a short timeout).
+        let _ = timeout(Duration::from_secs(2), async {
+            while let Some(Ok(_)) = ws.next().await {}
+        })
+        .await;
+        tracing::info!(%conn_id, acks_sent = owed - acks.len(), "long connection closed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn handshake_classification() {
+        let fatal = |e: &ConnectError| matches!(e, ConnectError::Fatal { .. });
+        let limit = [
+            ("handshake-status", "514"),
+            ("handshake-msg", "exceed"),
+            ("handshake-autherrcode", "1000040350"),
+        ];
+        assert!(fatal(&classify_handshake(403, h(&limit))));
+        let other_auth = [
+            ("handshake-status", "514"),
+            ("handshake-msg", "auth"),
+            ("handshake-autherrcode", "1000040351"),
+        ];
+        assert!(!fatal(&classify_handshake(403, h(&other_auth))));
+        let forbidden = [("handshake-status", "403"), ("handshake-msg", "banned")];
+        assert!(fatal(&classify_handshake(403, h(&forbidden))));
+        let busy = [("handshake-status", "500"), ("handshake-msg", "busy")];
+        assert!(!fatal(&classify_handshake(500, h(&busy))));
+        // no Handshake-Msg: the original error, retryable
+        assert!(!fatal(&classify_handshake(
+            403,
+            h(&[("handshake-status", "403")])
+        )));
+        assert!(!fatal(&classify_handshake(403, h(&[]))));
+    }
+}

@@ -1,0 +1,208 @@
+//! Endpoint discovery: `POST {base}/callback/ws/endpoint` with the app's id
+//! and secret → the WebSocket URL to dial and the client settings.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+use super::ConnectError;
+
+/// Settings the platform sends (endpoint response, pong payloads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// Reconnect attempts before giving up; negative = forever.
+    pub reconnect_count: i64,
+    pub reconnect_interval: Duration,
+    /// Upper bound of the random wait before the first reconnect attempt.
+    pub reconnect_nonce: Duration,
+    pub ping_interval: Duration,
+}
+
+impl Default for ClientConfig {
+    /// The official clients' defaults before any server config.
+    fn default() -> Self {
+        ClientConfig {
+            reconnect_count: -1,
+            reconnect_interval: Duration::from_secs(120),
+            reconnect_nonce: Duration::from_secs(30),
+            ping_interval: Duration::from_secs(120),
+        }
+    }
+}
+
+/// `ClientConfig` as JSON; absent keys leave the current value unchanged
+/// (the official clients turn them into 0 or NaN, which breaks them).
+#[derive(Debug, Deserialize)]
+pub struct ClientConfigJson {
+    #[serde(rename = "ReconnectCount")]
+    reconnect_count: Option<i64>,
+    #[serde(rename = "ReconnectInterval")]
+    reconnect_interval: Option<u64>,
+    #[serde(rename = "ReconnectNonce")]
+    reconnect_nonce: Option<u64>,
+    #[serde(rename = "PingInterval")]
+    ping_interval: Option<u64>,
+}
+
+impl ClientConfig {
+    /// Apply what the server sent. A ping interval of 0 is ignored (it
+    /// would mean pinging in a busy loop).
+    pub fn update(&mut self, j: &ClientConfigJson) {
+        if let Some(v) = j.reconnect_count {
+            self.reconnect_count = v;
+        }
+        if let Some(v) = j.reconnect_interval {
+            self.reconnect_interval = Duration::from_secs(v);
+        }
+        if let Some(v) = j.reconnect_nonce {
+            self.reconnect_nonce = Duration::from_secs(v);
+        }
+        if let Some(v) = j.ping_interval.filter(|v| *v > 0) {
+            self.ping_interval = Duration::from_secs(v);
+        }
+    }
+}
+
+/// Where to connect.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub url: Url,
+    /// `device_id` from the URL: the connection id in log lines.
+    pub conn_id: String,
+    /// `service_id` from the URL: the `service` of every ping.
+    pub service_id: i32,
+}
+
+#[derive(Deserialize)]
+struct Response {
+    #[serde(default)]
+    code: Option<i64>,
+    #[serde(default)]
+    msg: Option<String>,
+    #[serde(default)]
+    data: Option<Data>,
+}
+
+#[derive(Deserialize)]
+struct Data {
+    #[serde(rename = "URL", default)]
+    url: Option<String>,
+    #[serde(rename = "ClientConfig", default)]
+    client_config: Option<ClientConfigJson>,
+}
+
+/// What a response code means (for messages).
+pub fn code_meaning(code: i64) -> &'static str {
+    match code {
+        1 => "system busy",
+        403 => "forbidden: the app may be disabled or lack long-connection access",
+        514 => "authentication failed: check the app id and secret",
+        1000040343 => "internal error",
+        1000040344 => "no credential",
+        1000040350 => "connection limit exceeded (at most 50 connections per app)",
+        _ => "unknown code",
+    }
+}
+
+/// Ask the platform where to connect. Retryable failures: HTTP errors,
+/// timeouts, codes 1 and 1000040343, a missing URL. Any other code is fatal.
+pub async fn discover(
+    http: &reqwest::Client,
+    base: &Url,
+    app_id: &str,
+    app_secret: &SecretString,
+    config: &mut ClientConfig,
+) -> Result<Endpoint, ConnectError> {
+    let url = base
+        .join("/callback/ws/endpoint")
+        .map_err(|e| ConnectError::Retryable(format!("bad base URL: {e}")))?;
+    let body = serde_json::json!({ "AppID": app_id, "AppSecret": app_secret.expose_secret() });
+    let resp = http
+        .post(url)
+        .header("locale", "zh")
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| {
+            ConnectError::Retryable(format!("endpoint request failed: {}", e.without_url()))
+        })?;
+    let status = resp.status();
+    let text = resp.text().await.map_err(|e| {
+        ConnectError::Retryable(format!("endpoint response unreadable: {}", e.without_url()))
+    })?;
+    let parsed: Option<Response> = serde_json::from_str(&text).ok();
+    if status != reqwest::StatusCode::OK {
+        let msg = parsed
+            .and_then(|r| r.msg)
+            .unwrap_or_else(|| "system busy".into());
+        return Err(ConnectError::Retryable(format!(
+            "endpoint answered HTTP {status}: {msg}"
+        )));
+    }
+    let Some(r) = parsed else {
+        return Err(ConnectError::Retryable(
+            "endpoint answered with invalid JSON".into(),
+        ));
+    };
+    let code = r.code.unwrap_or(0);
+    let msg = r.msg.unwrap_or_default();
+    match code {
+        0 => {}
+        1 | 1000040343 => {
+            return Err(ConnectError::Retryable(format!(
+                "endpoint code {code} ({}): {msg}",
+                code_meaning(code)
+            )));
+        }
+        _ => return Err(ConnectError::Fatal { code, msg }),
+    }
+    let data = r
+        .data
+        .ok_or_else(|| ConnectError::Retryable("endpoint response has no data".into()))?;
+    if let Some(cc) = &data.client_config {
+        config.update(cc);
+    }
+    let raw = data
+        .url
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| ConnectError::Retryable("endpoint response has no URL".into()))?;
+    let url = Url::parse(&raw)
+        .map_err(|e| ConnectError::Retryable(format!("endpoint URL is invalid: {e}")))?;
+    let mut conn_id = String::new();
+    let mut service_id = None;
+    for (k, v) in url.query_pairs() {
+        match k.as_ref() {
+            "device_id" => conn_id = v.into_owned(),
+            "service_id" => service_id = v.parse::<i32>().ok(),
+            _ => {}
+        }
+    }
+    let service_id = service_id
+        .ok_or_else(|| ConnectError::Retryable("endpoint URL has no numeric service_id".into()))?;
+    Ok(Endpoint {
+        url,
+        conn_id,
+        service_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_config_updates_only_what_is_sent() {
+        let mut c = ClientConfig::default();
+        let j: ClientConfigJson =
+            serde_json::from_str(r#"{"PingInterval":5,"ReconnectCount":3}"#).unwrap();
+        c.update(&j);
+        assert_eq!(c.ping_interval, Duration::from_secs(5));
+        assert_eq!(c.reconnect_count, 3);
+        assert_eq!(c.reconnect_interval, Duration::from_secs(120));
+        let zero: ClientConfigJson = serde_json::from_str(r#"{"PingInterval":0}"#).unwrap();
+        c.update(&zero);
+        assert_eq!(c.ping_interval, Duration::from_secs(5), "0 is ignored");
+    }
+}

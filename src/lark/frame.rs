@@ -1,0 +1,217 @@
+//! The long connection's protobuf `Frame` (package `pbbp2`, proto2), as
+//! hand-written prost structs: no `protoc`, and the proto2 `required`
+//! fields are always encoded (the official clients reject frames without
+//! them).
+
+use prost::Message;
+
+/// One `key`/`value` header.
+#[derive(Clone, PartialEq, Eq, Message)]
+pub struct Header {
+    #[prost(string, required, tag = "1")]
+    pub key: String,
+    #[prost(string, required, tag = "2")]
+    pub value: String,
+}
+
+/// Every WebSocket binary message carries exactly one `Frame`.
+#[derive(Clone, PartialEq, Eq, Message)]
+pub struct Frame {
+    #[prost(uint64, required, tag = "1")]
+    pub seq_id: u64,
+    #[prost(uint64, required, tag = "2")]
+    pub log_id: u64,
+    #[prost(int32, required, tag = "3")]
+    pub service: i32,
+    /// `0` control, `1` data.
+    #[prost(int32, required, tag = "4")]
+    pub method: i32,
+    #[prost(message, repeated, tag = "5")]
+    pub headers: Vec<Header>,
+    #[prost(string, optional, tag = "6")]
+    pub payload_encoding: Option<String>,
+    #[prost(string, optional, tag = "7")]
+    pub payload_type: Option<String>,
+    #[prost(bytes = "vec", optional, tag = "8")]
+    pub payload: Option<Vec<u8>>,
+    #[prost(string, optional, tag = "9")]
+    pub log_id_new: Option<String>,
+}
+
+pub const METHOD_CONTROL: i32 = 0;
+pub const METHOD_DATA: i32 = 1;
+
+impl Frame {
+    /// The first header with this key.
+    pub fn header(&self, key: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|h| h.key == key)
+            .map(|h| h.value.as_str())
+    }
+
+    /// The client's ping: control frame, `type=ping`, the service id from
+    /// the connection URL, SeqID and LogID explicitly 0.
+    pub fn ping(service: i32) -> Frame {
+        Frame {
+            seq_id: 0,
+            log_id: 0,
+            service,
+            method: METHOD_CONTROL,
+            headers: vec![Header {
+                key: "type".into(),
+                value: "ping".into(),
+            }],
+            payload_encoding: None,
+            payload_type: None,
+            payload: None,
+            log_id_new: None,
+        }
+    }
+
+    /// The acknowledgement of a data message: the received frame with every
+    /// field and header kept, `biz_rt` appended and the payload replaced by
+    /// `{"code":N}`.
+    pub fn ack(mut self, code: u16, biz_rt_ms: u128) -> Frame {
+        self.headers.push(Header {
+            key: "biz_rt".into(),
+            value: biz_rt_ms.to_string(),
+        });
+        self.payload = Some(format!("{{\"code\":{code}}}").into_bytes());
+        self
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.encode_to_vec()
+    }
+
+    /// Decode a frame, refusing one that lacks a required field (prost
+    /// would silently default it; the official clients reject it).
+    pub fn from_bytes(b: &[u8]) -> Result<Frame, FrameError> {
+        let missing = missing_required(b)?;
+        if let Some(name) = missing {
+            return Err(FrameError::MissingRequired(name));
+        }
+        Frame::decode(b).map_err(|e| FrameError::Decode(e.to_string()))
+    }
+}
+
+/// Why bytes are not a frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("not a protobuf frame: {0}")]
+    Decode(String),
+    #[error("frame lacks required field `{0}`")]
+    MissingRequired(&'static str),
+}
+
+fn varint(b: &[u8], i: &mut usize) -> Result<u64, FrameError> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *b
+            .get(*i)
+            .ok_or_else(|| FrameError::Decode("truncated varint".into()))?;
+        *i += 1;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    Err(FrameError::Decode("varint too long".into()))
+}
+
+/// Walk the top-level fields and report the first of tags 1–4 that is absent.
+fn missing_required(b: &[u8]) -> Result<Option<&'static str>, FrameError> {
+    let mut seen = [false; 5];
+    let mut i = 0;
+    while i < b.len() {
+        let key = varint(b, &mut i)?;
+        let (tag, wire) = (key >> 3, key & 7);
+        let skip = match wire {
+            0 => {
+                varint(b, &mut i)?;
+                0
+            }
+            1 => 8,
+            2 => usize::try_from(varint(b, &mut i)?).unwrap_or(usize::MAX),
+            5 => 4,
+            _ => return Err(FrameError::Decode(format!("unsupported wire type {wire}"))),
+        };
+        i = i
+            .checked_add(skip)
+            .filter(|end| *end <= b.len())
+            .ok_or_else(|| FrameError::Decode("truncated field".into()))?;
+        if let Some(s) = usize::try_from(tag).ok().and_then(|t| seen.get_mut(t)) {
+            *s = true;
+        }
+    }
+    Ok(["SeqID", "LogID", "service", "method"]
+        .into_iter()
+        .zip(&seen[1..])
+        .find(|(_, s)| !**s)
+        .map(|(n, _)| n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ping_bytes_match_the_official_clients() {
+        // spec §3: Python/Node ping for service_id=77
+        let want = [
+            0x08, 0x00, 0x10, 0x00, 0x18, 0x4d, 0x20, 0x00, 0x2a, 0x0c, 0x0a, 0x04, 0x74, 0x79,
+            0x70, 0x65, 0x12, 0x04, 0x70, 0x69, 0x6e, 0x67,
+        ];
+        assert_eq!(Frame::ping(77).to_bytes(), want);
+    }
+
+    #[test]
+    fn go_style_empty_optionals_decode() {
+        let mut b = Frame::ping(77).to_bytes();
+        b.extend_from_slice(&[0x32, 0x00, 0x3a, 0x00, 0x4a, 0x00]);
+        let f = Frame::from_bytes(&b).unwrap();
+        assert_eq!(f.payload_encoding.as_deref(), Some(""));
+        assert_eq!(f.header("type"), Some("ping"));
+    }
+
+    #[test]
+    fn missing_required_fields_are_rejected() {
+        // only `service` and `method`: no SeqID/LogID
+        assert_eq!(
+            Frame::from_bytes(&[0x18, 0x01, 0x20, 0x01]),
+            Err(FrameError::MissingRequired("SeqID"))
+        );
+        assert_eq!(
+            Frame::from_bytes(&[0x08, 0x00, 0x10, 0x00, 0x18, 0x01]),
+            Err(FrameError::MissingRequired("method"))
+        );
+        assert!(matches!(
+            Frame::from_bytes(&[0x08]),
+            Err(FrameError::Decode(_))
+        ));
+        assert!(matches!(
+            Frame::from_bytes(&[0x08, 0x00, 0x42, 0x7f, 0x01]),
+            Err(FrameError::Decode(_))
+        ));
+        assert!(Frame::from_bytes(b"\xff\xff\xff garbage").is_err());
+    }
+
+    #[test]
+    fn ack_keeps_the_frame_and_appends_biz_rt() {
+        let mut f = Frame::ping(3);
+        f.method = METHOD_DATA;
+        f.seq_id = 9;
+        f.headers.push(Header {
+            key: "message_id".into(),
+            value: "m1".into(),
+        });
+        f.payload = Some(b"{}".to_vec());
+        let a = f.clone().ack(200, 4);
+        assert_eq!(a.seq_id, 9);
+        assert_eq!(a.header("message_id"), Some("m1"));
+        assert_eq!(a.headers.last().unwrap().key, "biz_rt");
+        assert_eq!(a.header("biz_rt"), Some("4"));
+        assert_eq!(a.payload.as_deref(), Some(&b"{\"code\":200}"[..]));
+    }
+}

@@ -1,0 +1,134 @@
+//! The one retry policy: pure delay schedules and the one list of what is
+//! worth retrying. Shared by the long-connection reconnect and the sinks.
+//! Randomness is passed in (`unit` in `[0, 1)`), so every schedule is
+//! table-tested.
+
+use std::time::Duration;
+
+/// How long to wait before retry number `attempt` (0 = the first retry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// The platform's reconnect rule: a random wait in `[0, nonce)` before
+    /// the first attempt (so a fleet does not reconnect in step), then
+    /// `interval` between attempts.
+    Platform { interval: Duration, nonce: Duration },
+    /// Exponential backoff with jitter: `base · 2^attempt`, capped, then a
+    /// random point in its upper half (never less than half the step).
+    Exponential { base: Duration, cap: Duration },
+}
+
+impl Policy {
+    pub fn delay(&self, attempt: u32, unit: f64) -> Duration {
+        let unit = if unit.is_finite() {
+            unit.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        match *self {
+            Policy::Platform { interval, nonce } => {
+                if attempt == 0 {
+                    nonce.mul_f64(unit)
+                } else {
+                    interval
+                }
+            }
+            Policy::Exponential { base, cap } => {
+                let step = base.saturating_mul(1u32 << attempt.min(30)).min(cap);
+                step.mul_f64(0.5 + unit / 2.0)
+            }
+        }
+    }
+}
+
+/// A fresh random unit for [`Policy::delay`].
+pub fn jitter() -> f64 {
+    rand::random::<f64>()
+}
+
+/// Is an HTTP status worth retrying? 5xx, 408 (timeout) and 429 (throttled);
+/// any other 4xx is the request's own fault and will fail again.
+pub fn retryable_status(status: u16) -> bool {
+    status >= 500 || status == 408 || status == 429
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    #[test]
+    fn platform_schedule() {
+        let p = Policy::Platform {
+            interval: S(120),
+            nonce: S(30),
+        };
+        for (attempt, unit, want) in [
+            (0, 0.0, S(0)),
+            (0, 0.5, S(15)),
+            (0, 0.999, MS(29_970)),
+            (1, 0.0, S(120)),
+            (1, 0.9, S(120)),
+            (50, 0.3, S(120)),
+        ] {
+            assert_eq!(
+                p.delay(attempt, unit),
+                want,
+                "attempt {attempt} unit {unit}"
+            );
+        }
+        let none = Policy::Platform {
+            interval: S(0),
+            nonce: S(0),
+        };
+        assert_eq!(none.delay(0, 0.7), S(0));
+    }
+
+    #[test]
+    fn exponential_schedule() {
+        let p = Policy::Exponential {
+            base: MS(500),
+            cap: S(60),
+        };
+        for (attempt, unit, want) in [
+            (0, 0.0, MS(250)),
+            (0, 1.0, MS(500)),
+            (1, 0.0, MS(500)),
+            (3, 1.0, S(4)),
+            (7, 1.0, S(60)),
+            (7, 0.0, S(30)),
+            (40, 0.5, S(45)),
+            (u32::MAX, 1.0, S(60)),
+        ] {
+            assert_eq!(
+                p.delay(attempt, unit),
+                want,
+                "attempt {attempt} unit {unit}"
+            );
+        }
+        assert_eq!(
+            p.delay(0, f64::NAN),
+            MS(250),
+            "bad randomness is not a panic"
+        );
+    }
+
+    #[test]
+    fn retryable_statuses() {
+        for (s, want) in [
+            (200, false),
+            (400, false),
+            (401, false),
+            (404, false),
+            (408, true),
+            (413, false),
+            (429, true),
+            (500, true),
+            (502, true),
+            (503, true),
+        ] {
+            assert_eq!(retryable_status(s), want, "{s}");
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! What every event source hands the core, and how the core answers.
+
+use tokio::sync::oneshot;
+
+/// How the platform should be answered for one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    /// Accepted, or refused for good (redelivery would not help).
+    Ok,
+    /// A transient internal failure: ask for redelivery.
+    Retry,
+}
+
+/// One payload from a source.
+#[derive(Debug)]
+pub struct Inbound {
+    pub payload: Vec<u8>,
+    /// Where it came from, for log lines (`events.jsonl:3`, `msg 7f…`).
+    pub origin: String,
+    /// Answered once the event has been applied.
+    pub ack: Option<oneshot::Sender<Ack>>,
+}
