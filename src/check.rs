@@ -56,11 +56,11 @@ pub fn sample_change(room: &RoomId, kind: ChangeKind, at: DateTime<Utc>) -> Chan
             start,
             end: start + Duration::hours(1),
             rooms: vec![room.clone()],
-            organizer: Organizer {
-                open_id: Some("ou_sample".into()),
+            organizer: Arc::new(Organizer {
+                open_id: Some(Arc::from("ou_sample")),
                 user_id: None,
                 union_id: None,
-            },
+            }),
         }),
         previous: (kind == ChangeKind::Rescheduled).then(|| (start - Duration::hours(1), start)),
         event_id: Arc::from("sample-event"),

@@ -122,6 +122,7 @@ struct RawSchedule {
     #[serde(default)]
     ignore_unknown_rooms: bool,
     starting_soon: Option<Spanned<String>>,
+    dedup_capacity: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -355,6 +356,8 @@ pub struct Config {
     pub display: Style,
     pub ignore_unknown_rooms: bool,
     pub starting_soon: Duration,
+    /// How many recent delivery ids are remembered for de-duplication.
+    pub dedup_capacity: usize,
     pub templates_dir: Option<PathBuf>,
     pub lark: LarkConfig,
     pub rooms: Vec<RoomConfig>,
@@ -719,6 +722,14 @@ fn validate(raw: Raw, cx: &mut Ctx) -> Option<Config> {
         .duration("schedule.starting_soon", &raw.schedule.starting_soon)
         .unwrap_or(Duration::from_secs(600));
 
+    let dedup_capacity = match &raw.schedule.dedup_capacity {
+        None => crate::schedule::DEFAULT_DEDUP_CAPACITY,
+        Some(v) if *v.get_ref() == 0 => {
+            cx.push("schedule.dedup_capacity", v, "must be at least 1");
+            1
+        }
+        Some(v) => usize::try_from(*v.get_ref()).unwrap_or(usize::MAX),
+    };
     let templates_dir = raw.templates.dir.as_ref().map(|d| {
         let p = cx.path(d.get_ref());
         if !p.is_dir() {
@@ -1022,6 +1033,7 @@ fn validate(raw: Raw, cx: &mut Ctx) -> Option<Config> {
         display,
         ignore_unknown_rooms: raw.schedule.ignore_unknown_rooms,
         starting_soon,
+        dedup_capacity,
         templates_dir,
         lark,
         room_index: rooms

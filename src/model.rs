@@ -88,12 +88,13 @@ impl EventKind {
     }
 }
 
-/// The organizer as the event names them (ids only, no names).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The organizer as the event names them (ids only, no names). Shared
+/// strings: the schedule interns them, as one organizer books many rooms.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Organizer {
-    pub open_id: Option<String>,
-    pub user_id: Option<String>,
-    pub union_id: Option<String>,
+    pub open_id: Option<Arc<str>>,
+    pub user_id: Option<Arc<str>>,
+    pub union_id: Option<Arc<str>>,
 }
 
 /// One decoded meeting-room event.
@@ -120,7 +121,8 @@ pub struct Booking {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub rooms: Vec<RoomId>,
-    pub organizer: Organizer,
+    /// Shared: the schedule keeps one copy per distinct organizer.
+    pub organizer: Arc<Organizer>,
 }
 
 /// The kind of a room-level change (used by sink filters).

@@ -110,9 +110,9 @@ pub fn idempotency_key(parts: &[&str]) -> String {
 impl Pipeline {
     pub fn new(config: Arc<Config>, templates: Arc<Templates>) -> Self {
         Pipeline {
+            schedule: Schedule::with_dedup_capacity(config.dedup_capacity),
             config,
             templates,
-            schedule: Schedule::new(),
         }
     }
 

@@ -19,7 +19,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::model::{Booking, BookingKey, Change, ChangeKind, EventKind, RoomEvent, RoomId};
+use crate::model::{
+    Booking, BookingKey, Change, ChangeKind, EventKind, Organizer, RoomEvent, RoomId,
+};
 
 // Keys are platform ids; foldhash (randomly seeded per process) hashes them
 // several times faster than SipHash, which shows in the per-event cost.
@@ -53,8 +55,98 @@ pub struct Schedule {
     series_deleted: HashMap<Arc<str>, DateTime<Utc>>,
     /// Exceptions per uid (so a series delete can find them).
     exceptions: HashMap<Arc<str>, BTreeSet<i64>>,
-    seen: HashSet<Arc<str>>,
+    seen: Seen,
+    /// Interned room and organizer ids (one copy per distinct id).
+    rooms_seen: HashSet<RoomId>,
+    people: HashSet<Arc<Organizer>>,
 }
+
+/// The most recent delivery ids, as 64-bit hashes under a per-process
+/// random key (8 bytes an id: with 100,000 remembered, a new id is taken for
+/// a seen one with odds of about 5·10⁻¹⁵). Two generations of half the
+/// capacity each: when the current one fills, the older is dropped, so
+/// between `capacity/2` and `capacity` ids are always remembered, with no
+/// per-id queue. Beyond this window a redelivery is still dropped by the
+/// staleness rule (it is not newer than its booking's last change).
+#[derive(Debug, Clone)]
+struct Seen {
+    current: StdHashSet<u64, IdentityHash>,
+    previous: StdHashSet<u64, IdentityHash>,
+    half: usize,
+    key: foldhash::quality::RandomState,
+}
+
+/// The keys are already uniformly random hashes: hash them as themselves.
+#[derive(Debug, Clone, Copy, Default)]
+struct IdentityHash;
+
+impl std::hash::BuildHasher for IdentityHash {
+    type Hasher = IdentityHasher;
+    fn build_hasher(&self) -> IdentityHasher {
+        IdentityHasher(0)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct IdentityHasher(u64);
+
+impl std::hash::Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+impl Seen {
+    fn new(capacity: usize) -> Self {
+        let half = capacity.div_ceil(2).max(1);
+        Seen {
+            current: StdHashSet::with_hasher(IdentityHash),
+            previous: StdHashSet::with_hasher(IdentityHash),
+            half,
+            key: Default::default(),
+        }
+    }
+
+    fn key(&self, id: &str) -> u64 {
+        use std::hash::BuildHasher;
+        self.key.hash_one(id)
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        let k = self.key(id);
+        self.current.contains(&k) || self.previous.contains(&k)
+    }
+
+    fn insert(&mut self, id: &str) {
+        let k = self.key(id);
+        if self.current.len() >= self.half {
+            // Reuse the older generation's allocation for the new one.
+            std::mem::swap(&mut self.current, &mut self.previous);
+            self.current.clear();
+        }
+        if self.current.capacity() == 0 {
+            self.current.reserve(self.half);
+        }
+        self.current.insert(k);
+    }
+}
+
+impl Default for Seen {
+    fn default() -> Self {
+        Seen::new(DEFAULT_DEDUP_CAPACITY)
+    }
+}
+
+/// How many delivery ids are remembered for de-duplication by default.
+pub const DEFAULT_DEDUP_CAPACITY: usize = 100_000;
 
 /// A room's state at one instant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +185,35 @@ impl Schedule {
         Self::default()
     }
 
+    /// A schedule remembering the last `dedup_capacity` delivery ids.
+    pub fn with_dedup_capacity(dedup_capacity: usize) -> Self {
+        Schedule {
+            seen: Seen::new(dedup_capacity),
+            ..Self::default()
+        }
+    }
+
+    fn intern_room(&mut self, r: &RoomId) -> RoomId {
+        match self.rooms_seen.get(r) {
+            Some(x) => x.clone(),
+            None => {
+                self.rooms_seen.insert(r.clone());
+                r.clone()
+            }
+        }
+    }
+
+    fn intern_organizer(&mut self, o: &Organizer) -> Arc<Organizer> {
+        match self.people.get(o) {
+            Some(x) => x.clone(),
+            None => {
+                let x = Arc::new(o.clone());
+                self.people.insert(x.clone());
+                x
+            }
+        }
+    }
+
     /// Has this delivery id been applied (or skipped as stale) before?
     pub fn seen(&self, event_id: &str) -> bool {
         self.seen.contains(event_id)
@@ -101,11 +222,11 @@ impl Schedule {
     /// Apply one event. `Ok` carries the changes per room (possibly none,
     /// e.g. an update that moved nothing); `Err` says why nothing happened.
     pub fn apply(&mut self, ev: &RoomEvent) -> Result<Vec<Change>, Skip> {
-        if self.seen.contains(ev.event_id.as_str()) {
+        if self.seen.contains(&ev.event_id) {
             return Err(Skip::Duplicate);
         }
+        self.seen.insert(&ev.event_id);
         let event_id: Arc<str> = Arc::from(ev.event_id.as_str());
-        self.seen.insert(event_id.clone());
 
         if let Some(entry) = self.entries.get(&ev.key)
             && ev.event_time < entry.last_change
@@ -123,12 +244,14 @@ impl Schedule {
         match ev.kind {
             EventKind::Created | EventKind::Updated => {
                 let old = self.entries.remove(&ev.key).and_then(|e| e.booking);
+                let rooms = ev.rooms.iter().map(|r| self.intern_room(r)).collect();
+                let organizer = self.intern_organizer(&ev.organizer);
                 let new = Arc::new(Booking {
                     key: ev.key.clone(),
                     start: ev.start,
                     end: ev.end,
-                    rooms: ev.rooms.clone(),
-                    organizer: ev.organizer.clone(),
+                    rooms,
+                    organizer,
                 });
                 diff(old.as_ref(), Some(&new), &event_id, &mut changes);
                 if let Some(o) = &old {
@@ -341,6 +464,7 @@ impl Schedule {
             }
         }
         self.by_room.retain(|_, s| !s.is_empty());
+        self.people.retain(|p| Arc::strong_count(p) > 1);
         old.len()
     }
 
@@ -681,6 +805,35 @@ mod tests {
         assert_eq!(s.next_boundary(t(9, 30), soon), Some(t(9, 50)));
         assert_eq!(s.next_boundary(t(14, 30), soon), Some(t(15, 0)));
         assert_eq!(s.next_boundary(t(15, 0), soon), None);
+    }
+
+    #[test]
+    fn dedup_window_is_bounded_and_staleness_covers_beyond_it() {
+        let mut s = Schedule::with_dedup_capacity(4);
+        let first = ev("1", Created, 1, ("u", 0), (9, 10), &["a"]);
+        s.apply(&first).unwrap();
+        for i in 2..=5 {
+            s.apply(&ev(&i.to_string(), Updated, i, ("u", 0), (10, i as u32 + 10), &["a"])).unwrap();
+        }
+        // generations of 2: {1,2} dropped when {5} started; {3,4} kept
+        assert!(!s.seen("1") && !s.seen("2"));
+        assert!(s.seen("3") && s.seen("4") && s.seen("5"));
+        assert_eq!(s.apply(&first), Err(Skip::Stale), "forgotten id, still dropped");
+        assert_eq!(s.booking(&BookingKey::new("u", 0)).unwrap().end, t(15, 0));
+    }
+
+    #[test]
+    fn ids_are_interned() {
+        let mut s = Schedule::new();
+        let mut a = ev("1", Created, 1, ("u1", 0), (9, 10), &["a"]);
+        a.organizer.open_id = Some(Arc::from("ou_x"));
+        let mut b = ev("2", Created, 1, ("u2", 0), (9, 10), &["a"]);
+        b.organizer.open_id = Some(Arc::from("ou_x"));
+        s.apply(&a).unwrap();
+        s.apply(&b).unwrap();
+        let (x, y) = (s.booking(&a.key).unwrap(), s.booking(&b.key).unwrap());
+        assert!(Arc::ptr_eq(&x.rooms[0].0, &y.rooms[0].0));
+        assert!(Arc::ptr_eq(&x.organizer, &y.organizer));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
-use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
+use std::io::{BufWriter, Write};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
@@ -17,6 +17,11 @@ use crate::render::Format;
 /// Why delivery could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliverError {
+    #[error("sink `{sink}`: cannot start its thread: {source}")]
+    Thread {
+        sink: String,
+        source: std::io::Error,
+    },
     #[error("sink `{sink}`: cannot open {path}: {source}")]
     Open {
         sink: String,
@@ -36,6 +41,8 @@ pub struct SinkStats {
 pub struct Deliverer {
     senders: Vec<mpsc::Sender<Message>>,
     tracker: TaskTracker,
+    /// Local sinks' threads: each signals here when it has drained.
+    threads: Vec<tokio::sync::oneshot::Receiver<()>>,
     pub stats: Arc<Vec<(String, SinkStats)>>,
 }
 
@@ -84,6 +91,7 @@ impl Deliverer {
     /// to) here, so a bad path is a startup error.
     pub async fn start(config: &Config, queue: usize) -> Result<Self, DeliverError> {
         let tracker = TaskTracker::new();
+        let mut threads = Vec::new();
         let mut senders = Vec::new();
         let stats: Arc<Vec<(String, SinkStats)>> = Arc::new(
             config
@@ -97,43 +105,31 @@ impl Deliverer {
             senders.push(tx);
             let stats = stats.clone();
             match sink.kind {
+                // Local sinks write with blocking I/O on one thread each: no
+                // thread-pool hop per write. Stdout is locked per flush only
+                // (holding it while idle would block every other printer).
                 SinkKind::Stdout => {
-                    tracker.spawn(write_lines(
-                        rx,
-                        BufWriter::new(tokio::io::stdout()),
-                        stats,
-                        i,
-                        None,
-                    ));
+                    threads.push(local_thread(&sink.name, move || {
+                        write_lines(rx, BufWriter::new(std::io::stdout()), &stats, i, None)
+                    })?);
                 }
                 SinkKind::File => {
                     let path = sink.path.clone().unwrap_or_default();
-                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                        tokio::fs::create_dir_all(dir).await.map_err(|source| {
-                            DeliverError::Open {
-                                sink: sink.name.clone(),
-                                path: path.clone(),
-                                source,
-                            }
-                        })?;
-                    }
-                    let f = tokio::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(&path)
-                        .await
-                        .map_err(|source| DeliverError::Open {
-                            sink: sink.name.clone(),
-                            path: path.clone(),
-                            source,
-                        })?;
-                    tracker.spawn(write_lines(
-                        rx,
-                        BufWriter::new(f),
-                        stats,
-                        i,
-                        Some(sink.name.clone()),
-                    ));
+                    let open = || {
+                        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                            std::fs::create_dir_all(dir)?;
+                        }
+                        std::fs::OpenOptions::new().create(true).append(true).open(&path)
+                    };
+                    let f = open().map_err(|source| DeliverError::Open {
+                        sink: sink.name.clone(),
+                        path: path.clone(),
+                        source,
+                    })?;
+                    let name = sink.name.clone();
+                    threads.push(local_thread(&sink.name, move || {
+                        write_lines(rx, BufWriter::new(f), &stats, i, Some(name))
+                    })?);
                 }
                 kind => {
                     let name = sink.name.clone();
@@ -156,6 +152,7 @@ impl Deliverer {
         Ok(Deliverer {
             senders,
             tracker,
+            threads,
             stats,
         })
     }
@@ -175,49 +172,66 @@ impl Deliverer {
     pub async fn finish(self) {
         drop(self.senders);
         self.tracker.wait().await;
+        for done in self.threads {
+            // Err: the thread ended without signalling (it panicked); it is
+            // gone either way.
+            let _ = done.await;
+        }
     }
 }
 
+/// Run a local sink on an OS thread of its own (not tokio's blocking pool,
+/// whose long-running tasks would also stop a paused test clock).
+fn local_thread(
+    name: &str,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<tokio::sync::oneshot::Receiver<()>, DeliverError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(format!("sink-{name}"))
+        .spawn(move || {
+            f();
+            let _ = tx.send(());
+        })
+        .map_err(|source| DeliverError::Thread {
+            sink: name.to_string(),
+            source,
+        })?;
+    Ok(rx)
+}
+
 /// Write each message as a line; flush whenever the queue runs dry.
-async fn write_lines<W: AsyncWrite + Unpin>(
+/// Blocking: runs on a thread of its own.
+fn write_lines<W: Write>(
     mut rx: mpsc::Receiver<Message>,
     mut out: W,
-    stats: Arc<Vec<(String, SinkStats)>>,
+    stats: &[(String, SinkStats)],
     i: usize,
     jsonl_sink: Option<String>,
 ) {
-    let name = stats[i].0.clone();
-    while let Some(m) = rx.recv().await {
-        let mut batch = vec![m];
-        while let Ok(m) = rx.try_recv() {
-            batch.push(m);
-        }
-        let mut buf = String::new();
-        for m in &batch {
+    let name = &stats[i].0;
+    let mut buf = String::new();
+    while let Some(m) = rx.blocking_recv() {
+        let mut n = 0u64;
+        let mut next = Some(m);
+        while let Some(m) = next {
             match &jsonl_sink {
-                Some(sink) => buf.push_str(&file_line(sink, m)),
+                Some(sink) => buf.push_str(&file_line(sink, &m)),
                 None => buf.push_str(m.body.trim_end()),
             }
             buf.push('\n');
+            n += 1;
+            next = rx.try_recv().ok();
         }
-        let res = async {
-            out.write_all(buf.as_bytes()).await?;
-            out.flush().await
-        }
-        .await;
+        let res = out.write_all(buf.as_bytes()).and_then(|()| out.flush());
+        buf.clear();
         match res {
             Ok(()) => {
-                stats[i]
-                    .1
-                    .delivered
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                stats[i].1.delivered.fetch_add(n, Ordering::Relaxed);
             }
             Err(e) => {
-                tracing::error!(sink = %name, error = %e, count = batch.len(), "write failed");
-                stats[i]
-                    .1
-                    .failed
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                tracing::error!(sink = %name, error = %e, count = n, "write failed");
+                stats[i].1.failed.fetch_add(n, Ordering::Relaxed);
             }
         }
     }

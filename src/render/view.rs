@@ -79,9 +79,9 @@ pub fn span(style: &Style, start: DateTime<Utc>, end: DateTime<Utc>, now: DateTi
 
 fn organizer(o: &Organizer) -> Value {
     obj! {
-        "open_id" => o.open_id.clone(),
-        "user_id" => o.user_id.clone(),
-        "union_id" => o.union_id.clone(),
+        "open_id" => o.open_id.as_deref(),
+        "user_id" => o.user_id.as_deref(),
+        "union_id" => o.union_id.as_deref(),
     }
 }
 

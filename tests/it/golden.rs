@@ -94,11 +94,11 @@ fn render_case(t: &Templates, case: &Case, locale: Locale) -> String {
         start: case.start,
         end: case.end,
         rooms: vec![room.clone()],
-        organizer: Organizer {
-            open_id: Some("ou_golden".into()),
+        organizer: Arc::new(Organizer {
+            open_id: Some(Arc::from("ou_golden")),
             user_id: None,
             union_id: None,
-        },
+        }),
     };
     let now = case.start - Duration::minutes(20);
     let mut out = String::new();
@@ -141,7 +141,7 @@ fn render_case(t: &Templates, case: &Case, locale: Locale) -> String {
         start: booking.start,
         end: booking.end,
         rooms: booking.rooms.clone(),
-        organizer: booking.organizer.clone(),
+        organizer: (*booking.organizer).clone(),
         token: None,
     })
     .unwrap();

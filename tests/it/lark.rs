@@ -460,3 +460,54 @@ async fn shutdown_sends_owed_acks_and_closes_cleanly() {
     assert_eq!(notices.len(), acked, "and delivered");
     gw.wait("socket closed", |g| g.conn_tx.is_none()).await;
 }
+
+/// The binary as an operator runs it: SIGTERM → owed acks sent, socket
+/// closed, exit 0; the app secret appears nowhere in the (debug) logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_shuts_down_on_sigterm_and_never_logs_the_secret() {
+    let gw = Gateway::start().await;
+    let dir = temp_dir("sigterm");
+    write(&dir.join("config.toml"), &lark_config(&gw.base_url(), ""));
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        .args(["run", "--config", "config.toml", "--log", "debug"])
+        .current_dir(&dir)
+        .env("APP_SECRET", SECRET)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start roomcast");
+    gw.wait("connected", |g| g.connections == 1).await;
+    let id = gw.send_event(&ev("sig-1", "m1", 2), 2, Order::InOrder);
+    gw.wait("acked", |g| g.acks.iter().any(|a| a.message_id == id)).await;
+    let pid = child.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(killed.success());
+    let out = child.wait_with_output().await.expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("SIGTERM") && stderr.contains("long connection closed"), "{stderr}");
+    assert!(!stderr.contains(SECRET), "the secret leaked into the logs");
+    assert!(stderr.contains("1 applied"), "{stderr}");
+    assert_eq!(jsonl(&dir.join("notices.jsonl")).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_exits_5_with_a_clear_message_when_refused() {
+    let gw = Gateway::start().await;
+    gw.with(|g| g.endpoint_script = [EndpointReply::Code(514)].into());
+    let dir = temp_dir("refused");
+    write(&dir.join("config.toml"), &lark_config(&gw.base_url(), ""));
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        .args(["run", "--config", "config.toml"])
+        .current_dir(&dir)
+        .env("APP_SECRET", SECRET)
+        .output()
+        .await
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("code 514 (authentication failed: check the app id and secret)"), "{stderr}");
+    assert!(!stderr.contains(SECRET));
+}
