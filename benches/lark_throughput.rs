@@ -16,7 +16,10 @@ use std::time::Instant;
 use gateway::{Gateway, Order};
 
 fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// 1,000 rooms × 20 bookings a day: the first 20,000 events book them, the
@@ -50,7 +53,11 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 async fn one_run(events: usize, window: usize, sinks: &str) -> (f64, u64) {
     let gw = Gateway::start().await;
     gw.with(|g| g.record_acks = false);
-    let dir = std::env::temp_dir().join(format!("roomcast-bench-{}-{}", std::process::id(), rand::random::<u32>()));
+    let dir = std::env::temp_dir().join(format!(
+        "roomcast-bench-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let config = format!(
         "[source]\nkind = \"lark\"\n[platform]\napp_id = \"cli_a1b2c3d4e5f60718\"\napp_secret_env = \"APP_SECRET\"\ndomain = \"{}\"\n[display]\ntime_zone = \"Asia/Shanghai\"\n[schedule]\ndedup_capacity = {}\n{sinks}",
@@ -78,16 +85,29 @@ async fn one_run(events: usize, window: usize, sinks: &str) -> (f64, u64) {
         }
         gw.wait("acks", |g| g.ack_count as usize > acked).await;
     }
-    gw.wait("all acks", |g| g.ack_count as usize >= events).await;
+    gw.wait("all acks", |g| g.ack_count as usize >= events)
+        .await;
     let secs = t0.elapsed().as_secs_f64();
     let pid = child.id().expect("pid");
     let rss = peak_rss_kib(pid).unwrap_or(0);
     if std::env::var_os("DUMP").is_some() {
         let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        for l in st.lines().filter(|l| l.starts_with("Threads") || l.starts_with("Rss")) { eprintln!("{l}"); }
-        let _ = std::process::Command::new("sh").arg("-c").arg(format!("awk '$2 ~ /-/ {{m=$0}} /^Rss:/ && $2 > 300 {{print $2, m}}' /proc/{pid}/smaps >&2")).status();
+        for l in st
+            .lines()
+            .filter(|l| l.starts_with("Threads") || l.starts_with("Rss"))
+        {
+            eprintln!("{l}");
+        }
+        let _ = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "awk '$2 ~ /-/ {{m=$0}} /^Rss:/ && $2 > 300 {{print $2, m}}' /proc/{pid}/smaps >&2"
+            ))
+            .status();
     }
-    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
     let _ = child.wait().await;
     let _ = std::fs::remove_dir_all(&dir);
     (events as f64 / secs, rss)
@@ -105,8 +125,12 @@ async fn main() {
     let events = env_or("EVENTS", if benching { 200_000 } else { 2_000 });
     let window = env_or("WINDOW", 256);
     let runs = env_or("RUNS", if benching { 5 } else { 1 });
-    let file_sink = "[[sinks]]\nname = \"n\"\nkind = \"file\"\npath = \"notices.jsonl\"\ntemplate = \"text\"\n";
-    for (label, sinks) in [("schedule only", ""), ("+ text notice to a file sink", file_sink)] {
+    let file_sink =
+        "[[sinks]]\nname = \"n\"\nkind = \"file\"\npath = \"notices.jsonl\"\ntemplate = \"text\"\n";
+    for (label, sinks) in [
+        ("schedule only", ""),
+        ("+ text notice to a file sink", file_sink),
+    ] {
         let mut rates = Vec::new();
         let mut rss = Vec::new();
         for _ in 0..runs {
@@ -117,7 +141,11 @@ async fn main() {
         println!(
             "lark_throughput [{label}]: {events} events, window {window}, {runs} runs: median {:.0} events/s (runs: {}), peak RSS median {:.1} MiB (max {:.1})",
             median(rates.clone()),
-            rates.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", "),
+            rates
+                .iter()
+                .map(|r| format!("{r:.0}"))
+                .collect::<Vec<_>>()
+                .join(", "),
             median(rss.clone()) / 1024.0,
             rss.iter().cloned().fold(0.0, f64::max) / 1024.0
         );

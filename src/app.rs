@@ -128,11 +128,18 @@ impl App {
             }
             SourceKind::Webhook => return Err(AppError::Unsupported("webhook")),
         };
-        let deliverer = Deliverer::start(&self.config, 1024).await?;
+        let deliverer = Deliverer::start(&self.config, 1024, self.clock.clone()).await?;
         let mut pipeline = Pipeline::new(self.config.clone(), self.templates.clone());
         // The core runs until every source has dropped its sender, so what
         // a source handed over is applied and acknowledged even on shutdown.
-        let summary = core_loop(&mut pipeline, rx, &deliverer, &self.clock).await;
+        let summary = core_loop(
+            &mut pipeline,
+            rx,
+            &deliverer,
+            &self.clock,
+            self.config.heartbeat,
+        )
+        .await;
         let source_result = match source.await {
             Ok(r) => r,
             Err(e) => {
@@ -141,7 +148,7 @@ impl App {
             }
         };
         let stats = deliverer.stats.clone();
-        deliverer.finish().await;
+        deliverer.finish(self.config.drain_timeout).await;
         let mut summary = summary;
         summary.sinks = stats
             .iter()
@@ -193,27 +200,87 @@ async fn replay(
     }
 }
 
-/// Apply each inbound payload, queue its messages, answer its ack.
+/// Apply each inbound payload, queue its messages, answer its ack; and
+/// push room snapshots when the clock alone changes a room's view (a
+/// booking starts or ends, local midnight, the heartbeat).
 pub async fn core_loop(
     pipeline: &mut Pipeline,
     mut rx: mpsc::Receiver<Inbound>,
     deliverer: &Deliverer,
     clock: &Clock,
+    heartbeat: Option<std::time::Duration>,
 ) -> Summary {
     let mut s = Summary::default();
-    while let Some(inb) = rx.recv().await {
+    let panels = !pipeline.panel_rooms().is_empty();
+    let mut last_tick = clock();
+    let mut next_push = if panels {
+        pipeline.next_clock_push(last_tick)
+    } else {
+        None
+    };
+    let mut next_heartbeat = heartbeat
+        .filter(|_| panels)
+        .and_then(|h| chrono::Duration::from_std(h).ok())
+        .map(|h| (last_tick + h, h));
+    loop {
+        let wake = [next_push, next_heartbeat.map(|(t, _)| t)]
+            .into_iter()
+            .flatten()
+            .min();
+        let sleep_for = wake.map(|w| (w - clock()).to_std().unwrap_or_default());
+        let inb = tokio::select! {
+            biased;
+            m = rx.recv() => match m { Some(m) => m, None => break },
+            () = async {
+                match sleep_for {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let now = clock();
+                let beat = next_heartbeat.is_some_and(|(t, _)| t <= now);
+                let rooms = if beat || next_push.is_some_and(|p| p <= now && is_midnight_push(pipeline, last_tick, now)) {
+                    pipeline.panel_rooms()
+                } else {
+                    pipeline.rooms_due(last_tick, now)
+                };
+                let event_id: std::sync::Arc<str> = format!("clock:{}", now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).into();
+                let mut messages = Vec::new();
+                let mut errors = Vec::new();
+                pipeline.clock_snapshots(&rooms, now, &event_id, &mut messages, &mut errors);
+                for (sink, e) in &errors {
+                    tracing::error!(%sink, error = %e, "render failed");
+                }
+                tracing::debug!(rooms = rooms.len(), messages = messages.len(), heartbeat = beat, "clock push");
+                s.messages += messages.len() as u64;
+                for m in messages {
+                    deliverer.send(m).await;
+                }
+                if let Some((t, h)) = next_heartbeat.as_mut().filter(|(t, _)| *t <= now) {
+                    *t = now + *h;
+                }
+                last_tick = now;
+                next_push = pipeline.next_clock_push(now);
+                continue;
+            }
+        };
         s.received += 1;
-        let outcome = pipeline.handle(&inb.payload, clock());
+        let now = clock();
+        let outcome = pipeline.handle(&inb.payload, now);
         let origin = inb.origin.as_str();
         match outcome {
             Outcome::Applied {
                 event_id,
                 changes,
+                next_boundary,
                 messages,
                 render_errors,
             } => {
                 s.applied += 1;
                 s.changes += changes as u64;
+                if panels {
+                    next_push = [next_push, next_boundary].into_iter().flatten().min();
+                }
                 tracing::debug!(%origin, %event_id, changes, messages = messages.len(), "applied");
                 for (sink, e) in &render_errors {
                     tracing::error!(%origin, %event_id, %sink, error = %e, "render failed");
@@ -253,6 +320,13 @@ pub async fn core_loop(
         }
     }
     s
+}
+
+/// Did a panel room's local midnight pass in `(from, to]`?
+fn is_midnight_push(p: &Pipeline, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+    p.panel_rooms()
+        .iter()
+        .any(|r| p.config.style(p.config.room(r), None).next_midnight(from) <= to)
 }
 
 /// The schedule as the configured source leaves it, without delivering

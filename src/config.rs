@@ -83,6 +83,8 @@ struct Raw {
     #[serde(default)]
     lark: RawLark,
     #[serde(default)]
+    delivery: RawDelivery,
+    #[serde(default)]
     rooms: Vec<Spanned<RawRoom>>,
     #[serde(default)]
     sinks: Vec<Spanned<RawSink>>,
@@ -177,6 +179,17 @@ struct RawSink {
     time_zone: Option<Spanned<String>>,
     locale: Option<Spanned<String>>,
     clock: Option<Spanned<String>>,
+    rate_limit: Option<Vec<Spanned<String>>>,
+    quiet_hours: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    max_age: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDelivery {
+    heartbeat: Option<Spanned<String>>,
+    drain_timeout: Option<Spanned<String>>,
 }
 
 // ---------------------------------------------------------- validated shape
@@ -347,6 +360,84 @@ pub struct SinkConfig {
     pub tz: Option<Tz>,
     pub locale: Option<Locale>,
     pub clock: Option<Clock>,
+    /// Sliding-window limits: at most `n` requests per `period`.
+    pub rate_limits: Vec<RateLimit>,
+    /// Local hours (sink's zone) during which messages are held.
+    pub quiet_hours: Option<QuietHours>,
+    /// Timeout of each request.
+    pub timeout: Duration,
+    /// A message still undelivered this long after it was queued is given
+    /// up (a dead letter, logged with sink and booking).
+    pub max_age: Duration,
+}
+
+/// At most `count` requests in any `period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub count: u32,
+    pub period: Duration,
+}
+
+impl RateLimit {
+    /// `"5/s"`, `"100/min"`, `"20/m"`, `"1000/h"`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not a rate like \"5/s\", \"100/min\" or \"1000/h\"");
+        let (n, per) = s.split_once('/').ok_or_else(bad)?;
+        let count: u32 = n.trim().parse().map_err(|_| bad())?;
+        let period = match per.trim() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            _ => return Err(bad()),
+        };
+        if count == 0 {
+            return Err(bad());
+        }
+        Ok(RateLimit { count, period })
+    }
+}
+
+/// A daily window of local time, e.g. 22:00–07:00 (may wrap midnight).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuietHours {
+    pub start: chrono::NaiveTime,
+    pub end: chrono::NaiveTime,
+}
+
+impl QuietHours {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not a window like \"22:00-07:00\"");
+        let (a, b) = s.split_once('-').ok_or_else(bad)?;
+        let t = |x: &str| chrono::NaiveTime::parse_from_str(x.trim(), "%H:%M").map_err(|_| bad());
+        let (start, end) = (t(a)?, t(b)?);
+        if start == end {
+            return Err(format!("`{s}`: start and end are the same"));
+        }
+        Ok(QuietHours { start, end })
+    }
+
+    /// Is this local time inside the window?
+    pub fn contains(&self, t: chrono::NaiveTime) -> bool {
+        if self.start < self.end {
+            self.start <= t && t < self.end
+        } else {
+            t >= self.start || t < self.end
+        }
+    }
+}
+
+/// Rate limits per sink kind unless the sink sets its own.
+pub fn default_rate_limits(kind: SinkKind) -> Vec<RateLimit> {
+    let l = |count, secs| RateLimit {
+        count,
+        period: Duration::from_secs(secs),
+    };
+    match kind {
+        SinkKind::Feishu | SinkKind::Lark => vec![l(5, 1), l(100, 60)],
+        SinkKind::Dingtalk | SinkKind::Wecom => vec![l(20, 60)],
+        SinkKind::Slack => vec![l(1, 1)],
+        _ => Vec::new(),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -360,6 +451,11 @@ pub struct Config {
     pub dedup_capacity: usize,
     pub templates_dir: Option<PathBuf>,
     pub lark: LarkConfig,
+    /// Re-push every panel this often (`None`: never), so a rebooted
+    /// display catches up.
+    pub heartbeat: Option<Duration>,
+    /// How long shutdown waits for sink queues to drain.
+    pub drain_timeout: Duration,
     pub rooms: Vec<RoomConfig>,
     pub sinks: Vec<SinkConfig>,
     /// Room id → index into `rooms`.
@@ -774,6 +870,16 @@ fn validate(raw: Raw, cx: &mut Ctx) -> Option<Config> {
         lark.request_timeout = t;
     }
 
+    // delivery
+    let heartbeat = match &raw.delivery.heartbeat {
+        None => Some(Duration::from_secs(300)),
+        Some(h) if matches!(h.get_ref().as_str(), "off" | "0" | "0s") => None,
+        Some(_) => cx.duration("delivery.heartbeat", &raw.delivery.heartbeat),
+    };
+    let drain_timeout = cx
+        .duration("delivery.drain_timeout", &raw.delivery.drain_timeout)
+        .unwrap_or(Duration::from_secs(10));
+
     // sinks (before rooms, which refer to them)
     let mut sinks = Vec::new();
     let mut sink_names = HashSet::new();
@@ -956,6 +1062,30 @@ fn validate(raw: Raw, cx: &mut Ctx) -> Option<Config> {
             Some(t) => (t.get_ref().clone(), cx.line(t.span().start)),
             None => (kind.default_template(payload).to_string(), sink_line),
         };
+        let rate_limits = match &s.rate_limit {
+            None => default_rate_limits(kind),
+            Some(list) => list
+                .iter()
+                .filter_map(|r| match RateLimit::parse(r.get_ref()) {
+                    Ok(l) => Some(l),
+                    Err(e) => {
+                        cx.push(format!("{at}.rate_limit"), r, e);
+                        None
+                    }
+                })
+                .collect(),
+        };
+        let quiet_hours = s.quiet_hours.as_ref().and_then(|q| {
+            QuietHours::parse(q.get_ref())
+                .map_err(|e| cx.push(format!("{at}.quiet_hours"), q, e))
+                .ok()
+        });
+        let timeout = cx
+            .duration(&format!("{at}.timeout"), &s.timeout)
+            .unwrap_or(Duration::from_secs(10));
+        let max_age = cx
+            .duration(&format!("{at}.max_age"), &s.max_age)
+            .unwrap_or(Duration::from_secs(3600));
         sinks.push(SinkConfig {
             tz: cx.tz(&format!("{at}.time_zone"), &s.time_zone),
             locale: cx.locale(&format!("{at}.locale"), &s.locale),
@@ -972,6 +1102,10 @@ fn validate(raw: Raw, cx: &mut Ctx) -> Option<Config> {
             headers,
             rooms,
             changes,
+            rate_limits,
+            quiet_hours,
+            timeout,
+            max_age,
         });
     }
 
@@ -1036,6 +1170,8 @@ fn validate(raw: Raw, cx: &mut Ctx) -> Option<Config> {
         dedup_capacity,
         templates_dir,
         lark,
+        heartbeat,
+        drain_timeout,
         room_index: rooms
             .iter()
             .enumerate()
@@ -1248,6 +1384,50 @@ time_zone = "Europe/London"
         assert_eq!(s.tz, chrono_tz::Europe::London);
         assert_eq!(s.locale, Locale::En);
         assert_eq!(c.locales(), vec![Locale::ZhCn, Locale::En]);
+    }
+
+    #[test]
+    fn rates_and_quiet_hours() {
+        assert_eq!(
+            RateLimit::parse("5/s"),
+            Ok(RateLimit {
+                count: 5,
+                period: Duration::from_secs(1)
+            })
+        );
+        assert_eq!(
+            RateLimit::parse("100/min").map(|r| r.period),
+            Ok(Duration::from_secs(60))
+        );
+        for bad in ["5", "0/s", "x/s", "5/fortnight"] {
+            assert!(RateLimit::parse(bad).is_err(), "{bad}");
+        }
+        let q = QuietHours::parse("22:00-07:00").unwrap();
+        let t = |h, m| chrono::NaiveTime::from_hms_opt(h, m, 0).unwrap();
+        assert!(q.contains(t(23, 0)) && q.contains(t(0, 0)) && q.contains(t(6, 59)));
+        assert!(!q.contains(t(7, 0)) && !q.contains(t(12, 0)) && !q.contains(t(21, 59)));
+        let day = QuietHours::parse("12:00-13:30").unwrap();
+        assert!(day.contains(t(12, 0)) && !day.contains(t(13, 30)));
+        assert!(QuietHours::parse("22:00").is_err() && QuietHours::parse("25:00-01:00").is_err());
+        let c = ok(&format!(
+            "{MIN}[[sinks]]\nname = \"f\"\nkind = \"feishu\"\nurl = \"https://open.feishu.cn/open-apis/bot/v2/hook/x\"\n"
+        ));
+        assert_eq!(
+            c.sinks[0].rate_limits.len(),
+            2,
+            "Feishu defaults: 5/s and 100/min"
+        );
+        let i = issues(&format!(
+            "{MIN}[[sinks]]\nname = \"s\"\nkind = \"slack\"\nurl = \"https://hooks.slack.com/x\"\nrate_limit = [\"fast\"]\nquiet_hours = \"late\"\n"
+        ));
+        let keys: Vec<_> = i.iter().map(|x| (x.key.as_str(), x.line)).collect();
+        assert_eq!(
+            keys,
+            [
+                ("sinks[0].rate_limit", Some(8)),
+                ("sinks[0].quiet_hours", Some(9))
+            ]
+        );
     }
 
     #[test]

@@ -59,6 +59,8 @@ pub enum Outcome {
     Applied {
         event_id: String,
         changes: usize,
+        /// The earliest clock boundary of the changed bookings, if any.
+        next_boundary: Option<DateTime<Utc>>,
         messages: Vec<Message>,
         /// Renders that failed (logged by the caller; the schedule change
         /// stands).
@@ -164,6 +166,7 @@ impl Pipeline {
                 Outcome::Applied {
                     event_id: ev.event_id,
                     changes: changes.len(),
+                    next_boundary: self.boundary_of(&changes, now),
                     messages,
                     render_errors,
                 }
@@ -238,6 +241,86 @@ impl Pipeline {
                 }
             }
         }
+    }
+
+    /// Rooms some snapshot sink shows.
+    pub fn panel_rooms(&self) -> Vec<RoomId> {
+        self.all_rooms()
+            .into_iter()
+            .filter(|r| !self.panel_sinks(r).is_empty())
+            .collect()
+    }
+
+    fn soon(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.config.starting_soon)
+            .unwrap_or(chrono::Duration::minutes(10))
+    }
+
+    /// When the next panel push is due by the clock alone: a booking
+    /// boundary, or local midnight in some panel room's zone.
+    pub fn next_clock_push(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let midnight = self
+            .panel_rooms()
+            .iter()
+            .map(|r| {
+                self.config
+                    .style(self.config.room(r), None)
+                    .next_midnight(now)
+            })
+            .min();
+        [self.schedule.next_boundary(now, self.soon()), midnight]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The earliest boundary of these changes' bookings after `now`.
+    pub fn boundary_of(&self, changes: &[Change], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let soon = self.soon();
+        changes
+            .iter()
+            .flat_map(|c| [c.booking.start - soon, c.booking.start, c.booking.end])
+            .filter(|t| *t > now)
+            .min()
+    }
+
+    /// Snapshots of these rooms for every panel sink showing them, caused
+    /// by the clock (`event_id` names the instant, e.g. `clock:…`).
+    pub fn clock_snapshots(
+        &self,
+        rooms: &[RoomId],
+        now: DateTime<Utc>,
+        event_id: &Arc<str>,
+        out: &mut Vec<Message>,
+        errors: &mut Vec<(String, RenderError)>,
+    ) {
+        for room in rooms {
+            for i in self.panel_sinks(room) {
+                match self.snapshot(i, room, now) {
+                    Ok((body, format)) => out.push(Message {
+                        sink: i,
+                        idempotency_key: idempotency_key(&[
+                            &self.config.sinks[i].name,
+                            event_id,
+                            room.as_str(),
+                            "snapshot",
+                        ]),
+                        event_id: event_id.clone(),
+                        room: room.clone(),
+                        subject: Subject::Snapshot,
+                        booking: None,
+                        body,
+                        format,
+                    }),
+                    Err(e) => errors.push((self.config.sinks[i].name.clone(), e)),
+                }
+            }
+        }
+    }
+
+    /// Rooms whose view changed by itself in `(from, to]`.
+    pub fn rooms_due(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<RoomId> {
+        self.schedule.rooms_with_boundary(from, to, self.soon())
     }
 
     /// Snapshot sinks that show a room: those the room lists in `panels`,

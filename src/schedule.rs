@@ -443,6 +443,30 @@ impl Schedule {
             .min()
     }
 
+    /// Rooms with a booking that starts, ends or enters its "soon" window in
+    /// `(from, to]`: their view changed by itself.
+    pub fn rooms_with_boundary(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        soon: Duration,
+    ) -> Vec<RoomId> {
+        let mut out: Vec<RoomId> = Vec::new();
+        for b in self.entries.values().filter_map(|e| e.booking.as_deref()) {
+            if [b.start - soon, b.start, b.end]
+                .iter()
+                .any(|t| *t > from && *t <= to)
+            {
+                for r in &b.rooms {
+                    if !out.contains(r) {
+                        out.push(r.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Forget bookings that ended before `before` and tombstones older than
     /// it. Delivery ids are kept by the store's own retention.
     pub fn prune(&mut self, before: DateTime<Utc>) -> usize {
@@ -813,12 +837,24 @@ mod tests {
         let first = ev("1", Created, 1, ("u", 0), (9, 10), &["a"]);
         s.apply(&first).unwrap();
         for i in 2..=5 {
-            s.apply(&ev(&i.to_string(), Updated, i, ("u", 0), (10, i as u32 + 10), &["a"])).unwrap();
+            s.apply(&ev(
+                &i.to_string(),
+                Updated,
+                i,
+                ("u", 0),
+                (10, i as u32 + 10),
+                &["a"],
+            ))
+            .unwrap();
         }
         // generations of 2: {1,2} dropped when {5} started; {3,4} kept
         assert!(!s.seen("1") && !s.seen("2"));
         assert!(s.seen("3") && s.seen("4") && s.seen("5"));
-        assert_eq!(s.apply(&first), Err(Skip::Stale), "forgotten id, still dropped");
+        assert_eq!(
+            s.apply(&first),
+            Err(Skip::Stale),
+            "forgotten id, still dropped"
+        );
         assert_eq!(s.booking(&BookingKey::new("u", 0)).unwrap().end, t(15, 0));
     }
 

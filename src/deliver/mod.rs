@@ -1,5 +1,9 @@
 //! Delivery: one ordered worker per sink, so a slow sink never delays
-//! another.
+//! another. `http` builds and classifies requests (pure); `worker` runs an
+//! HTTP sink's queue; stdout and file sinks write on threads of their own.
+
+pub mod http;
+pub mod worker;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 use std::io::{BufWriter, Write};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, SinkKind};
@@ -17,6 +22,8 @@ use crate::render::Format;
 /// Why delivery could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliverError {
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(String),
     #[error("sink `{sink}`: cannot start its thread: {source}")]
     Thread {
         sink: String,
@@ -33,8 +40,15 @@ pub enum DeliverError {
 /// Counters per sink.
 #[derive(Debug, Default)]
 pub struct SinkStats {
+    pub queued: AtomicU64,
     pub delivered: AtomicU64,
+    /// Given up: not retryable, or undelivered at shutdown.
     pub failed: AtomicU64,
+    pub retried: AtomicU64,
+    /// Given up at `max_age`.
+    pub dead: AtomicU64,
+    /// Snapshots replaced by a newer one before they were sent.
+    pub coalesced: AtomicU64,
 }
 
 /// Handle to the running sink workers.
@@ -43,6 +57,8 @@ pub struct Deliverer {
     tracker: TaskTracker,
     /// Local sinks' threads: each signals here when it has drained.
     threads: Vec<tokio::sync::oneshot::Receiver<()>>,
+    /// Tells HTTP workers to stop waiting (drain deadline passed).
+    stop: CancellationToken,
     pub stats: Arc<Vec<(String, SinkStats)>>,
 }
 
@@ -89,8 +105,20 @@ fn file_line(sink: &str, m: &Message) -> String {
 impl Deliverer {
     /// Start one worker per sink. File sinks are opened (created, appended
     /// to) here, so a bad path is a startup error.
-    pub async fn start(config: &Config, queue: usize) -> Result<Self, DeliverError> {
+    pub async fn start(
+        config: &Config,
+        queue: usize,
+        clock: crate::app::Clock,
+    ) -> Result<Self, DeliverError> {
         let tracker = TaskTracker::new();
+        let stop = CancellationToken::new();
+        crate::tls::init();
+        // One client for every HTTP sink: connections are reused.
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("roomcast/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| DeliverError::Client(e.to_string()))?;
         let mut threads = Vec::new();
         let mut senders = Vec::new();
         let stats: Arc<Vec<(String, SinkStats)>> = Arc::new(
@@ -119,7 +147,10 @@ impl Deliverer {
                         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                             std::fs::create_dir_all(dir)?;
                         }
-                        std::fs::OpenOptions::new().create(true).append(true).open(&path)
+                        std::fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(&path)
                     };
                     let f = open().map_err(|source| DeliverError::Open {
                         sink: sink.name.clone(),
@@ -131,20 +162,15 @@ impl Deliverer {
                         write_lines(rx, BufWriter::new(f), &stats, i, Some(name))
                     })?);
                 }
-                kind => {
-                    let name = sink.name.clone();
-                    tracker.spawn(async move {
-                        let mut rx = rx;
-                        let mut warned = false;
-                        while let Some(m) = rx.recv().await {
-                            if !warned {
-                                tracing::warn!(sink = %name, kind = kind.as_str(), "HTTP delivery is not available in this build; message not sent");
-                                warned = true;
-                            }
-                            tracing::debug!(sink = %name, key = %m.idempotency_key, "not sent");
-                            stats[i].1.failed.fetch_add(1, Ordering::Relaxed);
-                        }
-                    });
+                _ => {
+                    let w = worker::Worker {
+                        sink: sink.clone(),
+                        client: client.clone(),
+                        stats,
+                        index: i,
+                        clock: clock.clone(),
+                    };
+                    tracker.spawn(w.run(rx, stop.clone()));
                 }
             }
         }
@@ -153,6 +179,7 @@ impl Deliverer {
             senders,
             tracker,
             threads,
+            stop,
             stats,
         })
     }
@@ -169,9 +196,19 @@ impl Deliverer {
     }
 
     /// Close the queues and wait until every worker has drained.
-    pub async fn finish(self) {
+    pub async fn finish(self, drain: std::time::Duration) {
         drop(self.senders);
-        self.tracker.wait().await;
+        if tokio::time::timeout(drain, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                drain_s = drain.as_secs(),
+                "sink queues not drained in time; stopping"
+            );
+            self.stop.cancel();
+            self.tracker.wait().await;
+        }
         for done in self.threads {
             // Err: the thread ended without signalling (it panicked); it is
             // gone either way.

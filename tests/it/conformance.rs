@@ -30,7 +30,9 @@ async fn conformance_official_python_client() {
             std::env::var("ROOMCAST_CONFORMANCE").as_deref() != Ok("required"),
             "ROOMCAST_CONFORMANCE=required but python3 cannot import lark_oapi"
         );
-        eprintln!("SKIPPED conformance_official_python_client: lark-oapi is not installed (pip install lark-oapi)");
+        eprintln!(
+            "SKIPPED conformance_official_python_client: lark-oapi is not installed (pip install lark-oapi)"
+        );
         return;
     }
     let gw = Gateway::start().await;
@@ -47,14 +49,31 @@ async fn conformance_official_python_client() {
         .expect("start python3");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
 
-    gw.wait("the official client's ping", |g| !g.pings.is_empty()).await;
+    gw.wait("the official client's ping", |g| !g.pings.is_empty())
+        .await;
     let (_, ping) = gw.with(|g| g.pings[0].clone());
-    assert_eq!((ping.service, ping.header("type")), (SERVICE_ID, Some("ping")));
-    assert_eq!(gw.with(|g| g.endpoint_calls[0]["AppSecret"].clone()), "conformance-secret");
+    assert_eq!(
+        (ping.service, ping.header("type")),
+        (SERVICE_ID, Some("ping"))
+    );
+    assert_eq!(
+        gw.with(|g| g.endpoint_calls[0]["AppSecret"].clone()),
+        "conformance-secret"
+    );
 
-    let body = event("created", "conf-uuid-1", ms(2026, 5, 1, 0, 0), ("conf-uid", 0), (ms(2026, 5, 1, 2, 0), ms(2026, 5, 1, 3, 0)), &[ROOM_A]);
+    let body = event(
+        "created",
+        "conf-uuid-1",
+        ms(2026, 5, 1, 0, 0),
+        ("conf-uid", 0),
+        (ms(2026, 5, 1, 2, 0), ms(2026, 5, 1, 3, 0)),
+        &[ROOM_A],
+    );
     let id = gw.send_event(&body, 2, Order::Reversed);
-    gw.wait("the official client's ack", |g| g.acks.iter().any(|a| a.message_id == id)).await;
+    gw.wait("the official client's ack", |g| {
+        g.acks.iter().any(|a| a.message_id == id)
+    })
+    .await;
     let acks = gw.acks_for(&id);
     assert_eq!(acks.len(), 1);
     assert_eq!(acks[0].code, 200);
@@ -69,7 +88,12 @@ async fn conformance_official_python_client() {
         }
         None
     };
-    let line = tokio::time::timeout(std::time::Duration::from_secs(30), find).await.expect("the client prints the event");
-    assert_eq!(line.as_deref(), Some("EVENT conf-uuid-1 third_party_meeting_room_event_created conf-uid"));
+    let line = tokio::time::timeout(std::time::Duration::from_secs(30), find)
+        .await
+        .expect("the client prints the event");
+    assert_eq!(
+        line.as_deref(),
+        Some("EVENT conf-uuid-1 third_party_meeting_room_event_created conf-uid")
+    );
     let _ = child.kill().await;
 }

@@ -480,14 +480,21 @@ async fn the_binary_shuts_down_on_sigterm_and_never_logs_the_secret() {
         .expect("start roomcast");
     gw.wait("connected", |g| g.connections == 1).await;
     let id = gw.send_event(&ev("sig-1", "m1", 2), 2, Order::InOrder);
-    gw.wait("acked", |g| g.acks.iter().any(|a| a.message_id == id)).await;
+    gw.wait("acked", |g| g.acks.iter().any(|a| a.message_id == id))
+        .await;
     let pid = child.id().expect("pid").to_string();
-    let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
     assert!(killed.success());
     let out = child.wait_with_output().await.expect("wait");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("SIGTERM") && stderr.contains("long connection closed"), "{stderr}");
+    assert!(
+        stderr.contains("SIGTERM") && stderr.contains("long connection closed"),
+        "{stderr}"
+    );
     assert!(!stderr.contains(SECRET), "the secret leaked into the logs");
     assert!(stderr.contains("1 applied"), "{stderr}");
     assert_eq!(jsonl(&dir.join("notices.jsonl")).len(), 1);
@@ -508,6 +515,9 @@ async fn the_binary_exits_5_with_a_clear_message_when_refused() {
         .expect("run");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(5), "{stderr}");
-    assert!(stderr.contains("code 514 (authentication failed: check the app id and secret)"), "{stderr}");
+    assert!(
+        stderr.contains("code 514 (authentication failed: check the app id and secret)"),
+        "{stderr}"
+    );
     assert!(!stderr.contains(SECRET));
 }

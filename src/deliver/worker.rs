@@ -1,0 +1,298 @@
+//! One HTTP sink's worker: an ordered queue, rate limits, quiet hours,
+//! retries with the one retry policy, and (for room snapshots) latest state
+//! wins.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use super::SinkStats;
+use super::http::{self, Outcome};
+use crate::app::Clock;
+use crate::config::{Payload, QuietHours, RateLimit, SinkConfig};
+use crate::pipeline::Message;
+use crate::retry::{Policy, jitter};
+
+/// Backoff between attempts of one message.
+pub const BACKOFF: Policy = Policy::Exponential {
+    base: Duration::from_secs(1),
+    cap: Duration::from_secs(300),
+};
+
+/// Sliding-window rate limits: remembers the last `count` send times per
+/// limit.
+#[derive(Debug)]
+pub struct Limiter {
+    limits: Vec<(RateLimit, VecDeque<Instant>)>,
+}
+
+impl Limiter {
+    pub fn new(limits: &[RateLimit]) -> Self {
+        Limiter {
+            limits: limits.iter().map(|l| (*l, VecDeque::new())).collect(),
+        }
+    }
+
+    /// The earliest instant the next request may go.
+    pub fn next_free(&self, now: Instant) -> Instant {
+        self.limits
+            .iter()
+            .filter(|(l, sent)| sent.len() >= l.count as usize)
+            .filter_map(|(l, sent)| sent.front().map(|first| *first + l.period))
+            .fold(now, Instant::max)
+    }
+
+    pub fn record(&mut self, now: Instant) {
+        for (l, sent) in &mut self.limits {
+            sent.push_back(now);
+            while sent.len() > l.count as usize {
+                sent.pop_front();
+            }
+        }
+    }
+}
+
+/// If `now` is inside the quiet hours (in `tz`), how long until they end.
+pub fn quiet_for(q: &QuietHours, tz: chrono_tz::Tz, now: DateTime<Utc>) -> Option<Duration> {
+    let local = now.with_timezone(&tz);
+    if !q.contains(local.time()) {
+        return None;
+    }
+    let mut date = local.date_naive();
+    if q.end <= local.time() {
+        date = date.succ_opt()?;
+    }
+    // The end as a local time (a DST gap moves it later, never earlier).
+    let mut naive = date.and_time(q.end);
+    let end = loop {
+        match tz.from_local_datetime(&naive) {
+            chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => break t,
+            chrono::LocalResult::None => naive += chrono::Duration::minutes(15),
+        }
+    };
+    (end.with_timezone(&Utc) - now).to_std().ok()
+}
+
+struct Pending {
+    msg: Message,
+    queued: Instant,
+    attempt: u32,
+    not_before: Instant,
+}
+
+/// Everything a worker needs.
+pub struct Worker {
+    pub sink: SinkConfig,
+    pub client: reqwest::Client,
+    pub stats: Arc<Vec<(String, SinkStats)>>,
+    pub index: usize,
+    pub clock: Clock,
+}
+
+impl Worker {
+    fn stats(&self) -> &SinkStats {
+        &self.stats[self.index].1
+    }
+
+    /// Queue a message; for snapshot sinks a queued snapshot of the same
+    /// room is replaced in place (latest state wins, order kept).
+    fn enqueue(&self, q: &mut VecDeque<Pending>, msg: Message) {
+        if self.sink.payload == Payload::Snapshot
+            && let Some(p) = q.iter_mut().find(|p| p.msg.room == msg.room)
+        {
+            p.msg = msg;
+            self.stats().coalesced.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let now = Instant::now();
+        q.push_back(Pending {
+            msg,
+            queued: now,
+            attempt: 0,
+            not_before: now,
+        });
+        self.stats().queued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Run until the queue is closed and empty, or `stop` fires (then what
+    /// is left is logged as undelivered).
+    pub async fn run(self, mut rx: mpsc::Receiver<Message>, stop: CancellationToken) {
+        let name = self.sink.name.clone();
+        let mut q: VecDeque<Pending> = VecDeque::new();
+        let mut limiter = Limiter::new(&self.sink.rate_limits);
+        let mut open = true;
+        loop {
+            while let Ok(m) = rx.try_recv() {
+                self.enqueue(&mut q, m);
+            }
+            let Some(head) = q.front() else {
+                if !open {
+                    break;
+                }
+                tokio::select! {
+                    m = rx.recv() => match m {
+                        Some(m) => self.enqueue(&mut q, m),
+                        None => open = false,
+                    },
+                    _ = stop.cancelled() => break,
+                }
+                continue;
+            };
+            let now = Instant::now();
+            let mut ready = head.not_before.max(limiter.next_free(now));
+            if let Some(qh) = &self.sink.quiet_hours {
+                let tz = self.sink.tz.unwrap_or(chrono_tz::UTC);
+                if let Some(wait) = quiet_for(qh, tz, (self.clock)()) {
+                    ready = ready.max(now + wait);
+                }
+            }
+            if ready > now {
+                tokio::select! {
+                    () = sleep_until(ready) => {}
+                    m = rx.recv(), if open => match m {
+                        Some(m) => self.enqueue(&mut q, m),
+                        None => open = false,
+                    },
+                    _ = stop.cancelled() => break,
+                }
+                continue;
+            }
+            let Some(mut p) = q.pop_front() else { continue };
+            limiter.record(Instant::now());
+            match self.attempt(&p.msg).await {
+                Outcome::Delivered => {
+                    self.stats().delivered.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(sink = %name, key = %p.msg.idempotency_key, attempt = p.attempt + 1, "delivered");
+                }
+                Outcome::Failed { reason } => {
+                    self.stats().failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(sink = %name, room = %p.msg.room, booking = p.msg.booking.as_deref().unwrap_or("-"), event = %p.msg.event_id, %reason, "delivery failed; not retryable");
+                }
+                Outcome::Retry { after, reason } => {
+                    let age = p.queued.elapsed();
+                    let wait = BACKOFF
+                        .delay(p.attempt, jitter())
+                        .max(after.unwrap_or_default());
+                    if age + wait > self.sink.max_age {
+                        self.stats().dead.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(sink = %name, room = %p.msg.room, booking = p.msg.booking.as_deref().unwrap_or("-"), event = %p.msg.event_id, attempts = p.attempt + 1, %reason, "dead letter: still undelivered at max_age");
+                        continue;
+                    }
+                    self.stats().retried.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(sink = %name, attempt = p.attempt + 1, retry_in_ms = wait.as_millis() as u64, %reason, "delivery failed; will retry");
+                    p.attempt += 1;
+                    p.not_before = Instant::now() + wait;
+                    // Stays at the head: the sink's order is kept.
+                    q.push_front(p);
+                }
+            }
+        }
+        if !q.is_empty() {
+            tracing::error!(sink = %name, left = q.len(), "stopping with undelivered messages");
+            self.stats()
+                .failed
+                .fetch_add(q.len() as u64, Ordering::Relaxed);
+        }
+    }
+
+    async fn attempt(&self, m: &Message) -> Outcome {
+        let Some(req) = http::build(&self.sink, m, (self.clock)()) else {
+            return Outcome::Failed {
+                reason: "no URL".into(),
+            };
+        };
+        let method =
+            reqwest::Method::from_bytes(req.method.as_bytes()).unwrap_or(reqwest::Method::POST);
+        let mut rb = self
+            .client
+            .request(method, req.url)
+            .timeout(self.sink.timeout)
+            .body(req.body);
+        for (k, v) in &req.headers {
+            rb = rb.header(k, v);
+        }
+        match rb.send().await {
+            Err(e) => Outcome::Retry {
+                after: None,
+                // without_url: the URL may carry a token (hook ids, keys)
+                reason: if e.is_timeout() {
+                    "timed out".into()
+                } else {
+                    format!("request failed: {}", e.without_url())
+                },
+            },
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let after = resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| http::parse_retry_after(v, (self.clock)()));
+                let body = resp.bytes().await.unwrap_or_default();
+                http::classify(self.sink.kind, status, after, &body)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn limiter_windows() {
+        let mut l = Limiter::new(&[
+            RateLimit {
+                count: 2,
+                period: Duration::from_secs(1),
+            },
+            RateLimit {
+                count: 3,
+                period: Duration::from_secs(60),
+            },
+        ]);
+        let t0 = Instant::now();
+        assert_eq!(l.next_free(t0), t0);
+        l.record(t0);
+        l.record(t0);
+        assert_eq!(l.next_free(t0), t0 + Duration::from_secs(1));
+        l.record(t0 + Duration::from_secs(1));
+        assert_eq!(
+            l.next_free(t0 + Duration::from_secs(1)),
+            t0 + Duration::from_secs(60),
+            "the per-minute window binds"
+        );
+    }
+
+    #[test]
+    fn quiet_hours_end_in_the_sinks_zone() {
+        let q = QuietHours::parse("22:00-07:00").unwrap();
+        let tz = chrono_tz::Asia::Shanghai;
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        // 23:30 Shanghai → quiet until 07:00 next day
+        assert_eq!(
+            quiet_for(&q, tz, at("2026-03-02T15:30:00Z")),
+            Some(Duration::from_secs(7 * 3600 + 1800))
+        );
+        // 06:00 Shanghai → one hour left
+        assert_eq!(
+            quiet_for(&q, tz, at("2026-03-02T22:00:00Z")),
+            Some(Duration::from_secs(3600))
+        );
+        // noon → not quiet
+        assert_eq!(quiet_for(&q, tz, at("2026-03-02T04:00:00Z")), None);
+        // New York, the night clocks spring forward (02:00 → 03:00): 22:00
+        // EST to 07:00 EDT is 8 hours.
+        let ny = chrono_tz::America::New_York;
+        assert_eq!(
+            quiet_for(&q, ny, at("2026-03-08T03:00:00Z")),
+            Some(Duration::from_secs(8 * 3600))
+        );
+    }
+}
