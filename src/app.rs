@@ -156,7 +156,7 @@ impl App {
                 (
                     n.clone(),
                     s.delivered.load(Ordering::Relaxed),
-                    s.failed.load(Ordering::Relaxed),
+                    s.failed.load(Ordering::Relaxed) + s.dead.load(Ordering::Relaxed),
                 )
             })
             .collect();

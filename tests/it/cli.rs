@@ -325,3 +325,32 @@ fn every_command_has_help() {
     let out = roomcast(&repo(), &["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn the_panel_presets_in_examples_check_and_render() {
+    let out = roomcast(&repo(), &["check", "--config", "examples/panels.toml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = roomcast(
+        &repo(),
+        &[
+            "preview",
+            "--config",
+            "examples/panels.toml",
+            "--event",
+            "examples/events.jsonl",
+            "--at",
+            "2026-12-01T06:55:00Z",
+        ],
+    );
+    let so = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(so.contains("\"merge_variables\""), "{so}");
+    assert!(
+        so.contains("POST http://192.168.1.50/api/custom?name=***"),
+        "{so}"
+    );
+    assert!(
+        so.contains("\"color\": \"#FFAB00\""),
+        "starting soon at 14:55 for 15:00: {so}"
+    );
+}

@@ -6,4 +6,5 @@ mod gateway;
 mod golden;
 mod lark;
 mod replay;
+mod sinks;
 mod support;

@@ -1,0 +1,784 @@
+//! Fake chat and panel endpoints on loopback that check what the real
+//! services check, and fail on demand; and roomcast delivering to them.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use base64::Engine as _;
+use chrono::{DateTime, TimeZone, Utc};
+use hmac::{Hmac, KeyInit, Mac};
+use roomcast::app::App;
+use roomcast::check;
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::*;
+
+pub const FEISHU_SECRET: &str = "feishu-bot-signing-secret";
+pub const DING_SECRET: &str = "SECding-robot-secret";
+
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Ok,
+    Status(u16),
+    RetryAfter(u16, u64),
+    /// HTTP 200 with a service error code (Feishu `code`, DingTalk/WeCom
+    /// `errcode`).
+    Code(i64),
+    /// Never answer (the client must time out).
+    Hang,
+}
+
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub service: String,
+    pub path: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: Value,
+    pub raw: String,
+    pub at: Instant,
+    /// What the fake answered.
+    pub verdict: String,
+}
+
+#[derive(Default)]
+pub struct SinkState {
+    pub script: BTreeMap<String, VecDeque<Reply>>,
+    pub hits: Vec<Hit>,
+}
+
+#[derive(Clone)]
+pub struct Fake {
+    pub state: Arc<Mutex<SinkState>>,
+    changed: Arc<Notify>,
+    clock: roomcast::app::Clock,
+    pub base: String,
+}
+
+fn hmac_b64(key: &[u8], msg: &[u8]) -> String {
+    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap();
+    m.update(msg);
+    base64::engine::general_purpose::STANDARD.encode(m.finalize().into_bytes())
+}
+
+/// Synthetic wall time that advances with (possibly paused) tokio time.
+pub fn test_clock(base: DateTime<Utc>) -> roomcast::app::Clock {
+    let t0 = Instant::now();
+    Arc::new(move || base + chrono::Duration::from_std(t0.elapsed()).unwrap_or_default())
+}
+
+impl Fake {
+    pub async fn start(clock: roomcast::app::Clock) -> Fake {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let fake = Fake {
+            state: Arc::default(),
+            changed: Arc::default(),
+            clock,
+            base,
+        };
+        let app = Router::new()
+            .route("/{service}/{*rest}", any(handle))
+            .with_state(fake.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        fake
+    }
+
+    pub fn script(&self, service: &str, replies: Vec<Reply>) {
+        self.state
+            .lock()
+            .unwrap()
+            .script
+            .insert(service.into(), replies.into());
+    }
+
+    pub fn hits(&self, service: &str) -> Vec<Hit> {
+        self.state
+            .lock()
+            .unwrap()
+            .hits
+            .iter()
+            .filter(|h| h.service == service)
+            .cloned()
+            .collect()
+    }
+
+    pub async fn wait(&self, what: &str, cond: impl Fn(&SinkState) -> bool) {
+        let fut = async {
+            loop {
+                let n = self.changed.notified();
+                if cond(&self.state.lock().unwrap()) {
+                    return;
+                }
+                n.await;
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(48 * 3600), fut)
+            .await
+            .is_err()
+        {
+            panic!("fake sinks: timed out waiting for {what}");
+        }
+    }
+}
+
+/// What the real services check, before any scripted answer.
+fn verify(
+    service: &str,
+    body: &Value,
+    query: &BTreeMap<String, String>,
+    now: DateTime<Utc>,
+) -> Result<(), (StatusCode, Value)> {
+    let feishu_err = |code: i64, msg: &str| {
+        Err((
+            StatusCode::OK,
+            json!({"code": code, "msg": msg, "data": {}}),
+        ))
+    };
+    let ding_err =
+        |code: i64, msg: &str| Err((StatusCode::OK, json!({"errcode": code, "errmsg": msg})));
+    match service {
+        "feishu" => {
+            let ts = body["timestamp"]
+                .as_str()
+                .and_then(|t| t.parse::<i64>().ok());
+            let sign = body["sign"].as_str();
+            let (Some(ts), Some(sign)) = (ts, sign) else {
+                return feishu_err(
+                    19021,
+                    "sign match fail or timestamp is not within one hour from current time",
+                );
+            };
+            // key = "{timestamp}\n{secret}", message empty
+            let want = hmac_b64(format!("{ts}\n{FEISHU_SECRET}").as_bytes(), b"");
+            if sign != want || (now.timestamp() - ts).abs() > 3600 {
+                return feishu_err(
+                    19021,
+                    "sign match fail or timestamp is not within one hour from current time",
+                );
+            }
+            match body["msg_type"].as_str() {
+                Some("interactive") if body["card"].is_object() => Ok(()),
+                Some("text") if body["content"]["text"].is_string() => Ok(()),
+                Some("post") if body["content"]["post"].is_object() => Ok(()),
+                _ => feishu_err(19002, "params error, msg_type need"),
+            }
+        }
+        "dingtalk" => {
+            let ts = query.get("timestamp").and_then(|t| t.parse::<i64>().ok());
+            let (Some(ts), Some(sign)) = (ts, query.get("sign")) else {
+                return ding_err(310000, "sign not match");
+            };
+            // key = secret, message = "{timestamp_ms}\n{secret}"
+            let want = hmac_b64(
+                DING_SECRET.as_bytes(),
+                format!("{ts}\n{DING_SECRET}").as_bytes(),
+            );
+            if *sign != want || (now.timestamp_millis() - ts).abs() > 3_600_000 {
+                return ding_err(310000, "sign not match");
+            }
+            match body["msgtype"].as_str() {
+                Some("markdown")
+                    if body["markdown"]["text"].is_string()
+                        && body["markdown"]["title"].is_string() =>
+                {
+                    Ok(())
+                }
+                Some("text") if body["text"]["content"].is_string() => Ok(()),
+                _ => ding_err(40035, "missing msgtype"),
+            }
+        }
+        "wecom" => {
+            if query.get("key").is_none_or(|k| k.is_empty()) {
+                return ding_err(93000, "invalid webhook url");
+            }
+            match body["msgtype"].as_str() {
+                Some("markdown") if body["markdown"]["content"].is_string() => Ok(()),
+                Some("text") if body["text"]["content"].is_string() => Ok(()),
+                _ => ding_err(40008, "invalid message type"),
+            }
+        }
+        "slack" => {
+            if body["text"].is_string() || body["blocks"].is_array() {
+                Ok(())
+            } else {
+                Err((StatusCode::BAD_REQUEST, json!("no_text")))
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn handle(
+    State(f): State<Fake>,
+    Path((service, rest)): Path<(String, String)>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
+    let now = (f.clock)();
+    let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    let hdrs: BTreeMap<String, String> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let checked = verify(&service, &body, &query, now);
+    let reply = f
+        .state
+        .lock()
+        .unwrap()
+        .script
+        .get_mut(&service)
+        .and_then(|q| q.pop_front())
+        .unwrap_or(Reply::Ok);
+    let ok_body = match service.as_str() {
+        "feishu" => json!({"code": 0, "msg": "success", "data": {}}),
+        "dingtalk" | "wecom" => json!({"errcode": 0, "errmsg": "ok"}),
+        _ => json!("ok"),
+    };
+    let (resp, verdict) = match (checked, reply) {
+        (_, Reply::Hang) => {
+            record(&f, &service, &rest, hdrs, body, &raw, "hang");
+            std::future::pending::<()>().await;
+            return StatusCode::OK.into_response();
+        }
+        (Err((st, b)), _) => (
+            (st, axum::Json(b)).into_response(),
+            "rejected by the service's checks".to_string(),
+        ),
+        (Ok(()), Reply::Ok) => (axum::Json(ok_body).into_response(), "ok".into()),
+        (Ok(()), Reply::Status(s)) => (
+            (StatusCode::from_u16(s).unwrap(), "error").into_response(),
+            format!("{s}"),
+        ),
+        (Ok(()), Reply::RetryAfter(s, secs)) => {
+            let mut r = (StatusCode::from_u16(s).unwrap(), "slow down").into_response();
+            r.headers_mut()
+                .insert("Retry-After", secs.to_string().parse().unwrap());
+            (r, format!("{s} retry-after {secs}"))
+        }
+        (Ok(()), Reply::Code(c)) => {
+            let b = if service == "feishu" {
+                json!({"code": c, "msg": "scripted", "data": {}})
+            } else {
+                json!({"errcode": c, "errmsg": "scripted"})
+            };
+            (axum::Json(b).into_response(), format!("code {c}"))
+        }
+    };
+    record(&f, &service, &rest, hdrs, body, &raw, &verdict);
+    resp
+}
+
+fn record(
+    f: &Fake,
+    service: &str,
+    rest: &str,
+    headers: BTreeMap<String, String>,
+    body: Value,
+    raw: &[u8],
+    verdict: &str,
+) {
+    f.state.lock().unwrap().hits.push(Hit {
+        service: service.into(),
+        path: rest.into(),
+        headers,
+        body,
+        raw: String::from_utf8_lossy(raw).into_owned(),
+        at: Instant::now(),
+        verdict: verdict.into(),
+    });
+    f.changed.notify_waiters();
+}
+
+// ------------------------------------------------------------------ harness
+
+/// roomcast replaying `events` into the given sinks, with a clock that
+/// follows tokio time from `base`.
+async fn run(
+    sinks: &str,
+    events: &[String],
+    base: DateTime<Utc>,
+    clock: roomcast::app::Clock,
+) -> roomcast::app::Summary {
+    let dir = temp_dir("sinks");
+    write(&dir.join("events.jsonl"), &events.join("\n"));
+    write(
+        &dir.join("config.toml"),
+        &format!(
+            "[source]\nkind = \"replay\"\nreplay_file = \"events.jsonl\"\n[display]\ntime_zone = \"Asia/Shanghai\"\nlocale = \"zh-CN\"\n[delivery]\ndrain_timeout = \"48h\"\n[[rooms]]\nid = \"{ROOM_A}\"\nname = \"Alpha\"\n[[rooms]]\nid = \"{ROOM_B}\"\nname = \"Beta\"\n{sinks}"
+        ),
+    );
+    let env: BTreeMap<String, String> = [
+        ("FEISHU_SECRET".to_string(), FEISHU_SECRET.to_string()),
+        ("DING_SECRET".to_string(), DING_SECRET.to_string()),
+        ("WRONG_SECRET".to_string(), "not-the-secret".to_string()),
+        ("PANEL_TOKEN".to_string(), "panel-token-1".to_string()),
+    ]
+    .into();
+    let checked = check::load(&dir.join("config.toml"), &env).unwrap_or_else(|e| panic!("{e:?}"));
+    let mut app = App::new(checked.config, checked.templates);
+    app.clock = clock;
+    let _ = base;
+    app.run(CancellationToken::new()).await.expect("run")
+}
+
+fn base_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 5, 1, 1, 0, 0).unwrap()
+}
+
+fn booked(uuid: &str, uid: &str, room: &str, start_h: u32, at_ms: i64) -> String {
+    event(
+        "created",
+        uuid,
+        at_ms,
+        (uid, 0),
+        (ms(2026, 5, 1, start_h, 0), ms(2026, 5, 1, start_h + 1, 0)),
+        &[room],
+    )
+}
+
+fn moved(uuid: &str, uid: &str, room: &str, start_h: u32, at_ms: i64) -> String {
+    event(
+        "updated",
+        uuid,
+        at_ms,
+        (uid, 0),
+        (ms(2026, 5, 1, start_h, 0), ms(2026, 5, 1, start_h + 1, 0)),
+        &[room],
+    )
+}
+
+fn sink(name: &str, kind: &str, url: &str, extra: &str) -> String {
+    format!("[[sinks]]\nname = \"{name}\"\nkind = \"{kind}\"\nurl = \"{url}\"\n{extra}\n")
+}
+
+// -------------------------------------------------------------------- tests
+
+#[tokio::test(start_paused = true)]
+async fn every_service_gets_its_own_shape_signature_and_trace_headers() {
+    let clock = test_clock(base_time());
+    let f = Fake::start(clock.clone()).await;
+    let b = &f.base;
+    let sinks = [
+        sink(
+            "fs",
+            "feishu",
+            &format!("{b}/feishu/open-apis/bot/v2/hook/abc"),
+            "secret_env = \"FEISHU_SECRET\"",
+        ),
+        sink(
+            "fs-text",
+            "lark",
+            &format!("{b}/feishu/open-apis/bot/v2/hook/def"),
+            "secret_env = \"FEISHU_SECRET\"\ntemplate = \"text\"",
+        ),
+        sink(
+            "dt",
+            "dingtalk",
+            &format!("{b}/dingtalk/robot/send?access_token=tok"),
+            "secret_env = \"DING_SECRET\"",
+        ),
+        sink(
+            "wc",
+            "wecom",
+            &format!("{b}/wecom/cgi-bin/webhook/send?key=k1"),
+            "",
+        ),
+        sink(
+            "sl",
+            "slack",
+            &format!("{b}/slack/services/T/B/X"),
+            "locale = \"en\"",
+        ),
+        sink(
+            "wh",
+            "webhook",
+            &format!("{b}/webhook/in"),
+            "method = \"PUT\"\nheaders = { X-Api-Key = \"${PANEL_TOKEN}\" }",
+        ),
+        sink(
+            "pn",
+            "panel",
+            &format!("{b}/panel/rooms/{{room}}"),
+            "headers = { Authorization = \"Bearer ${PANEL_TOKEN}\" }",
+        ),
+    ]
+    .concat();
+    let cfg = sinks.replace(
+        "Bearer ${PANEL_TOKEN}\" }",
+        &format!("Bearer ${{PANEL_TOKEN}}\" }}\nrooms = [\"{ROOM_A}\"]"),
+    );
+    run(
+        &cfg,
+        &[booked("ev-1", "m1", ROOM_A, 9, ms(2026, 5, 1, 0, 0))],
+        base_time(),
+        clock,
+    )
+    .await;
+    let pn = f.hits("panel");
+    assert_eq!(pn.len(), 1);
+    assert_eq!(pn[0].path, format!("rooms/{ROOM_A}"));
+    assert_eq!(
+        pn[0].headers.get("authorization").map(String::as_str),
+        Some("Bearer panel-token-1")
+    );
+    assert_eq!(pn[0].body["status"], "free");
+    for svc in ["feishu", "dingtalk", "wecom", "slack", "webhook", "panel"] {
+        let hits = f.hits(svc);
+        assert!(!hits.is_empty(), "{svc} got nothing");
+        for h in &hits {
+            assert_eq!(h.verdict, "ok", "{svc}: {h:?}");
+            assert_eq!(
+                h.headers.get("x-roomcast-event").map(String::as_str),
+                Some("ev-1"),
+                "{svc}"
+            );
+            assert_eq!(
+                h.headers.get("idempotency-key").map(|k| k.len()),
+                Some(32),
+                "{svc}"
+            );
+        }
+    }
+    let fs = f.hits("feishu");
+    assert_eq!(fs.len(), 2);
+    assert_eq!(fs[0].body["msg_type"], "interactive");
+    assert_eq!(
+        fs[0].body["card"]["header"]["title"]["content"],
+        "新预订 · Alpha"
+    );
+    assert_eq!(
+        fs[1].body["content"]["text"],
+        "【Alpha】新预订 5月1日 周五 17:00–18:00（1 小时）"
+    );
+    assert_eq!(
+        f.hits("slack")[0].body["text"],
+        "Booked: Alpha, Fri, May 1 17:00–18:00"
+    );
+    let wh = &f.hits("webhook")[0];
+    assert_eq!(
+        wh.headers.get("x-api-key").map(String::as_str),
+        Some("panel-token-1")
+    );
+    assert_eq!(wh.body["change"], "booked");
+    assert_ne!(
+        fs[0].headers["idempotency-key"], fs[1].headers["idempotency-key"],
+        "per sink"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wrong_signing_secret_is_not_retried_and_is_reported() {
+    let clock = test_clock(base_time());
+    let f = Fake::start(clock.clone()).await;
+    let cfg = sink(
+        "fs",
+        "feishu",
+        &format!("{}/feishu/hook/x", f.base),
+        "secret_env = \"WRONG_SECRET\"",
+    );
+    let s = run(
+        &cfg,
+        &[booked("e1", "m1", ROOM_A, 9, 1)],
+        base_time(),
+        clock,
+    )
+    .await;
+    let hits = f.hits("feishu");
+    assert_eq!(hits.len(), 1, "19021 is not retried");
+    assert_eq!(hits[0].verdict, "rejected by the service's checks");
+    assert_eq!(s.sinks[0], ("fs".to_string(), 0, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn failures_are_retried_with_backoff_and_retry_after_keeping_the_key() {
+    let clock = test_clock(base_time());
+    let f = Fake::start(clock.clone()).await;
+    f.script(
+        "webhook",
+        vec![
+            Reply::Status(503),
+            Reply::RetryAfter(429, 30),
+            Reply::Status(408),
+            Reply::Ok,
+        ],
+    );
+    f.script("feishu", vec![Reply::Code(11232), Reply::Ok]);
+    let cfg = [
+        sink("wh", "webhook", &format!("{}/webhook/x", f.base), ""),
+        sink(
+            "fs",
+            "feishu",
+            &format!("{}/feishu/hook/x", f.base),
+            "secret_env = \"FEISHU_SECRET\"",
+        ),
+    ]
+    .concat();
+    let s = run(
+        &cfg,
+        &[booked("e1", "m1", ROOM_A, 9, 1)],
+        base_time(),
+        clock,
+    )
+    .await;
+    let wh = f.hits("webhook");
+    assert_eq!(wh.len(), 4);
+    assert!(
+        wh.iter()
+            .all(|h| h.headers["idempotency-key"] == wh[0].headers["idempotency-key"]),
+        "a retried notice keeps its key"
+    );
+    assert!(
+        wh[2].at - wh[1].at >= Duration::from_secs(30),
+        "Retry-After honoured: {:?}",
+        wh[2].at - wh[1].at
+    );
+    assert!(
+        wh[1].at - wh[0].at >= Duration::from_millis(500),
+        "backoff between attempts"
+    );
+    let fs = f.hits("feishu");
+    assert_eq!(
+        fs.iter().map(|h| h.verdict.as_str()).collect::<Vec<_>>(),
+        ["code 11232", "ok"],
+        "rate-limit code with HTTP 200 is retried"
+    );
+    assert_eq!(
+        s.sinks,
+        [("wh".to_string(), 1, 0), ("fs".to_string(), 1, 0)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_sink_becomes_dead_letters_and_never_delays_another() {
+    let clock = test_clock(base_time());
+    let f = Fake::start(clock.clone()).await;
+    f.script("webhook", vec![Reply::Hang; 100]);
+    let cfg = [
+        sink(
+            "dead",
+            "webhook",
+            &format!("{}/webhook/x", f.base),
+            "timeout = \"5s\"\nmax_age = \"2m\"",
+        ),
+        sink(
+            "refused",
+            "webhook",
+            "http://127.0.0.1:9/nothing-listens",
+            "max_age = \"1m\"",
+        ),
+        sink(
+            "fine",
+            "slack",
+            &format!("{}/slack/x", f.base),
+            "rate_limit = [\"100/s\"]",
+        ),
+    ]
+    .concat();
+    let t0 = Instant::now();
+    let events: Vec<String> = (0..3)
+        .map(|i| booked(&format!("e{i}"), &format!("m{i}"), ROOM_A, 9 + i, 1))
+        .collect();
+    let s = run(&cfg, &events, base_time(), clock).await;
+    let fine = f.hits("slack");
+    assert_eq!(fine.len(), 3);
+    assert!(
+        fine[2].at - t0 < Duration::from_secs(1),
+        "the healthy sink was not held up: {:?}",
+        fine[2].at - t0
+    );
+    assert_eq!(s.sinks[2], ("fine".to_string(), 3, 0));
+    assert_eq!(s.sinks[0].1, 0);
+    assert_eq!(
+        s.sinks[0].2, 3,
+        "every message of the hung sink ends as a dead letter"
+    );
+    assert_eq!(s.sinks[1], ("refused".to_string(), 0, 3));
+    let attempts = f.hits("webhook").len();
+    assert!((3..20).contains(&attempts), "bounded attempts: {attempts}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn rate_limits_space_requests() {
+    let clock = test_clock(base_time());
+    let f = Fake::start(clock.clone()).await;
+    // Slack's default is 1/s.
+    let cfg = sink("sl", "slack", &format!("{}/slack/x", f.base), "");
+    let events: Vec<String> = (0..4)
+        .map(|i| booked(&format!("e{i}"), &format!("m{i}"), ROOM_A, 9 + i, 1))
+        .collect();
+    run(&cfg, &events, base_time(), clock).await;
+    let hits = f.hits("slack");
+    assert_eq!(hits.len(), 4);
+    for w in hits.windows(2) {
+        assert!(
+            w[1].at - w[0].at >= Duration::from_secs(1),
+            "{:?}",
+            w[1].at - w[0].at
+        );
+    }
+    assert!(hits[3].at - hits[0].at < Duration::from_secs(4));
+}
+
+#[tokio::test(start_paused = true)]
+async fn quiet_hours_hold_notices_until_the_window_ends() {
+    // 01:00 UTC = 09:00 in Shanghai; quiet 08:00-12:00 there.
+    let clock = test_clock(base_time());
+    let f = Fake::start(clock.clone()).await;
+    let cfg = sink(
+        "wh",
+        "webhook",
+        &format!("{}/webhook/x", f.base),
+        "quiet_hours = \"08:00-12:00\"\ntime_zone = \"Asia/Shanghai\"",
+    );
+    let t0 = Instant::now();
+    let s = run(
+        &cfg,
+        &[
+            booked("e1", "m1", ROOM_A, 9, 1),
+            booked("e2", "m2", ROOM_A, 10, 1),
+        ],
+        base_time(),
+        clock,
+    )
+    .await;
+    let hits = f.hits("webhook");
+    assert_eq!(hits.len(), 2, "held, never dropped");
+    let waited = hits[0].at - t0;
+    assert!(
+        waited >= Duration::from_secs(3 * 3600) && waited < Duration::from_secs(3 * 3600 + 5),
+        "{waited:?}"
+    );
+    assert_eq!(hits[0].body["booking"]["uid"], "m1", "order kept");
+    assert_eq!(s.sinks[0], ("wh".to_string(), 2, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn panels_get_the_latest_state_and_never_an_older_one_after_a_newer() {
+    let clock = test_clock(base_time());
+    let f = Fake::start(clock.clone()).await;
+    // The panel is down at first: snapshots pile up and must coalesce.
+    f.script("panel", vec![Reply::Status(503), Reply::Status(503)]);
+    let cfg = sink(
+        "pn",
+        "panel",
+        &format!("{}/panel/{{room}}", f.base),
+        &format!(
+            "headers = {{ Authorization = \"Bearer ${{PANEL_TOKEN}}\" }}\nrate_limit = [\"100/s\"]\nrooms = [\"{ROOM_A}\"]"
+        ),
+    );
+    let mut events = vec![booked("e0", "m", ROOM_A, 9, 1)];
+    for i in 1..6 {
+        events.push(moved(&format!("e{i}"), "m", ROOM_A, 9 + i, 1 + i as i64));
+    }
+    let s = run(&cfg, &events, base_time(), clock).await;
+    let hits = f.hits("panel");
+    let delivered: Vec<&Hit> = hits.iter().filter(|h| h.verdict == "ok").collect();
+    let last = delivered.last().expect("a snapshot arrived");
+    assert_eq!(
+        last.body["next"][0]["start"], "2026-05-01T22:00:00+08:00",
+        "the final state: {}",
+        last.raw
+    );
+    assert!(
+        delivered.len() < events.len(),
+        "coalesced: {} deliveries for {} events",
+        delivered.len(),
+        events.len()
+    );
+    // Never an older state after a newer one: starts only move later.
+    let starts: Vec<&str> = delivered
+        .iter()
+        .map(|h| h.body["next"][0]["start"].as_str().unwrap_or(""))
+        .collect();
+    let mut sorted = starts.clone();
+    sorted.sort();
+    assert_eq!(starts, sorted);
+    assert_eq!(
+        last.headers.get("authorization").map(String::as_str),
+        Some("Bearer panel-token-1")
+    );
+    assert!(last.path.ends_with(ROOM_A), "{}", last.path);
+    assert!(s.sinks[0].1 >= 1);
+}
+
+/// Panels stay right without events: pushes when a booking is about to
+/// start, starts and ends, and on the heartbeat; on the real long
+/// connection, in paused time.
+#[tokio::test(start_paused = true)]
+async fn panels_are_pushed_at_booking_boundaries_and_on_the_heartbeat() {
+    use crate::gateway::{Gateway, Order};
+    let clock = test_clock(base_time()); // 01:00 UTC
+    let f = Fake::start(clock.clone()).await;
+    let gw = Gateway::start().await;
+    let dir = temp_dir("boundary");
+    let cfg = format!(
+        "{}\n[delivery]\nheartbeat = \"6h\"\n{}",
+        crate::lark::lark_config(&gw.base_url(), ""),
+        sink(
+            "pn",
+            "panel",
+            &format!("{}/panel/{{room}}", f.base),
+            &format!("rate_limit = [\"100/s\"]\nrooms = [\"{ROOM_A}\"]")
+        )
+    );
+    write(&dir.join("config.toml"), &cfg);
+    let env: BTreeMap<String, String> = [("APP_SECRET".to_string(), "x".to_string())].into();
+    let checked = check::load(&dir.join("config.toml"), &env).unwrap_or_else(|e| panic!("{e:?}"));
+    let mut app = App::new(checked.config, checked.templates);
+    app.clock = clock;
+    let stop = CancellationToken::new();
+    let handle = tokio::spawn(app.run(stop.clone()));
+    gw.wait("connected", |g| g.connections == 1).await;
+    let t0 = Instant::now();
+    // 02:00–03:00 UTC (10:00–11:00 in Shanghai)
+    gw.send_event(&booked("e1", "m1", ROOM_A, 2, 1), 1, Order::InOrder);
+    f.wait("seven pushes", |s| {
+        s.hits.iter().filter(|h| h.service == "panel").count() >= 7
+    })
+    .await;
+    let hits = f.hits("panel");
+    let seen: Vec<(u64, &str, &str)> = hits
+        .iter()
+        .map(|h| {
+            (
+                (h.at - t0).as_secs() / 60,
+                h.body["status"].as_str().unwrap_or("?"),
+                h.headers["x-roomcast-event"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen[..4],
+        [
+            (0, "free", "e1"),
+            (50, "starting_soon", "clock:2026-05-01T01:50:00Z"),
+            (60, "busy", "clock:2026-05-01T02:00:00Z"),
+            (120, "free", "clock:2026-05-01T03:00:00Z")
+        ],
+        "{seen:?}"
+    );
+    assert_eq!(seen[4].0, 360, "the heartbeat, 6 h after start: {seen:?}");
+    assert_eq!(seen[5].0, 720, "{seen:?}");
+    // Local midnight in Shanghai (16:00 UTC): the day's view starts over.
+    assert_eq!(
+        seen[6],
+        (900, "free", "clock:2026-05-01T16:00:00Z"),
+        "{seen:?}"
+    );
+    stop.cancel();
+    handle.await.unwrap().expect("clean shutdown");
+}
