@@ -31,7 +31,10 @@ struct Panel {
 }
 
 fn env_or(name: &str, d: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
 }
 
 fn room(i: usize) -> String {
@@ -53,7 +56,12 @@ fn body(i: usize) -> String {
 fn peak_rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -68,33 +76,46 @@ async fn setup() -> Setup {
     let p = panel.clone();
     let app = Router::new().route(
         "/panel/{room}",
-        post(move |axum::extract::Path(room): axum::extract::Path<String>, headers: HeaderMap| {
-            let p = p.clone();
-            async move {
-                let ev = headers.get("x-roomcast-event").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-                let mut g = p.0.lock().unwrap();
-                g.posts += 1;
-                g.arrivals.insert(ev.clone(), Instant::now());
-                g.last.insert(room, ev);
-                drop(g);
-                p.1.notify_waiters();
-                "ok"
-            }
-        }),
+        post(
+            move |axum::extract::Path(room): axum::extract::Path<String>, headers: HeaderMap| {
+                let p = p.clone();
+                async move {
+                    let ev = headers
+                        .get("x-roomcast-event")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    let mut g = p.0.lock().unwrap();
+                    g.posts += 1;
+                    g.arrivals.insert(ev.clone(), Instant::now());
+                    g.last.insert(room, ev);
+                    drop(g);
+                    p.1.notify_waiters();
+                    "ok"
+                }
+            },
+        ),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     let gw = Gateway::start().await;
     gw.with(|g| g.record_acks = false);
-    let dir = std::env::temp_dir().join(format!("roomcast-dbench-{}-{}", std::process::id(), rand::random::<u32>()));
+    let dir = std::env::temp_dir().join(format!(
+        "roomcast-dbench-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let mut cfg = format!(
         "[source]\nkind = \"lark\"\n[platform]\napp_id = \"cli_a1b2c3d4e5f60718\"\napp_secret_env = \"APP_SECRET\"\ndomain = \"{}\"\n[display]\ntime_zone = \"Asia/Shanghai\"\n[delivery]\nheartbeat = \"off\"\n[[sinks]]\nname = \"pn\"\nkind = \"panel\"\nurl = \"http://{addr}/panel/{{room}}\"\n",
         gw.base_url()
     );
     for i in 0..ROOMS {
-        cfg.push_str(&format!("[[rooms]]\nid = \"{}\"\nname = \"Room {i}\"\npanels = [\"pn\"]\n", room(i)));
+        cfg.push_str(&format!(
+            "[[rooms]]\nid = \"{}\"\nname = \"Room {i}\"\npanels = [\"pn\"]\n",
+            room(i)
+        ));
     }
     std::fs::write(dir.join("config.toml"), cfg).unwrap();
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomcast"))
@@ -114,7 +135,10 @@ async fn wait_panel(panel: &Arc<(Mutex<Panel>, Notify)>, cond: impl Fn(&Panel) -
         if cond(&panel.0.lock().unwrap()) {
             return;
         }
-        if tokio::time::timeout(Duration::from_secs(60), n).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(60), n)
+            .await
+            .is_err()
+        {
             panic!("panel: no progress for 60 s");
         }
     }
@@ -123,7 +147,9 @@ async fn wait_panel(panel: &Arc<(Mutex<Panel>, Notify)>, cond: impl Fn(&Panel) -
 async fn stop(mut s: Setup) -> u64 {
     let pid = s.child.id().unwrap_or(0);
     let rss = peak_rss_kib(pid);
-    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
     let _ = s.child.wait().await;
     rss
 }
@@ -142,8 +168,13 @@ async fn throughput(events: usize) -> (f64, usize, u64) {
         }
         s.gw.wait("acks", |g| g.ack_count as usize > acked).await;
     }
-    let want: HashMap<String, String> = (events.saturating_sub(ROOMS)..events).map(|i| (room(i % ROOMS), format!("d-{i:09}"))).collect();
-    wait_panel(&s.panel, |p| want.iter().all(|(r, e)| p.last.get(r) == Some(e))).await;
+    let want: HashMap<String, String> = (events.saturating_sub(ROOMS)..events)
+        .map(|i| (room(i % ROOMS), format!("d-{i:09}")))
+        .collect();
+    wait_panel(&s.panel, |p| {
+        want.iter().all(|(r, e)| p.last.get(r) == Some(e))
+    })
+    .await;
     let secs = t0.elapsed().as_secs_f64();
     let posts = s.panel.0.lock().unwrap().posts;
     let rss = stop(s).await;
@@ -166,7 +197,13 @@ async fn latency(seconds: usize) -> (Duration, Duration, Duration, u64) {
     wait_panel(&s.panel, |p| p.arrivals.len() >= n).await;
     let mut lat: Vec<Duration> = {
         let p = s.panel.0.lock().unwrap();
-        (0..n).filter_map(|i| p.arrivals.get(&format!("d-{i:09}")).map(|a| *a - sent_at[i])).collect()
+        (0..n)
+            .filter_map(|i| {
+                p.arrivals
+                    .get(&format!("d-{i:09}"))
+                    .map(|a| *a - sent_at[i])
+            })
+            .collect()
     };
     lat.sort();
     let pct = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
@@ -181,7 +218,10 @@ async fn main() {
     let events = env_or("EVENTS", if benching { 20_000 } else { 2_000 });
     let seconds = env_or("SECONDS", if benching { 10 } else { 1 });
     let (rate, posts, rss_a) = throughput(events).await;
-    println!("delivery [throughput]: {events} events over {ROOMS} rooms: {posts} panel POSTs at {rate:.0} deliveries/s; peak RSS {:.1} MiB", rss_a as f64 / 1024.0);
+    println!(
+        "delivery [throughput]: {events} events over {ROOMS} rooms: {posts} panel POSTs at {rate:.0} deliveries/s; peak RSS {:.1} MiB",
+        rss_a as f64 / 1024.0
+    );
     let (p50, p99, max, rss_b) = latency(seconds).await;
     println!(
         "delivery [latency at 1000 events/s, {} events]: frame → panel POST p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; peak RSS {:.1} MiB",

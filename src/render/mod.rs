@@ -52,6 +52,14 @@ pub const DEFAULTS: &[(&str, &str)] = &[
         include_str!("../../templates/feishu_card.zh-CN.json.hbs"),
     ),
     (
+        "feishu_post.en.json.hbs",
+        include_str!("../../templates/feishu_post.en.json.hbs"),
+    ),
+    (
+        "feishu_post.zh-CN.json.hbs",
+        include_str!("../../templates/feishu_post.zh-CN.json.hbs"),
+    ),
+    (
         "slack.en.json.hbs",
         include_str!("../../templates/slack.en.json.hbs"),
     ),
@@ -382,6 +390,7 @@ mod tests {
                 "text",
                 "room",
                 "feishu_card",
+                "feishu_post",
                 "slack",
                 "dingtalk",
                 "wecom",

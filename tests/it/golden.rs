@@ -70,6 +70,7 @@ fn cases() -> Vec<Case> {
 const NOTICE_TEMPLATES: &[&str] = &[
     "text",
     "feishu_card",
+    "feishu_post",
     "slack",
     "dingtalk",
     "wecom",

@@ -782,3 +782,28 @@ async fn panels_are_pushed_at_booking_boundaries_and_on_the_heartbeat() {
     stop.cancel();
     handle.await.unwrap().expect("clean shutdown");
 }
+
+#[tokio::test(start_paused = true)]
+async fn feishu_post_messages_pass_the_services_checks() {
+    let clock = test_clock(base_time());
+    let f = Fake::start(clock.clone()).await;
+    let cfg = sink(
+        "fs",
+        "feishu",
+        &format!("{}/feishu/hook/p", f.base),
+        "secret_env = \"FEISHU_SECRET\"\ntemplate = \"feishu_post\"",
+    );
+    run(
+        &cfg,
+        &[booked("e1", "m1", ROOM_A, 9, 1)],
+        base_time(),
+        clock,
+    )
+    .await;
+    let hits = f.hits("feishu");
+    assert_eq!(hits[0].verdict, "ok", "{}", hits[0].raw);
+    assert_eq!(
+        hits[0].body["content"]["post"]["zh_cn"]["title"],
+        "新预订 · Alpha"
+    );
+}
