@@ -220,25 +220,33 @@ impl Pipeline {
             }
         }
         for (room, event_id) in rooms {
-            for i in self.panel_sinks(room) {
-                match self.snapshot(i, room, now) {
-                    Ok((body, format)) => out.push(Message {
-                        sink: i,
-                        idempotency_key: idempotency_key(&[
-                            &cfg.sinks[i].name,
-                            event_id,
-                            room.as_str(),
-                            "snapshot",
-                        ]),
-                        event_id: event_id.clone(),
-                        room: room.clone(),
-                        subject: Subject::Snapshot,
-                        booking: None,
-                        body,
-                        format,
-                    }),
-                    Err(e) => errors.push((cfg.sinks[i].name.clone(), e)),
-                }
+            self.push_snapshots(room, event_id, now, out, errors);
+        }
+    }
+
+    /// One snapshot message of `room` for every panel sink showing it.
+    fn push_snapshots(
+        &self,
+        room: &RoomId,
+        event_id: &Arc<str>,
+        now: DateTime<Utc>,
+        out: &mut Vec<Message>,
+        errors: &mut Vec<(String, RenderError)>,
+    ) {
+        for i in self.panel_sinks(room) {
+            let name = &self.config.sinks[i].name;
+            match self.snapshot(i, room, now) {
+                Ok((body, format)) => out.push(Message {
+                    sink: i,
+                    idempotency_key: idempotency_key(&[name, event_id, room.as_str(), "snapshot"]),
+                    event_id: event_id.clone(),
+                    room: room.clone(),
+                    subject: Subject::Snapshot,
+                    booking: None,
+                    body,
+                    format,
+                }),
+                Err(e) => errors.push((name.clone(), e)),
             }
         }
     }
@@ -295,26 +303,7 @@ impl Pipeline {
         errors: &mut Vec<(String, RenderError)>,
     ) {
         for room in rooms {
-            for i in self.panel_sinks(room) {
-                match self.snapshot(i, room, now) {
-                    Ok((body, format)) => out.push(Message {
-                        sink: i,
-                        idempotency_key: idempotency_key(&[
-                            &self.config.sinks[i].name,
-                            event_id,
-                            room.as_str(),
-                            "snapshot",
-                        ]),
-                        event_id: event_id.clone(),
-                        room: room.clone(),
-                        subject: Subject::Snapshot,
-                        booking: None,
-                        body,
-                        format,
-                    }),
-                    Err(e) => errors.push((self.config.sinks[i].name.clone(), e)),
-                }
-            }
+            self.push_snapshots(room, event_id, now, out, errors);
         }
     }
 
