@@ -16,6 +16,8 @@ use crate::pipeline::{Outcome, Pipeline};
 use crate::render::Templates;
 use crate::schedule::Skip;
 pub use crate::source::{Ack, Inbound};
+use crate::store::{EntryRow, EventWrite, Store};
+use std::sync::Mutex;
 
 /// Why the app could not run.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +35,8 @@ pub enum AppError {
     NoPlatform,
     #[error(transparent)]
     Lark(#[from] crate::lark::SourceError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// What a run did.
@@ -102,6 +106,16 @@ impl App {
 
     /// Run until the source ends (replay) or `shutdown` fires.
     pub async fn run(self, shutdown: CancellationToken) -> Result<Summary, AppError> {
+        let mut pipeline = Pipeline::new(self.config.clone(), self.templates.clone());
+        let store: Option<SharedStore> = match &self.config.store {
+            None => None,
+            Some(sc) => Some(Arc::new(Mutex::new(Store::open(&sc.path, sc.durable)?))),
+        };
+        let deliverer =
+            Deliverer::start(&self.config, 1024, self.clock.clone(), store.clone()).await?;
+        if let Some(store) = &store {
+            restore(&mut pipeline, store, &deliverer, (self.clock)()).await?;
+        }
         let (tx, rx) = mpsc::channel::<Inbound>(1024);
         let source = match self.config.source.kind {
             SourceKind::Replay => {
@@ -128,18 +142,17 @@ impl App {
             }
             SourceKind::Webhook => return Err(AppError::Unsupported("webhook")),
         };
-        let deliverer = Deliverer::start(&self.config, 1024, self.clock.clone()).await?;
-        let mut pipeline = Pipeline::new(self.config.clone(), self.templates.clone());
         // The core runs until every source has dropped its sender, so what
         // a source handed over is applied and acknowledged even on shutdown.
-        let summary = core_loop(
-            &mut pipeline,
-            rx,
-            &deliverer,
-            &self.clock,
-            self.config.heartbeat,
-        )
-        .await;
+        let core = Core {
+            deliverer: &deliverer,
+            clock: &self.clock,
+            heartbeat: self.config.heartbeat,
+            store: store.as_ref(),
+            retention: self.config.store.as_ref().map(|s| s.retention),
+            shutdown: &shutdown,
+        };
+        let (summary, store_failure) = core.run(&mut pipeline, rx).await;
         let source_result = match source.await {
             Ok(r) => r,
             Err(e) => {
@@ -160,8 +173,70 @@ impl App {
                 )
             })
             .collect();
+        if let Some(e) = store_failure {
+            return Err(AppError::Store(e));
+        }
         source_result.map(|()| summary)
     }
+}
+
+/// The store as the core and the sink workers share it.
+pub type SharedStore = Arc<Mutex<Store>>;
+
+/// Lock the store; a panic elsewhere while holding it does not make the
+/// data wrong, so a poisoned lock is taken anyway.
+pub fn lock(store: &SharedStore) -> std::sync::MutexGuard<'_, Store> {
+    store.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Startup with a store: the schedule and seen ids back in memory, pending
+/// messages re-queued in order, every panel pushed its current view.
+async fn restore(
+    p: &mut Pipeline,
+    store: &SharedStore,
+    deliverer: &Deliverer,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    let loaded = lock(store).load(p.config.dedup_capacity)?;
+    let (bookings, pending) = (loaded.entries.len(), loaded.pending.len());
+    for e in loaded.entries {
+        p.schedule.restore(e.key, e.booking, e.last_change);
+    }
+    for (uid, at) in &loaded.series_deleted {
+        p.schedule.restore_series_delete(uid, at.to_owned());
+    }
+    for id in loaded.seen.iter().rev() {
+        p.schedule.remember(id);
+    }
+    for row in loaded.pending {
+        let mut m = row.message;
+        match p.config.sinks.iter().position(|s| s.name == row.sink) {
+            Some(i) => {
+                m.sink = i;
+                deliverer.send(m).await;
+            }
+            None => {
+                tracing::warn!(sink = %row.sink, id = row.id, "queued message for a sink no longer configured; marked failed");
+                lock(store).mark(row.id, "failed", Some("sink no longer configured"), now)?;
+            }
+        }
+    }
+    let event_id: Arc<str> = format!(
+        "startup:{}",
+        now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )
+    .into();
+    let (mut messages, mut errors) = (Vec::new(), Vec::new());
+    p.clock_snapshots(&p.panel_rooms(), now, &event_id, &mut messages, &mut errors);
+    for (sink, e) in errors {
+        tracing::error!(%sink, error = %e, "render failed");
+    }
+    let panels = messages.len();
+    for m in messages {
+        deliverer.send(m).await;
+    }
+    tracing::info!(bookings, pending, panels, "state restored from the store");
+    Ok(())
 }
 
 /// Feed a replay file's lines (one event body each; blank lines and
@@ -200,126 +275,270 @@ async fn replay(
     }
 }
 
-/// Apply each inbound payload, queue its messages, answer its ack; and
-/// push room snapshots when the clock alone changes a room's view (a
-/// booking starts or ends, local midnight, the heartbeat).
-pub async fn core_loop(
-    pipeline: &mut Pipeline,
-    mut rx: mpsc::Receiver<Inbound>,
-    deliverer: &Deliverer,
-    clock: &Clock,
-    heartbeat: Option<std::time::Duration>,
-) -> Summary {
-    let mut s = Summary::default();
-    let panels = !pipeline.panel_rooms().is_empty();
-    let mut last_tick = clock();
-    let mut next_push = if panels {
-        pipeline.next_clock_push(last_tick)
-    } else {
-        None
-    };
-    let mut next_heartbeat = heartbeat
-        .filter(|_| panels)
-        .and_then(|h| chrono::Duration::from_std(h).ok())
-        .map(|h| (last_tick + h, h));
-    loop {
-        let wake = [next_push, next_heartbeat.map(|(t, _)| t)]
-            .into_iter()
-            .flatten()
-            .min();
-        let sleep_for = wake.map(|w| (w - clock()).to_std().unwrap_or_default());
-        let inb = tokio::select! {
-            biased;
-            m = rx.recv() => match m { Some(m) => m, None => break },
-            () = async {
-                match sleep_for {
-                    Some(d) => tokio::time::sleep(d).await,
-                    None => std::future::pending().await,
+/// The core's collaborators.
+pub struct Core<'a> {
+    pub deliverer: &'a Deliverer,
+    pub clock: &'a Clock,
+    pub heartbeat: Option<std::time::Duration>,
+    pub store: Option<&'a SharedStore>,
+    pub retention: Option<std::time::Duration>,
+    /// Cancelled by the core itself when the store fails.
+    pub shutdown: &'a CancellationToken,
+}
+
+/// One applied event waiting for its commit.
+struct Applied {
+    ack: Option<tokio::sync::oneshot::Sender<Ack>>,
+    event_id: String,
+    entries: Vec<EntryRow>,
+    series: Option<(Arc<str>, DateTime<Utc>)>,
+    messages: Vec<crate::pipeline::Message>,
+}
+
+/// How many waiting payloads are applied and committed together.
+const BATCH: usize = 256;
+
+impl Core<'_> {
+    /// Apply inbound payloads (a batch at a time: one transaction, then the
+    /// messages are queued and the acks sent), and push room snapshots when
+    /// the clock alone changes a room's view (a booking starts or ends,
+    /// local midnight, the heartbeat). Runs until every source has dropped
+    /// its sender. A store failure is returned (after the core has told the
+    /// sources to stop and asked the platform to redeliver what it holds).
+    pub async fn run(
+        &self,
+        pipeline: &mut Pipeline,
+        mut rx: mpsc::Receiver<Inbound>,
+    ) -> (Summary, Option<crate::store::StoreError>) {
+        let clock = self.clock;
+        let mut s = Summary::default();
+        let mut failure = None;
+        let panels = !pipeline.panel_rooms().is_empty();
+        let mut last_tick = clock();
+        let mut next_push = if panels {
+            pipeline.next_clock_push(last_tick)
+        } else {
+            None
+        };
+        let mut next_heartbeat = self
+            .heartbeat
+            .filter(|_| panels)
+            .and_then(|h| chrono::Duration::from_std(h).ok())
+            .map(|h| (last_tick + h, h));
+        let hour = chrono::Duration::hours(1);
+        let mut next_prune = self.retention.map(|_| last_tick);
+        loop {
+            let wake = [next_push, next_heartbeat.map(|(t, _)| t), next_prune]
+                .into_iter()
+                .flatten()
+                .min();
+            let sleep_for = wake.map(|w| (w - clock()).to_std().unwrap_or_default());
+            let first = tokio::select! {
+                biased;
+                m = rx.recv() => match m { Some(m) => m, None => break },
+                () = async {
+                    match sleep_for {
+                        Some(d) => tokio::time::sleep(d).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    let now = clock();
+                    if let (Some(t), Some(keep)) = (next_prune, self.retention)
+                        && t <= now
+                    {
+                        self.prune(pipeline, now, keep);
+                        next_prune = Some(now + hour);
+                    }
+                    if next_push.is_some_and(|p| p <= now) || next_heartbeat.is_some_and(|(t, _)| t <= now) {
+                        let beat = next_heartbeat.is_some_and(|(t, _)| t <= now);
+                        let rooms = if beat || is_midnight_push(pipeline, last_tick, now) {
+                            pipeline.panel_rooms()
+                        } else {
+                            pipeline.rooms_due(last_tick, now)
+                        };
+                        let event_id: Arc<str> = format!("clock:{}", now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).into();
+                        let (mut messages, mut errors) = (Vec::new(), Vec::new());
+                        pipeline.clock_snapshots(&rooms, now, &event_id, &mut messages, &mut errors);
+                        for (sink, e) in &errors {
+                            tracing::error!(%sink, error = %e, "render failed");
+                        }
+                        tracing::debug!(rooms = rooms.len(), messages = messages.len(), heartbeat = beat, "clock push");
+                        s.messages += messages.len() as u64;
+                        for m in messages {
+                            self.deliverer.send(m).await;
+                        }
+                        if let Some((t, h)) = next_heartbeat.as_mut().filter(|(t, _)| *t <= now) {
+                            *t = now + *h;
+                        }
+                        last_tick = now;
+                        next_push = pipeline.next_clock_push(now);
+                    }
+                    continue;
                 }
-            } => {
-                let now = clock();
-                let beat = next_heartbeat.is_some_and(|(t, _)| t <= now);
-                let rooms = if beat || next_push.is_some_and(|p| p <= now && is_midnight_push(pipeline, last_tick, now)) {
-                    pipeline.panel_rooms()
-                } else {
-                    pipeline.rooms_due(last_tick, now)
-                };
-                let event_id: std::sync::Arc<str> = format!("clock:{}", now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).into();
-                let mut messages = Vec::new();
-                let mut errors = Vec::new();
-                pipeline.clock_snapshots(&rooms, now, &event_id, &mut messages, &mut errors);
-                for (sink, e) in &errors {
-                    tracing::error!(%sink, error = %e, "render failed");
+            };
+            let mut batch = vec![first];
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
                 }
-                tracing::debug!(rooms = rooms.len(), messages = messages.len(), heartbeat = beat, "clock push");
-                s.messages += messages.len() as u64;
-                for m in messages {
-                    deliverer.send(m).await;
+            }
+            let now = clock();
+            let mut applied: Vec<Applied> = Vec::new();
+            for inb in batch {
+                s.received += 1;
+                if failure.is_some() {
+                    // The store is gone: nothing more can be made durable.
+                    if let Some(ack) = inb.ack {
+                        let _ = ack.send(Ack::Retry);
+                    }
+                    continue;
                 }
-                if let Some((t, h)) = next_heartbeat.as_mut().filter(|(t, _)| *t <= now) {
-                    *t = now + *h;
+                let outcome = pipeline.handle(&inb.payload, now);
+                let origin = inb.origin.as_str();
+                match outcome {
+                    Outcome::Applied {
+                        event_id,
+                        changes,
+                        next_boundary,
+                        messages,
+                        render_errors,
+                    } => {
+                        s.applied += 1;
+                        s.changes += changes as u64;
+                        if panels {
+                            next_push = [next_push, next_boundary].into_iter().flatten().min();
+                        }
+                        tracing::debug!(%origin, %event_id, changes, messages = messages.len(), "applied");
+                        for (sink, e) in &render_errors {
+                            tracing::error!(%origin, %event_id, %sink, error = %e, "render failed");
+                        }
+                        s.render_errors += render_errors.len() as u64;
+                        s.messages += messages.len() as u64;
+                        let (entries, series) = if self.store.is_some() {
+                            let mut series = None;
+                            let entries = pipeline
+                                .schedule
+                                .touched()
+                                .map(|(k, b, t)| {
+                                    if k.original_time == 0 && series.is_none() {
+                                        series = pipeline
+                                            .schedule
+                                            .series_deleted_at(&k.uid)
+                                            .map(|at| (k.uid.clone(), at));
+                                    }
+                                    EntryRow {
+                                        key: k.clone(),
+                                        booking: b.cloned(),
+                                        last_change: t,
+                                    }
+                                })
+                                .collect();
+                            (entries, series)
+                        } else {
+                            (Vec::new(), None)
+                        };
+                        applied.push(Applied {
+                            ack: inb.ack,
+                            event_id,
+                            entries,
+                            series,
+                            messages,
+                        });
+                        continue;
+                    }
+                    Outcome::Skipped { event_id, why } => {
+                        match why {
+                            Skip::Duplicate => s.duplicates += 1,
+                            Skip::Stale => s.stale += 1,
+                        }
+                        tracing::debug!(%origin, %event_id, ?why, "skipped");
+                    }
+                    Outcome::Ignored { event_type } => {
+                        s.ignored += 1;
+                        tracing::debug!(%origin, %event_type, "not a meeting-room event; ignored");
+                    }
+                    Outcome::Rejected { event_id } => {
+                        s.rejected += 1;
+                        tracing::warn!(%origin, %event_id, "verification token does not match; event rejected");
+                    }
+                    Outcome::Malformed(e) => {
+                        s.malformed += 1;
+                        tracing::warn!(%origin, error = %e, "malformed event");
+                    }
+                    Outcome::Challenge { .. } => {
+                        s.ignored += 1;
+                        tracing::debug!(%origin, "url_verification outside webhook mode; ignored");
+                    }
                 }
-                last_tick = now;
-                next_push = pipeline.next_clock_push(now);
+                if let Some(ack) = inb.ack {
+                    let _ = ack.send(Ack::Ok);
+                }
+            }
+            if applied.is_empty() {
                 continue;
             }
-        };
-        s.received += 1;
-        let now = clock();
-        let outcome = pipeline.handle(&inb.payload, now);
-        let origin = inb.origin.as_str();
-        match outcome {
-            Outcome::Applied {
-                event_id,
-                changes,
-                next_boundary,
-                messages,
-                render_errors,
-            } => {
-                s.applied += 1;
-                s.changes += changes as u64;
-                if panels {
-                    next_push = [next_push, next_boundary].into_iter().flatten().min();
+            if let Some(store) = self.store {
+                let cfg = &pipeline.config;
+                let writes: Vec<EventWrite<'_>> = applied
+                    .iter()
+                    .map(|a| EventWrite {
+                        event_id: &a.event_id,
+                        entries: a.entries.clone(),
+                        series_deleted: a.series.clone(),
+                        outbox: a
+                            .messages
+                            .iter()
+                            .map(|m| (cfg.sinks[m.sink].name.as_str(), m))
+                            .collect(),
+                    })
+                    .collect();
+                let committed = lock(store).commit(now, &writes);
+                drop(writes);
+                match committed {
+                    Ok(ids) => {
+                        let mut ids = ids.into_iter();
+                        for a in &mut applied {
+                            for m in &mut a.messages {
+                                m.outbox_id = ids.next();
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, events = applied.len(), "store commit failed: asking the platform to redeliver and stopping");
+                        for a in applied {
+                            if let Some(ack) = a.ack {
+                                let _ = ack.send(Ack::Retry);
+                            }
+                        }
+                        failure = Some(e);
+                        self.shutdown.cancel();
+                        continue;
+                    }
                 }
-                tracing::debug!(%origin, %event_id, changes, messages = messages.len(), "applied");
-                for (sink, e) in &render_errors {
-                    tracing::error!(%origin, %event_id, %sink, error = %e, "render failed");
+            }
+            for a in applied {
+                for m in a.messages {
+                    self.deliverer.send(m).await;
                 }
-                s.render_errors += render_errors.len() as u64;
-                s.messages += messages.len() as u64;
-                for m in messages {
-                    deliverer.send(m).await;
+                if let Some(ack) = a.ack {
+                    let _ = ack.send(Ack::Ok);
                 }
-            }
-            Outcome::Skipped { event_id, why } => {
-                match why {
-                    Skip::Duplicate => s.duplicates += 1,
-                    Skip::Stale => s.stale += 1,
-                }
-                tracing::debug!(%origin, %event_id, ?why, "skipped");
-            }
-            Outcome::Ignored { event_type } => {
-                s.ignored += 1;
-                tracing::debug!(%origin, %event_type, "not a meeting-room event; ignored");
-            }
-            Outcome::Rejected { event_id } => {
-                s.rejected += 1;
-                tracing::warn!(%origin, %event_id, "verification token does not match; event rejected");
-            }
-            Outcome::Malformed(e) => {
-                s.malformed += 1;
-                tracing::warn!(%origin, error = %e, "malformed event");
-            }
-            Outcome::Challenge { .. } => {
-                s.ignored += 1;
-                tracing::debug!(%origin, "url_verification outside webhook mode; ignored");
             }
         }
-        if let Some(ack) = inb.ack {
-            let _ = ack.send(Ack::Ok);
+        (s, failure)
+    }
+
+    fn prune(&self, pipeline: &mut Pipeline, now: DateTime<Utc>, keep: std::time::Duration) {
+        let before = now - chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::days(30));
+        let n = pipeline.schedule.prune(before);
+        if let Some(store) = self.store {
+            match lock(store).prune(before) {
+                Ok(rows) => tracing::debug!(bookings = n, rows, "pruned"),
+                Err(e) => tracing::error!(error = %e, "pruning the store failed"),
+            }
         }
     }
-    s
 }
 
 /// Did a panel room's local midnight pass in `(from, to]`?
@@ -329,11 +548,19 @@ fn is_midnight_push(p: &Pipeline, from: DateTime<Utc>, to: DateTime<Utc>) -> boo
         .any(|r| p.config.style(p.config.room(r), None).next_midnight(from) <= to)
 }
 
-/// The schedule as the configured source leaves it, without delivering
-/// anything: for `roomcast rooms`. A replay source is read through; other
-/// sources start empty.
+/// The schedule for `roomcast rooms`, without delivering anything: from the
+/// store when there is one; otherwise a replay source is read through, and
+/// other sources start empty.
 pub async fn load_schedule(checked: &crate::check::Checked) -> Result<Pipeline, AppError> {
     let mut p = Pipeline::new(checked.config.clone(), checked.templates.clone());
+    if let Some(sc) = &checked.config.store {
+        // The store is the truth; read it without taking the run lock.
+        let loaded = Store::open_read_only(&sc.path)?.load(0)?;
+        for e in loaded.entries {
+            p.schedule.restore(e.key, e.booking, e.last_change);
+        }
+        return Ok(p);
+    }
     if checked.config.source.kind == SourceKind::Replay {
         let path = checked
             .config

@@ -85,6 +85,8 @@ struct Raw {
     #[serde(default)]
     delivery: RawDelivery,
     #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
     rooms: Vec<Spanned<RawRoom>>,
     #[serde(default)]
     sinks: Vec<Spanned<RawSink>>,
@@ -183,6 +185,14 @@ struct RawSink {
     quiet_hours: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
     max_age: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    path: Option<Spanned<String>>,
+    retention: Option<Spanned<String>>,
+    sync: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -371,6 +381,17 @@ pub struct SinkConfig {
     pub max_age: Duration,
 }
 
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+    /// Seen ids, past bookings and delivered messages older than this are
+    /// pruned.
+    pub retention: Duration,
+    /// `true`: every commit reaches the disk before the ack (survives a
+    /// power cut); `false`: survives a crash of the process only.
+    pub durable: bool,
+}
+
 /// At most `count` requests in any `period`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
@@ -456,6 +477,8 @@ pub struct Config {
     pub heartbeat: Option<Duration>,
     /// How long shutdown waits for sink queues to drain.
     pub drain_timeout: Duration,
+    /// The durable store (`None`: state lives in memory only).
+    pub store: Option<StoreConfig>,
     pub rooms: Vec<RoomConfig>,
     pub sinks: Vec<SinkConfig>,
     /// Room id → index into `rooms`.
@@ -879,6 +902,31 @@ fn validate(raw: Raw, cx: &mut Ctx) -> Option<Config> {
     let drain_timeout = cx
         .duration("delivery.drain_timeout", &raw.delivery.drain_timeout)
         .unwrap_or(Duration::from_secs(10));
+    let st = &raw.store;
+    let store = st.path.as_ref().map(|p| StoreConfig {
+        path: cx.path(p.get_ref()),
+        retention: cx
+            .duration("store.retention", &st.retention)
+            .unwrap_or(Duration::from_secs(30 * 86400)),
+        durable: match st.sync.as_ref().map(|s| s.get_ref().as_str()) {
+            None | Some("full") => true,
+            Some("normal") => false,
+            Some(other) => {
+                let at = st.sync.as_ref().map(|s| cx.line(s.span().start));
+                cx.issues.push(ConfigIssue {
+                    key: "store.sync".into(),
+                    line: at,
+                    message: format!("`{other}`: expected \"full\" or \"normal\""),
+                });
+                true
+            }
+        },
+    });
+    if store.is_none()
+        && let Some(r) = st.retention.as_ref().or(st.sync.as_ref())
+    {
+        cx.push("store.path", r, "[store] needs `path`");
+    }
 
     // sinks (before rooms, which refer to them)
     let mut sinks = Vec::new();
@@ -1172,6 +1220,7 @@ fn validate(raw: Raw, cx: &mut Ctx) -> Option<Config> {
         lark,
         heartbeat,
         drain_timeout,
+        store,
         room_index: rooms
             .iter()
             .enumerate()

@@ -24,6 +24,7 @@
 //! | [`source`] | what every source hands the core ([`source::Inbound`]) and the answer ([`source::Ack`]) |
 //! | [`retry`] | the one retry policy: pure delay schedules, what is retryable |
 //! | [`tls`] | rustls provider setup |
+//! | [`store`] | durable schedule, seen ids and delivery outbox in SQLite (WAL); one transaction per batch of events, acks after commit |
 //! | [`deliver`] | sink kinds, one ordered worker per sink |
 //! | [`app`] | the run loop: sources → pipeline → sinks, shutdown as an input |
 //! | [`check`] | `roomcast check`: config + templates + trial renders, every problem at once |
@@ -46,4 +47,5 @@ pub mod render;
 pub mod retry;
 pub mod schedule;
 pub mod source;
+pub mod store;
 pub mod tls;

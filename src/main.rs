@@ -33,6 +33,9 @@ mod code {
     /// The platform refused the connection for good (credentials, app
     /// disabled, connection limit), or reconnecting gave up.
     pub const PLATFORM: u8 = 5;
+    /// The store cannot be used: locked by another instance, not a roomcast
+    /// store, of a newer schema, corrupt, or a commit failed.
+    pub const STORE: u8 = 6;
 }
 
 #[derive(Parser)]
@@ -76,7 +79,13 @@ enum Command {
         #[arg(long)]
         at: Option<DateTime<Utc>>,
     },
-    /// Show each room's view (status, current and next bookings).
+    /// List queued (pending), failed and dead-letter messages in the store.
+    Outbox {
+        #[command(subcommand)]
+        action: Option<OutboxAction>,
+    },
+    /// Show each room's view (status, current and next bookings); from the
+    /// store when one is configured.
     Rooms {
         /// The instant to show (RFC 3339); default: now.
         #[arg(long)]
@@ -84,6 +93,15 @@ enum Command {
         /// Print the panel JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutboxAction {
+    /// Queue a failed or dead message again; it is sent at the next start.
+    Retry {
+        /// The message id (first column of `roomcast outbox`).
+        id: i64,
     },
 }
 
@@ -166,6 +184,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                     eprintln!("error: {e}");
                     return Ok(code::PLATFORM);
                 }
+                Err(e @ roomcast::app::AppError::Store(_)) => {
+                    eprintln!("error: {e}");
+                    return Ok(code::STORE);
+                }
                 Err(e) => return Err(e.into()),
             };
             eprintln!("{summary}");
@@ -242,9 +264,82 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             }
             Ok(rc)
         }
+        Command::Outbox { action } => {
+            let Some(sc) = &checked.config.store else {
+                eprintln!("error: the config has no [store]; there is no outbox");
+                return Ok(code::CONFIG);
+            };
+            let store = match roomcast::store::Store::open_read_only(&sc.path) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(code::STORE);
+                }
+            };
+            match action {
+                Some(OutboxAction::Retry { id }) => match store.retry(id) {
+                    Ok(true) => {
+                        println!("message {id} queued again; it is sent at the next start");
+                        Ok(code::OK)
+                    }
+                    Ok(false) => {
+                        eprintln!("error: no failed or dead message with id {id}");
+                        Ok(code::INPUT)
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        Ok(code::STORE)
+                    }
+                },
+                None => {
+                    let rows = match store.outbox() {
+                        Ok(r) => r,
+                        Err(e) => {
+                            eprintln!("error: {e}");
+                            return Ok(code::STORE);
+                        }
+                    };
+                    println!(
+                        "{:>8}  {:<8}  {:<16}  {:<11}  {:>8}  {:<20}  {}",
+                        "id",
+                        "state",
+                        "sink",
+                        "subject",
+                        "attempts",
+                        "queued",
+                        "booking / last error"
+                    );
+                    for r in &rows {
+                        println!(
+                            "{:>8}  {:<8}  {:<16}  {:<11}  {:>8}  {:<20}  {} {}",
+                            r.id,
+                            r.state,
+                            r.sink,
+                            r.message.subject.as_str(),
+                            r.attempts,
+                            r.created.format("%Y-%m-%d %H:%M:%S"),
+                            r.message
+                                .booking
+                                .as_deref()
+                                .unwrap_or(r.message.room.as_str()),
+                            r.last_error.as_deref().unwrap_or("")
+                        );
+                    }
+                    println!("{} message(s)", rows.len());
+                    Ok(code::OK)
+                }
+            }
+        }
         Command::Rooms { at, json } => {
             let now = at.unwrap_or_else(Utc::now);
-            let p = roomcast::app::load_schedule(&checked).await?;
+            let p = match roomcast::app::load_schedule(&checked).await {
+                Ok(p) => p,
+                Err(e @ roomcast::app::AppError::Store(_)) => {
+                    eprintln!("error: {e}");
+                    return Ok(code::STORE);
+                }
+                Err(e) => return Err(e.into()),
+            };
             for room in p.all_rooms() {
                 let vm = p.snapshot_vm(None, &room, now);
                 let locale = checked

@@ -40,6 +40,8 @@ impl Subject {
 pub struct Message {
     /// Index into `Config::sinks`.
     pub sink: usize,
+    /// Its row in the store's outbox, once committed.
+    pub outbox_id: Option<i64>,
     /// Stable per notice: the same event, room, change and sink always give
     /// the same key, so a retried or replayed notice keeps it.
     pub idempotency_key: String,
@@ -195,6 +197,7 @@ impl Pipeline {
                 match self.templates.render(&sink.template, style.locale, vm) {
                     Ok(r) => out.push(Message {
                         sink: i,
+                        outbox_id: None,
                         idempotency_key: idempotency_key(&[
                             &sink.name,
                             &c.event_id,
@@ -238,6 +241,7 @@ impl Pipeline {
             match self.snapshot(i, room, now) {
                 Ok((body, format)) => out.push(Message {
                     sink: i,
+                    outbox_id: None,
                     idempotency_key: idempotency_key(&[name, event_id, room.as_str(), "snapshot"]),
                     event_id: event_id.clone(),
                     room: room.clone(),

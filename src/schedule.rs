@@ -59,6 +59,8 @@ pub struct Schedule {
     /// Interned room and organizer ids (one copy per distinct id).
     rooms_seen: HashSet<RoomId>,
     people: HashSet<Arc<Organizer>>,
+    /// Keys the last `apply` wrote (what a store must persist).
+    touched: Vec<BookingKey>,
 }
 
 /// The most recent delivery ids, as 64-bit hashes under a per-process
@@ -222,6 +224,7 @@ impl Schedule {
     /// Apply one event. `Ok` carries the changes per room (possibly none,
     /// e.g. an update that moved nothing); `Err` says why nothing happened.
     pub fn apply(&mut self, ev: &RoomEvent) -> Result<Vec<Change>, Skip> {
+        self.touched.clear();
         if self.seen.contains(&ev.event_id) {
             return Err(Skip::Duplicate);
         }
@@ -264,6 +267,7 @@ impl Schedule {
                         .or_default()
                         .insert(ev.key.original_time);
                 }
+                self.touched.push(ev.key.clone());
                 self.entries.insert(
                     ev.key.clone(),
                     Entry {
@@ -311,6 +315,7 @@ impl Schedule {
         event_id: &Arc<str>,
         changes: &mut Vec<Change>,
     ) {
+        self.touched.push(key.clone());
         let old = self.entries.remove(key).and_then(|e| e.booking);
         if let Some(o) = &old {
             diff(Some(o), None, event_id, changes);
@@ -340,6 +345,64 @@ impl Schedule {
                 set.remove(&(b.start, b.key.clone()));
             }
         }
+    }
+
+    /// Keys written by the last `apply`, with what they now hold: a booking
+    /// or a tombstone, and the time of their last change.
+    pub fn touched(&self) -> impl Iterator<Item = (&BookingKey, Option<&Booking>, DateTime<Utc>)> {
+        self.touched.iter().filter_map(|k| {
+            self.entries
+                .get(k)
+                .map(|e| (k, e.booking.as_deref(), e.last_change))
+        })
+    }
+
+    /// When a series was deleted, if it was.
+    pub fn series_deleted_at(&self, uid: &str) -> Option<DateTime<Utc>> {
+        self.series_deleted.get(uid).copied()
+    }
+
+    /// Put back a stored booking (or tombstone) at startup.
+    pub fn restore(
+        &mut self,
+        key: BookingKey,
+        booking: Option<Booking>,
+        last_change: DateTime<Utc>,
+    ) {
+        let booking = booking.map(|mut b| {
+            b.rooms = b.rooms.iter().map(|r| self.intern_room(r)).collect();
+            b.organizer = self.intern_organizer(&b.organizer);
+            Arc::new(b)
+        });
+        if let Some(old) = self.entries.remove(&key).and_then(|e| e.booking) {
+            self.unindex(&old);
+        }
+        if let Some(b) = &booking {
+            self.index(b);
+        }
+        if key.is_exception() {
+            self.exceptions
+                .entry(key.uid.clone())
+                .or_default()
+                .insert(key.original_time);
+        }
+        self.entries.insert(
+            key,
+            Entry {
+                booking,
+                last_change,
+            },
+        );
+    }
+
+    /// Put back a stored series delete at startup.
+    pub fn restore_series_delete(&mut self, uid: &str, at: DateTime<Utc>) {
+        self.series_deleted.insert(Arc::from(uid), at);
+    }
+
+    /// Remember a delivery id as seen (startup).
+    pub fn remember(&mut self, event_id: &str) {
+        self.seen.insert(event_id);
     }
 
     /// A booking by key (`None` if unknown or deleted).

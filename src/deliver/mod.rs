@@ -109,6 +109,7 @@ impl Deliverer {
         config: &Config,
         queue: usize,
         clock: crate::app::Clock,
+        store: Option<crate::app::SharedStore>,
     ) -> Result<Self, DeliverError> {
         let tracker = TaskTracker::new();
         let stop = CancellationToken::new();
@@ -137,8 +138,10 @@ impl Deliverer {
                 // thread-pool hop per write. Stdout is locked per flush only
                 // (holding it while idle would block every other printer).
                 SinkKind::Stdout => {
+                    let (store, clock) = (store.clone(), clock.clone());
                     threads.push(local_thread(&sink.name, move || {
-                        write_lines(rx, BufWriter::new(std::io::stdout()), &stats, i, None)
+                        let out = BufWriter::new(std::io::stdout());
+                        write_lines(rx, out, &stats, i, None, store, clock)
                     })?);
                 }
                 SinkKind::File => {
@@ -158,8 +161,9 @@ impl Deliverer {
                         source,
                     })?;
                     let name = sink.name.clone();
+                    let (store, clock) = (store.clone(), clock.clone());
                     threads.push(local_thread(&sink.name, move || {
-                        write_lines(rx, BufWriter::new(f), &stats, i, Some(name))
+                        write_lines(rx, BufWriter::new(f), &stats, i, Some(name), store, clock)
                     })?);
                 }
                 _ => {
@@ -169,6 +173,7 @@ impl Deliverer {
                         stats,
                         index: i,
                         clock: clock.clone(),
+                        store: store.clone(),
                     };
                     tracker.spawn(w.run(rx, stop.clone()));
                 }
@@ -245,13 +250,17 @@ fn write_lines<W: Write>(
     stats: &[(String, SinkStats)],
     i: usize,
     jsonl_sink: Option<String>,
+    store: Option<crate::app::SharedStore>,
+    clock: crate::app::Clock,
 ) {
     let name = &stats[i].0;
     let mut buf = String::new();
+    let mut ids: Vec<i64> = Vec::new();
     while let Some(m) = rx.blocking_recv() {
         let mut n = 0u64;
         let mut next = Some(m);
         while let Some(m) = next {
+            ids.extend(m.outbox_id);
             match &jsonl_sink {
                 Some(sink) => buf.push_str(&file_line(sink, &m)),
                 None => buf.push_str(m.body.trim_end()),
@@ -265,10 +274,22 @@ fn write_lines<W: Write>(
         match res {
             Ok(()) => {
                 stats[i].1.delivered.fetch_add(n, Ordering::Relaxed);
+                if let Some(store) = &store {
+                    let now = clock();
+                    let st = crate::app::lock(store);
+                    for id in ids.drain(..) {
+                        if let Err(e) = st.mark(id, "delivered", None, now) {
+                            tracing::error!(sink = %name, error = %e, "cannot record a delivery");
+                        }
+                    }
+                }
+                ids.clear();
             }
             Err(e) => {
+                // Left pending in the store: written again at the next start.
                 tracing::error!(sink = %name, error = %e, count = n, "write failed");
                 stats[i].1.failed.fetch_add(n, Ordering::Relaxed);
+                ids.clear();
             }
         }
     }

@@ -93,11 +93,22 @@ pub struct Worker {
     pub stats: Arc<Vec<(String, SinkStats)>>,
     pub index: usize,
     pub clock: Clock,
+    /// Where outcomes are recorded (the outbox), if there is a store.
+    pub store: Option<crate::app::SharedStore>,
 }
 
 impl Worker {
     fn stats(&self) -> &SinkStats {
         &self.stats[self.index].1
+    }
+
+    /// Record a message's fate in the outbox.
+    fn record(&self, m: &Message, state: &str, error: Option<&str>) {
+        if let (Some(store), Some(id)) = (&self.store, m.outbox_id)
+            && let Err(e) = crate::app::lock(store).mark(id, state, error, (self.clock)())
+        {
+            tracing::error!(sink = %self.sink.name, error = %e, "cannot record a delivery outcome");
+        }
     }
 
     /// Queue a message; for snapshot sinks a queued snapshot of the same
@@ -106,7 +117,8 @@ impl Worker {
         if self.sink.payload == Payload::Snapshot
             && let Some(p) = q.iter_mut().find(|p| p.msg.room == msg.room)
         {
-            p.msg = msg;
+            let old = std::mem::replace(&mut p.msg, msg);
+            self.record(&old, "superseded", None);
             self.stats().coalesced.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -168,10 +180,12 @@ impl Worker {
             match self.attempt(&p.msg).await {
                 Outcome::Delivered => {
                     self.stats().delivered.fetch_add(1, Ordering::Relaxed);
+                    self.record(&p.msg, "delivered", None);
                     tracing::debug!(sink = %name, key = %p.msg.idempotency_key, attempt = p.attempt + 1, "delivered");
                 }
                 Outcome::Failed { reason } => {
                     self.stats().failed.fetch_add(1, Ordering::Relaxed);
+                    self.record(&p.msg, "failed", Some(&reason));
                     tracing::error!(sink = %name, room = %p.msg.room, booking = p.msg.booking.as_deref().unwrap_or("-"), event = %p.msg.event_id, %reason, "delivery failed; not retryable");
                 }
                 Outcome::Retry { after, reason } => {
@@ -181,6 +195,7 @@ impl Worker {
                         .max(after.unwrap_or_default());
                     if age + wait > self.sink.max_age {
                         self.stats().dead.fetch_add(1, Ordering::Relaxed);
+                        self.record(&p.msg, "dead", Some(&reason));
                         tracing::error!(sink = %name, room = %p.msg.room, booking = p.msg.booking.as_deref().unwrap_or("-"), event = %p.msg.event_id, attempts = p.attempt + 1, %reason, "dead letter: still undelivered at max_age");
                         continue;
                     }

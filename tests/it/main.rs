@@ -7,4 +7,5 @@ mod golden;
 mod lark;
 mod replay;
 mod sinks;
+mod store;
 mod support;

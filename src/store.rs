@@ -1,0 +1,660 @@
+//! The durable store: schedule, seen delivery ids and the delivery outbox in
+//! one embedded SQLite file (WAL). Each applied event is committed in one
+//! transaction with the messages it caused; the platform is acknowledged
+//! only after the commit.
+//!
+//! The interface is small on purpose ([`Store`]'s methods are all the rest
+//! of the code uses), so a shared PostgreSQL backend can sit behind it.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use crate::model::{Booking, BookingKey, Organizer, RoomId};
+use crate::pipeline::{Message, Subject};
+use crate::render::Format;
+
+/// `PRAGMA application_id`: marks a file as roomcast's ("RMCS").
+pub const APPLICATION_ID: i32 = 0x524d_4353;
+/// The schema this build writes; each step up is a migration below.
+pub const SCHEMA_VERSION: i32 = 1;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema
+    "CREATE TABLE seen (event_id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
+     CREATE INDEX seen_at ON seen(at);
+     CREATE TABLE bookings (
+        uid TEXT NOT NULL, original_time INTEGER NOT NULL,
+        start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,
+        rooms TEXT NOT NULL, organizer TEXT NOT NULL,
+        last_change INTEGER NOT NULL, deleted INTEGER NOT NULL,
+        PRIMARY KEY (uid, original_time)) WITHOUT ROWID;
+     CREATE TABLE series_deleted (uid TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
+     CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        sink TEXT NOT NULL, room TEXT NOT NULL, subject TEXT NOT NULL,
+        booking TEXT, event_id TEXT NOT NULL, idempotency_key TEXT NOT NULL,
+        format TEXT NOT NULL, body TEXT NOT NULL,
+        created INTEGER NOT NULL, state TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, done_at INTEGER);
+     CREATE INDEX outbox_state ON outbox(state, id);",
+];
+
+/// Why the store cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} is in use by another running roomcast (lock file {0}.lock is held)")]
+    Locked(PathBuf),
+    #[error("{0} is not a roomcast store (left untouched)")]
+    Foreign(PathBuf),
+    #[error(
+        "{path} has schema version {found}; this roomcast understands up to {supported} (left untouched; upgrade roomcast)"
+    )]
+    Newer {
+        path: PathBuf,
+        found: i32,
+        supported: i32,
+    },
+    #[error("{path} is unreadable or corrupt: {msg} (left untouched)")]
+    Corrupt { path: PathBuf, msg: String },
+    #[error("store: {0}")]
+    Sqlite(String),
+    #[error("store: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(e.to_string())
+    }
+}
+
+/// One booking row (a tombstone has `booking: None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryRow {
+    pub key: BookingKey,
+    pub booking: Option<Booking>,
+    pub last_change: DateTime<Utc>,
+}
+
+/// A queued or given-up outbox row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub sink: String,
+    pub state: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub created: DateTime<Utc>,
+    pub message: Message,
+}
+
+/// What a restart needs.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub entries: Vec<EntryRow>,
+    pub series_deleted: Vec<(String, DateTime<Utc>)>,
+    /// Most recent first.
+    pub seen: Vec<String>,
+    /// Pending outbox rows in order.
+    pub pending: Vec<OutboxRow>,
+}
+
+/// One event's writes.
+#[derive(Debug, Default)]
+pub struct EventWrite<'a> {
+    pub event_id: &'a str,
+    pub entries: Vec<EntryRow>,
+    pub series_deleted: Option<(Arc<str>, DateTime<Utc>)>,
+    /// (sink name, message)
+    pub outbox: Vec<(&'a str, &'a Message)>,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    _lock: Option<File>,
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn at(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::UNIX_EPOCH)
+}
+
+fn format_name(f: Format) -> &'static str {
+    match f {
+        Format::Json => "json",
+        Format::Text => "txt",
+        Format::Markdown => "md",
+        Format::Html => "html",
+    }
+}
+
+fn format_of(s: &str) -> Format {
+    match s {
+        "json" => Format::Json,
+        "md" => Format::Markdown,
+        "html" => Format::Html,
+        _ => Format::Text,
+    }
+}
+
+fn subject_of(s: &str) -> Subject {
+    match s {
+        "booked" => Subject::Notice(crate::model::ChangeKind::Booked),
+        "rescheduled" => Subject::Notice(crate::model::ChangeKind::Rescheduled),
+        "cancelled" => Subject::Notice(crate::model::ChangeKind::Cancelled),
+        _ => Subject::Snapshot,
+    }
+}
+
+/// Check a file that exists before SQLite touches it.
+fn check_existing(path: &Path) -> Result<(), StoreError> {
+    let mut head = [0u8; 16];
+    let len = std::fs::metadata(path)?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    use std::io::Read;
+    let mut f = File::open(path)?;
+    if len < 100 || f.read_exact(&mut head).is_err() || &head != b"SQLite format 3\0" {
+        return Err(StoreError::Foreign(path.to_path_buf()));
+    }
+    // Read-only look at its identity.
+    let ro = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+    })?;
+    let corrupt = |e: rusqlite::Error| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+    };
+    let app: i32 = ro
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(corrupt)?;
+    let version: i32 = ro
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(corrupt)?;
+    let tables: i64 = ro
+        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+        .map_err(corrupt)?;
+    if app != APPLICATION_ID {
+        if app == 0 && tables == 0 {
+            return Ok(()); // an empty SQLite file: ours to set up
+        }
+        return Err(StoreError::Foreign(path.to_path_buf()));
+    }
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Newer {
+            path: path.to_path_buf(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    let ok: String = ro
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(corrupt)?;
+    if ok != "ok" {
+        return Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            msg: ok,
+        });
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Open (creating on first run) for the running app: takes the lock
+    /// file, checks the file is ours and not newer, migrates.
+    pub fn open(path: &Path, durable: bool) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let lock_path = PathBuf::from(format!("{}.lock", path.display()));
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)?;
+        if lock.try_lock().is_err() {
+            return Err(StoreError::Locked(path.to_path_buf()));
+        }
+        if path.exists() {
+            check_existing(path)?;
+        }
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut s = Store {
+            conn,
+            path: path.to_path_buf(),
+            _lock: Some(lock),
+        };
+        s.migrate()?;
+        Ok(s)
+    }
+
+    /// Open read-only for inspection while roomcast may be running.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{} does not exist", path.display()),
+            )));
+        }
+        check_existing(path)?;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+            _lock: None,
+        })
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let version: i32 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Newer {
+                path: self.path.clone(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i32)?;
+            tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+            tx.commit()?;
+            tracing::info!(path = %self.path.display(), version = i + 1, "store schema migrated");
+        }
+        Ok(())
+    }
+
+    /// Everything a restart needs; `seen_limit` most recent ids.
+    pub fn load(&self, seen_limit: usize) -> Result<Loaded, StoreError> {
+        let mut l = Loaded::default();
+        let mut q = self.conn.prepare("SELECT uid, original_time, start_ms, end_ms, rooms, organizer, last_change, deleted FROM bookings")?;
+        let rows = q.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get::<_, i64>(7)?,
+            ))
+        })?;
+        for row in rows {
+            let (uid, ot, s, e, rooms, org, last, deleted) = row?;
+            let key = BookingKey::new(&uid, ot);
+            let rooms: Vec<String> = serde_json::from_str(&rooms).unwrap_or_default();
+            let organizer: Organizer = serde_json::from_str(&org).unwrap_or_default();
+            l.entries.push(EntryRow {
+                booking: (deleted == 0).then(|| Booking {
+                    key: key.clone(),
+                    start: at(s),
+                    end: at(e),
+                    rooms: rooms.iter().map(|r| RoomId::new(r)).collect(),
+                    organizer: Arc::new(organizer),
+                }),
+                key,
+                last_change: at(last),
+            });
+        }
+        let mut q = self.conn.prepare("SELECT uid, at FROM series_deleted")?;
+        for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            let (u, t) = row?;
+            l.series_deleted.push((u, at(t)));
+        }
+        let mut q = self
+            .conn
+            .prepare("SELECT event_id FROM seen ORDER BY at DESC LIMIT ?1")?;
+        for row in q.query_map([seen_limit as i64], |r| r.get::<_, String>(0))? {
+            l.seen.push(row?);
+        }
+        l.pending = self.outbox_rows("state = 'pending'")?;
+        Ok(l)
+    }
+
+    fn outbox_rows(&self, filter: &str) -> Result<Vec<OutboxRow>, StoreError> {
+        let sql = format!(
+            "SELECT id, sink, room, subject, booking, event_id, idempotency_key, format, body, created, state, attempts, last_error FROM outbox WHERE {filter} ORDER BY id"
+        );
+        let mut q = self.conn.prepare(&sql)?;
+        let rows = q.query_map([], |r| {
+            Ok(OutboxRow {
+                id: r.get(0)?,
+                sink: r.get(1)?,
+                created: at(r.get(9)?),
+                state: r.get(10)?,
+                attempts: r.get(11)?,
+                last_error: r.get(12)?,
+                message: Message {
+                    sink: usize::MAX,
+                    outbox_id: Some(r.get(0)?),
+                    idempotency_key: r.get(6)?,
+                    event_id: Arc::from(r.get::<_, String>(5)?.as_str()),
+                    room: RoomId::new(&r.get::<_, String>(2)?),
+                    subject: subject_of(&r.get::<_, String>(3)?),
+                    booking: r.get(4)?,
+                    body: r.get(8)?,
+                    format: format_of(&r.get::<_, String>(7)?),
+                },
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Commit a batch of applied events, each with its booking rows and the
+    /// outbox rows it caused, in one transaction. Returns the outbox ids in
+    /// the order given.
+    pub fn commit(
+        &mut self,
+        now: DateTime<Utc>,
+        events: &[EventWrite<'_>],
+    ) -> Result<Vec<i64>, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut ids = Vec::new();
+        {
+            let mut seen =
+                tx.prepare_cached("INSERT OR IGNORE INTO seen (event_id, at) VALUES (?1, ?2)")?;
+            let mut book = tx.prepare_cached(
+                "INSERT INTO bookings (uid, original_time, start_ms, end_ms, rooms, organizer, last_change, deleted)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (uid, original_time) DO UPDATE SET start_ms = excluded.start_ms, end_ms = excluded.end_ms,
+                   rooms = excluded.rooms, organizer = excluded.organizer, last_change = excluded.last_change, deleted = excluded.deleted",
+            )?;
+            let mut series = tx.prepare_cached("INSERT INTO series_deleted (uid, at) VALUES (?1, ?2) ON CONFLICT (uid) DO UPDATE SET at = max(at, excluded.at)")?;
+            let mut out = tx.prepare_cached(
+                "INSERT INTO outbox (sink, room, subject, booking, event_id, idempotency_key, format, body, created)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for ev in events {
+                seen.execute(params![ev.event_id, ms(now)])?;
+                for e in &ev.entries {
+                    let (s, en, rooms, org, deleted) = match &e.booking {
+                        Some(b) => (
+                            ms(b.start),
+                            ms(b.end),
+                            serde_json::to_string(&b.rooms).unwrap_or_else(|_| "[]".into()),
+                            serde_json::to_string(&*b.organizer).unwrap_or_else(|_| "{}".into()),
+                            0,
+                        ),
+                        None => (0, 0, "[]".into(), "{}".into(), 1),
+                    };
+                    book.execute(params![
+                        &*e.key.uid,
+                        e.key.original_time,
+                        s,
+                        en,
+                        rooms,
+                        org,
+                        ms(e.last_change),
+                        deleted
+                    ])?;
+                }
+                if let Some((uid, t)) = &ev.series_deleted {
+                    series.execute(params![&**uid, ms(*t)])?;
+                }
+                for (sink, m) in &ev.outbox {
+                    out.execute(params![
+                        sink,
+                        m.room.as_str(),
+                        m.subject.as_str(),
+                        m.booking,
+                        &*m.event_id,
+                        m.idempotency_key,
+                        format_name(m.format),
+                        m.body,
+                        ms(now)
+                    ])?;
+                    ids.push(tx.last_insert_rowid());
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    /// Record a delivery outcome.
+    pub fn mark(
+        &self,
+        id: i64,
+        state: &str,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE outbox SET state = ?2, attempts = attempts + 1, last_error = ?3, done_at = ?4 WHERE id = ?1",
+            params![id, state, error, ms(now)],
+        )?;
+        Ok(())
+    }
+
+    /// A later (snapshot) row made this one pointless: mark it superseded.
+    pub fn supersede(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.mark(id, "superseded", None, now)
+    }
+
+    /// Pending and dead rows, for `roomcast outbox`.
+    pub fn outbox(&self) -> Result<Vec<OutboxRow>, StoreError> {
+        self.outbox_rows("state IN ('pending', 'dead', 'failed')")
+    }
+
+    /// Put a dead or failed row back in the queue (for the next start).
+    pub fn retry(&self, id: i64) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE outbox SET state = 'pending', last_error = NULL WHERE id = ?1 AND state IN ('dead', 'failed')",
+            [id],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Forget what is older than `before`: seen ids, bookings that ended,
+    /// tombstones, finished outbox rows. Returns rows removed.
+    pub fn prune(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+        let b = ms(before);
+        let mut n = self.conn.execute("DELETE FROM seen WHERE at < ?1", [b])?;
+        n += self.conn.execute("DELETE FROM bookings WHERE (deleted = 0 AND end_ms < ?1) OR (deleted = 1 AND last_change < ?1)", [b])?;
+        n += self
+            .conn
+            .execute("DELETE FROM series_deleted WHERE at < ?1", [b])?;
+        n += self.conn.execute(
+            "DELETE FROM outbox WHERE state IN ('delivered', 'superseded') AND done_at < ?1",
+            [b],
+        )?;
+        Ok(n)
+    }
+
+    /// Whether the store answers and can write (for health checks).
+    pub fn writable(&self) -> bool {
+        self.conn
+            .query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+            .optional()
+            .is_ok_and(|v| v.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ChangeKind;
+
+    fn dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "roomcast-store-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn msg(i: i64) -> Message {
+        Message {
+            sink: 0,
+            outbox_id: None,
+            idempotency_key: format!("k{i}"),
+            event_id: Arc::from(format!("e{i}").as_str()),
+            room: RoomId::new("omm_a"),
+            subject: Subject::Notice(ChangeKind::Booked),
+            booking: Some("u_0".into()),
+            body: format!("body {i}"),
+            format: Format::Text,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_restart() {
+        let d = dir();
+        let p = d.join("rc.db");
+        let now = at(1_700_000_000_000);
+        let b = Booking {
+            key: BookingKey::new("u", 0),
+            start: at(1_700_000_100_000),
+            end: at(1_700_000_200_000),
+            rooms: vec![RoomId::new("omm_a")],
+            organizer: Arc::new(Organizer {
+                open_id: Some(Arc::from("ou_x")),
+                user_id: None,
+                union_id: None,
+            }),
+        };
+        let (m1, m2) = (msg(1), msg(2));
+        {
+            let mut s = Store::open(&p, true).unwrap();
+            let ids = s
+                .commit(
+                    now,
+                    &[EventWrite {
+                        event_id: "e1",
+                        entries: vec![EntryRow {
+                            key: b.key.clone(),
+                            booking: Some(b.clone()),
+                            last_change: now,
+                        }],
+                        series_deleted: None,
+                        outbox: vec![("chat", &m1), ("chat", &m2)],
+                    }],
+                )
+                .unwrap();
+            assert_eq!(ids.len(), 2);
+            s.mark(ids[0], "delivered", None, now).unwrap();
+            assert!(
+                matches!(Store::open(&p, true), Err(StoreError::Locked(_))),
+                "a second instance is refused"
+            );
+        }
+        let s = Store::open(&p, true).unwrap();
+        let l = s.load(10).unwrap();
+        assert_eq!(
+            l.entries,
+            vec![EntryRow {
+                key: b.key.clone(),
+                booking: Some(b),
+                last_change: now
+            }]
+        );
+        assert_eq!(l.seen, vec!["e1".to_string()]);
+        assert_eq!(l.pending.len(), 1);
+        assert_eq!(l.pending[0].message.body, "body 2");
+        assert_eq!(l.pending[0].message.idempotency_key, "k2");
+    }
+
+    #[test]
+    fn foreign_corrupt_and_newer_files_are_refused_untouched() {
+        let d = dir();
+        let text = d.join("notes.db");
+        std::fs::write(&text, "this is not a database, it is a shopping list: eggs, milk, tea, bread, and so on and on and on for a while longer").unwrap();
+        let before = std::fs::read(&text).unwrap();
+        assert!(matches!(
+            Store::open(&text, true),
+            Err(StoreError::Foreign(_))
+        ));
+        assert_eq!(std::fs::read(&text).unwrap(), before);
+
+        let other = d.join("other.db");
+        Connection::open(&other)
+            .unwrap()
+            .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+            .unwrap();
+        let before = std::fs::read(&other).unwrap();
+        assert!(matches!(
+            Store::open(&other, true),
+            Err(StoreError::Foreign(_))
+        ));
+        assert_eq!(std::fs::read(&other).unwrap(), before);
+
+        let newer = d.join("newer.db");
+        drop(Store::open(&newer, true).unwrap());
+        Connection::open(&newer)
+            .unwrap()
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        let before = std::fs::read(&newer).unwrap();
+        assert!(matches!(
+            Store::open(&newer, true),
+            Err(StoreError::Newer { .. })
+        ));
+        assert_eq!(std::fs::read(&newer).unwrap(), before);
+
+        let broken = d.join("broken.db");
+        drop(Store::open(&broken, true).unwrap());
+        let mut bytes = std::fs::read(&broken).unwrap();
+        let len = bytes.len();
+        for b in &mut bytes[100..len.min(4096)] {
+            *b = 0xA5;
+        }
+        std::fs::write(&broken, &bytes).unwrap();
+        assert!(Store::open(&broken, true).is_err());
+        assert_eq!(std::fs::read(&broken).unwrap(), bytes);
+    }
+
+    #[test]
+    fn prune_and_retry() {
+        let d = dir();
+        let mut s = Store::open(&d.join("rc.db"), false).unwrap();
+        let old = at(1_000_000_000_000);
+        let m = msg(1);
+        let ids = s
+            .commit(
+                old,
+                &[EventWrite {
+                    event_id: "e1",
+                    outbox: vec![("chat", &m)],
+                    ..Default::default()
+                }],
+            )
+            .unwrap();
+        s.mark(ids[0], "dead", Some("HTTP 500"), old).unwrap();
+        assert_eq!(s.outbox().unwrap().len(), 1);
+        assert!(s.retry(ids[0]).unwrap());
+        assert!(!s.retry(ids[0]).unwrap(), "only dead or failed rows");
+        assert_eq!(s.load(10).unwrap().pending.len(), 1);
+        s.mark(ids[0], "delivered", None, old).unwrap();
+        assert_eq!(
+            s.prune(at(1_100_000_000_000)).unwrap(),
+            2,
+            "the seen id and the delivered row"
+        );
+    }
+}
