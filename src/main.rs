@@ -300,14 +300,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                         }
                     };
                     println!(
-                        "{:>8}  {:<8}  {:<16}  {:<11}  {:>8}  {:<20}  {}",
-                        "id",
-                        "state",
-                        "sink",
-                        "subject",
-                        "attempts",
-                        "queued",
-                        "booking / last error"
+                        "{:>8}  {:<8}  {:<16}  {:<11}  {:>8}  {:<20}  booking / last error",
+                        "id", "state", "sink", "subject", "attempts", "queued"
                     );
                     for r in &rows {
                         println!(
