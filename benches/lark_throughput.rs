@@ -67,7 +67,13 @@ async fn one_run(events: usize, window: usize, sinks: &str) -> (f64, u64) {
     std::fs::write(dir.join("config.toml"), config).expect("config");
     let payloads: Vec<String> = (0..events).map(payload).collect();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomcast"))
-        .args(["run", "--config", "config.toml", "--log", "warn"])
+        .args([
+            "run",
+            "--config",
+            "config.toml",
+            "--log",
+            &std::env::var("LOG").unwrap_or_else(|_| "warn".into()),
+        ])
         .current_dir(&dir)
         .env("APP_SECRET", "bench-secret")
         .stdout(std::process::Stdio::null())
@@ -127,10 +133,29 @@ async fn main() {
     let runs = env_or("RUNS", if benching { 5 } else { 1 });
     let file_sink =
         "[[sinks]]\nname = \"n\"\nkind = \"file\"\npath = \"notices.jsonl\"\ntemplate = \"text\"\n";
+    let durable = "[store]\npath = \"roomcast.db\"\n";
+    let normal = "[store]\npath = \"roomcast.db\"\nsync = \"normal\"\n";
+    let durable_sink = format!("{durable}{file_sink}");
     for (label, sinks) in [
         ("schedule only", ""),
         ("+ text notice to a file sink", file_sink),
-    ] {
+        ("+ durable store (sync full), no sinks", durable),
+        ("+ store (sync normal), no sinks", normal),
+        (
+            "+ durable store and the file sink (outbox rows)",
+            durable_sink.as_str(),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    .filter(|(i, _)| {
+        std::env::var("ONLY")
+            .ok()
+            .and_then(|o| o.parse::<usize>().ok())
+            .is_none_or(|o| o == *i)
+    })
+    .map(|(_, v)| v)
+    {
         let mut rates = Vec::new();
         let mut rss = Vec::new();
         for _ in 0..runs {

@@ -115,6 +115,10 @@ pub struct EventWrite<'a> {
 
 pub struct Store {
     conn: Connection,
+    /// Delivery outcomes go through their own connection without a sync per
+    /// commit: losing one to a power cut only means a resend (receivers
+    /// de-duplicate by key), and the next event commit syncs them anyway.
+    marks: Connection,
     path: PathBuf,
     _lock: Option<File>,
 }
@@ -235,9 +239,13 @@ impl Store {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let marks = Connection::open(path)?;
+        marks.pragma_update(None, "synchronous", "NORMAL")?;
+        marks.busy_timeout(std::time::Duration::from_secs(5))?;
         let mut s = Store {
             conn,
+            marks,
             path: path.to_path_buf(),
             _lock: Some(lock),
         };
@@ -254,12 +262,14 @@ impl Store {
             )));
         }
         check_existing(path)?;
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let marks = Connection::open_with_flags(path, flags)?;
+        marks.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(Store {
             conn,
+            marks,
             path: path.to_path_buf(),
             _lock: None,
         })
@@ -443,10 +453,26 @@ impl Store {
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE outbox SET state = ?2, attempts = attempts + 1, last_error = ?3, done_at = ?4 WHERE id = ?1",
-            params![id, state, error, ms(now)],
-        )?;
+        self.marks
+            .prepare_cached(
+                "UPDATE outbox SET state = ?2, attempts = attempts + 1, last_error = ?3, done_at = ?4 WHERE id = ?1",
+            )?
+            .execute(params![id, state, error, ms(now)])?;
+        Ok(())
+    }
+
+    /// Record that these messages were delivered, in one transaction.
+    pub fn mark_delivered(&mut self, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {
+        let tx = self.marks.transaction()?;
+        {
+            let mut q = tx.prepare_cached(
+                "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, done_at = ?2 WHERE id = ?1",
+            )?;
+            for id in ids {
+                q.execute(params![id, ms(now)])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 

@@ -274,14 +274,11 @@ fn write_lines<W: Write>(
         match res {
             Ok(()) => {
                 stats[i].1.delivered.fetch_add(n, Ordering::Relaxed);
-                if let Some(store) = &store {
-                    let now = clock();
-                    let st = crate::app::lock(store);
-                    for id in ids.drain(..) {
-                        if let Err(e) = st.mark(id, "delivered", None, now) {
-                            tracing::error!(sink = %name, error = %e, "cannot record a delivery");
-                        }
-                    }
+                if let Some(store) = &store
+                    && !ids.is_empty()
+                    && let Err(e) = crate::app::lock(store).mark_delivered(&ids, clock())
+                {
+                    tracing::error!(sink = %name, error = %e, "cannot record deliveries");
                 }
                 ids.clear();
             }
