@@ -484,7 +484,7 @@ impl Core<'_> {
                     .iter()
                     .map(|a| EventWrite {
                         event_id: &a.event_id,
-                        entries: a.entries.clone(),
+                        entries: &a.entries,
                         series_deleted: a.series.clone(),
                         outbox: a
                             .messages

@@ -107,7 +107,7 @@ pub struct Loaded {
 #[derive(Debug, Default)]
 pub struct EventWrite<'a> {
     pub event_id: &'a str,
-    pub entries: Vec<EntryRow>,
+    pub entries: &'a [EntryRow],
     pub series_deleted: Option<(Arc<str>, DateTime<Utc>)>,
     /// (sink name, message)
     pub outbox: Vec<(&'a str, &'a Message)>,
@@ -400,7 +400,7 @@ impl Store {
             )?;
             for ev in events {
                 seen.execute(params![ev.event_id, ms(now)])?;
-                for e in &ev.entries {
+                for e in ev.entries {
                     let (s, en, rooms, org, deleted) = match &e.booking {
                         Some(b) => (
                             ms(b.start),
@@ -573,7 +573,7 @@ mod tests {
                     now,
                     &[EventWrite {
                         event_id: "e1",
-                        entries: vec![EntryRow {
+                        entries: &[EntryRow {
                             key: b.key.clone(),
                             booking: Some(b.clone()),
                             last_change: now,

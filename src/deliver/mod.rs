@@ -113,13 +113,20 @@ impl Deliverer {
     ) -> Result<Self, DeliverError> {
         let tracker = TaskTracker::new();
         let stop = CancellationToken::new();
-        crate::tls::init();
-        // One client for every HTTP sink: connections are reused.
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("roomcast/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .build()
-            .map_err(|e| DeliverError::Client(e.to_string()))?;
+        // One client for every HTTP sink (connections are reused), built
+        // only if some sink speaks HTTP.
+        let client = if config.sinks.iter().any(|s| s.kind.is_http()) {
+            crate::tls::init();
+            Some(
+                reqwest::Client::builder()
+                    .user_agent(concat!("roomcast/", env!("CARGO_PKG_VERSION")))
+                    .connect_timeout(std::time::Duration::from_secs(10))
+                    .build()
+                    .map_err(|e| DeliverError::Client(e.to_string()))?,
+            )
+        } else {
+            None
+        };
         let mut threads = Vec::new();
         let mut senders = Vec::new();
         let stats: Arc<Vec<(String, SinkStats)>> = Arc::new(
@@ -167,9 +174,12 @@ impl Deliverer {
                     })?);
                 }
                 _ => {
+                    let Some(client) = client.clone() else {
+                        continue;
+                    };
                     let w = worker::Worker {
                         sink: sink.clone(),
-                        client: client.clone(),
+                        client,
                         stats,
                         index: i,
                         clock: clock.clone(),
