@@ -37,6 +37,11 @@ pub enum AppError {
     Lark(#[from] crate::lark::SourceError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// What a run did.
@@ -93,6 +98,10 @@ pub struct App {
     pub config: Arc<Config>,
     pub templates: Arc<Templates>,
     pub clock: Clock,
+    /// Counters for `/metrics` (and tests).
+    pub metrics: Arc<crate::http::Metrics>,
+    /// The HTTP server's address once it listens (port 0 in tests).
+    pub http_addr: tokio::sync::watch::Sender<Option<std::net::SocketAddr>>,
 }
 
 impl App {
@@ -101,6 +110,8 @@ impl App {
             config,
             templates,
             clock: system_clock(),
+            metrics: Arc::default(),
+            http_addr: tokio::sync::watch::Sender::new(None),
         }
     }
 
@@ -117,6 +128,26 @@ impl App {
             restore(&mut pipeline, store, &deliverer, (self.clock)()).await?;
         }
         let (tx, rx) = mpsc::channel::<Inbound>(1024);
+        let listener =
+            match &self.config.http {
+                Some(h) => Some(tokio::net::TcpListener::bind(h.listen).await.map_err(
+                    |source| AppError::Bind {
+                        addr: h.listen,
+                        source,
+                    },
+                )?),
+                None => None,
+            };
+        if let Some(l) = &listener {
+            self.http_addr.send_replace(l.local_addr().ok());
+        }
+        let webhook_tx = self
+            .config
+            .http
+            .as_ref()
+            .filter(|h| h.webhook)
+            .map(|_| tx.clone());
+        let mut lark_stats = None;
         let source = match self.config.source.kind {
             SourceKind::Replay => {
                 let path = self.config.source.replay_file.clone().unwrap_or_default();
@@ -137,11 +168,45 @@ impl App {
             SourceKind::Lark => {
                 let platform = self.config.platform.as_ref().ok_or(AppError::NoPlatform)?;
                 let client = crate::lark::LarkClient::new(platform, &self.config.lark)?;
+                lark_stats = Some(client.stats.clone());
                 let stop = shutdown.clone();
                 tokio::spawn(async move { client.run(tx, stop).await.map_err(AppError::from) })
             }
-            SourceKind::Webhook => return Err(AppError::Unsupported("webhook")),
+            // The HTTP server is the source: it holds `webhook_tx`.
+            SourceKind::Webhook => {
+                drop(tx);
+                tokio::spawn(async { Ok(()) })
+            }
         };
+        let server_stop = shutdown.child_token();
+        let server = listener.map(|l| {
+            let h = self
+                .config
+                .http
+                .as_ref()
+                .map(|h| (h.webhook_path.clone(), h.max_body_bytes))
+                .unwrap_or_default();
+            let secrets = crate::lark::webhook::Secrets {
+                verification_token: self
+                    .config
+                    .platform
+                    .as_ref()
+                    .and_then(|p| p.verification_token.clone()),
+                encrypt_key: self
+                    .config
+                    .platform
+                    .as_ref()
+                    .and_then(|p| p.encrypt_key.clone()),
+            };
+            let status = crate::http::Status {
+                metrics: self.metrics.clone(),
+                sinks: deliverer.stats.clone(),
+                lark: lark_stats.clone(),
+                store: store.clone(),
+            };
+            let app = crate::http::router(status, webhook_tx, secrets, &h.0, h.1);
+            tokio::spawn(crate::http::serve(l, app, server_stop.clone()))
+        });
         // The core runs until every source has dropped its sender, so what
         // a source handed over is applied and acknowledged even on shutdown.
         let core = Core {
@@ -151,8 +216,17 @@ impl App {
             store: store.as_ref(),
             retention: self.config.store.as_ref().map(|s| s.retention),
             shutdown: &shutdown,
+            metrics: &self.metrics,
         };
         let (summary, store_failure) = core.run(&mut pipeline, rx).await;
+        server_stop.cancel();
+        if let Some(server) = server {
+            match server.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "HTTP server failed"),
+                Err(e) => tracing::error!(error = %e, "HTTP server task failed"),
+            }
+        }
         let source_result = match source.await {
             Ok(r) => r,
             Err(e) => {
@@ -284,6 +358,7 @@ pub struct Core<'a> {
     pub retention: Option<std::time::Duration>,
     /// Cancelled by the core itself when the store fails.
     pub shutdown: &'a CancellationToken,
+    pub metrics: &'a crate::http::Metrics,
 }
 
 /// One applied event waiting for its commit.
@@ -475,6 +550,7 @@ impl Core<'_> {
                     let _ = ack.send(Ack::Ok);
                 }
             }
+            self.publish(&s, if applied.is_empty() { None } else { Some(now) });
             if applied.is_empty() {
                 continue;
             }
@@ -527,6 +603,26 @@ impl Core<'_> {
             }
         }
         (s, failure)
+    }
+
+    /// Copy the counters where `/metrics` reads them.
+    fn publish(&self, s: &Summary, applied_at: Option<DateTime<Utc>>) {
+        let m = self.metrics;
+        for (a, v) in [
+            (&m.received, s.received),
+            (&m.applied, s.applied),
+            (&m.duplicates, s.duplicates),
+            (&m.stale, s.stale),
+            (&m.malformed, s.malformed),
+            (&m.rejected, s.rejected),
+            (&m.ignored, s.ignored),
+        ] {
+            a.store(v, Ordering::Relaxed);
+        }
+        if let Some(t) = applied_at {
+            m.last_event_ms
+                .store(t.timestamp_millis(), Ordering::Relaxed);
+        }
     }
 
     fn prune(&self, pipeline: &mut Pipeline, now: DateTime<Utc>, keep: std::time::Duration) {

@@ -87,6 +87,8 @@ struct Raw {
     #[serde(default)]
     store: RawStore,
     #[serde(default)]
+    http: RawHttp,
+    #[serde(default)]
     rooms: Vec<Spanned<RawRoom>>,
     #[serde(default)]
     sinks: Vec<Spanned<RawSink>>,
@@ -110,6 +112,8 @@ struct RawPlatform {
     domain: Option<Spanned<String>>,
     #[serde(default)]
     verification_token_env: Option<Spanned<String>>,
+    #[serde(default)]
+    encrypt_key_env: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -189,6 +193,15 @@ struct RawSink {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<Spanned<String>>,
+    webhook: Option<bool>,
+    webhook_path: Option<Spanned<String>>,
+    max_body_bytes: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct RawStore {
     path: Option<Spanned<String>>,
     retention: Option<Spanned<String>>,
@@ -225,6 +238,8 @@ pub struct PlatformConfig {
     /// `https://open.feishu.cn`, `https://open.larksuite.com` or explicit.
     pub base_url: Url,
     pub verification_token: Option<SecretString>,
+    /// Webhook mode: the app's Encrypt Key (bodies are encrypted and signed).
+    pub encrypt_key: Option<SecretString>,
 }
 
 #[derive(Debug, Clone)]
@@ -382,6 +397,15 @@ pub struct SinkConfig {
 }
 
 #[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub listen: std::net::SocketAddr,
+    /// Accept webhook pushes (on with `source.kind = "webhook"`).
+    pub webhook: bool,
+    pub webhook_path: String,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
 pub struct StoreConfig {
     pub path: PathBuf,
     /// Seen ids, past bookings and delivered messages older than this are
@@ -479,6 +503,8 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// The durable store (`None`: state lives in memory only).
     pub store: Option<StoreConfig>,
+    /// The HTTP server (`None`: none).
+    pub http: Option<HttpConfig>,
     pub rooms: Vec<RoomConfig>,
     pub sinks: Vec<SinkConfig>,
     /// Room id → index into `rooms`.
@@ -819,11 +845,16 @@ fn validate(raw: Raw, cx: &mut Ctx) -> Option<Config> {
                 .verification_token_env
                 .as_ref()
                 .and_then(|v| cx.secret("platform.verification_token_env", v));
+            let encrypt_key = p
+                .encrypt_key_env
+                .as_ref()
+                .and_then(|v| cx.secret("platform.encrypt_key_env", v));
             base_url.map(|base_url| PlatformConfig {
                 app_id: p.app_id.get_ref().clone(),
                 app_secret,
                 base_url,
                 verification_token,
+                encrypt_key,
             })
         }
     };
@@ -902,6 +933,39 @@ fn validate(raw: Raw, cx: &mut Ctx) -> Option<Config> {
     let drain_timeout = cx
         .duration("delivery.drain_timeout", &raw.delivery.drain_timeout)
         .unwrap_or(Duration::from_secs(10));
+    let h = &raw.http;
+    let http = match &h.listen {
+        None => {
+            if kind == Some(SourceKind::Webhook) {
+                cx.push(
+                    "http.listen",
+                    &raw.source.kind,
+                    "source `webhook` needs [http] listen = \"ADDRESS:PORT\"",
+                );
+            }
+            None
+        }
+        Some(l) => cx
+            .parsed("http.listen", l, |a| {
+                a.parse::<std::net::SocketAddr>()
+                    .map_err(|e| format!("`{a}` is not ADDRESS:PORT: {e}"))
+            })
+            .map(|listen| HttpConfig {
+                listen,
+                webhook: h.webhook.unwrap_or(kind == Some(SourceKind::Webhook)),
+                webhook_path: match &h.webhook_path {
+                    Some(p) if p.get_ref().starts_with('/') => p.get_ref().clone(),
+                    Some(p) => {
+                        cx.push("http.webhook_path", p, "must start with /");
+                        "/webhook/event".into()
+                    }
+                    None => "/webhook/event".into(),
+                },
+                max_body_bytes: h.max_body_bytes.as_ref().map_or(1 << 20, |v| {
+                    usize::try_from(*v.get_ref()).unwrap_or(usize::MAX)
+                }),
+            }),
+    };
     let st = &raw.store;
     let store = st.path.as_ref().map(|p| StoreConfig {
         path: cx.path(p.get_ref()),
@@ -1221,6 +1285,7 @@ fn validate(raw: Raw, cx: &mut Ctx) -> Option<Config> {
         heartbeat,
         drain_timeout,
         store,
+        http,
         room_index: rooms
             .iter()
             .enumerate()

@@ -56,6 +56,8 @@ pub enum SourceError {
 /// Counters, for logs, metrics and tests.
 #[derive(Debug, Default)]
 pub struct LarkStats {
+    /// A connection is up now.
+    pub connected: std::sync::atomic::AtomicBool,
     pub connects: AtomicU64,
     pub messages: AtomicU64,
     pub acks_ok: AtomicU64,
@@ -160,7 +162,9 @@ impl LarkClient {
                     None => return Ok(()),
                 },
             };
-            match self.serve(c, &mut cc, &tx, &shutdown).await {
+            let ended = self.serve(c, &mut cc, &tx, &shutdown).await;
+            self.stats.connected.store(false, Ordering::Relaxed);
+            match ended {
                 Ended::Shutdown => return Ok(()),
                 Ended::Lost(reason) => {
                     tracing::warn!(%reason, "long connection lost; reconnecting");
@@ -246,6 +250,7 @@ impl LarkClient {
             Ok(Ok((ws, _))) => ws,
         };
         self.stats.connects.fetch_add(1, Ordering::Relaxed);
+        self.stats.connected.store(true, Ordering::Relaxed);
         tracing::info!(conn_id = %ep.conn_id, service_id = ep.service_id, ping_interval_s = cc.ping_interval.as_secs(), "long connection established");
         Ok((ws, ep))
     }

@@ -7,6 +7,7 @@ pub mod client;
 pub mod endpoint;
 pub mod frame;
 pub mod reassembly;
+pub mod webhook;
 
 pub use client::{LarkClient, SourceError};
 

@@ -4,6 +4,7 @@ mod cli;
 mod conformance;
 mod gateway;
 mod golden;
+mod http;
 mod lark;
 mod replay;
 mod sinks;

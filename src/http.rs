@@ -1,0 +1,283 @@
+//! The HTTP face (axum): webhook intake, health, readiness and metrics.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::deliver::SinkStats;
+use crate::lark::client::LarkStats;
+use crate::lark::webhook::{self, Intake, SignatureHeaders, WebhookError};
+use crate::source::{Ack, Inbound};
+
+/// Counters the core keeps for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub received: AtomicU64,
+    pub applied: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub stale: AtomicU64,
+    pub malformed: AtomicU64,
+    pub rejected: AtomicU64,
+    pub ignored: AtomicU64,
+    /// Epoch ms of the last event applied (0: none yet).
+    pub last_event_ms: AtomicI64,
+    /// Webhook pushes refused (bad signature or token).
+    pub webhook_unauthorized: AtomicU64,
+}
+
+/// What `/readyz` and `/metrics` read.
+#[derive(Clone)]
+pub struct Status {
+    pub metrics: Arc<Metrics>,
+    pub sinks: Arc<Vec<(String, SinkStats)>>,
+    /// The long connection's counters (when that is a source).
+    pub lark: Option<Arc<LarkStats>>,
+    pub store: Option<crate::app::SharedStore>,
+}
+
+#[derive(Clone)]
+struct AppState {
+    status: Status,
+    /// Where webhook events go (`None`: no webhook intake).
+    inbound: Option<mpsc::Sender<Inbound>>,
+    secrets: Arc<webhook::Secrets>,
+}
+
+/// Build the router. `inbound` enables the webhook route at `webhook_path`.
+pub fn router(
+    status: Status,
+    inbound: Option<mpsc::Sender<Inbound>>,
+    secrets: webhook::Secrets,
+    webhook_path: &str,
+    max_body: usize,
+) -> Router {
+    let state = AppState {
+        status,
+        inbound,
+        secrets: Arc::new(secrets),
+    };
+    let mut r = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics));
+    if state.inbound.is_some() {
+        r = r.route(webhook_path, post(webhook_push));
+    }
+    r.layer(DefaultBodyLimit::max(max_body)).with_state(state)
+}
+
+/// Serve until `shutdown`; in-flight requests finish first.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    tracing::info!(addr = ?addr, "HTTP server listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn webhook_push(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
+    let sig = SignatureHeaders {
+        timestamp: h("x-lark-request-timestamp"),
+        nonce: h("x-lark-request-nonce"),
+        signature: h("x-lark-signature"),
+    };
+    let request_id = h("x-request-id")
+        .or(h("x-tt-logid"))
+        .unwrap_or("-")
+        .to_string();
+    match webhook::open(&s.secrets, &body, &sig) {
+        Err(WebhookError::Unauthorized(why)) => {
+            s.status
+                .metrics
+                .webhook_unauthorized
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%request_id, reason = why, "webhook push refused (401); not applied");
+            json_response(StatusCode::UNAUTHORIZED, json!({"msg": why}))
+        }
+        Err(WebhookError::BadRequest(why)) => {
+            tracing::warn!(%request_id, reason = %why, "webhook push refused (400)");
+            json_response(StatusCode::BAD_REQUEST, json!({"msg": why}))
+        }
+        Ok(Intake::Challenge(c)) => json_response(StatusCode::OK, json!({"challenge": c})),
+        Ok(Intake::Event(payload)) => {
+            let Some(tx) = &s.inbound else {
+                return json_response(StatusCode::NOT_FOUND, json!({"msg": "no webhook intake"}));
+            };
+            let (ack_tx, ack_rx) = oneshot::channel();
+            let inb = Inbound {
+                payload,
+                origin: format!("webhook {request_id}"),
+                ack: Some(ack_tx),
+            };
+            if tx.send(inb).await.is_err() {
+                return json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"msg": "shutting down"}),
+                );
+            }
+            match tokio::time::timeout(Duration::from_secs(10), ack_rx).await {
+                Ok(Ok(Ack::Ok)) => json_response(StatusCode::OK, json!({"msg": "success"})),
+                _ => json_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"msg": "not stored; retry"}),
+                ),
+            }
+        }
+    }
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    let connected = s
+        .status
+        .lark
+        .as_ref()
+        .is_none_or(|l| l.connected.load(Ordering::Relaxed));
+    let store = s
+        .status
+        .store
+        .as_ref()
+        .is_none_or(|st| crate::app::lock(st).writable());
+    let body = json!({"source": connected, "store": store});
+    let code = if connected && store {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(code, body)
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    let m = &s.status.metrics;
+    let mut out = String::new();
+    let mut counter = |name: &str, help: &str, v: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+        );
+    };
+    let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    counter(
+        "roomcast_events_received_total",
+        "Event payloads received from any source.",
+        g(&m.received),
+    );
+    counter(
+        "roomcast_events_applied_total",
+        "Events applied to the schedule.",
+        g(&m.applied),
+    );
+    counter(
+        "roomcast_events_duplicate_total",
+        "Events dropped as duplicates.",
+        g(&m.duplicates),
+    );
+    counter(
+        "roomcast_events_stale_total",
+        "Events dropped as stale.",
+        g(&m.stale),
+    );
+    counter(
+        "roomcast_events_malformed_total",
+        "Payloads that could not be decoded.",
+        g(&m.malformed),
+    );
+    counter(
+        "roomcast_events_rejected_total",
+        "Events with a wrong verification token.",
+        g(&m.rejected),
+    );
+    counter(
+        "roomcast_webhook_unauthorized_total",
+        "Webhook pushes refused with 401.",
+        g(&m.webhook_unauthorized),
+    );
+    if let Some(l) = &s.status.lark {
+        counter(
+            "roomcast_lark_connects_total",
+            "Long connections established (reconnects included).",
+            g(&l.connects),
+        );
+        counter(
+            "roomcast_lark_acks_total{code=\"200\"}",
+            "Acknowledgements sent.",
+            g(&l.acks_ok),
+        );
+        let _ = writeln!(
+            out,
+            "roomcast_lark_acks_total{{code=\"500\"}} {}",
+            g(&l.acks_retry)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP roomcast_deliveries_total Messages by sink and outcome.\n# TYPE roomcast_deliveries_total counter"
+    );
+    for (name, st) in s.status.sinks.iter() {
+        for (result, v) in [
+            ("delivered", &st.delivered),
+            ("failed", &st.failed),
+            ("dead", &st.dead),
+            ("retried", &st.retried),
+            ("coalesced", &st.coalesced),
+        ] {
+            let _ = writeln!(
+                out,
+                "roomcast_deliveries_total{{sink=\"{name}\",result=\"{result}\"}} {}",
+                g(v)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP roomcast_queue_depth Messages queued per sink.\n# TYPE roomcast_queue_depth gauge"
+    );
+    for (name, st) in s.status.sinks.iter() {
+        let done = g(&st.delivered) + g(&st.failed) + g(&st.dead) + g(&st.coalesced);
+        let _ = writeln!(
+            out,
+            "roomcast_queue_depth{{sink=\"{name}\"}} {}",
+            g(&st.queued).saturating_sub(done)
+        );
+    }
+    let last = m.last_event_ms.load(Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "# HELP roomcast_last_event_timestamp_seconds When the last event was applied.\n# TYPE roomcast_last_event_timestamp_seconds gauge\nroomcast_last_event_timestamp_seconds {}",
+        last as f64 / 1000.0
+    );
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}
