@@ -179,6 +179,7 @@ impl App {
             }
         };
         let server_stop = shutdown.child_token();
+        let (query_tx, query_rx) = mpsc::channel::<crate::http::Query>(64);
         let server = listener.map(|l| {
             let h = self
                 .config
@@ -204,7 +205,21 @@ impl App {
                 lark: lark_stats.clone(),
                 store: store.clone(),
             };
-            let app = crate::http::router(status, webhook_tx, secrets, &h.0, h.1);
+            let tokens: crate::http::PullTokens = self
+                .config
+                .rooms
+                .iter()
+                .filter_map(|r| r.token.clone().map(|t| (r.id.to_string(), t)))
+                .collect();
+            let app = crate::http::router(
+                status,
+                query_tx.clone(),
+                tokens,
+                webhook_tx,
+                secrets,
+                &h.0,
+                h.1,
+            );
             tokio::spawn(crate::http::serve(l, app, server_stop.clone()))
         });
         // The core runs until every source has dropped its sender, so what
@@ -218,7 +233,8 @@ impl App {
             shutdown: &shutdown,
             metrics: &self.metrics,
         };
-        let (summary, store_failure) = core.run(&mut pipeline, rx).await;
+        drop(query_tx);
+        let (summary, store_failure) = core.run(&mut pipeline, rx, query_rx).await;
         server_stop.cancel();
         if let Some(server) = server {
             match server.await {
@@ -384,6 +400,7 @@ impl Core<'_> {
         &self,
         pipeline: &mut Pipeline,
         mut rx: mpsc::Receiver<Inbound>,
+        mut queries: mpsc::Receiver<crate::http::Query>,
     ) -> (Summary, Option<crate::store::StoreError>) {
         let clock = self.clock;
         let mut s = Summary::default();
@@ -411,6 +428,14 @@ impl Core<'_> {
             let first = tokio::select! {
                 biased;
                 m = rx.recv() => match m { Some(m) => m, None => break },
+                Some(q) = queries.recv() => {
+                    // Views change by the minute at most: a display that
+                    // polls gets the same body (and ETag) within a minute.
+                    let now = clock();
+                    let minute = now - chrono::Duration::seconds(i64::from(chrono::Timelike::second(&now))) - chrono::Duration::nanoseconds(i64::from(chrono::Timelike::nanosecond(&now)));
+                    answer(pipeline, q, minute);
+                    continue;
+                }
                 () = async {
                     match sleep_for {
                         Some(d) => tokio::time::sleep(d).await,
@@ -633,6 +658,49 @@ impl Core<'_> {
                 Ok(rows) => tracing::debug!(bookings = n, rows, "pruned"),
                 Err(e) => tracing::error!(error = %e, "pruning the store failed"),
             }
+        }
+    }
+}
+
+/// Answer a question from the HTTP server.
+fn answer(p: &Pipeline, q: crate::http::Query, now: DateTime<Utc>) {
+    match q {
+        crate::http::Query::Rooms(reply) => {
+            let list = p
+                .all_rooms()
+                .into_iter()
+                .map(|r| {
+                    let name = p
+                        .config
+                        .room(&r)
+                        .and_then(|c| c.name.clone())
+                        .unwrap_or_else(|| r.to_string());
+                    let style = p.config.style(p.config.room(&r), None);
+                    let soon =
+                        chrono::Duration::from_std(p.config.starting_soon).unwrap_or_default();
+                    let status = p
+                        .schedule
+                        .view(&r, now, style.next_midnight(now), soon)
+                        .status
+                        .as_str();
+                    (r.to_string(), name, status)
+                })
+                .collect();
+            let _ = reply.send(list);
+        }
+        crate::http::Query::Room(id, reply) => {
+            let room = crate::model::RoomId::new(&id);
+            let known = p.config.room(&room).is_some()
+                || (!p.config.ignore_unknown_rooms && p.schedule.rooms().any(|r| *r == room));
+            let body = known.then(|| {
+                let style = p.config.style(p.config.room(&room), None);
+                let vm = p.snapshot_vm_styled(&style, &room, now);
+                p.templates
+                    .render("panel", style.locale, vm)
+                    .map(|r| r.body)
+                    .ok()
+            });
+            let _ = reply.send(body.flatten());
         }
     }
 }

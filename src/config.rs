@@ -165,6 +165,7 @@ struct RawRoom {
     clock: Option<Spanned<String>>,
     #[serde(default)]
     panels: Vec<Spanned<String>>,
+    token_env: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -271,6 +272,8 @@ pub struct RoomConfig {
     pub locale: Option<Locale>,
     pub clock: Option<Clock>,
     pub panels: Vec<String>,
+    /// Bearer token required to pull this room over HTTP.
+    pub token: Option<SecretString>,
 }
 
 /// Every kind of sink. `Stdout` and `File` deliver locally; the rest are
@@ -1267,6 +1270,10 @@ fn validate(raw: Raw, cx: &mut Ctx) -> Option<Config> {
             locale: cx.locale(&format!("{at}.locale"), &r.locale),
             clock: cx.clock(&format!("{at}.clock"), &r.clock),
             panels: r.panels.iter().map(|p| p.get_ref().clone()).collect(),
+            token: r
+                .token_env
+                .as_ref()
+                .and_then(|t| cx.secret(&format!("{at}.token_env"), t)),
         });
     }
 

@@ -47,9 +47,23 @@ pub struct Status {
     pub store: Option<crate::app::SharedStore>,
 }
 
+/// A question for the core, which owns the schedule.
+#[derive(Debug)]
+pub enum Query {
+    /// Every room: (id, name, status).
+    Rooms(oneshot::Sender<Vec<(String, String, &'static str)>>),
+    /// A room's current view through the `panel` template; `None`: unknown.
+    Room(String, oneshot::Sender<Option<String>>),
+}
+
+/// Bearer tokens for pulling rooms (room id → token).
+pub type PullTokens = std::collections::HashMap<String, secrecy::SecretString>;
+
 #[derive(Clone)]
 struct AppState {
     status: Status,
+    queries: mpsc::Sender<Query>,
+    tokens: Arc<PullTokens>,
     /// Where webhook events go (`None`: no webhook intake).
     inbound: Option<mpsc::Sender<Inbound>>,
     secrets: Arc<webhook::Secrets>,
@@ -58,6 +72,8 @@ struct AppState {
 /// Build the router. `inbound` enables the webhook route at `webhook_path`.
 pub fn router(
     status: Status,
+    queries: mpsc::Sender<Query>,
+    tokens: PullTokens,
     inbound: Option<mpsc::Sender<Inbound>>,
     secrets: webhook::Secrets,
     webhook_path: &str,
@@ -65,10 +81,14 @@ pub fn router(
 ) -> Router {
     let state = AppState {
         status,
+        queries,
+        tokens: Arc::new(tokens),
         inbound,
         secrets: Arc::new(secrets),
     };
     let mut r = Router::new()
+        .route("/rooms", get(rooms))
+        .route("/rooms/{file}", get(room_json))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics));
@@ -150,6 +170,92 @@ async fn webhook_push(State(s): State<AppState>, headers: HeaderMap, body: Bytes
             }
         }
     }
+}
+
+async fn rooms(State(s): State<AppState>) -> Response {
+    let (tx, rx) = oneshot::channel();
+    if s.queries.send(Query::Rooms(tx)).await.is_err() {
+        return json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"msg": "shutting down"}),
+        );
+    }
+    let list = rx.await.unwrap_or_default();
+    let rooms: Vec<_> = list
+        .into_iter()
+        .map(|(id, name, status)| json!({"id": id, "name": name, "status": status, "url": format!("/rooms/{id}.json")}))
+        .collect();
+    json_response(StatusCode::OK, json!({"rooms": rooms}))
+}
+
+/// `GET /rooms/{id}.json`: the room's view (the `panel` template), with an
+/// ETag; a bearer token when the room has `token_env`.
+async fn room_json(
+    State(s): State<AppState>,
+    axum::extract::Path(file): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(id) = file.strip_suffix(".json") else {
+        return json_response(
+            StatusCode::NOT_FOUND,
+            json!({"msg": "try /rooms/{id}.json"}),
+        );
+    };
+    if let Some(want) = s.tokens.get(id) {
+        let got = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let ok = got.is_some_and(|g| {
+            bool::from(subtle::ConstantTimeEq::ct_eq(
+                g.as_bytes(),
+                secrecy::ExposeSecret::expose_secret(want).as_bytes(),
+            ))
+        });
+        if !ok {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "",
+            )
+                .into_response();
+        }
+    }
+    let (tx, rx) = oneshot::channel();
+    if s.queries
+        .send(Query::Room(id.to_string(), tx))
+        .await
+        .is_err()
+    {
+        return json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"msg": "shutting down"}),
+        );
+    }
+    let Some(body) = rx.await.ok().flatten() else {
+        return json_response(StatusCode::NOT_FOUND, json!({"msg": "no such room"}));
+    };
+    let etag = format!("\"{}\"", crate::pipeline::idempotency_key(&[&body]));
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if matches {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+    }
+    (
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/json; charset=utf-8".to_string(),
+            ),
+            (header::ETAG, etag),
+            (header::CACHE_CONTROL, "no-cache".to_string()),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {

@@ -36,7 +36,7 @@ pub fn time(style: &Style, t: DateTime<Utc>, now: DateTime<Utc>) -> Value {
 
 fn time_of(style: &Style, l: &DateTime<Tz>, t: DateTime<Utc>, now: DateTime<Utc>) -> Value {
     obj! {
-        "iso" => l.to_rfc3339(),
+        "iso" => l.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
         "utc" => t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "ms" => t.timestamp_millis(),
         "date" => style.date_of(l),

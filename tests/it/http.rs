@@ -21,12 +21,25 @@ struct Bot {
 }
 
 async fn start(extra_platform: &str, env: &[(&str, &str)]) -> Bot {
+    start_with(extra_platform, "", env).await
+}
+
+async fn start_with(extra_platform: &str, rooms: &str, env: &[(&str, &str)]) -> Bot {
+    start_at(extra_platform, rooms, env, None).await
+}
+
+async fn start_at(
+    extra_platform: &str,
+    rooms: &str,
+    env: &[(&str, &str)],
+    clock: Option<roomcast::app::Clock>,
+) -> Bot {
     roomcast::tls::init();
     let dir = temp_dir("http");
     write(
         &dir.join("config.toml"),
         &format!(
-            "[source]\nkind = \"webhook\"\n[platform]\napp_id = \"cli_a1b2c3d4e5f60718\"\nverification_token_env = \"VT\"\n{extra_platform}\n[http]\nlisten = \"127.0.0.1:0\"\nmax_body_bytes = 4096\n[[sinks]]\nname = \"n\"\nkind = \"file\"\npath = \"n.jsonl\"\ntemplate = \"webhook\"\n"
+            "[source]\nkind = \"webhook\"\n[platform]\napp_id = \"cli_a1b2c3d4e5f60718\"\nverification_token_env = \"VT\"\n{extra_platform}\n[http]\nlisten = \"127.0.0.1:0\"\nmax_body_bytes = 4096\n{rooms}\n[[sinks]]\nname = \"n\"\nkind = \"file\"\npath = \"n.jsonl\"\ntemplate = \"webhook\"\n"
         ),
     );
     let mut envs: BTreeMap<String, String> = [("VT".to_string(), "tok".to_string())].into();
@@ -34,7 +47,10 @@ async fn start(extra_platform: &str, env: &[(&str, &str)]) -> Bot {
         envs.insert(k.to_string(), v.to_string());
     }
     let checked = check::load(&dir.join("config.toml"), &envs).unwrap_or_else(|e| panic!("{e:?}"));
-    let app = App::new(checked.config, checked.templates);
+    let mut app = App::new(checked.config, checked.templates);
+    if let Some(c) = clock {
+        app.clock = c;
+    }
     let metrics = app.metrics.clone();
     let mut addr = app.http_addr.subscribe();
     let stop = CancellationToken::new();
@@ -212,4 +228,100 @@ async fn encrypted_webhook_with_signatures() {
             .collect::<Vec<_>>(),
         ["e-1"]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn displays_that_poll_get_the_room_view_with_etags_and_tokens() {
+    let rooms = format!(
+        "[[rooms]]\nid = \"{ROOM_A}\"\nname = \"Alpha\"\ntoken_env = \"PANEL\"\n[[rooms]]\nid = \"{ROOM_B}\"\nname = \"Beta\"\n"
+    );
+    let fixed = chrono::DateTime::from_timestamp_millis(ms(2026, 5, 1, 1, 0)).unwrap();
+    let bot = start_at(
+        "",
+        &rooms,
+        &[("PANEL", "p4nel")],
+        Some(std::sync::Arc::new(move || fixed)),
+    )
+    .await;
+    let c = reqwest::Client::new();
+    let list: Value = c
+        .get(format!("{}/rooms", bot.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["rooms"][1]["name"], "Beta");
+    assert_eq!(list["rooms"][1]["url"], format!("/rooms/{ROOM_B}.json"));
+
+    let url_b = format!("{}/rooms/{ROOM_B}.json", bot.base);
+    let r = c.get(&url_b).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        (body["room"]["name"].as_str(), body["status"].as_str()),
+        (Some("Beta"), Some("free"))
+    );
+    let again = c
+        .get(&url_b)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304, "unchanged: not modified");
+    // A booking changes the view, and so the ETag.
+    let ev_b = event(
+        "created",
+        "pb-1",
+        ms(2026, 5, 1, 0, 0),
+        ("mb", 0),
+        (ms(2026, 5, 1, 2, 0), ms(2026, 5, 1, 3, 0)),
+        &[ROOM_B],
+    );
+    assert_eq!(bot.post(&ev_b, &[]).await.0, 200);
+    let later = c
+        .get(&url_b)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(later.status(), 200, "the view changed: a fresh body");
+    let body: Value = later.json().await.unwrap();
+    assert_eq!(body["next"][0]["start"], "2026-05-01T02:00:00+00:00");
+
+    let url_a = format!("{}/rooms/{ROOM_A}.json", bot.base);
+    assert_eq!(
+        c.get(&url_a).send().await.unwrap().status(),
+        401,
+        "this room needs its token"
+    );
+    assert_eq!(
+        c.get(&url_a)
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        c.get(&url_a)
+            .bearer_auth("p4nel")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        c.get(format!("{}/rooms/omm_nobody.json", bot.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    bot.stop().await;
 }
