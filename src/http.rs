@@ -281,62 +281,62 @@ async fn readyz(State(s): State<AppState>) -> Response {
 async fn metrics(State(s): State<AppState>) -> Response {
     let m = &s.status.metrics;
     let mut out = String::new();
-    let mut counter = |name: &str, help: &str, v: u64| {
+    let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let mut counters: Vec<(&str, &str, u64)> = vec![
+        (
+            "roomcast_events_received_total",
+            "Event payloads received from any source.",
+            g(&m.received),
+        ),
+        (
+            "roomcast_events_applied_total",
+            "Events applied to the schedule.",
+            g(&m.applied),
+        ),
+        (
+            "roomcast_events_duplicate_total",
+            "Events dropped as duplicates.",
+            g(&m.duplicates),
+        ),
+        (
+            "roomcast_events_stale_total",
+            "Events dropped as stale.",
+            g(&m.stale),
+        ),
+        (
+            "roomcast_events_malformed_total",
+            "Payloads that could not be decoded.",
+            g(&m.malformed),
+        ),
+        (
+            "roomcast_events_rejected_total",
+            "Events with a wrong verification token.",
+            g(&m.rejected),
+        ),
+        (
+            "roomcast_webhook_unauthorized_total",
+            "Webhook pushes refused with 401.",
+            g(&m.webhook_unauthorized),
+        ),
+    ];
+    if let Some(l) = &s.status.lark {
+        counters.push((
+            "roomcast_lark_connects_total",
+            "Long connections established (reconnects included).",
+            g(&l.connects),
+        ));
+    }
+    for (name, help, v) in counters {
         let _ = writeln!(
             out,
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
         );
-    };
-    let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    counter(
-        "roomcast_events_received_total",
-        "Event payloads received from any source.",
-        g(&m.received),
-    );
-    counter(
-        "roomcast_events_applied_total",
-        "Events applied to the schedule.",
-        g(&m.applied),
-    );
-    counter(
-        "roomcast_events_duplicate_total",
-        "Events dropped as duplicates.",
-        g(&m.duplicates),
-    );
-    counter(
-        "roomcast_events_stale_total",
-        "Events dropped as stale.",
-        g(&m.stale),
-    );
-    counter(
-        "roomcast_events_malformed_total",
-        "Payloads that could not be decoded.",
-        g(&m.malformed),
-    );
-    counter(
-        "roomcast_events_rejected_total",
-        "Events with a wrong verification token.",
-        g(&m.rejected),
-    );
-    counter(
-        "roomcast_webhook_unauthorized_total",
-        "Webhook pushes refused with 401.",
-        g(&m.webhook_unauthorized),
-    );
+    }
     if let Some(l) = &s.status.lark {
-        counter(
-            "roomcast_lark_connects_total",
-            "Long connections established (reconnects included).",
-            g(&l.connects),
-        );
-        counter(
-            "roomcast_lark_acks_total{code=\"200\"}",
-            "Acknowledgements sent.",
-            g(&l.acks_ok),
-        );
         let _ = writeln!(
             out,
-            "roomcast_lark_acks_total{{code=\"500\"}} {}",
+            "# HELP roomcast_lark_acks_total Acknowledgements sent, by code.\n# TYPE roomcast_lark_acks_total counter\nroomcast_lark_acks_total{{code=\"200\"}} {}\nroomcast_lark_acks_total{{code=\"500\"}} {}",
+            g(&l.acks_ok),
             g(&l.acks_retry)
         );
     }
