@@ -162,12 +162,13 @@ impl LarkClient {
                     None => return Ok(()),
                 },
             };
+            let conn_id = c.1.conn_id.clone();
             let ended = self.serve(c, &mut cc, &tx, &shutdown).await;
             self.stats.connected.store(false, Ordering::Relaxed);
             match ended {
                 Ended::Shutdown => return Ok(()),
                 Ended::Lost(reason) => {
-                    tracing::warn!(%reason, "long connection lost; reconnecting");
+                    tracing::warn!(%conn_id, %reason, "long connection lost; reconnecting");
                 }
             }
         }
