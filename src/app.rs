@@ -122,8 +122,7 @@ impl App {
             None => None,
             Some(sc) => Some(Arc::new(Mutex::new(Store::open(&sc.path, sc.durable)?))),
         };
-        let deliverer =
-            Deliverer::start(&self.config, 1024, self.clock.clone(), store.clone()).await?;
+        let deliverer = Deliverer::start(&self.config, 1024, self.clock.clone(), store.clone())?;
         if let Some(store) = &store {
             restore(&mut pipeline, store, &deliverer, (self.clock)()).await?;
         }

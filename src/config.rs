@@ -601,11 +601,7 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn line(&self, offset: usize) -> usize {
-        self.text[..offset.min(self.text.len())]
-            .bytes()
-            .filter(|b| *b == b'\n')
-            .count()
-            + 1
+        line_of(self.text, offset)
     }
 
     fn push<T>(&mut self, key: impl Into<String>, at: &Spanned<T>, message: impl Into<String>) {

@@ -261,18 +261,25 @@ fn to12(h: u32) -> (u32, bool) {
     (h12, pm)
 }
 
-/// The first instant of a local date (handles zones whose midnight is
-/// skipped by a DST change).
-pub fn start_of_day(tz: Tz, date: chrono::NaiveDate) -> Option<DateTime<Utc>> {
-    let mut naive = date.and_time(chrono::NaiveTime::MIN);
-    for _ in 0..4 {
+/// A local wall time as an instant: the earlier one when the time occurs
+/// twice (clocks fall back), the first valid time after it when a DST
+/// change skips it (checked in 15-minute steps, up to 3 hours).
+pub fn resolve_local(tz: Tz, mut naive: chrono::NaiveDateTime) -> Option<DateTime<Tz>> {
+    for _ in 0..=12 {
         match tz.from_local_datetime(&naive) {
-            chrono::LocalResult::Single(t) => return Some(t.with_timezone(&Utc)),
-            chrono::LocalResult::Ambiguous(a, _) => return Some(a.with_timezone(&Utc)),
-            chrono::LocalResult::None => naive += Duration::minutes(30),
+            chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
+                return Some(t);
+            }
+            chrono::LocalResult::None => naive += Duration::minutes(15),
         }
     }
     None
+}
+
+/// The first instant of a local date (handles zones whose midnight is
+/// skipped by a DST change).
+pub fn start_of_day(tz: Tz, date: chrono::NaiveDate) -> Option<DateTime<Utc>> {
+    resolve_local(tz, date.and_time(chrono::NaiveTime::MIN)).map(|t| t.with_timezone(&Utc))
 }
 
 #[cfg(test)]

@@ -125,6 +125,14 @@ pub struct Booking {
     pub organizer: Arc<Organizer>,
 }
 
+impl Booking {
+    /// The instants at which a room's view changes by itself because of
+    /// this booking: it enters the "starting soon" window, starts, ends.
+    pub fn boundaries(&self, soon: chrono::Duration) -> [DateTime<Utc>; 3] {
+        [self.start - soon, self.start, self.end]
+    }
+}
+
 /// The kind of a room-level change (used by sink filters).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

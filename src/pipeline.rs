@@ -291,7 +291,7 @@ impl Pipeline {
         let soon = self.soon();
         changes
             .iter()
-            .flat_map(|c| [c.booking.start - soon, c.booking.start, c.booking.end])
+            .flat_map(|c| c.booking.boundaries(soon))
             .filter(|t| *t > now)
             .min()
     }

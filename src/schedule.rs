@@ -501,7 +501,7 @@ impl Schedule {
         self.entries
             .values()
             .filter_map(|e| e.booking.as_deref())
-            .flat_map(|b| [b.start - soon, b.start, b.end])
+            .flat_map(|b| b.boundaries(soon))
             .filter(|t| *t > now)
             .min()
     }
@@ -516,10 +516,7 @@ impl Schedule {
     ) -> Vec<RoomId> {
         let mut out: Vec<RoomId> = Vec::new();
         for b in self.entries.values().filter_map(|e| e.booking.as_deref()) {
-            if [b.start - soon, b.start, b.end]
-                .iter()
-                .any(|t| *t > from && *t <= to)
-            {
+            if b.boundaries(soon).iter().any(|t| *t > from && *t <= to) {
                 for r in &b.rooms {
                     if !out.contains(r) {
                         out.push(r.clone());

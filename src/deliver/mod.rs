@@ -105,7 +105,7 @@ fn file_line(sink: &str, m: &Message) -> String {
 impl Deliverer {
     /// Start one worker per sink. File sinks are opened (created, appended
     /// to) here, so a bad path is a startup error.
-    pub async fn start(
+    pub fn start(
         config: &Config,
         queue: usize,
         clock: crate::app::Clock,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
@@ -69,13 +69,7 @@ pub fn quiet_for(q: &QuietHours, tz: chrono_tz::Tz, now: DateTime<Utc>) -> Optio
         date = date.succ_opt()?;
     }
     // The end as a local time (a DST gap moves it later, never earlier).
-    let mut naive = date.and_time(q.end);
-    let end = loop {
-        match tz.from_local_datetime(&naive) {
-            chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => break t,
-            chrono::LocalResult::None => naive += chrono::Duration::minutes(15),
-        }
-    };
+    let end = crate::locale::resolve_local(tz, date.and_time(q.end))?;
     (end.with_timezone(&Utc) - now).to_std().ok()
 }
 
