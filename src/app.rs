@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, SourceKind};
 use crate::deliver::{DeliverError, Deliverer};
+use crate::model::RoomId;
 use crate::pipeline::{Outcome, Pipeline};
 use crate::render::Templates;
 use crate::schedule::Skip;
@@ -179,6 +180,8 @@ impl App {
         };
         let server_stop = shutdown.child_token();
         let (query_tx, query_rx) = mpsc::channel::<crate::http::Query>(64);
+        // Rooms whose schedule changed, for the live pages' event streams.
+        let (changes, _) = tokio::sync::broadcast::channel::<RoomId>(256);
         let server = listener.map(|l| {
             let h = self
                 .config
@@ -210,15 +213,19 @@ impl App {
                 .iter()
                 .filter_map(|r| r.token.clone().map(|t| (r.id.to_string(), t)))
                 .collect();
-            let app = crate::http::router(
+            let server = crate::http::Server {
                 status,
-                query_tx.clone(),
-                tokens,
-                webhook_tx,
-                secrets,
-                &h.0,
-                h.1,
-            );
+                queries: query_tx.clone(),
+                tokens: Arc::new(tokens),
+                inbound: webhook_tx,
+                secrets: Arc::new(secrets),
+                live: crate::http::Live {
+                    changes: changes.clone(),
+                    clock: self.clock.clone(),
+                    stop: server_stop.clone(),
+                },
+            };
+            let app = crate::http::router(server, &h.0, h.1);
             tokio::spawn(crate::http::serve(l, app, server_stop.clone()))
         });
         // The core runs until every source has dropped its sender, so what
@@ -231,6 +238,7 @@ impl App {
             retention: self.config.store.as_ref().map(|s| s.retention),
             shutdown: &shutdown,
             metrics: &self.metrics,
+            changes: &changes,
         };
         drop(query_tx);
         let (summary, store_failure) = core.run(&mut pipeline, rx, query_rx).await;
@@ -373,6 +381,8 @@ pub struct Core<'a> {
     pub retention: Option<std::time::Duration>,
     /// Cancelled by the core itself when the store fails.
     pub shutdown: &'a CancellationToken,
+    /// Where changed rooms are announced (to live pages).
+    pub changes: &'a tokio::sync::broadcast::Sender<RoomId>,
     pub metrics: &'a crate::http::Metrics,
 }
 
@@ -383,6 +393,7 @@ struct Applied {
     entries: Vec<EntryRow>,
     series: Option<(Arc<str>, DateTime<Utc>)>,
     messages: Vec<crate::pipeline::Message>,
+    rooms: Vec<RoomId>,
 }
 
 /// How many waiting payloads are applied and committed together.
@@ -499,6 +510,7 @@ impl Core<'_> {
                     Outcome::Applied {
                         event_id,
                         changes,
+                        rooms,
                         next_boundary,
                         messages,
                         render_errors,
@@ -543,6 +555,7 @@ impl Core<'_> {
                             entries,
                             series,
                             messages,
+                            rooms,
                         });
                         continue;
                     }
@@ -617,7 +630,13 @@ impl Core<'_> {
                     }
                 }
             }
+            let watched = self.changes.receiver_count() > 0;
             for a in applied {
+                if watched {
+                    for r in a.rooms {
+                        let _ = self.changes.send(r);
+                    }
+                }
                 for m in a.messages {
                     self.deliverer.send(m).await;
                 }
@@ -687,19 +706,21 @@ fn answer(p: &Pipeline, q: crate::http::Query, now: DateTime<Utc>) {
                 .collect();
             let _ = reply.send(list);
         }
-        crate::http::Query::Room(id, reply) => {
-            let room = crate::model::RoomId::new(&id);
+        crate::http::Query::View { room, view, reply } => {
+            let room = RoomId::new(&room);
             let known = p.config.room(&room).is_some()
                 || (!p.config.ignore_unknown_rooms && p.schedule.rooms().any(|r| *r == room));
-            let body = known.then(|| {
+            let body = if known {
                 let style = p.config.style(p.config.room(&room), None);
                 let vm = p.snapshot_vm_styled(&style, &room, now);
                 p.templates
-                    .render("panel", style.locale, vm)
+                    .render(view.template(), style.locale, vm)
                     .map(|r| r.body)
-                    .ok()
-            });
-            let _ = reply.send(body.flatten());
+                    .map_err(|e| crate::http::ViewError::Render(e.to_string()))
+            } else {
+                Err(crate::http::ViewError::NoSuchRoom)
+            };
+            let _ = reply.send(body);
         }
     }
 }

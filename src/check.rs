@@ -150,5 +150,31 @@ fn trial_render(checked: &Checked, path: &Path) -> Vec<String> {
             }
         }
     }
+    // What the HTTP server renders: `/rooms/{id}.json` and the live page.
+    if config.http.is_some() {
+        for template in ["panel", "room_page", "room_panel"] {
+            for locale in config.locales() {
+                let mut style = config.style(room_cfg, None);
+                style.locale = locale;
+                let result = [
+                    now,
+                    now + Duration::minutes(60),
+                    now + Duration::minutes(115),
+                ]
+                .into_iter()
+                .try_for_each(|t| {
+                    let vm = pipeline.snapshot_vm_styled(&style, &room, t);
+                    templates.render(template, locale, vm).map(|_| ())
+                });
+                if let Err(e) = result {
+                    problems.push(format!(
+                        "{}: [http] serves template `{template}` ({}): {e}",
+                        path.display(),
+                        locale.tag()
+                    ));
+                }
+            }
+        }
+    }
     problems
 }

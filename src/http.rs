@@ -1,4 +1,6 @@
-//! The HTTP face (axum): webhook intake, health, readiness and metrics.
+//! The HTTP face (axum): webhook intake, pull endpoints for displays that
+//! poll, the live room page (HTML + server-sent events), health, readiness
+//! and metrics.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -13,12 +15,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::deliver::SinkStats;
 use crate::lark::client::LarkStats;
 use crate::lark::webhook::{self, Intake, SignatureHeaders, WebhookError};
+use crate::model::RoomId;
 use crate::source::{Ack, Inbound};
 
 /// Counters the core keeps for `/metrics`.
@@ -35,6 +38,8 @@ pub struct Metrics {
     pub last_event_ms: AtomicI64,
     /// Webhook pushes refused (bad signature or token).
     pub webhook_unauthorized: AtomicU64,
+    /// Live room pages connected now (open event streams).
+    pub page_streams: AtomicU64,
 }
 
 /// What `/readyz` and `/metrics` read.
@@ -52,43 +57,80 @@ pub struct Status {
 pub enum Query {
     /// Every room: (id, name, status).
     Rooms(oneshot::Sender<Vec<(String, String, &'static str)>>),
-    /// A room's current view through the `panel` template; `None`: unknown.
-    Room(String, oneshot::Sender<Option<String>>),
+    /// A room's current view through one of its templates.
+    View {
+        room: String,
+        view: View,
+        reply: oneshot::Sender<Result<String, ViewError>>,
+    },
+}
+
+/// Which rendering of a room's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// `/rooms/{id}.json`: the `panel` template.
+    Json,
+    /// `/rooms/{id}`: the whole live page, `room_page`.
+    Page,
+    /// What the page's event stream sends: `room_panel`, the part of the
+    /// page that changes.
+    Panel,
+}
+
+impl View {
+    pub fn template(self) -> &'static str {
+        match self {
+            View::Json => "panel",
+            View::Page => "room_page",
+            View::Panel => "room_panel",
+        }
+    }
+}
+
+/// Why a view could not be produced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ViewError {
+    #[error("no such room")]
+    NoSuchRoom,
+    #[error("{0}")]
+    Render(String),
+}
+
+/// What the live page's event streams need besides queries.
+#[derive(Clone)]
+pub struct Live {
+    /// Rooms whose schedule changed, as the core commits events.
+    pub changes: broadcast::Sender<RoomId>,
+    /// The app's clock: views are re-rendered at each minute of it.
+    pub clock: crate::app::Clock,
+    /// Fires when the server stops: open event streams end with it, so a
+    /// graceful shutdown is not held up by pages that never hang up.
+    pub stop: CancellationToken,
 }
 
 /// Bearer tokens for pulling rooms (room id → token).
 pub type PullTokens = std::collections::HashMap<String, secrecy::SecretString>;
 
+/// Everything the handlers share.
 #[derive(Clone)]
-struct AppState {
-    status: Status,
-    queries: mpsc::Sender<Query>,
-    tokens: Arc<PullTokens>,
+pub struct Server {
+    pub status: Status,
+    pub queries: mpsc::Sender<Query>,
+    pub tokens: Arc<PullTokens>,
     /// Where webhook events go (`None`: no webhook intake).
-    inbound: Option<mpsc::Sender<Inbound>>,
-    secrets: Arc<webhook::Secrets>,
+    pub inbound: Option<mpsc::Sender<Inbound>>,
+    pub secrets: Arc<webhook::Secrets>,
+    pub live: Live,
 }
 
+type AppState = Server;
+
 /// Build the router. `inbound` enables the webhook route at `webhook_path`.
-pub fn router(
-    status: Status,
-    queries: mpsc::Sender<Query>,
-    tokens: PullTokens,
-    inbound: Option<mpsc::Sender<Inbound>>,
-    secrets: webhook::Secrets,
-    webhook_path: &str,
-    max_body: usize,
-) -> Router {
-    let state = AppState {
-        status,
-        queries,
-        tokens: Arc::new(tokens),
-        inbound,
-        secrets: Arc::new(secrets),
-    };
+pub fn router(state: Server, webhook_path: &str, max_body: usize) -> Router {
     let mut r = Router::new()
         .route("/rooms", get(rooms))
-        .route("/rooms/{file}", get(room_json))
+        .route("/rooms/{file}", get(room))
+        .route("/rooms/{id}/events", get(room_events))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics));
@@ -175,65 +217,131 @@ async fn webhook_push(State(s): State<AppState>, headers: HeaderMap, body: Bytes
 async fn rooms(State(s): State<AppState>) -> Response {
     let (tx, rx) = oneshot::channel();
     if s.queries.send(Query::Rooms(tx)).await.is_err() {
-        return json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({"msg": "shutting down"}),
-        );
+        return shutting_down();
     }
     let list = rx.await.unwrap_or_default();
     let rooms: Vec<_> = list
         .into_iter()
-        .map(|(id, name, status)| json!({"id": id, "name": name, "status": status, "url": format!("/rooms/{id}.json")}))
+        .map(|(id, name, status)| {
+            json!({
+                "id": id,
+                "name": name,
+                "status": status,
+                "url": format!("/rooms/{id}.json"),
+                "page": format!("/rooms/{id}"),
+            })
+        })
         .collect();
     json_response(StatusCode::OK, json!({"rooms": rooms}))
 }
 
-/// `GET /rooms/{id}.json`: the room's view (the `panel` template), with an
-/// ETag; a bearer token when the room has `token_env`.
-async fn room_json(
-    State(s): State<AppState>,
-    axum::extract::Path(file): axum::extract::Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let Some(id) = file.strip_suffix(".json") else {
-        return json_response(
-            StatusCode::NOT_FOUND,
-            json!({"msg": "try /rooms/{id}.json"}),
-        );
+fn shutting_down() -> Response {
+    json_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        json!({"msg": "shutting down"}),
+    )
+}
+
+/// `?token=` on the page and its event stream: a browser's EventSource
+/// cannot send an Authorization header, so a tablet's URL carries it.
+#[derive(Debug, Default, serde::Deserialize)]
+struct TokenParam {
+    token: Option<String>,
+}
+
+/// Is this request allowed to see `room`? Rooms without `token_env` are
+/// open; others need the token as a bearer header or `?token=`, compared
+/// in constant time.
+fn authorized(s: &AppState, room: &str, headers: &HeaderMap, query: Option<&str>) -> bool {
+    let Some(want) = s.tokens.get(room) else {
+        return true;
     };
-    if let Some(want) = s.tokens.get(id) {
-        let got = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let ok = got.is_some_and(|g| {
-            bool::from(subtle::ConstantTimeEq::ct_eq(
-                g.as_bytes(),
-                secrecy::ExposeSecret::expose_secret(want).as_bytes(),
+    let got = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or(query);
+    got.is_some_and(|g| {
+        bool::from(subtle::ConstantTimeEq::ct_eq(
+            g.as_bytes(),
+            secrecy::ExposeSecret::expose_secret(want).as_bytes(),
+        ))
+    })
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "this room needs its token (Authorization: Bearer, or ?token=)\n",
+    )
+        .into_response()
+}
+
+/// Ask the core for a rendering of a room.
+async fn view(s: &AppState, room: &str, view: View) -> Result<String, Response> {
+    let (tx, rx) = oneshot::channel();
+    let q = Query::View {
+        room: room.to_string(),
+        view,
+        reply: tx,
+    };
+    if s.queries.send(q).await.is_err() {
+        return Err(shutting_down());
+    }
+    match rx.await {
+        Err(_) => Err(shutting_down()),
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(ViewError::NoSuchRoom)) => Err(json_response(
+            StatusCode::NOT_FOUND,
+            json!({"msg": "no such room"}),
+        )),
+        Ok(Err(ViewError::Render(e))) => {
+            tracing::error!(%room, template = view.template(), error = %e, "render failed");
+            Err(json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"msg": format!("template `{}` failed; see the log", view.template())}),
             ))
-        });
-        if !ok {
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                "",
-            )
-                .into_response();
         }
     }
-    let (tx, rx) = oneshot::channel();
-    if s.queries
-        .send(Query::Room(id.to_string(), tx))
-        .await
-        .is_err()
-    {
-        return json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({"msg": "shutting down"}),
-        );
+}
+
+/// `GET /rooms/{id}.json`: the room's view (the `panel` template), with an
+/// ETag. `GET /rooms/{id}`: the live room page. Both need the room's token
+/// when it has `token_env`.
+async fn room(
+    State(s): State<AppState>,
+    axum::extract::Path(file): axum::extract::Path<String>,
+    axum::extract::Query(q): axum::extract::Query<TokenParam>,
+    headers: HeaderMap,
+) -> Response {
+    let (id, json) = match file.strip_suffix(".json") {
+        Some(id) => (id, true),
+        None => (file.as_str(), false),
+    };
+    if !authorized(&s, id, &headers, q.token.as_deref()) {
+        return unauthorized();
     }
-    let Some(body) = rx.await.ok().flatten() else {
-        return json_response(StatusCode::NOT_FOUND, json!({"msg": "no such room"}));
+    if !json {
+        return match view(&s, id, View::Page).await {
+            Err(r) => r,
+            Ok(body) => (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                    (header::CACHE_CONTROL, "no-store"),
+                    // The URL may carry the room's token.
+                    (header::REFERRER_POLICY, "no-referrer"),
+                    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                ],
+                body,
+            )
+                .into_response(),
+        };
+    }
+    let body = match view(&s, id, View::Json).await {
+        Err(r) => return r,
+        Ok(b) => b,
     };
     let etag = format!("\"{}\"", crate::pipeline::idempotency_key(&[&body]));
     let matches = headers
@@ -256,6 +364,152 @@ async fn room_json(
         body,
     )
         .into_response()
+}
+
+/// How often an open event stream says it is alive when nothing changed.
+/// The page marks itself stale after three of these go missing.
+pub const PING: Duration = Duration::from_secs(15);
+
+/// `GET /rooms/{id}/events`: server-sent events for the live page. `room`
+/// carries the `room_panel` rendering, first at once and then whenever it
+/// changes (an event for the room, or the minute turning); `ping` carries
+/// the server's time (epoch ms), right after the first `room` and every
+/// [`PING`] when nothing else was sent. Ends when the server stops.
+async fn room_events(
+    State(s): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    axum::extract::Query(q): axum::extract::Query<TokenParam>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&s, &id, &headers, q.token.as_deref()) {
+        return unauthorized();
+    }
+    // Subscribe before the first render, so no change falls between them.
+    let changes = s.live.changes.subscribe();
+    let first = match view(&s, &id, View::Panel).await {
+        Err(r) => return r,
+        Ok(b) => b,
+    };
+    s.status
+        .metrics
+        .page_streams
+        .fetch_add(1, Ordering::Relaxed);
+    let watch = Watch {
+        last: digest(&first),
+        first: Some(first),
+        hello: true,
+        changes,
+        room: id,
+        ping_at: tokio::time::Instant::now() + PING,
+        _open: OpenStream(s.status.metrics.clone()),
+        s,
+    };
+    let stream = futures_util::stream::unfold(watch, |w| w.next());
+    (
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            // Proxies that buffer responses (nginx) would hold events back.
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        axum::response::sse::Sse::new(stream),
+    )
+        .into_response()
+}
+
+/// Counts an open event stream for `/metrics` until dropped.
+struct OpenStream(Arc<Metrics>);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.page_streams.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn digest(body: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut h);
+    h.finish()
+}
+
+/// One page's event stream.
+struct Watch {
+    s: AppState,
+    room: String,
+    changes: broadcast::Receiver<RoomId>,
+    /// The first rendering, not yet sent.
+    first: Option<String>,
+    /// The server's time is still to be sent (right after `first`).
+    hello: bool,
+    /// Digest of the last rendering sent.
+    last: u64,
+    ping_at: tokio::time::Instant,
+    _open: OpenStream,
+}
+
+type SseEvent = Result<axum::response::sse::Event, std::convert::Infallible>;
+
+impl Watch {
+    /// `ping`, carrying the server's time (epoch ms).
+    fn ping(&mut self) -> axum::response::sse::Event {
+        self.ping_at = tokio::time::Instant::now() + PING;
+        let now = (self.s.live.clock)();
+        axum::response::sse::Event::default()
+            .event("ping")
+            .data(now.timestamp_millis().to_string())
+    }
+
+    async fn next(mut self) -> Option<(SseEvent, Self)> {
+        use axum::response::sse::Event;
+        if let Some(body) = self.first.take() {
+            // `retry`: how soon the browser reconnects after losing us.
+            let ev = Event::default()
+                .event("room")
+                .retry(Duration::from_secs(3))
+                .data(body);
+            return Some((Ok(ev), self));
+        }
+        if std::mem::take(&mut self.hello) {
+            // The server's time at once: the page runs its clock from it,
+            // not from the tablet's own (often wrong) clock.
+            return Some((Ok(self.ping()), self));
+        }
+        loop {
+            let now = (self.s.live.clock)();
+            let into_minute = Duration::from_secs(u64::from(chrono::Timelike::second(&now)))
+                + Duration::from_nanos(u64::from(chrono::Timelike::nanosecond(&now)));
+            let to_minute = Duration::from_secs(60).saturating_sub(into_minute);
+            let render = tokio::select! {
+                biased;
+                () = self.s.live.stop.cancelled() => return None,
+                r = self.changes.recv() => match r {
+                    Ok(room) => room.as_str() == self.room,
+                    // Missed some: this room may be among them.
+                    Err(broadcast::error::RecvError::Lagged(_)) => true,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                () = tokio::time::sleep(to_minute) => true,
+                () = tokio::time::sleep_until(self.ping_at) => false,
+            };
+            if !render {
+                return Some((Ok(self.ping()), self));
+            }
+            match view(&self.s, &self.room, View::Panel).await {
+                Ok(body) => {
+                    let d = digest(&body);
+                    if d == self.last {
+                        continue;
+                    }
+                    self.last = d;
+                    self.ping_at = tokio::time::Instant::now() + PING;
+                    return Some((Ok(Event::default().event("room").data(body)), self));
+                }
+                // Gone from the config or the schedule, or shutting down:
+                // end the stream; the page keeps what it shows, marked stale.
+                Err(_) => return None,
+            }
+        }
+    }
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
@@ -371,6 +625,11 @@ async fn metrics(State(s): State<AppState>) -> Response {
             g(&st.queued).saturating_sub(done)
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP roomcast_page_streams Live room pages connected now.\n# TYPE roomcast_page_streams gauge\nroomcast_page_streams {}",
+        g(&m.page_streams)
+    );
     let last = m.last_event_ms.load(Ordering::Relaxed);
     let _ = writeln!(
         out,

@@ -48,6 +48,15 @@ pub enum Clock {
     H12,
 }
 
+impl Clock {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Clock::H24 => "24h",
+            Clock::H12 => "12h",
+        }
+    }
+}
+
 impl FromStr for Clock {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -204,6 +213,14 @@ impl Style {
 
     /// "in 15 min" / "15 分钟后", "15 min ago" / "15 分钟前", "now" / "现在".
     /// Rounds to whole minutes; spans of a day or more are given in days.
+    /// A duration still to run: `25 min left`, `还剩 25 分钟`.
+    pub fn remaining(&self, duration: &str) -> String {
+        match self.locale {
+            Locale::En => format!("{duration} left"),
+            Locale::ZhCn => format!("还剩 {duration}"),
+        }
+    }
+
     pub fn relative(&self, t: DateTime<Utc>, now: DateTime<Utc>) -> String {
         let secs = (t - now).num_seconds();
         let future = secs > 0;

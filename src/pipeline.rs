@@ -61,6 +61,8 @@ pub enum Outcome {
     Applied {
         event_id: String,
         changes: usize,
+        /// The rooms whose schedule changed (each once).
+        rooms: Vec<RoomId>,
         /// The earliest clock boundary of the changed bookings, if any.
         next_boundary: Option<DateTime<Utc>>,
         messages: Vec<Message>,
@@ -165,9 +167,16 @@ impl Pipeline {
                 let mut messages = Vec::new();
                 let mut render_errors = Vec::new();
                 self.render_changes(&changes, now, &mut messages, &mut render_errors);
+                let mut rooms: Vec<RoomId> = Vec::with_capacity(1);
+                for c in &changes {
+                    if !rooms.contains(&c.room) {
+                        rooms.push(c.room.clone());
+                    }
+                }
                 Outcome::Applied {
                     event_id: ev.event_id,
                     changes: changes.len(),
+                    rooms,
                     next_boundary: self.boundary_of(&changes, now),
                     messages,
                     render_errors,

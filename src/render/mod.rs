@@ -79,6 +79,14 @@ pub const DEFAULTS: &[(&str, &str)] = &[
         "webhook.json.hbs",
         include_str!("../../templates/webhook.json.hbs"),
     ),
+    (
+        "room_page.html.hbs",
+        include_str!("../../templates/room_page.html.hbs"),
+    ),
+    (
+        "room_panel.html.hbs",
+        include_str!("../../templates/room_panel.html.hbs"),
+    ),
 ];
 
 /// What a template produces.

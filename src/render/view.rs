@@ -104,7 +104,7 @@ pub fn booking(style: &Style, b: &Booking, now: DateTime<Utc>) -> Value {
 }
 
 /// `id`, `name` (configured name, or the id), `configured`, `time_zone`,
-/// `locale`.
+/// `locale`, `clock` (`24h` | `12h`).
 pub fn room(id: &RoomId, name: Option<&str>, style: &Style) -> Value {
     obj! {
         "id" => id.as_str(),
@@ -112,6 +112,7 @@ pub fn room(id: &RoomId, name: Option<&str>, style: &Style) -> Value {
         "configured" => name.is_some(),
         "time_zone" => style.tz.name(),
         "locale" => style.locale.tag(),
+        "clock" => style.clock.as_str(),
     }
 }
 
@@ -127,6 +128,10 @@ pub struct Labels {
     pub next: &'static str,
     pub until: &'static str,
     pub no_more_today: &'static str,
+    /// The live room page's mark when it has lost the server.
+    pub stale: &'static str,
+    /// Before a time: "as of 14:03" / "截至 14:03".
+    pub as_of: &'static str,
 }
 
 pub fn labels(l: Locale) -> Labels {
@@ -142,6 +147,8 @@ pub fn labels(l: Locale) -> Labels {
             next: "Next",
             until: "until",
             no_more_today: "No more bookings today",
+            stale: "Offline: showing the last schedule received",
+            as_of: "as of",
         },
         Locale::ZhCn => Labels {
             free: "空闲",
@@ -154,6 +161,8 @@ pub fn labels(l: Locale) -> Labels {
             next: "接下来",
             until: "至",
             no_more_today: "今日无更多预订",
+            stale: "连接中断：显示的是最后收到的日程",
+            as_of: "截至",
         },
     }
 }
@@ -163,6 +172,7 @@ fn labels_value(l: &Labels) -> Value {
         "free" => l.free, "busy" => l.busy, "starting_soon" => l.starting_soon,
         "booked" => l.booked, "rescheduled" => l.rescheduled, "cancelled" => l.cancelled,
         "now" => l.now, "next" => l.next, "until" => l.until, "no_more_today" => l.no_more_today,
+        "stale" => l.stale, "as_of" => l.as_of,
     }
 }
 
@@ -196,7 +206,8 @@ pub fn notice(style: &Style, c: &Change, room_name: Option<&str>, now: DateTime<
 
 /// A room's state: `room`, `status` (`free` | `busy` | `starting_soon`),
 /// `status_label`, `is_free`, `is_busy`, `is_starting_soon`, `current` (a
-/// booking plus `remaining` and `remaining_minutes`, or null), `next` (the
+/// booking plus `remaining` (`25 min`), `remaining_text` (`25 min left` /
+/// `还剩 25 分钟`) and `remaining_minutes`, or null), `next` (the
 /// rest of the local day's bookings), `has_next`, `free_until` and
 /// `busy_until` (instants or null), `now`, `labels`.
 pub fn snapshot(
@@ -211,7 +222,9 @@ pub fn snapshot(
         // Whole minutes left, rounded up: "1 min" until the very end.
         let left = (b.end - now).max(Duration::zero()) + Duration::seconds(59);
         let mut m = booking_map(style, b, now);
-        m.insert("remaining".into(), style.duration(left).into());
+        let remaining = style.duration(left);
+        m.insert("remaining_text".into(), style.remaining(&remaining).into());
+        m.insert("remaining".into(), remaining.into());
         m.insert("remaining_minutes".into(), left.num_minutes().into());
         Value::Object(m)
     });

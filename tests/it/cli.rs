@@ -172,6 +172,32 @@ fn check_names_unknown_templates_and_broken_template_files() {
     );
 }
 
+/// The live page's templates are checked when the HTTP server is on, and
+/// a replacement for its changing part is used by the whole page.
+#[test]
+fn check_trial_renders_the_live_page_templates() {
+    let d = temp_dir("page-tpl");
+    write(
+        &d.join("tpl/room_panel.html.hbs"),
+        "<main id=\"room\">{{room.title}}</main>",
+    );
+    let cfg = "[source]\nkind = \"webhook\"\n[http]\nlisten = \"127.0.0.1:0\"\n[templates]\ndir = \"tpl\"\n";
+    write(&d.join("c.toml"), cfg);
+    let out = roomcast(&d, &["check", "--config", "c.toml"]);
+    let se = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{se}");
+    assert!(
+        se.contains("[http] serves template `room_page` (en)") && se.contains("room.title"),
+        "{se}"
+    );
+    write(
+        &d.join("tpl/room_panel.html.hbs"),
+        "<main id=\"room\">{{room.name}} & co</main>",
+    );
+    let out = roomcast(&d, &["check", "--config", "c.toml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
 #[test]
 fn unreadable_or_missing_config_is_a_clear_error() {
     let d = temp_dir("missing");

@@ -76,7 +76,7 @@ const NOTICE_TEMPLATES: &[&str] = &[
     "wecom",
     "webhook",
 ];
-const SNAPSHOT_TEMPLATES: &[&str] = &["panel", "room"];
+const SNAPSHOT_TEMPLATES: &[&str] = &["panel", "room", "room_panel"];
 
 fn render_case(t: &Templates, case: &Case, locale: Locale) -> String {
     let style = Style {
@@ -201,11 +201,24 @@ fn dst_and_date_line_facts_hold_in_golden_output() {
         spring.contains("1:00 AM–4:00 AM (2 h, EST→EDT)"),
         "{spring}"
     );
+    // The live page counts real time left across the jump (1 h 50 min at
+    // 1:10 AM EST until 4:00 AM EDT), not wall-clock hours.
+    assert!(
+        spring.contains(r#"<div class="remaining">1 h 50 min left</div>"#),
+        "{spring}"
+    );
     let fall = render_case(&t, &c[2], Locale::En);
     assert!(fall.contains("1:00 AM–1:00 AM (1 h, EDT→EST)"), "{fall}");
     let akl = render_case(&t, &c[4], Locale::En);
     assert!(
         akl.contains("Booked Mon, Mar 2 11:30 PM–Tue, Mar 3 1:00 AM (1 h 30 min, NZDT)"),
+        "{akl}"
+    );
+    // The page's clock and date for Auckland are already the next day
+    // while UTC is still on Monday.
+    assert!(
+        akl.contains(r#"datetime="2026-03-03T01:01:00+13:00">1:01 AM</time>"#)
+            && akl.contains(r#"<div class="date">Tue, Mar 3</div>"#),
         "{akl}"
     );
     let sh = render_case(&t, &c[0], Locale::ZhCn);

@@ -12,12 +12,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::support::*;
 
-struct Bot {
-    base: String,
+pub(crate) struct Bot {
+    pub base: String,
     dir: std::path::PathBuf,
     stop: CancellationToken,
     handle: tokio::task::JoinHandle<Result<roomcast::app::Summary, roomcast::app::AppError>>,
-    metrics: std::sync::Arc<roomcast::http::Metrics>,
+    pub metrics: std::sync::Arc<roomcast::http::Metrics>,
 }
 
 async fn start(extra_platform: &str, env: &[(&str, &str)]) -> Bot {
@@ -28,7 +28,9 @@ async fn start_with(extra_platform: &str, rooms: &str, env: &[(&str, &str)]) -> 
     start_at(extra_platform, rooms, env, None).await
 }
 
-async fn start_at(
+/// A bot with webhook intake and the HTTP server on a free port; `rooms`
+/// is TOML added to the config, `clock` replaces the system clock.
+pub(crate) async fn start_at(
     extra_platform: &str,
     rooms: &str,
     env: &[(&str, &str)],
@@ -66,7 +68,7 @@ async fn start_at(
 }
 
 impl Bot {
-    async fn post(&self, body: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+    pub async fn post(&self, body: &str, headers: &[(&str, &str)]) -> (u16, Value) {
         let mut rb = reqwest::Client::new()
             .post(format!("{}/webhook/event", self.base))
             .body(body.to_string());
@@ -78,7 +80,7 @@ impl Bot {
         (st, r.json().await.unwrap_or(Value::Null))
     }
 
-    async fn stop(self) -> Vec<Value> {
+    pub async fn stop(self) -> Vec<Value> {
         self.stop.cancel();
         self.handle.await.unwrap().expect("clean stop");
         jsonl(&self.dir.join("n.jsonl"))
@@ -324,4 +326,165 @@ async fn displays_that_poll_get_the_room_view_with_etags_and_tokens() {
         404
     );
     bot.stop().await;
+}
+
+/// Server-sent events as a client reads them: (event, data) pairs.
+struct EventStream {
+    body: reqwest::Response,
+    buf: String,
+}
+
+impl EventStream {
+    async fn open(url: &str) -> EventStream {
+        let r = reqwest::get(url).await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "text/event-stream");
+        EventStream {
+            body: r,
+            buf: String::new(),
+        }
+    }
+
+    /// The next event; `None` when the server ended the stream.
+    async fn next(&mut self) -> Option<(String, String)> {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let (mut name, mut data) = (String::from("message"), Vec::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event: ") {
+                        name = v.to_string();
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        data.push(v);
+                    } else if line == "data:" {
+                        data.push("");
+                    }
+                }
+                if data.is_empty() {
+                    continue; // a comment or retry-only block
+                }
+                return Some((name, data.join("\n")));
+            }
+            match self.body.chunk().await {
+                Ok(Some(chunk)) => self.buf.push_str(std::str::from_utf8(&chunk).unwrap()),
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// The live page and its event stream, under paused time with a clock that
+/// follows it: the first view at once, the server's time, pings while
+/// nothing changes, a fresh view when an event changes the room and when the
+/// minute turns, and the end of the stream when the server stops.
+#[tokio::test(start_paused = true)]
+async fn live_page_stream_follows_events_and_the_minute() {
+    let t0 = chrono::DateTime::from_timestamp_millis(ms(2026, 5, 1, 6, 30)).unwrap();
+    let start = tokio::time::Instant::now();
+    let clock: roomcast::app::Clock =
+        std::sync::Arc::new(move || t0 + chrono::Duration::from_std(start.elapsed()).unwrap());
+    let rooms = format!(
+        "[[rooms]]\nid = \"{ROOM_A}\"\nname = \"Alpha\"\ntime_zone = \"Europe/London\"\nlocale = \"en\"\nclock = \"12h\"\ntoken_env = \"PANEL\"\n[[rooms]]\nid = \"{ROOM_B}\"\nname = \"Beta\"\n"
+    );
+    let bot = start_at("", &rooms, &[("PANEL", "p4nel")], Some(clock)).await;
+    let page_url = format!("{}/rooms/{ROOM_A}", bot.base);
+    let c = reqwest::Client::new();
+    assert_eq!(c.get(&page_url).send().await.unwrap().status(), 401);
+    assert_eq!(
+        c.get(format!("{page_url}/events?token=wrong"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        c.get(format!("{}/rooms/omm_nobody", bot.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let page = c.get(&page_url).bearer_auth("p4nel").send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+    let html = page.text().await.unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    assert!(html.contains(r#"<html lang="en" data-time-zone="Europe/London" data-clock="12h">"#));
+    assert!(html.contains(r#"<h1 class="name">Alpha</h1>"#));
+    assert!(
+        html.contains("7:30 AM"),
+        "London summer time, 12-hour clock"
+    );
+
+    let mut events = EventStream::open(&format!("{page_url}/events?token=p4nel")).await;
+    let (name, first) = events.next().await.unwrap();
+    assert_eq!(name, "room");
+    assert!(first.contains(r#"class="room free""#), "{first}");
+    assert!(first.contains("No more bookings today"), "{first}");
+    assert_eq!(
+        events.next().await.unwrap(),
+        ("ping".into(), t0.timestamp_millis().to_string()),
+        "the server's time follows at once"
+    );
+    assert_eq!(
+        bot.metrics
+            .page_streams
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+
+    // An event for another room changes nothing here; one for this room
+    // is sent at once (7:00–8:00 AM London, 30 min left).
+    let other = event(
+        "created",
+        "lp-0",
+        ms(2026, 5, 1, 6, 0),
+        ("mb", 0),
+        (ms(2026, 5, 1, 6, 0), ms(2026, 5, 1, 7, 0)),
+        &[ROOM_B],
+    );
+    assert_eq!(bot.post(&other, &[]).await.0, 200);
+    let mine = event(
+        "created",
+        "lp-1",
+        ms(2026, 5, 1, 6, 0),
+        ("ma", 0),
+        (ms(2026, 5, 1, 6, 0), ms(2026, 5, 1, 7, 0)),
+        &[ROOM_A],
+    );
+    assert_eq!(bot.post(&mine, &[]).await.0, 200);
+    // (Paused time may jump while the test waits on sockets, so pings can
+    // come between; their spacing is checked below.)
+    let mut pings: Vec<i64> = Vec::new();
+    let mut next_room = async || loop {
+        let (name, data) = events.next().await.expect("stream open");
+        if name == "room" {
+            return data;
+        }
+        assert_eq!(name, "ping");
+        pings.push(data.parse().expect("ping carries epoch ms"));
+    };
+    let busy = next_room().await;
+    assert!(busy.contains(r#"class="room busy""#), "{busy}");
+    assert!(busy.contains("7:00 AM–8:00 AM"), "{busy}");
+    assert!(busy.contains("30 min left"), "{busy}");
+
+    // Nothing changes for a while: pings every 15 s, then the minute turns
+    // (07:31 London) and the time left with it, not a moment later.
+    let next_view = next_room().await;
+    assert_eq!(start.elapsed(), std::time::Duration::from_secs(60));
+    assert!(next_view.contains("29 min left"), "{next_view}");
+    assert!(next_view.contains(">7:31 AM<"), "{next_view}");
+    assert!(pings.len() >= 3, "pings while nothing changed: {pings:?}");
+    assert!(
+        pings.windows(2).all(|w| w[1] - w[0] == 15_000),
+        "15 s apart: {pings:?}"
+    );
+
+    // Stopping the server ends the stream (and does not wait for it).
+    bot.stop().await;
+    assert_eq!(events.next().await, None);
 }

@@ -1,0 +1,355 @@
+//! The live room page in a real browser: headless Chromium, driven over the
+//! DevTools protocol (a WebSocket, spoken here with tokio-tungstenite).
+//!
+//! The page must render the room in its zone and language, follow an event
+//! pushed to the bot within the same page load (server-sent events), and
+//! mark itself stale, keeping the last schedule, when the server stops.
+//!
+//! `.ci/run` installs Debian's `chromium` and sets
+//! `ROOMCAST_BROWSER=required`; elsewhere a machine without Chromium skips
+//! the test with a SKIPPED line. `ROOMCAST_CHROMIUM` names another binary;
+//! `ROOMCAST_SCREENSHOTS=dir` saves what the browser showed at each step.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::http::start_at;
+use crate::support::*;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// How long any one step may take before the test fails (and prints the
+/// page as the browser has it).
+const STEP: Duration = Duration::from_secs(30);
+
+fn chromium_binary() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("ROOMCAST_CHROMIUM") {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH")?;
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .flat_map(|name| std::env::split_paths(&path).map(move |d| d.join(name)))
+        .find(|p| p.is_file())
+}
+
+/// A headless Chromium with one page, attached over the DevTools protocol.
+struct Browser {
+    _child: tokio::process::Child,
+    _profile: PathBuf,
+    ws: Ws,
+    session: String,
+    next_id: u64,
+}
+
+impl Browser {
+    async fn launch(binary: &PathBuf) -> Browser {
+        let profile = temp_dir("chromium-profile");
+        let mut child = tokio::process::Command::new(binary)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-quic",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-extensions",
+                "--hide-scrollbars",
+                "--window-size=1280,800",
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("about:blank")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let mut seen = Vec::new();
+        let url = tokio::time::timeout(STEP, async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(at) = line.find("ws://") {
+                    return Some(line[at..].trim().to_string());
+                }
+                seen.push(line);
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| {
+            panic!(
+                "Chromium did not open its DevTools port:\n{}",
+                seen.join("\n")
+            )
+        });
+        // Keep draining stderr so Chromium never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .expect("DevTools WebSocket");
+        let mut b = Browser {
+            _child: child,
+            _profile: profile,
+            ws,
+            session: String::new(),
+            next_id: 0,
+        };
+        let target = b
+            .call("Target.createTarget", json!({"url": "about:blank"}))
+            .await;
+        let target_id = target["targetId"].as_str().expect("targetId").to_string();
+        let attached = b
+            .call(
+                "Target.attachToTarget",
+                json!({"targetId": target_id, "flatten": true}),
+            )
+            .await;
+        b.session = attached["sessionId"]
+            .as_str()
+            .expect("sessionId")
+            .to_string();
+        b.call("Page.enable", json!({})).await;
+        b
+    }
+
+    /// One DevTools command; events that arrive meanwhile are dropped.
+    async fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut msg = json!({"id": id, "method": method, "params": params});
+        if !self.session.is_empty() {
+            msg["sessionId"] = json!(self.session);
+        }
+        self.ws
+            .send(Message::text(msg.to_string()))
+            .await
+            .expect("send to DevTools");
+        loop {
+            let m = self
+                .ws
+                .next()
+                .await
+                .expect("DevTools closed")
+                .expect("DevTools read");
+            let Message::Text(t) = m else { continue };
+            let v: Value = serde_json::from_str(&t).expect("DevTools sends JSON");
+            if v["id"] == json!(id) {
+                if let Some(e) = v.get("error") {
+                    panic!("{method} failed: {e}");
+                }
+                return v["result"].clone();
+            }
+        }
+    }
+
+    /// Evaluate an expression in the page (awaiting a promise) and return
+    /// its value.
+    async fn eval(&mut self, expr: &str) -> Value {
+        let r = self
+            .call(
+                "Runtime.evaluate",
+                json!({"expression": expr, "awaitPromise": true, "returnByValue": true}),
+            )
+            .await;
+        if let Some(x) = r.get("exceptionDetails") {
+            panic!("`{expr}` threw: {x}");
+        }
+        r["result"]["value"].clone()
+    }
+
+    /// Wait until `cond` (a JS expression) is true in the page. The waiting
+    /// happens in the page, re-checked every 50 ms; the test fails after
+    /// [`STEP`] with the page's HTML.
+    async fn wait_for(&mut self, what: &str, cond: &str) {
+        let expr = format!(
+            "new Promise(resolve => {{ const check = () => {{ let ok = false; try {{ ok = !!({cond}); }} catch (e) {{}} if (ok) resolve(true); else setTimeout(check, 50); }}; check(); }})"
+        );
+        let done = tokio::time::timeout(STEP, self.eval(&expr)).await;
+        if done.is_err() {
+            let html = self.eval("document.documentElement.outerHTML").await;
+            panic!(
+                "timed out waiting for {what} ({cond}); the page:\n{}",
+                html.as_str().unwrap_or_default()
+            );
+        }
+    }
+
+    async fn text(&mut self, selector: &str) -> String {
+        let v = self
+            .eval(&format!(
+                "(document.querySelector({}) || {{}}).textContent || ''",
+                json!(selector)
+            ))
+            .await;
+        v.as_str().unwrap_or_default().trim().to_string()
+    }
+
+    async fn screenshot(&mut self, name: &str) {
+        let Ok(dir) = std::env::var("ROOMCAST_SCREENSHOTS") else {
+            return;
+        };
+        use base64::Engine as _;
+        let shot = self
+            .call("Page.captureScreenshot", json!({"format": "png"}))
+            .await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().unwrap_or_default())
+            .expect("PNG base64");
+        std::fs::create_dir_all(&dir).expect("screenshot dir");
+        std::fs::write(PathBuf::from(dir).join(format!("{name}.png")), png).expect("screenshot");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_room_page_renders_updates_and_goes_stale() {
+    let Some(binary) = chromium_binary() else {
+        assert!(
+            std::env::var("ROOMCAST_BROWSER").as_deref() != Ok("required"),
+            "ROOMCAST_BROWSER=required but no chromium on PATH (apt-get install chromium)"
+        );
+        eprintln!(
+            "SKIPPED live_room_page_renders_updates_and_goes_stale: no chromium on PATH (apt-get install chromium)"
+        );
+        return;
+    };
+    // 14:30 in Shanghai on a Friday; the room speaks Chinese and has a
+    // token, which the tablet's URL carries.
+    let fixed = chrono::DateTime::from_timestamp_millis(ms(2026, 5, 1, 6, 30)).unwrap();
+    let rooms = format!(
+        "[[rooms]]\nid = \"{ROOM_A}\"\nname = \"Alpha 会议室\"\ntime_zone = \"Asia/Shanghai\"\nlocale = \"zh-CN\"\ntoken_env = \"PANEL\"\n"
+    );
+    let bot = start_at(
+        "",
+        &rooms,
+        &[("PANEL", "p4nel")],
+        Some(std::sync::Arc::new(move || fixed)),
+    )
+    .await;
+    let mut browser = Browser::launch(&binary).await;
+
+    // Without the token: refused.
+    let url = format!("{}/rooms/{ROOM_A}", bot.base);
+    assert_eq!(reqwest::get(&url).await.unwrap().status(), 401);
+
+    browser
+        .call(
+            "Page.navigate",
+            json!({"url": format!("{url}?token=p4nel")}),
+        )
+        .await;
+    browser
+        .wait_for(
+            "the page to connect its event stream",
+            "document.body && document.body.dataset.live === '1'",
+        )
+        .await;
+    assert_eq!(browser.eval("document.documentElement.lang").await, "zh-CN");
+    assert_eq!(browser.text(".name").await, "Alpha 会议室");
+    assert_eq!(browser.text(".status").await, "空闲");
+    assert_eq!(browser.text(".agenda .none").await, "今日无更多预订");
+    assert_eq!(
+        browser
+            .eval("document.querySelector('#room').className")
+            .await,
+        "room free"
+    );
+    // The clock runs on the server's time (14:30 here), in the room's zone.
+    let clock = browser.text("#clock").await;
+    assert!(clock.starts_with("14:3"), "clock shows {clock:?}");
+    assert_eq!(browser.text(".date").await, "5月1日 周五");
+    assert_eq!(
+        browser
+            .eval("document.getElementById('stale').hidden")
+            .await,
+        true
+    );
+    browser.screenshot("1-free").await;
+
+    // A booking from 14:00 to 15:00 and one at 16:00: the open page follows.
+    for (uuid, uid, from, to) in [
+        ("page-1", "m1", ms(2026, 5, 1, 6, 0), ms(2026, 5, 1, 7, 0)),
+        ("page-2", "m2", ms(2026, 5, 1, 8, 0), ms(2026, 5, 1, 9, 0)),
+    ] {
+        let body = event(
+            "created",
+            uuid,
+            ms(2026, 5, 1, 6, 29),
+            (uid, 0),
+            (from, to),
+            &[ROOM_A],
+        );
+        assert_eq!(bot.post(&body, &[]).await.0, 200);
+    }
+    browser
+        .wait_for(
+            "the page to show the booking",
+            "document.querySelector('#room.busy') && document.querySelectorAll('.agenda li').length === 1",
+        )
+        .await;
+    assert_eq!(browser.text(".status").await, "使用中");
+    assert_eq!(browser.text(".state .range").await, "14:00–15:00");
+    assert_eq!(browser.text(".state .remaining").await, "还剩 30 分钟");
+    assert_eq!(browser.text(".agenda li .range").await, "16:00–17:00");
+    assert_eq!(
+        browser.eval("document.title").await,
+        "Alpha 会议室 · 使用中"
+    );
+    assert_eq!(
+        browser
+            .eval("document.querySelectorAll('.past').length")
+            .await,
+        0,
+        "nothing shown has ended (by the server's clock)"
+    );
+    browser.screenshot("2-busy").await;
+
+    // The server stops: the page says so and keeps the last schedule.
+    let metrics = bot.metrics.clone();
+    assert_eq!(
+        metrics
+            .page_streams
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "one live page connected"
+    );
+    bot.stop().await;
+    browser
+        .wait_for(
+            "the page to mark itself stale",
+            "document.body.classList.contains('stale') && !document.getElementById('stale').hidden",
+        )
+        .await;
+    let banner = browser.text("#stale").await;
+    assert!(
+        banner.contains("连接中断") && banner.contains("截至 14:3"),
+        "banner: {banner:?}"
+    );
+    assert_eq!(browser.text(".status").await, "使用中", "last state kept");
+    assert_eq!(browser.text(".state .range").await, "14:00–15:00");
+    assert_eq!(browser.text(".agenda li .range").await, "16:00–17:00");
+    assert_eq!(
+        metrics
+            .page_streams
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "its stream ended with the server"
+    );
+    browser.screenshot("3-stale").await;
+}
