@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use tokio::io::AsyncBufReadExt;
@@ -60,6 +60,26 @@ pub struct Summary {
     pub messages: u64,
     /// (sink, delivered, failed)
     pub sinks: Vec<(String, u64, u64)>,
+}
+
+impl Summary {
+    /// The run's counters as `/metrics` has them.
+    pub fn of(m: &crate::http::Metrics) -> Summary {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Summary {
+            received: g(&m.received),
+            applied: g(&m.applied),
+            changes: g(&m.changes),
+            duplicates: g(&m.duplicates),
+            stale: g(&m.stale),
+            ignored: g(&m.ignored),
+            rejected: g(&m.rejected),
+            malformed: g(&m.malformed),
+            render_errors: g(&m.render_errors),
+            messages: g(&m.messages),
+            sinks: Vec::new(),
+        }
+    }
 }
 
 impl std::fmt::Display for Summary {
@@ -294,18 +314,11 @@ async fn restore(
     deliverer: &Deliverer,
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
-    let loaded = lock(store).load(p.config.dedup_capacity)?;
+    let mut loaded = lock(store).load(p.config.dedup_capacity)?;
     let (bookings, pending) = (loaded.entries.len(), loaded.pending.len());
-    for e in loaded.entries {
-        p.schedule.restore(e.key, e.booking, e.last_change);
-    }
-    for (uid, at) in &loaded.series_deleted {
-        p.schedule.restore_series_delete(uid, at.to_owned());
-    }
-    for id in loaded.seen.iter().rev() {
-        p.schedule.remember(id);
-    }
-    for row in loaded.pending {
+    let rows = std::mem::take(&mut loaded.pending);
+    restore_schedule(p, loaded);
+    for row in rows {
         let mut m = row.message;
         match p.config.sinks.iter().position(|s| s.name == row.sink) {
             Some(i) => {
@@ -334,6 +347,21 @@ async fn restore(
     }
     tracing::info!(bookings, pending, panels, "state restored from the store");
     Ok(())
+}
+
+/// Put what the store loaded back into the schedule: bookings (with their
+/// last change times), series deletes, and the seen ids (oldest first, so
+/// the newest stay in the bounded window).
+fn restore_schedule(p: &mut Pipeline, loaded: crate::store::Loaded) {
+    for e in loaded.entries {
+        p.schedule.restore(e.key, e.booking, e.last_change);
+    }
+    for (uid, at) in loaded.series_deleted {
+        p.schedule.restore_series_delete(&uid, at);
+    }
+    for id in loaded.seen.iter().rev() {
+        p.schedule.remember(id);
+    }
 }
 
 /// Feed a replay file's lines (one event body each; blank lines and
@@ -413,7 +441,10 @@ impl Core<'_> {
         mut queries: mpsc::Receiver<crate::http::Query>,
     ) -> (Summary, Option<crate::store::StoreError>) {
         let clock = self.clock;
-        let mut s = Summary::default();
+        let metrics = self.metrics;
+        let add = |counter: &AtomicU64, n: u64| {
+            counter.fetch_add(n, Ordering::Relaxed);
+        };
         let mut failure = None;
         let panels = !pipeline.panel_rooms().is_empty();
         let mut last_tick = clock();
@@ -473,7 +504,7 @@ impl Core<'_> {
                             tracing::error!(%sink, error = %e, "render failed");
                         }
                         tracing::debug!(rooms = rooms.len(), messages = messages.len(), heartbeat = beat, "clock push");
-                        s.messages += messages.len() as u64;
+                        add(&metrics.messages, messages.len() as u64);
                         for m in messages {
                             self.deliverer.send(m).await;
                         }
@@ -496,7 +527,7 @@ impl Core<'_> {
             let now = clock();
             let mut applied: Vec<Applied> = Vec::new();
             for inb in batch {
-                s.received += 1;
+                add(&metrics.received, 1);
                 if failure.is_some() {
                     // The store is gone: nothing more can be made durable.
                     if let Some(ack) = inb.ack {
@@ -515,8 +546,8 @@ impl Core<'_> {
                         messages,
                         render_errors,
                     } => {
-                        s.applied += 1;
-                        s.changes += changes as u64;
+                        add(&metrics.applied, 1);
+                        add(&metrics.changes, changes as u64);
                         if panels {
                             next_push = [next_push, next_boundary].into_iter().flatten().min();
                         }
@@ -524,8 +555,8 @@ impl Core<'_> {
                         for (sink, e) in &render_errors {
                             tracing::error!(%origin, %event_id, %sink, error = %e, "render failed");
                         }
-                        s.render_errors += render_errors.len() as u64;
-                        s.messages += messages.len() as u64;
+                        add(&metrics.render_errors, render_errors.len() as u64);
+                        add(&metrics.messages, messages.len() as u64);
                         let (entries, series) = if self.store.is_some() {
                             let mut series = None;
                             let entries = pipeline
@@ -561,25 +592,25 @@ impl Core<'_> {
                     }
                     Outcome::Skipped { event_id, why } => {
                         match why {
-                            Skip::Duplicate => s.duplicates += 1,
-                            Skip::Stale => s.stale += 1,
+                            Skip::Duplicate => add(&metrics.duplicates, 1),
+                            Skip::Stale => add(&metrics.stale, 1),
                         }
                         tracing::debug!(%origin, %event_id, ?why, "skipped");
                     }
                     Outcome::Ignored { event_type } => {
-                        s.ignored += 1;
+                        add(&metrics.ignored, 1);
                         tracing::debug!(%origin, %event_type, "not a meeting-room event; ignored");
                     }
                     Outcome::Rejected { event_id } => {
-                        s.rejected += 1;
+                        add(&metrics.rejected, 1);
                         tracing::warn!(%origin, %event_id, "verification token does not match; event rejected");
                     }
                     Outcome::Malformed(e) => {
-                        s.malformed += 1;
+                        add(&metrics.malformed, 1);
                         tracing::warn!(%origin, error = %e, "malformed event");
                     }
                     Outcome::Challenge { .. } => {
-                        s.ignored += 1;
+                        add(&metrics.ignored, 1);
                         tracing::debug!(%origin, "url_verification outside webhook mode; ignored");
                     }
                 }
@@ -587,10 +618,12 @@ impl Core<'_> {
                     let _ = ack.send(Ack::Ok);
                 }
             }
-            self.publish(&s, if applied.is_empty() { None } else { Some(now) });
             if applied.is_empty() {
                 continue;
             }
+            metrics
+                .last_event_ms
+                .store(now.timestamp_millis(), Ordering::Relaxed);
             if let Some(store) = self.store {
                 let cfg = &pipeline.config;
                 let writes: Vec<EventWrite<'_>> = applied
@@ -645,27 +678,7 @@ impl Core<'_> {
                 }
             }
         }
-        (s, failure)
-    }
-
-    /// Copy the counters where `/metrics` reads them.
-    fn publish(&self, s: &Summary, applied_at: Option<DateTime<Utc>>) {
-        let m = self.metrics;
-        for (a, v) in [
-            (&m.received, s.received),
-            (&m.applied, s.applied),
-            (&m.duplicates, s.duplicates),
-            (&m.stale, s.stale),
-            (&m.malformed, s.malformed),
-            (&m.rejected, s.rejected),
-            (&m.ignored, s.ignored),
-        ] {
-            a.store(v, Ordering::Relaxed);
-        }
-        if let Some(t) = applied_at {
-            m.last_event_ms
-                .store(t.timestamp_millis(), Ordering::Relaxed);
-        }
+        (Summary::of(metrics), failure)
     }
 
     fn prune(&self, pipeline: &mut Pipeline, now: DateTime<Utc>, keep: std::time::Duration) {
@@ -740,9 +753,7 @@ pub async fn load_schedule(checked: &crate::check::Checked) -> Result<Pipeline, 
     if let Some(sc) = &checked.config.store {
         // The store is the truth; read it without taking the run lock.
         let loaded = Store::open_read_only(&sc.path)?.load(0)?;
-        for e in loaded.entries {
-            p.schedule.restore(e.key, e.booking, e.last_change);
-        }
+        restore_schedule(&mut p, loaded);
         return Ok(p);
     }
     if checked.config.source.kind == SourceKind::Replay {

@@ -34,6 +34,12 @@ pub struct Metrics {
     pub malformed: AtomicU64,
     pub rejected: AtomicU64,
     pub ignored: AtomicU64,
+    /// Room changes the applied events made.
+    pub changes: AtomicU64,
+    /// Messages rendered for sinks (notices and snapshots).
+    pub messages: AtomicU64,
+    /// Renders that failed.
+    pub render_errors: AtomicU64,
     /// Epoch ms of the last event applied (0: none yet).
     pub last_event_ms: AtomicI64,
     /// Webhook pushes refused (bad signature or token).
@@ -566,6 +572,26 @@ async fn metrics(State(s): State<AppState>) -> Response {
             "roomcast_events_rejected_total",
             "Events with a wrong verification token.",
             g(&m.rejected),
+        ),
+        (
+            "roomcast_events_ignored_total",
+            "Payloads of other event types (or challenges outside webhook mode).",
+            g(&m.ignored),
+        ),
+        (
+            "roomcast_room_changes_total",
+            "Room schedule changes the applied events made.",
+            g(&m.changes),
+        ),
+        (
+            "roomcast_messages_total",
+            "Messages rendered for sinks (notices and snapshots).",
+            g(&m.messages),
+        ),
+        (
+            "roomcast_render_errors_total",
+            "Template renders that failed.",
+            g(&m.render_errors),
         ),
         (
             "roomcast_webhook_unauthorized_total",
