@@ -201,7 +201,7 @@ impl App {
         let server_stop = shutdown.child_token();
         let (query_tx, query_rx) = mpsc::channel::<crate::http::Query>(64);
         // Rooms whose schedule changed, for the live pages' event streams.
-        let (changes, _) = tokio::sync::broadcast::channel::<RoomId>(256);
+        let changes = Arc::new(crate::http::RoomSignals::default());
         let server = listener.map(|l| {
             let h = self
                 .config
@@ -410,7 +410,7 @@ pub struct Core<'a> {
     /// Cancelled by the core itself when the store fails.
     pub shutdown: &'a CancellationToken,
     /// Where changed rooms are announced (to live pages).
-    pub changes: &'a tokio::sync::broadcast::Sender<RoomId>,
+    pub changes: &'a crate::http::RoomSignals,
     pub metrics: &'a crate::http::Metrics,
 }
 
@@ -663,13 +663,9 @@ impl Core<'_> {
                     }
                 }
             }
-            let watched = self.changes.receiver_count() > 0;
+            self.changes
+                .raise(applied.iter().flat_map(|a| a.rooms.iter()));
             for a in applied {
-                if watched {
-                    for r in a.rooms {
-                        let _ = self.changes.send(r);
-                    }
-                }
                 for m in a.messages {
                     self.deliverer.send(m).await;
                 }

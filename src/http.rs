@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::deliver::SinkStats;
@@ -102,11 +102,62 @@ pub enum ViewError {
     Render(String),
 }
 
+/// A change counter per room that some live page is watching. The core
+/// bumps the rooms a batch changed; each page waits on its own room only,
+/// and a burst of changes wakes it once (a `watch` keeps only the latest).
+#[derive(Debug, Default)]
+pub struct RoomSignals {
+    rooms: std::sync::Mutex<std::collections::HashMap<RoomId, watch::Sender<u64>>>,
+}
+
+impl RoomSignals {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<RoomId, watch::Sender<u64>>> {
+        // The map stays consistent whatever panicked while holding it.
+        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wait on `room`'s changes from now on.
+    pub fn subscribe(&self, room: &RoomId) -> watch::Receiver<u64> {
+        self.lock()
+            .entry(room.clone())
+            .or_insert_with(|| watch::Sender::new(0))
+            .subscribe()
+    }
+
+    /// These rooms changed: wake whoever watches them.
+    pub fn raise<'a>(&self, rooms: impl IntoIterator<Item = &'a RoomId>) {
+        let map = self.lock();
+        if map.is_empty() {
+            return;
+        }
+        for r in rooms {
+            if let Some(tx) = map.get(r) {
+                tx.send_modify(|v| *v = v.wrapping_add(1));
+            }
+        }
+    }
+
+    /// Forget `room` once nobody watches it.
+    fn release(&self, room: &RoomId) {
+        let mut map = self.lock();
+        if map.get(room).is_some_and(|tx| tx.receiver_count() == 0) {
+            map.remove(room);
+        }
+    }
+
+    /// Rooms watched now.
+    pub fn watched(&self) -> usize {
+        self.lock().len()
+    }
+}
+
 /// What the live page's event streams need besides queries.
 #[derive(Clone)]
 pub struct Live {
-    /// Rooms whose schedule changed, as the core commits events.
-    pub changes: broadcast::Sender<RoomId>,
+    /// Per-room change signals, raised as the core commits events.
+    pub changes: Arc<RoomSignals>,
     /// The app's clock: views are re-rendered at each minute of it.
     pub clock: crate::app::Clock,
     /// Fires when the server stops: open event streams end with it, so a
@@ -390,16 +441,23 @@ async fn room_events(
     if !authorized(&s, &id, &headers, q.token.as_deref()) {
         return unauthorized();
     }
-    // Subscribe before the first render, so no change falls between them.
-    let changes = s.live.changes.subscribe();
-    let first = match view(&s, &id, View::Panel).await {
-        Err(r) => return r,
-        Ok(b) => b,
-    };
+    // Subscribe before the first render, so no change falls between them;
+    // the guard unsubscribes however this ends.
+    let room = RoomId::new(&id);
     s.status
         .metrics
         .page_streams
         .fetch_add(1, Ordering::Relaxed);
+    let open = OpenStream {
+        metrics: s.status.metrics.clone(),
+        signals: s.live.changes.clone(),
+        room: room.clone(),
+    };
+    let changes = s.live.changes.subscribe(&room);
+    let first = match view(&s, &id, View::Panel).await {
+        Err(r) => return r,
+        Ok(b) => b,
+    };
     let watch = Watch {
         last: digest(&first),
         first: Some(first),
@@ -407,7 +465,7 @@ async fn room_events(
         changes,
         room: id,
         ping_at: tokio::time::Instant::now() + PING,
-        _open: OpenStream(s.status.metrics.clone()),
+        _open: open,
         s,
     };
     let stream = futures_util::stream::unfold(watch, |w| w.next());
@@ -422,12 +480,19 @@ async fn room_events(
         .into_response()
 }
 
-/// Counts an open event stream for `/metrics` until dropped.
-struct OpenStream(Arc<Metrics>);
+/// An open event stream: counted for `/metrics`, and its room released
+/// from [`RoomSignals`] when the last watcher goes. Declared after the
+/// receiver in [`Watch`], so that is dropped first.
+struct OpenStream {
+    metrics: Arc<Metrics>,
+    signals: Arc<RoomSignals>,
+    room: RoomId,
+}
 
 impl Drop for OpenStream {
     fn drop(&mut self) {
-        self.0.page_streams.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.page_streams.fetch_sub(1, Ordering::Relaxed);
+        self.signals.release(&self.room);
     }
 }
 
@@ -442,7 +507,8 @@ fn digest(body: &str) -> u64 {
 struct Watch {
     s: AppState,
     room: String,
-    changes: broadcast::Receiver<RoomId>,
+    /// This room's change signal (dropped before `_open`).
+    changes: watch::Receiver<u64>,
     /// The first rendering, not yet sent.
     first: Option<String>,
     /// The server's time is still to be sent (right after `first`).
@@ -488,11 +554,11 @@ impl Watch {
             let render = tokio::select! {
                 biased;
                 () = self.s.live.stop.cancelled() => return None,
-                r = self.changes.recv() => match r {
-                    Ok(room) => room.as_str() == self.room,
-                    // Missed some: this room may be among them.
-                    Err(broadcast::error::RecvError::Lagged(_)) => true,
-                    Err(broadcast::error::RecvError::Closed) => return None,
+                r = self.changes.changed() => match r {
+                    Ok(()) => true,
+                    // Cannot happen while `_open` holds the sender's map;
+                    // end rather than spin.
+                    Err(_) => return None,
                 },
                 () = tokio::time::sleep(to_minute) => true,
                 () = tokio::time::sleep_until(self.ping_at) => false,
@@ -671,4 +737,40 @@ async fn metrics(State(s): State<AppState>) -> Response {
         out,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn room_signals_wake_only_their_room_coalesce_and_are_released() {
+        let signals = Arc::new(RoomSignals::default());
+        let (a, b) = (RoomId::new("omm_a"), RoomId::new("omm_b"));
+        signals.raise([&a]); // nobody watching: nothing kept
+        assert_eq!(signals.watched(), 0);
+
+        let mut rx = signals.subscribe(&a);
+        assert!(!rx.has_changed().unwrap_or(true));
+        signals.raise([&b]);
+        assert!(!rx.has_changed().unwrap_or(true), "another room's change");
+        signals.raise([&a, &a, &b]);
+        signals.raise([&a]);
+        rx.changed().await.expect("woken");
+        assert!(!rx.has_changed().unwrap_or(true), "a burst wakes once");
+
+        let open = OpenStream {
+            metrics: Arc::default(),
+            signals: signals.clone(),
+            room: a.clone(),
+        };
+        let rx2 = signals.subscribe(&a);
+        assert_eq!(signals.watched(), 1);
+        drop(rx);
+        drop(open); // rx2 still watches: kept
+        assert_eq!(signals.watched(), 1);
+        drop(rx2);
+        signals.release(&a);
+        assert_eq!(signals.watched(), 0, "released with the last watcher");
+    }
 }
