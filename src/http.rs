@@ -423,6 +423,13 @@ async fn room(
         .into_response()
 }
 
+/// The least time between two renderings a page is sent for changes: an
+/// isolated change goes out at once, a burst (a backlog redelivered after
+/// an outage) becomes at most 5 renderings a second per page, which no
+/// one reading a door display can tell apart, and which keeps 1,000 open
+/// pages from taxing the core (BENCHMARKS.md).
+pub const GAP: Duration = Duration::from_millis(200);
+
 /// How often an open event stream says it is alive when nothing changed.
 /// The page marks itself stale after three of these go missing.
 pub const PING: Duration = Duration::from_secs(15);
@@ -465,6 +472,7 @@ async fn room_events(
         changes,
         room: id,
         ping_at: tokio::time::Instant::now() + PING,
+        quiet_until: tokio::time::Instant::now() + GAP,
         _open: open,
         s,
     };
@@ -516,6 +524,8 @@ struct Watch {
     /// Digest of the last rendering sent.
     last: u64,
     ping_at: tokio::time::Instant,
+    /// No rendering for a change before this (see [`GAP`]).
+    quiet_until: tokio::time::Instant,
     _open: OpenStream,
 }
 
@@ -551,11 +561,22 @@ impl Watch {
             let into_minute = Duration::from_secs(u64::from(chrono::Timelike::second(&now)))
                 + Duration::from_nanos(u64::from(chrono::Timelike::nanosecond(&now)));
             let to_minute = Duration::from_secs(60).saturating_sub(into_minute);
+            let mut for_change = false;
             let render = tokio::select! {
                 biased;
                 () = self.s.live.stop.cancelled() => return None,
                 r = self.changes.changed() => match r {
-                    Ok(()) => true,
+                    Ok(()) => {
+                        // At most one rendering per GAP: whatever else
+                        // changes meanwhile goes into that one.
+                        tokio::select! {
+                            biased;
+                            () = self.s.live.stop.cancelled() => return None,
+                            () = tokio::time::sleep_until(self.quiet_until) => {}
+                        }
+                        for_change = true;
+                        true
+                    }
                     // Cannot happen while `_open` holds the sender's map;
                     // end rather than spin.
                     Err(_) => return None,
@@ -566,6 +587,8 @@ impl Watch {
             if !render {
                 return Some((Ok(self.ping()), self));
             }
+            // What this rendering will include counts as seen.
+            self.changes.borrow_and_update();
             match view(&self.s, &self.room, View::Panel).await {
                 Ok(body) => {
                     let d = digest(&body);
@@ -573,7 +596,13 @@ impl Watch {
                         continue;
                     }
                     self.last = d;
-                    self.ping_at = tokio::time::Instant::now() + PING;
+                    let sent = tokio::time::Instant::now();
+                    self.ping_at = sent + PING;
+                    if for_change {
+                        // (The minute's rendering does not hold back the
+                        // next change.)
+                        self.quiet_until = sent + GAP;
+                    }
                     return Some((Ok(Event::default().event("room").data(body)), self));
                 }
                 // Gone from the config or the schedule, or shutting down:

@@ -1,0 +1,276 @@
+//! Live room pages: what 1,000 open pages (one per room, each holding its
+//! event stream) cost roomcast, and how fast a change reaches them.
+//!
+//! Phase A: events as fast as possible (256 in flight) through the fake
+//! gateway, acks/s with no page open and then with 1,000 pages open: the
+//! pages must not slow the core. Phase B: a steady 1,000 events/s, each for
+//! another room, latency from the frame leaving the gateway to the page's
+//! `room` event carrying the change. roomcast's RSS with the pages open.
+//!
+//! roomcast runs as the release binary; the gateway and the page clients
+//! run in this process. Run: `cargo bench --bench live_pages`
+//! (env: EVENTS, SECONDS, PAGES).
+
+#[path = "../tests/it/gateway.rs"]
+mod gateway;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gateway::{Gateway, Order};
+
+const ROOMS: usize = 1000;
+
+fn env_or(name: &str, d: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
+}
+
+fn room(i: usize) -> String {
+    format!("omm_{i:032x}")
+}
+
+/// Event `i`: an update of room `i % ROOMS`'s one booking, in progress now
+/// and ending `2 + i / ROOMS` minutes after `base_ms`, so each update shows
+/// a different end (the page's `data-end`).
+fn body(i: usize, base_ms: i64) -> (String, i64) {
+    let r = i % ROOMS;
+    let end = base_ms + (2 + (i / ROOMS) as i64) * 60_000;
+    let b = format!(
+        r#"{{"ts":"1.0","uuid":"lp-{i:09}","token":"t","type":"event_callback","event":{{"type":"third_party_meeting_room_event_updated","event_time":"{}","uid":"uid-{r}","original_time":0,"start":{{"time_stamp":"{}"}},"end":{{"time_stamp":"{end}"}},"meeting_rooms":[{{"open_id":"{}"}}],"organizer":{{"open_id":"ou_b"}}}}}}"#,
+        1_777_000_000_000i64 + i as i64,
+        base_ms - 600_000,
+        room(r)
+    );
+    (b, end)
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// roomcast's CPU time so far (user + system), in ms (100 ticks/s).
+fn cpu_ms(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name's closing parenthesis.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let (u, k): (f64, f64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
+            Some((u + k) * 10.0)
+        })
+        .unwrap_or(0.0)
+}
+
+struct Setup {
+    gw: Gateway,
+    child: tokio::process::Child,
+    http: String,
+}
+
+async fn setup() -> Setup {
+    let gw = Gateway::start().await;
+    gw.with(|g| g.record_acks = false);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let dir = std::env::temp_dir().join(format!(
+        "roomcast-pbench-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cfg = format!(
+        "[source]\nkind = \"lark\"\n[platform]\napp_id = \"cli_a1b2c3d4e5f60718\"\napp_secret_env = \"APP_SECRET\"\ndomain = \"{}\"\n[display]\ntime_zone = \"UTC\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n",
+        gw.base_url()
+    );
+    for i in 0..ROOMS {
+        cfg.push_str(&format!(
+            "[[rooms]]\nid = \"{}\"\nname = \"Room {i}\"\n",
+            room(i)
+        ));
+    }
+    std::fs::write(dir.join("config.toml"), cfg).unwrap();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        .args(["run", "--config", "config.toml", "--log", "warn"])
+        .current_dir(&dir)
+        .env("APP_SECRET", "bench")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start roomcast");
+    gw.wait("connected", |g| g.connections == 1).await;
+    Setup {
+        gw,
+        child,
+        http: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+async fn stop(mut s: Setup) {
+    let pid = s.child.id().unwrap_or(0);
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = s.child.wait().await;
+}
+
+/// (room index, data-end ms) → when the page got it.
+type Arrivals = Arc<Mutex<HashMap<(usize, i64), Instant>>>;
+
+/// Open one page's event stream per room (the first `pages` rooms); each
+/// records when a rendering with a new current end arrives.
+async fn open_pages(http: &str, pages: usize) -> (Arrivals, Vec<tokio::task::JoinHandle<()>>) {
+    let arrivals: Arrivals = Arc::default();
+    let client = reqwest::Client::new();
+    let ready = Arc::new(tokio::sync::Semaphore::new(0));
+    let mut tasks = Vec::new();
+    for r in 0..pages {
+        let url = format!("{http}/rooms/{}/events", room(r));
+        let (client, arrivals, ready) = (client.clone(), arrivals.clone(), ready.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut resp = client.get(url).send().await.expect("event stream");
+            let mut buf = String::new();
+            let mut first = true;
+            while let Ok(Some(chunk)) = resp.chunk().await {
+                let at = Instant::now();
+                buf.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buf.find("\n\n") {
+                    let block: String = buf.drain(..end + 2).collect();
+                    if !block.starts_with("event: room") {
+                        continue;
+                    }
+                    if first {
+                        first = false;
+                        ready.add_permits(1);
+                    }
+                    if let Some(v) = block
+                        .split("data-end=\"")
+                        .nth(1)
+                        .and_then(|t| t.split('"').next())
+                        .and_then(|t| t.parse::<i64>().ok())
+                    {
+                        arrivals.lock().unwrap().entry((r, v)).or_insert(at);
+                    }
+                }
+            }
+        }));
+    }
+    let _all = ready
+        .acquire_many(pages as u32)
+        .await
+        .expect("every page connected");
+    (arrivals, tasks)
+}
+
+/// Phase A: acks/s for `events` events, 256 in flight.
+async fn blast(s: &Setup, from: usize, events: usize, base_ms: i64) -> f64 {
+    let t0 = Instant::now();
+    let acked0 = s.gw.with(|g| g.ack_count) as usize;
+    let mut sent = 0;
+    while sent < events {
+        let acked = s.gw.with(|g| g.ack_count) as usize - acked0;
+        while sent < events && sent - acked < 256 {
+            s.gw.send_event(&body(from + sent, base_ms).0, 1, Order::InOrder);
+            sent += 1;
+        }
+        s.gw.wait("acks", |g| g.ack_count as usize - acked0 > acked)
+            .await;
+    }
+    s.gw.wait("all acks", |g| g.ack_count as usize - acked0 >= events)
+        .await;
+    events as f64 / t0.elapsed().as_secs_f64()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
+async fn main() {
+    let benching = std::env::args().any(|a| a == "--bench");
+    let events = env_or("EVENTS", if benching { 20_000 } else { 2_000 });
+    let seconds = env_or("SECONDS", if benching { 10 } else { 1 });
+    let pages = env_or("PAGES", ROOMS).min(ROOMS);
+    roomcast::tls::init();
+    let base_ms = chrono::Utc::now().timestamp_millis();
+
+    let s = setup().await;
+    let pid = s.child.id().unwrap_or(0);
+    let idle_rss = rss_kib(pid, "VmRSS:");
+    let c0 = cpu_ms(pid);
+    let bare = blast(&s, 0, events, base_ms).await;
+    let c1 = cpu_ms(pid);
+    let (arrivals, tasks) = open_pages(&s.http, pages).await;
+    let pages_rss = rss_kib(pid, "VmRSS:");
+    let c2 = cpu_ms(pid);
+    let with_pages = blast(&s, events, events, base_ms).await;
+    let c3 = cpu_ms(pid);
+    let us = |ms: f64| ms * 1000.0 / events as f64;
+    println!(
+        "live_pages [throughput, {events} events over {ROOMS} rooms]: {bare:.0} acks/s with no page open, {with_pages:.0} with {pages} pages open ({:.2}×); roomcast CPU {:.1} µs/event vs {:.1} µs/event",
+        with_pages / bare,
+        us(c1 - c0),
+        us(c3 - c2)
+    );
+
+    // Phase B: 1,000 events/s, one room after another, once the pages
+    // updated in the blast are past their rendering gap.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let from = 2 * events;
+    let n = seconds * 1000;
+    let mut sent: Vec<(usize, i64, Instant)> = Vec::with_capacity(n);
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    for i in from..from + n {
+        tick.tick().await;
+        let (b, end) = body(i, base_ms);
+        sent.push((i % ROOMS, end, Instant::now()));
+        s.gw.send_event(&b, 1, Order::InOrder);
+    }
+    let watched: Vec<_> = sent.iter().filter(|(r, _, _)| *r < pages).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut lat: Vec<Duration> = loop {
+        let got: Vec<Duration> = {
+            let a = arrivals.lock().unwrap();
+            watched
+                .iter()
+                .filter_map(|(r, end, at)| a.get(&(*r, *end)).map(|t| *t - *at))
+                .collect()
+        };
+        if got.len() == watched.len() || Instant::now() > deadline {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(lat.len(), watched.len(), "every change reached its page");
+    lat.sort();
+    let pct = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
+    let peak = rss_kib(pid, "VmHWM:");
+    println!(
+        "live_pages [latency at 1000 events/s, {} events, {pages} pages]: frame → page event p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        lat.len(),
+        pct(0.5).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3,
+        lat.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+    );
+    println!(
+        "live_pages [memory]: RSS {:.1} MiB before the pages, {:.1} MiB with {pages} pages open ({:.1} KiB a page); peak {:.1} MiB",
+        idle_rss as f64 / 1024.0,
+        pages_rss as f64 / 1024.0,
+        (pages_rss.saturating_sub(idle_rss)) as f64 / pages.max(1) as f64,
+        peak as f64 / 1024.0
+    );
+    stop(s).await;
+    for t in tasks {
+        let _ = t.await;
+    }
+}
