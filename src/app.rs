@@ -201,7 +201,7 @@ impl App {
         let server_stop = shutdown.child_token();
         let (query_tx, query_rx) = mpsc::channel::<crate::http::Query>(64);
         // Rooms whose schedule changed, for the live pages' event streams.
-        let changes = Arc::new(crate::http::RoomSignals::default());
+        let signals = Arc::new(crate::http::RoomSignals::default());
         let server = listener.map(|l| {
             let h = self
                 .config
@@ -240,7 +240,7 @@ impl App {
                 inbound: webhook_tx,
                 secrets: Arc::new(secrets),
                 live: crate::http::Live {
-                    changes: changes.clone(),
+                    signals: signals.clone(),
                     clock: self.clock.clone(),
                     stop: server_stop.clone(),
                 },
@@ -258,7 +258,7 @@ impl App {
             retention: self.config.store.as_ref().map(|s| s.retention),
             shutdown: &shutdown,
             metrics: &self.metrics,
-            changes: &changes,
+            signals: &signals,
         };
         drop(query_tx);
         let (summary, store_failure) = core.run(&mut pipeline, rx, query_rx).await;
@@ -410,7 +410,7 @@ pub struct Core<'a> {
     /// Cancelled by the core itself when the store fails.
     pub shutdown: &'a CancellationToken,
     /// Where changed rooms are announced (to live pages).
-    pub changes: &'a crate::http::RoomSignals,
+    pub signals: &'a crate::http::RoomSignals,
     pub metrics: &'a crate::http::Metrics,
 }
 
@@ -663,7 +663,7 @@ impl Core<'_> {
                     }
                 }
             }
-            self.changes
+            self.signals
                 .raise(applied.iter().flat_map(|a| a.rooms.iter()));
             for a in applied {
                 for m in a.messages {

@@ -26,7 +26,7 @@
 //! | [`tls`] | rustls provider setup |
 //! | [`store`] | durable schedule, seen ids and delivery outbox in SQLite (WAL); one transaction per batch of events, acks after commit |
 //! | [`deliver`] | sink kinds, one ordered worker per sink |
-//! | [`http`] | axum: webhook intake, pull endpoints, the live room page (HTML + server-sent events), health, readiness, metrics |
+//! | [`http`] | axum: webhook intake, pull endpoints, the live room page, health, readiness, metrics; [`http::live`]: the page's event streams and per-room change signals |
 //! | [`app`] | the run loop: sources → pipeline → sinks, shutdown as an input |
 //! | [`check`] | `roomcast check`: config + templates + trial renders, every problem at once |
 //!

@@ -15,14 +15,17 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::deliver::SinkStats;
 use crate::lark::client::LarkStats;
 use crate::lark::webhook::{self, Intake, SignatureHeaders, WebhookError};
-use crate::model::RoomId;
 use crate::source::{Ack, Inbound};
+
+pub mod live;
+
+pub use live::{GAP, Live, PING, RoomSignals};
 
 /// Counters the core keeps for `/metrics`.
 #[derive(Debug, Default)]
@@ -102,69 +105,6 @@ pub enum ViewError {
     Render(String),
 }
 
-/// A change counter per room that some live page is watching. The core
-/// bumps the rooms a batch changed; each page waits on its own room only,
-/// and a burst of changes wakes it once (a `watch` keeps only the latest).
-#[derive(Debug, Default)]
-pub struct RoomSignals {
-    rooms: std::sync::Mutex<std::collections::HashMap<RoomId, watch::Sender<u64>>>,
-}
-
-impl RoomSignals {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<RoomId, watch::Sender<u64>>> {
-        // The map stays consistent whatever panicked while holding it.
-        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Wait on `room`'s changes from now on.
-    pub fn subscribe(&self, room: &RoomId) -> watch::Receiver<u64> {
-        self.lock()
-            .entry(room.clone())
-            .or_insert_with(|| watch::Sender::new(0))
-            .subscribe()
-    }
-
-    /// These rooms changed: wake whoever watches them.
-    pub fn raise<'a>(&self, rooms: impl IntoIterator<Item = &'a RoomId>) {
-        let map = self.lock();
-        if map.is_empty() {
-            return;
-        }
-        for r in rooms {
-            if let Some(tx) = map.get(r) {
-                tx.send_modify(|v| *v = v.wrapping_add(1));
-            }
-        }
-    }
-
-    /// Forget `room` once nobody watches it.
-    fn release(&self, room: &RoomId) {
-        let mut map = self.lock();
-        if map.get(room).is_some_and(|tx| tx.receiver_count() == 0) {
-            map.remove(room);
-        }
-    }
-
-    /// Rooms watched now.
-    pub fn watched(&self) -> usize {
-        self.lock().len()
-    }
-}
-
-/// What the live page's event streams need besides queries.
-#[derive(Clone)]
-pub struct Live {
-    /// Per-room change signals, raised as the core commits events.
-    pub changes: Arc<RoomSignals>,
-    /// The app's clock: views are re-rendered at each minute of it.
-    pub clock: crate::app::Clock,
-    /// Fires when the server stops: open event streams end with it, so a
-    /// graceful shutdown is not held up by pages that never hang up.
-    pub stop: CancellationToken,
-}
-
 /// Bearer tokens for pulling rooms (room id → token).
 pub type PullTokens = std::collections::HashMap<String, secrecy::SecretString>;
 
@@ -180,14 +120,14 @@ pub struct Server {
     pub live: Live,
 }
 
-type AppState = Server;
+pub(crate) type AppState = Server;
 
 /// Build the router. `inbound` enables the webhook route at `webhook_path`.
 pub fn router(state: Server, webhook_path: &str, max_body: usize) -> Router {
     let mut r = Router::new()
         .route("/rooms", get(rooms))
         .route("/rooms/{file}", get(room))
-        .route("/rooms/{id}/events", get(room_events))
+        .route("/rooms/{id}/events", get(live::room_events))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics));
@@ -302,14 +242,19 @@ fn shutting_down() -> Response {
 /// `?token=` on the page and its event stream: a browser's EventSource
 /// cannot send an Authorization header, so a tablet's URL carries it.
 #[derive(Debug, Default, serde::Deserialize)]
-struct TokenParam {
-    token: Option<String>,
+pub(crate) struct TokenParam {
+    pub(crate) token: Option<String>,
 }
 
 /// Is this request allowed to see `room`? Rooms without `token_env` are
 /// open; others need the token as a bearer header or `?token=`, compared
 /// in constant time.
-fn authorized(s: &AppState, room: &str, headers: &HeaderMap, query: Option<&str>) -> bool {
+pub(crate) fn authorized(
+    s: &AppState,
+    room: &str,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> bool {
     let Some(want) = s.tokens.get(room) else {
         return true;
     };
@@ -326,7 +271,7 @@ fn authorized(s: &AppState, room: &str, headers: &HeaderMap, query: Option<&str>
     })
 }
 
-fn unauthorized() -> Response {
+pub(crate) fn unauthorized() -> Response {
     (
         StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, "Bearer")],
@@ -336,7 +281,7 @@ fn unauthorized() -> Response {
 }
 
 /// Ask the core for a rendering of a room.
-async fn view(s: &AppState, room: &str, view: View) -> Result<String, Response> {
+pub(crate) async fn view(s: &AppState, room: &str, view: View) -> Result<String, Response> {
     let (tx, rx) = oneshot::channel();
     let q = Query::View {
         room: room.to_string(),
@@ -421,196 +366,6 @@ async fn room(
         body,
     )
         .into_response()
-}
-
-/// The least time between two renderings a page is sent for changes: an
-/// isolated change goes out at once, a burst (a backlog redelivered after
-/// an outage) becomes at most 5 renderings a second per page, which no
-/// one reading a door display can tell apart, and which keeps 1,000 open
-/// pages from taxing the core (BENCHMARKS.md).
-pub const GAP: Duration = Duration::from_millis(200);
-
-/// How often an open event stream says it is alive when nothing changed.
-/// The page marks itself stale after three of these go missing.
-pub const PING: Duration = Duration::from_secs(15);
-
-/// `GET /rooms/{id}/events`: server-sent events for the live page. `room`
-/// carries the `room_panel` rendering, first at once and then whenever it
-/// changes (an event for the room, or the minute turning); `ping` carries
-/// the server's time (epoch ms), right after the first `room` and every
-/// [`PING`] when nothing else was sent. Ends when the server stops.
-async fn room_events(
-    State(s): State<AppState>,
-    axum::extract::Path(id): axum::extract::Path<String>,
-    axum::extract::Query(q): axum::extract::Query<TokenParam>,
-    headers: HeaderMap,
-) -> Response {
-    if !authorized(&s, &id, &headers, q.token.as_deref()) {
-        return unauthorized();
-    }
-    // Subscribe before the first render, so no change falls between them;
-    // the guard unsubscribes however this ends.
-    let room = RoomId::new(&id);
-    s.status
-        .metrics
-        .page_streams
-        .fetch_add(1, Ordering::Relaxed);
-    let open = OpenStream {
-        metrics: s.status.metrics.clone(),
-        signals: s.live.changes.clone(),
-        room: room.clone(),
-    };
-    let changes = s.live.changes.subscribe(&room);
-    let first = match view(&s, &id, View::Panel).await {
-        Err(r) => return r,
-        Ok(b) => b,
-    };
-    let watch = Watch {
-        last: digest(&first),
-        first: Some(first),
-        hello: true,
-        changes,
-        room: id,
-        ping_at: tokio::time::Instant::now() + PING,
-        quiet_until: tokio::time::Instant::now() + GAP,
-        _open: open,
-        s,
-    };
-    let stream = futures_util::stream::unfold(watch, |w| w.next());
-    (
-        [
-            (header::CACHE_CONTROL, "no-store"),
-            // Proxies that buffer responses (nginx) would hold events back.
-            (header::HeaderName::from_static("x-accel-buffering"), "no"),
-        ],
-        axum::response::sse::Sse::new(stream),
-    )
-        .into_response()
-}
-
-/// An open event stream: counted for `/metrics`, and its room released
-/// from [`RoomSignals`] when the last watcher goes. Declared after the
-/// receiver in [`Watch`], so that is dropped first.
-struct OpenStream {
-    metrics: Arc<Metrics>,
-    signals: Arc<RoomSignals>,
-    room: RoomId,
-}
-
-impl Drop for OpenStream {
-    fn drop(&mut self) {
-        self.metrics.page_streams.fetch_sub(1, Ordering::Relaxed);
-        self.signals.release(&self.room);
-    }
-}
-
-fn digest(body: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    body.hash(&mut h);
-    h.finish()
-}
-
-/// One page's event stream.
-struct Watch {
-    s: AppState,
-    room: String,
-    /// This room's change signal (dropped before `_open`).
-    changes: watch::Receiver<u64>,
-    /// The first rendering, not yet sent.
-    first: Option<String>,
-    /// The server's time is still to be sent (right after `first`).
-    hello: bool,
-    /// Digest of the last rendering sent.
-    last: u64,
-    ping_at: tokio::time::Instant,
-    /// No rendering for a change before this (see [`GAP`]).
-    quiet_until: tokio::time::Instant,
-    _open: OpenStream,
-}
-
-type SseEvent = Result<axum::response::sse::Event, std::convert::Infallible>;
-
-impl Watch {
-    /// `ping`, carrying the server's time (epoch ms).
-    fn ping(&mut self) -> axum::response::sse::Event {
-        self.ping_at = tokio::time::Instant::now() + PING;
-        let now = (self.s.live.clock)();
-        axum::response::sse::Event::default()
-            .event("ping")
-            .data(now.timestamp_millis().to_string())
-    }
-
-    async fn next(mut self) -> Option<(SseEvent, Self)> {
-        use axum::response::sse::Event;
-        if let Some(body) = self.first.take() {
-            // `retry`: how soon the browser reconnects after losing us.
-            let ev = Event::default()
-                .event("room")
-                .retry(Duration::from_secs(3))
-                .data(body);
-            return Some((Ok(ev), self));
-        }
-        if std::mem::take(&mut self.hello) {
-            // The server's time at once: the page runs its clock from it,
-            // not from the tablet's own (often wrong) clock.
-            return Some((Ok(self.ping()), self));
-        }
-        loop {
-            let now = (self.s.live.clock)();
-            let into_minute = Duration::from_secs(u64::from(chrono::Timelike::second(&now)))
-                + Duration::from_nanos(u64::from(chrono::Timelike::nanosecond(&now)));
-            let to_minute = Duration::from_secs(60).saturating_sub(into_minute);
-            let mut for_change = false;
-            let render = tokio::select! {
-                biased;
-                () = self.s.live.stop.cancelled() => return None,
-                r = self.changes.changed() => match r {
-                    Ok(()) => {
-                        // At most one rendering per GAP: whatever else
-                        // changes meanwhile goes into that one.
-                        tokio::select! {
-                            biased;
-                            () = self.s.live.stop.cancelled() => return None,
-                            () = tokio::time::sleep_until(self.quiet_until) => {}
-                        }
-                        for_change = true;
-                        true
-                    }
-                    // Cannot happen while `_open` holds the sender's map;
-                    // end rather than spin.
-                    Err(_) => return None,
-                },
-                () = tokio::time::sleep(to_minute) => true,
-                () = tokio::time::sleep_until(self.ping_at) => false,
-            };
-            if !render {
-                return Some((Ok(self.ping()), self));
-            }
-            // What this rendering will include counts as seen.
-            self.changes.borrow_and_update();
-            match view(&self.s, &self.room, View::Panel).await {
-                Ok(body) => {
-                    let d = digest(&body);
-                    if d == self.last {
-                        continue;
-                    }
-                    self.last = d;
-                    let sent = tokio::time::Instant::now();
-                    self.ping_at = sent + PING;
-                    if for_change {
-                        // (The minute's rendering does not hold back the
-                        // next change.)
-                        self.quiet_until = sent + GAP;
-                    }
-                    return Some((Ok(Event::default().event("room").data(body)), self));
-                }
-                // Gone from the config or the schedule, or shutting down:
-                // end the stream; the page keeps what it shows, marked stale.
-                Err(_) => return None,
-            }
-        }
-    }
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
@@ -766,40 +521,4 @@ async fn metrics(State(s): State<AppState>) -> Response {
         out,
     )
         .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn room_signals_wake_only_their_room_coalesce_and_are_released() {
-        let signals = Arc::new(RoomSignals::default());
-        let (a, b) = (RoomId::new("omm_a"), RoomId::new("omm_b"));
-        signals.raise([&a]); // nobody watching: nothing kept
-        assert_eq!(signals.watched(), 0);
-
-        let mut rx = signals.subscribe(&a);
-        assert!(!rx.has_changed().unwrap_or(true));
-        signals.raise([&b]);
-        assert!(!rx.has_changed().unwrap_or(true), "another room's change");
-        signals.raise([&a, &a, &b]);
-        signals.raise([&a]);
-        rx.changed().await.expect("woken");
-        assert!(!rx.has_changed().unwrap_or(true), "a burst wakes once");
-
-        let open = OpenStream {
-            metrics: Arc::default(),
-            signals: signals.clone(),
-            room: a.clone(),
-        };
-        let rx2 = signals.subscribe(&a);
-        assert_eq!(signals.watched(), 1);
-        drop(rx);
-        drop(open); // rx2 still watches: kept
-        assert_eq!(signals.watched(), 1);
-        drop(rx2);
-        signals.release(&a);
-        assert_eq!(signals.watched(), 0, "released with the last watcher");
-    }
 }
