@@ -728,10 +728,14 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
-/// Parse and validate config text. `base` resolves relative paths.
-pub fn parse(text: &str, base: &Path, env: &dyn Env) -> Result<Config, Vec<ConfigIssue>> {
-    let de = match toml::Deserializer::parse(text) {
-        Ok(de) => de,
+/// The config's structure, with every unknown key and every value of the
+/// wrong type reported at once: serde stops at the first, so each one found
+/// is taken out of the parsed document and the rest deserialized again.
+/// A required key taken out that way is not reported a second time as
+/// missing.
+fn deserialize(text: &str) -> Result<Raw, Vec<ConfigIssue>> {
+    let mut doc = match toml::de::DeTable::parse(text) {
+        Ok(d) => d,
         Err(e) => {
             return Err(vec![ConfigIssue {
                 key: "(syntax)".into(),
@@ -740,22 +744,125 @@ pub fn parse(text: &str, base: &Path, env: &dyn Env) -> Result<Config, Vec<Confi
             }]);
         }
     };
-    let raw: Raw = match serde_path_to_error::deserialize(de) {
-        Ok(r) => r,
-        Err(e) => {
-            let key = e.path().to_string();
-            let inner = e.into_inner();
-            return Err(vec![ConfigIssue {
-                key: if key == "." {
-                    "(top level)".into()
-                } else {
-                    key
-                },
-                line: inner.span().map(|s| line_of(text, s.start)),
-                message: inner.message().trim().to_string(),
-            }]);
+    let mut issues: Vec<ConfigIssue> = Vec::new();
+    let mut removed: Vec<String> = Vec::new();
+    for _ in 0..64 {
+        let de = toml::Deserializer::from(doc.clone());
+        let e = match serde_path_to_error::deserialize::<_, Raw>(de) {
+            Ok(raw) if issues.is_empty() => return Ok(raw),
+            Ok(_) => break,
+            Err(e) => e,
+        };
+        let path: Vec<serde_path_to_error::Segment> = e
+            .path()
+            .iter()
+            .filter(|s| !is_span_wrapper(s))
+            .cloned()
+            .collect();
+        let key = path_key(&path);
+        let inner = e.into_inner();
+        let message = inner.message().trim().to_string();
+        if let Some(field) = message
+            .strip_prefix("missing field `")
+            .and_then(|m| m.split('`').next())
+        {
+            let full = if key == "." {
+                field.to_string()
+            } else {
+                format!("{key}.{field}")
+            };
+            if removed.contains(&full) {
+                break;
+            }
         }
+        issues.push(ConfigIssue {
+            key: if key == "." {
+                "(top level)".into()
+            } else {
+                key.clone()
+            },
+            line: inner.span().map(|s| line_of(text, s.start)),
+            message,
+        });
+        if !remove_at(doc.get_mut(), &path) {
+            break;
+        }
+        removed.push(key);
+    }
+    issues.sort_by_key(|i| i.line.unwrap_or(usize::MAX));
+    Err(issues)
+}
+
+/// `Spanned<T>` fields show up in serde paths as a private key of their own.
+fn is_span_wrapper(s: &serde_path_to_error::Segment) -> bool {
+    matches!(s, serde_path_to_error::Segment::Map { key } if key.starts_with("$__serde_spanned"))
+}
+
+/// `sinks[1].template`, or `.` for the top level.
+fn path_key(path: &[serde_path_to_error::Segment]) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for s in path {
+        match s {
+            Segment::Seq { index } => {
+                out.push_str(&format!("[{index}]"));
+            }
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Unknown => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push('?');
+            }
+        }
+    }
+    if out.is_empty() { ".".into() } else { out }
+}
+
+/// Take the value at `path` out of a parsed document; false when the path
+/// does not lead to a key.
+fn remove_at(table: &mut toml::de::DeTable<'_>, path: &[serde_path_to_error::Segment]) -> bool {
+    use serde_path_to_error::Segment;
+    use toml::de::DeValue;
+    let segments: Vec<&Segment> = path.iter().collect();
+    let Some((Segment::Map { key: last }, parents)) = segments.split_last() else {
+        return false;
     };
+    let mut here = table;
+    let mut i = 0;
+    while i < parents.len() {
+        let Segment::Map { key } = parents[i] else {
+            return false;
+        };
+        let Some(v) = here.get_mut(key.as_str()) else {
+            return false;
+        };
+        // A table, or an element of an array of tables.
+        let v = match (v.get_mut(), parents.get(i + 1)) {
+            (DeValue::Array(a), Some(Segment::Seq { index })) => {
+                i += 1;
+                match a.get_mut(*index).map(|e| e.get_mut()) {
+                    Some(DeValue::Table(t)) => t,
+                    _ => return false,
+                }
+            }
+            (DeValue::Table(t), _) => t,
+            _ => return false,
+        };
+        here = v;
+        i += 1;
+    }
+    here.remove(last.as_str()).is_some()
+}
+
+/// Parse and validate config text. `base` resolves relative paths.
+pub fn parse(text: &str, base: &Path, env: &dyn Env) -> Result<Config, Vec<ConfigIssue>> {
+    let raw = deserialize(text)?;
     let mut cx = Ctx {
         text,
         issues: Vec::new(),
@@ -1362,6 +1469,33 @@ mod tests {
         ));
         assert_eq!(i[0].key, "schedule.ignore_unknown_rooms");
         assert_eq!(i[0].line, Some(5));
+    }
+
+    #[test]
+    fn every_structural_problem_is_reported_at_once() {
+        let i = issues(&format!(
+            "{MIN}[display]\ncolour = \"red\"\n[schedule]\nignore_unknown_rooms = \"yes\"\n[[sinks]]\nname = \"a\"\nkind = \"stdout\"\n[[sinks]]\nname = \"b\"\nkind = \"stdout\"\ntemplat = \"text\"\n"
+        ));
+        let got: Vec<(&str, Option<usize>)> = i.iter().map(|x| (x.key.as_str(), x.line)).collect();
+        assert_eq!(
+            got,
+            [
+                ("display.colour", Some(5)),
+                ("schedule.ignore_unknown_rooms", Some(7)),
+                ("sinks[1].templat", Some(14)),
+            ],
+            "{i:?}"
+        );
+        // A required key of the wrong type is reported once, not again as
+        // missing; a typo for a required key shows both the typo and the
+        // missing key.
+        let i = issues("[source]\nkind = 5\n");
+        assert_eq!(i.len(), 1, "{i:?}");
+        assert_eq!(i[0].key, "source.kind");
+        let i = issues("[source]\nkidn = \"replay\"\n");
+        let keys: Vec<&str> = i.iter().map(|x| x.key.as_str()).collect();
+        assert_eq!(keys, ["source", "source.kidn"], "by line: {i:?}");
+        assert!(i[0].message.contains("missing field `kind`"), "{i:?}");
     }
 
     #[test]
