@@ -732,16 +732,17 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// wrong type reported at once: serde stops at the first, so each one found
 /// is taken out of the parsed document and the rest deserialized again.
 /// A required key taken out that way is not reported a second time as
-/// missing.
-fn deserialize(text: &str) -> Result<Raw, Vec<ConfigIssue>> {
+/// missing. Returns what could be read (if anything) and the problems.
+fn deserialize(text: &str) -> (Option<Raw>, Vec<ConfigIssue>) {
     let mut doc = match toml::de::DeTable::parse(text) {
         Ok(d) => d,
         Err(e) => {
-            return Err(vec![ConfigIssue {
+            let issue = ConfigIssue {
                 key: "(syntax)".into(),
                 line: e.span().map(|s| line_of(text, s.start)),
                 message: e.message().to_string(),
-            }]);
+            };
+            return (None, vec![issue]);
         }
     };
     let mut issues: Vec<ConfigIssue> = Vec::new();
@@ -749,8 +750,7 @@ fn deserialize(text: &str) -> Result<Raw, Vec<ConfigIssue>> {
     for _ in 0..64 {
         let de = toml::Deserializer::from(doc.clone());
         let e = match serde_path_to_error::deserialize::<_, Raw>(de) {
-            Ok(raw) if issues.is_empty() => return Ok(raw),
-            Ok(_) => break,
+            Ok(raw) => return (Some(raw), issues),
             Err(e) => e,
         };
         let path: Vec<serde_path_to_error::Segment> = e
@@ -789,8 +789,7 @@ fn deserialize(text: &str) -> Result<Raw, Vec<ConfigIssue>> {
         }
         removed.push(key);
     }
-    issues.sort_by_key(|i| i.line.unwrap_or(usize::MAX));
-    Err(issues)
+    (None, issues)
 }
 
 /// `Spanned<T>` fields show up in serde paths as a private key of their own.
@@ -862,17 +861,20 @@ fn remove_at(table: &mut toml::de::DeTable<'_>, path: &[serde_path_to_error::Seg
 
 /// Parse and validate config text. `base` resolves relative paths.
 pub fn parse(text: &str, base: &Path, env: &dyn Env) -> Result<Config, Vec<ConfigIssue>> {
-    let raw = deserialize(text)?;
+    let (raw, structural) = deserialize(text);
     let mut cx = Ctx {
         text,
-        issues: Vec::new(),
+        issues: structural,
         env,
         base,
     };
-    let cfg = validate(raw, &mut cx);
+    // With structural problems taken out, the rest is still checked, so
+    // one round of `roomcast check` lists everything.
+    let cfg = raw.and_then(|raw| validate(raw, &mut cx));
     if cx.issues.is_empty() {
         cfg.ok_or_else(Vec::new)
     } else {
+        cx.issues.sort_by_key(|i| i.line.unwrap_or(usize::MAX));
         Err(cx.issues)
     }
 }
@@ -1486,6 +1488,12 @@ mod tests {
             ],
             "{i:?}"
         );
+        // Structural and semantic problems come in the same round.
+        let i = issues(&format!(
+            "{MIN}bogus = 1\n[display]\ntime_zone = \"Mars/Base\"\n"
+        ));
+        let got: Vec<&str> = i.iter().map(|x| x.key.as_str()).collect();
+        assert_eq!(got, ["source.bogus", "display.time_zone"], "{i:?}");
         // A required key of the wrong type is reported once, not again as
         // missing; a typo for a required key shows both the typo and the
         // missing key.
