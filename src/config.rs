@@ -1564,6 +1564,10 @@ kind = "panel"
             ("display.locale", 7),
             ("display.clock", 8),
             ("schedule.starting_soon", 11),
+            ("rooms[0].panels", 15),
+            ("rooms[0].panels", 15),
+            ("rooms[1].id", 18),
+            ("rooms[1].time_zone", 19),
             ("sinks[0].url", 24),
             ("sinks[1].name", 27),
             ("sinks[1].kind", 28),
@@ -1572,10 +1576,6 @@ kind = "panel"
             ("sinks[2].changes", 35),
             ("sinks[3].path", 39),
             ("sinks[4].url", 43),
-            ("rooms[0].panels", 15),
-            ("rooms[0].panels", 15),
-            ("rooms[1].id", 18),
-            ("rooms[1].time_zone", 19),
         ];
         let want: Vec<(String, Option<usize>)> = want
             .into_iter()
