@@ -75,9 +75,34 @@ pub fn quiet_for(q: &QuietHours, tz: chrono_tz::Tz, now: DateTime<Utc>) -> Optio
 
 struct Pending {
     msg: Message,
+    /// Where it goes (the sink URL with `{room}` filled in): messages to
+    /// one target keep their order; different targets do not wait on
+    /// each other.
+    target: Option<String>,
     queued: Instant,
     attempt: u32,
     not_before: Instant,
+}
+
+/// Which queued message goes next: the first whose time has come and that
+/// no earlier, still-waiting message to the same target holds back (a
+/// retrying panel device delays its own room, not the others; a chat
+/// webhook, one target, keeps strict order). `Err`: when one will be ready.
+fn next_ready(q: &VecDeque<Pending>, now: Instant) -> Result<usize, Instant> {
+    let mut held: Vec<Option<&str>> = Vec::new();
+    let mut earliest: Option<Instant> = None;
+    for (i, p) in q.iter().enumerate() {
+        let target = p.target.as_deref();
+        if held.contains(&target) {
+            continue;
+        }
+        if p.not_before <= now {
+            return Ok(i);
+        }
+        held.push(target);
+        earliest = Some(earliest.map_or(p.not_before, |e| e.min(p.not_before)));
+    }
+    Err(earliest.unwrap_or(now))
 }
 
 /// Everything a worker needs.
@@ -117,8 +142,10 @@ impl Worker {
             return;
         }
         let now = Instant::now();
+        let target = http::target_url(&self.sink, &msg).map(String::from);
         q.push_back(Pending {
             msg,
+            target,
             queued: now,
             attempt: 0,
             not_before: now,
@@ -137,7 +164,7 @@ impl Worker {
             while let Ok(m) = rx.try_recv() {
                 self.enqueue(&mut q, m);
             }
-            let Some(head) = q.front() else {
+            if q.is_empty() {
                 if !open {
                     break;
                 }
@@ -149,9 +176,14 @@ impl Worker {
                     _ = stop.cancelled() => break,
                 }
                 continue;
-            };
+            }
             let now = Instant::now();
-            let mut ready = head.not_before.max(limiter.next_free(now));
+            let pick = next_ready(&q, now);
+            let mut ready = match pick {
+                Ok(_) => now,
+                Err(at) => at,
+            }
+            .max(limiter.next_free(now));
             if let Some(qh) = &self.sink.quiet_hours {
                 let tz = self.sink.tz.unwrap_or(chrono_tz::UTC);
                 if let Some(wait) = quiet_for(qh, tz, (self.clock)()) {
@@ -169,7 +201,8 @@ impl Worker {
                 }
                 continue;
             }
-            let Some(mut p) = q.pop_front() else { continue };
+            let Ok(at) = pick else { continue };
+            let Some(mut p) = q.remove(at) else { continue };
             limiter.record(Instant::now());
             match self.attempt(&p.msg).await {
                 Outcome::Delivered => {
@@ -197,8 +230,20 @@ impl Worker {
                     tracing::warn!(sink = %name, attempt = p.attempt + 1, retry_in_ms = wait.as_millis() as u64, %reason, "delivery failed; will retry");
                     p.attempt += 1;
                     p.not_before = Instant::now() + wait;
-                    // Stays at the head: the sink's order is kept.
-                    q.push_front(p);
+                    // A newer snapshot of the room queued meanwhile
+                    // replaces this one (latest state wins)...
+                    if self.sink.payload == Payload::Snapshot
+                        && let Some(newer) = q.iter_mut().find(|n| n.msg.room == p.msg.room)
+                    {
+                        newer.attempt = p.attempt;
+                        newer.not_before = newer.not_before.max(p.not_before);
+                        self.record(&p.msg, "superseded", None);
+                        self.stats().coalesced.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    // ...otherwise it keeps its place: its target's order
+                    // is kept.
+                    q.insert(at.min(q.len()), p);
                 }
             }
         }
@@ -253,6 +298,38 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pending(target: &str, not_before: Instant) -> Pending {
+        Pending {
+            msg: crate::pipeline::Message {
+                sink: 0,
+                outbox_id: None,
+                idempotency_key: String::new(),
+                event_id: std::sync::Arc::from("e"),
+                room: crate::model::RoomId::new(target),
+                subject: crate::pipeline::Subject::Snapshot,
+                booking: None,
+                body: String::new(),
+                format: crate::render::Format::Json,
+            },
+            target: Some(target.to_string()),
+            queued: not_before,
+            attempt: 0,
+            not_before,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_message_holds_back_its_own_target_only() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(4);
+        let q: VecDeque<Pending> =
+            [pending("a", later), pending("a", now), pending("b", now)].into();
+        assert_eq!(next_ready(&q, now), Ok(2), "b goes; the second a waits");
+        let q: VecDeque<Pending> = [pending("a", later), pending("a", now)].into();
+        assert_eq!(next_ready(&q, now), Err(later));
+        assert_eq!(next_ready(&q, later), Ok(0), "in order once due");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn limiter_windows() {

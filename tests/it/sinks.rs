@@ -235,14 +235,17 @@ async fn handle(
         .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
         .collect();
     let checked = verify(&service, &body, &query, now);
-    let reply = f
-        .state
-        .lock()
-        .unwrap()
-        .script
-        .get_mut(&service)
-        .and_then(|q| q.pop_front())
-        .unwrap_or(Reply::Ok);
+    // A script for one path (`panel/<room>`) first, then the service's.
+    let reply = {
+        let mut st = f.state.lock().unwrap();
+        let by_path = st
+            .script
+            .get_mut(&format!("{service}/{rest}"))
+            .and_then(|q| q.pop_front());
+        by_path
+            .or_else(|| st.script.get_mut(&service).and_then(|q| q.pop_front()))
+            .unwrap_or(Reply::Ok)
+    };
     let ok_body = match service.as_str() {
         "feishu" => json!({"code": 0, "msg": "success", "data": {}}),
         "dingtalk" | "wecom" => json!({"errcode": 0, "errmsg": "ok"}),
@@ -713,6 +716,53 @@ async fn panels_get_the_latest_state_and_never_an_older_one_after_a_newer() {
     );
     assert!(last.path.ends_with(ROOM_A), "{}", last.path);
     assert!(s.sinks[0].1 >= 1);
+}
+
+/// One panel device offline (its room's URL fails) delays only its own
+/// room: the other room's panel gets its snapshot at once, and the
+/// offline one gets the latest state when it is back.
+#[tokio::test(start_paused = true)]
+async fn an_offline_panel_device_does_not_hold_back_other_rooms() {
+    let clock = test_clock(base_time());
+    let f = Fake::start(clock.clone()).await;
+    f.script(&format!("panel/{ROOM_A}"), vec![Reply::Status(503); 4]);
+    let cfg = sink(
+        "pn",
+        "panel",
+        &format!("{}/panel/{{room}}", f.base),
+        &format!("rate_limit = [\"100/s\"]\nrooms = [\"{ROOM_A}\", \"{ROOM_B}\"]"),
+    );
+    let events = vec![
+        booked("a1", "ma", ROOM_A, 9, 1),
+        booked("b1", "mb", ROOM_B, 10, 2),
+        moved("a2", "ma", ROOM_A, 11, 3),
+    ];
+    let t0 = Instant::now();
+    run(&cfg, &events, base_time(), clock).await;
+    let hits = f.hits("panel");
+    let first_b = hits
+        .iter()
+        .find(|h| h.path.ends_with(ROOM_B) && h.verdict == "ok")
+        .expect("room B's panel got its snapshot");
+    assert!(
+        first_b.at - t0 < Duration::from_millis(100),
+        "room B waited {:?} behind room A's retries",
+        first_b.at - t0
+    );
+    let a: Vec<&Hit> = hits.iter().filter(|h| h.path.ends_with(ROOM_A)).collect();
+    assert_eq!(
+        a.iter().map(|h| h.verdict.as_str()).collect::<Vec<_>>(),
+        ["503", "503", "503", "503", "ok"],
+        "room A retried with backoff until its device answered"
+    );
+    assert!(
+        a[4].at - t0 >= Duration::from_secs(7),
+        "1+2+4 s of backoff at least"
+    );
+    assert_eq!(
+        a[4].body["next"][0]["start"], "2026-05-01T19:00:00+08:00",
+        "room A got the latest state, not the first"
+    );
 }
 
 /// Panels stay right without events: pushes when a booking is about to
