@@ -8,6 +8,7 @@
 
 #[path = "../tests/it/gateway.rs"]
 mod gateway;
+mod support;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,7 +17,8 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::http::HeaderMap;
 use axum::routing::post;
-use gateway::{Gateway, Order};
+use gateway::Gateway;
+use support::{Roomcast, env_or, quantile, room, send_steady, send_windowed};
 use tokio::sync::Notify;
 
 const ROOMS: usize = 1000;
@@ -28,17 +30,6 @@ struct Panel {
     posts: usize,
     /// room → last event uuid received
     last: HashMap<String, String>,
-}
-
-fn env_or(name: &str, d: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(d)
-}
-
-fn room(i: usize) -> String {
-    format!("omm_{i:032x}")
 }
 
 fn body(i: usize) -> String {
@@ -53,22 +44,10 @@ fn body(i: usize) -> String {
     )
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 struct Setup {
     gw: Gateway,
     panel: Arc<(Mutex<Panel>, Notify)>,
-    child: tokio::process::Child,
+    roomcast: Roomcast,
 }
 
 async fn setup() -> Setup {
@@ -101,32 +80,21 @@ async fn setup() -> Setup {
     tokio::spawn(async move { axum::serve(listener, app).await });
     let gw = Gateway::start().await;
     gw.with(|g| g.record_acks = false);
-    let dir = std::env::temp_dir().join(format!(
-        "roomcast-dbench-{}-{}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut cfg = format!(
-        "[source]\nkind = \"lark\"\n[platform]\napp_id = \"cli_a1b2c3d4e5f60718\"\napp_secret_env = \"APP_SECRET\"\ndomain = \"{}\"\n[display]\ntime_zone = \"Asia/Shanghai\"\n[delivery]\nheartbeat = \"off\"\n[[sinks]]\nname = \"pn\"\nkind = \"panel\"\nurl = \"http://{addr}/panel/{{room}}\"\n",
-        gw.base_url()
+    let mut rest = format!(
+        "[display]\ntime_zone = \"Asia/Shanghai\"\n[delivery]\nheartbeat = \"off\"\n[[sinks]]\nname = \"pn\"\nkind = \"panel\"\nurl = \"http://{addr}/panel/{{room}}\"\n"
     );
     for i in 0..ROOMS {
-        cfg.push_str(&format!(
+        rest.push_str(&format!(
             "[[rooms]]\nid = \"{}\"\nname = \"Room {i}\"\npanels = [\"pn\"]\n",
             room(i)
         ));
     }
-    std::fs::write(dir.join("config.toml"), cfg).unwrap();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomcast"))
-        .args(["run", "--config", "config.toml", "--log", "warn"])
-        .current_dir(&dir)
-        .env("APP_SECRET", "bench")
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start roomcast");
-    gw.wait("connected", |g| g.connections == 1).await;
-    Setup { gw, panel, child }
+    let roomcast = Roomcast::start(&gw, &rest).await;
+    Setup {
+        gw,
+        panel,
+        roomcast,
+    }
 }
 
 async fn wait_panel(panel: &Arc<(Mutex<Panel>, Notify)>, cond: impl Fn(&Panel) -> bool) {
@@ -144,30 +112,12 @@ async fn wait_panel(panel: &Arc<(Mutex<Panel>, Notify)>, cond: impl Fn(&Panel) -
     }
 }
 
-async fn stop(mut s: Setup) -> u64 {
-    let pid = s.child.id().unwrap_or(0);
-    let rss = peak_rss_kib(pid);
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = s.child.wait().await;
-    rss
-}
-
 /// Phase A: as fast as possible (256 events in flight), until every room's
 /// panel has its latest state.
 async fn throughput(events: usize) -> (f64, usize, u64) {
     let s = setup().await;
     let t0 = Instant::now();
-    let mut sent = 0;
-    while sent < events {
-        let acked = s.gw.with(|g| g.ack_count) as usize;
-        while sent < events && sent - acked < 256 {
-            s.gw.send_event(&body(sent), 1, Order::InOrder);
-            sent += 1;
-        }
-        s.gw.wait("acks", |g| g.ack_count as usize > acked).await;
-    }
+    send_windowed(&s.gw, 0, events, 256, body).await;
     let want: HashMap<String, String> = (events.saturating_sub(ROOMS)..events)
         .map(|i| (room(i % ROOMS), format!("d-{i:09}")))
         .collect();
@@ -177,7 +127,7 @@ async fn throughput(events: usize) -> (f64, usize, u64) {
     .await;
     let secs = t0.elapsed().as_secs_f64();
     let posts = s.panel.0.lock().unwrap().posts;
-    let rss = stop(s).await;
+    let rss = s.roomcast.stop().await;
     (posts as f64 / secs, posts, rss)
 }
 
@@ -186,14 +136,7 @@ async fn throughput(events: usize) -> (f64, usize, u64) {
 async fn latency(seconds: usize) -> (Duration, Duration, Duration, u64) {
     let s = setup().await;
     let n = seconds * 1000;
-    let mut sent_at: Vec<Instant> = Vec::with_capacity(n);
-    let mut tick = tokio::time::interval(Duration::from_millis(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    for i in 0..n {
-        tick.tick().await;
-        sent_at.push(Instant::now());
-        s.gw.send_event(&body(i), 1, Order::InOrder);
-    }
+    let sent_at = send_steady(&s.gw, 0, n, body).await;
     wait_panel(&s.panel, |p| p.arrivals.len() >= n).await;
     let mut lat: Vec<Duration> = {
         let p = s.panel.0.lock().unwrap();
@@ -206,9 +149,12 @@ async fn latency(seconds: usize) -> (Duration, Duration, Duration, u64) {
             .collect()
     };
     lat.sort();
-    let pct = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
-    let (p50, p99, max) = (pct(0.50), pct(0.99), *lat.last().unwrap());
-    let rss = stop(s).await;
+    let (p50, p99, max) = (
+        quantile(&lat, 0.50),
+        quantile(&lat, 0.99),
+        quantile(&lat, 1.0),
+    );
+    let rss = s.roomcast.stop().await;
     (p50, p99, max, rss)
 }
 

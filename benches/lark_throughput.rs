@@ -10,17 +10,12 @@
 
 #[path = "../tests/it/gateway.rs"]
 mod gateway;
+mod support;
 
 use std::time::Instant;
 
-use gateway::{Gateway, Order};
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use gateway::Gateway;
+use support::{Roomcast, env_or, send_windowed};
 
 /// 1,000 rooms × 20 bookings a day: the first 20,000 events book them, the
 /// rest move them back and forth by a minute (every event applies).
@@ -41,61 +36,19 @@ fn payload(i: usize) -> String {
     )
 }
 
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-}
-
 async fn one_run(events: usize, window: usize, sinks: &str) -> (f64, u64) {
     let gw = Gateway::start().await;
     gw.with(|g| g.record_acks = false);
-    let dir = std::env::temp_dir().join(format!(
-        "roomcast-bench-{}-{}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let config = format!(
-        "[source]\nkind = \"lark\"\n[platform]\napp_id = \"cli_a1b2c3d4e5f60718\"\napp_secret_env = \"APP_SECRET\"\ndomain = \"{}\"\n[display]\ntime_zone = \"Asia/Shanghai\"\n[schedule]\ndedup_capacity = {}\n{sinks}",
-        gw.base_url(),
+    let rest = format!(
+        "[display]\ntime_zone = \"Asia/Shanghai\"\n[schedule]\ndedup_capacity = {}\n{sinks}",
         env_or("DEDUP", 100_000)
     );
-    std::fs::write(dir.join("config.toml"), config).expect("config");
     let payloads: Vec<String> = (0..events).map(payload).collect();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomcast"))
-        .args([
-            "run",
-            "--config",
-            "config.toml",
-            "--log",
-            &std::env::var("LOG").unwrap_or_else(|_| "warn".into()),
-        ])
-        .current_dir(&dir)
-        .env("APP_SECRET", "bench-secret")
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start roomcast");
-    gw.wait("connected", |g| g.connections == 1).await;
+    let rc = Roomcast::start(&gw, &rest).await;
     let t0 = Instant::now();
-    let mut sent = 0usize;
-    while sent < events {
-        let acked = gw.with(|g| g.ack_count) as usize;
-        while sent < events && sent - acked < window {
-            gw.send_event(&payloads[sent], 1, Order::InOrder);
-            sent += 1;
-        }
-        gw.wait("acks", |g| g.ack_count as usize > acked).await;
-    }
-    gw.wait("all acks", |g| g.ack_count as usize >= events)
-        .await;
+    send_windowed(&gw, 0, events, window, |i| &payloads[i]).await;
     let secs = t0.elapsed().as_secs_f64();
-    let pid = child.id().expect("pid");
-    let rss = peak_rss_kib(pid).unwrap_or(0);
+    let pid = rc.pid;
     if std::env::var_os("DUMP").is_some() {
         let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         for l in st
@@ -111,11 +64,7 @@ async fn one_run(events: usize, window: usize, sinks: &str) -> (f64, u64) {
             ))
             .status();
     }
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = child.wait().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    let rss = rc.stop().await;
     (events as f64 / secs, rss)
 }
 

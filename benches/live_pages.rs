@@ -13,25 +13,16 @@
 
 #[path = "../tests/it/gateway.rs"]
 mod gateway;
+mod support;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gateway::{Gateway, Order};
+use gateway::Gateway;
+use support::{Roomcast, cpu_ms, env_or, quantile, room, send_steady, send_windowed, status_kib};
 
 const ROOMS: usize = 1000;
-
-fn env_or(name: &str, d: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(d)
-}
-
-fn room(i: usize) -> String {
-    format!("omm_{i:032x}")
-}
 
 /// Event `i`: an update of room `i % ROOMS`'s one booking, in progress now
 /// and ending `2 + i / ROOMS` minutes after `base_ms`, so each update shows
@@ -48,35 +39,9 @@ fn body(i: usize, base_ms: i64) -> (String, i64) {
     (b, end)
 }
 
-fn rss_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// roomcast's CPU time so far (user + system), in ms (100 ticks/s).
-fn cpu_ms(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            // Fields after the command name's closing parenthesis.
-            let rest = s.rsplit_once(')')?.1;
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let (u, k): (f64, f64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
-            Some((u + k) * 10.0)
-        })
-        .unwrap_or(0.0)
-}
-
 struct Setup {
     gw: Gateway,
-    child: tokio::process::Child,
+    roomcast: Roomcast,
     http: String,
 }
 
@@ -87,44 +52,20 @@ async fn setup() -> Setup {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port");
-    let dir = std::env::temp_dir().join(format!(
-        "roomcast-pbench-{}-{}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut cfg = format!(
-        "[source]\nkind = \"lark\"\n[platform]\napp_id = \"cli_a1b2c3d4e5f60718\"\napp_secret_env = \"APP_SECRET\"\ndomain = \"{}\"\n[display]\ntime_zone = \"UTC\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n",
-        gw.base_url()
-    );
+    let mut rest =
+        format!("[display]\ntime_zone = \"UTC\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n");
     for i in 0..ROOMS {
-        cfg.push_str(&format!(
+        rest.push_str(&format!(
             "[[rooms]]\nid = \"{}\"\nname = \"Room {i}\"\n",
             room(i)
         ));
     }
-    std::fs::write(dir.join("config.toml"), cfg).unwrap();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomcast"))
-        .args(["run", "--config", "config.toml", "--log", "warn"])
-        .current_dir(&dir)
-        .env("APP_SECRET", "bench")
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start roomcast");
-    gw.wait("connected", |g| g.connections == 1).await;
+    let roomcast = Roomcast::start(&gw, &rest).await;
     Setup {
         gw,
-        child,
+        roomcast,
         http: format!("http://127.0.0.1:{port}"),
     }
-}
-
-async fn stop(mut s: Setup) {
-    let pid = s.child.id().unwrap_or(0);
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = s.child.wait().await;
 }
 
 /// (room index, data-end ms) → when the page got it.
@@ -175,25 +116,6 @@ async fn open_pages(http: &str, pages: usize) -> (Arrivals, Vec<tokio::task::Joi
     (arrivals, tasks)
 }
 
-/// Phase A: acks/s for `events` events, 256 in flight.
-async fn blast(s: &Setup, from: usize, events: usize, base_ms: i64) -> f64 {
-    let t0 = Instant::now();
-    let acked0 = s.gw.with(|g| g.ack_count) as usize;
-    let mut sent = 0;
-    while sent < events {
-        let acked = s.gw.with(|g| g.ack_count) as usize - acked0;
-        while sent < events && sent - acked < 256 {
-            s.gw.send_event(&body(from + sent, base_ms).0, 1, Order::InOrder);
-            sent += 1;
-        }
-        s.gw.wait("acks", |g| g.ack_count as usize - acked0 > acked)
-            .await;
-    }
-    s.gw.wait("all acks", |g| g.ack_count as usize - acked0 >= events)
-        .await;
-    events as f64 / t0.elapsed().as_secs_f64()
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
     let benching = std::env::args().any(|a| a == "--bench");
@@ -204,15 +126,21 @@ async fn main() {
     let base_ms = chrono::Utc::now().timestamp_millis();
 
     let s = setup().await;
-    let pid = s.child.id().unwrap_or(0);
-    let idle_rss = rss_kib(pid, "VmRSS:");
+    let pid = s.roomcast.pid;
+    let idle_rss = status_kib(pid, "VmRSS:");
     let c0 = cpu_ms(pid);
-    let bare = blast(&s, 0, events, base_ms).await;
+    // Phase A: acks/s for `events` events, 256 in flight.
+    let blast = async |from: usize| {
+        let t0 = Instant::now();
+        send_windowed(&s.gw, from, events, 256, |i| body(i, base_ms).0).await;
+        events as f64 / t0.elapsed().as_secs_f64()
+    };
+    let bare = blast(0).await;
     let c1 = cpu_ms(pid);
     let (arrivals, tasks) = open_pages(&s.http, pages).await;
-    let pages_rss = rss_kib(pid, "VmRSS:");
+    let pages_rss = status_kib(pid, "VmRSS:");
     let c2 = cpu_ms(pid);
-    let with_pages = blast(&s, events, events, base_ms).await;
+    let with_pages = blast(events).await;
     let c3 = cpu_ms(pid);
     let us = |ms: f64| ms * 1000.0 / events as f64;
     println!(
@@ -227,16 +155,12 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let from = 2 * events;
     let n = seconds * 1000;
-    let mut sent: Vec<(usize, i64, Instant)> = Vec::with_capacity(n);
-    let mut tick = tokio::time::interval(Duration::from_millis(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    for i in from..from + n {
-        tick.tick().await;
-        let (b, end) = body(i, base_ms);
-        sent.push((i % ROOMS, end, Instant::now()));
-        s.gw.send_event(&b, 1, Order::InOrder);
-    }
-    let watched: Vec<_> = sent.iter().filter(|(r, _, _)| *r < pages).collect();
+    let sent_at = send_steady(&s.gw, from, n, |i| body(i, base_ms).0).await;
+    let watched: Vec<(usize, i64, Instant)> = (from..from + n)
+        .zip(sent_at)
+        .map(|(i, at)| (i % ROOMS, body(i, base_ms).1, at))
+        .filter(|(r, _, _)| *r < pages)
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut lat: Vec<Duration> = loop {
         let got: Vec<Duration> = {
@@ -253,14 +177,13 @@ async fn main() {
     };
     assert_eq!(lat.len(), watched.len(), "every change reached its page");
     lat.sort();
-    let pct = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
-    let peak = rss_kib(pid, "VmHWM:");
+    let peak = status_kib(pid, "VmHWM:");
     println!(
         "live_pages [latency at 1000 events/s, {} events, {pages} pages]: frame → page event p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         lat.len(),
-        pct(0.5).as_secs_f64() * 1e3,
-        pct(0.99).as_secs_f64() * 1e3,
-        lat.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+        quantile(&lat, 0.5).as_secs_f64() * 1e3,
+        quantile(&lat, 0.99).as_secs_f64() * 1e3,
+        quantile(&lat, 1.0).as_secs_f64() * 1e3,
     );
     println!(
         "live_pages [memory]: RSS {:.1} MiB before the pages, {:.1} MiB with {pages} pages open ({:.1} KiB a page); peak {:.1} MiB",
@@ -269,7 +192,7 @@ async fn main() {
         (pages_rss.saturating_sub(idle_rss)) as f64 / pages.max(1) as f64,
         peak as f64 / 1024.0
     );
-    stop(s).await;
+    s.roomcast.stop().await;
     for t in tasks {
         let _ = t.await;
     }

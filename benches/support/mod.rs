@@ -1,0 +1,154 @@
+//! What the benches that run roomcast's release binary against the fake
+//! gateway share: starting and stopping it, feeding events with a window
+//! in flight or at a steady rate, and reading its memory and CPU from
+//! `/proc`. (A directory module, so Cargo does not take it for a bench.)
+//! Each bench declares `mod gateway` (the tests' fake) before `mod support`.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::gateway::{Gateway, Order};
+
+pub fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The `i`th bench room's id.
+pub fn room(i: usize) -> String {
+    format!("omm_{i:032x}")
+}
+
+/// A `/proc/{pid}/status` figure in KiB (`VmHWM:` peak RSS, `VmRSS:` now).
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// CPU time so far (user + system), in ms (100 ticks/s).
+pub fn cpu_ms(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name's closing parenthesis.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let (u, k): (f64, f64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
+            Some((u + k) * 10.0)
+        })
+        .unwrap_or(0.0)
+}
+
+/// roomcast's release binary, connected to the fake gateway.
+pub struct Roomcast {
+    pub child: tokio::process::Child,
+    pub pid: u32,
+    dir: PathBuf,
+}
+
+impl Roomcast {
+    /// Start it on a config with the long connection to `gw` as its source
+    /// and `rest` (TOML) after that; returns once it has connected. `LOG`
+    /// sets its log level (default `warn`).
+    pub async fn start(gw: &Gateway, rest: &str) -> Roomcast {
+        let dir = std::env::temp_dir().join(format!(
+            "roomcast-bench-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let config = format!(
+            "[source]\nkind = \"lark\"\n[platform]\napp_id = \"cli_a1b2c3d4e5f60718\"\napp_secret_env = \"APP_SECRET\"\ndomain = \"{}\"\n{rest}",
+            gw.base_url()
+        );
+        std::fs::write(dir.join("config.toml"), config).expect("config");
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomcast"))
+            .args([
+                "run",
+                "--config",
+                "config.toml",
+                "--log",
+                &std::env::var("LOG").unwrap_or_else(|_| "warn".into()),
+            ])
+            .current_dir(&dir)
+            .env("APP_SECRET", "bench-secret")
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start roomcast");
+        let pid = child.id().expect("pid");
+        gw.wait("connected", |g| g.connections == 1).await;
+        Roomcast { child, pid, dir }
+    }
+
+    /// SIGTERM (a graceful stop), then wait for it; returns its peak RSS
+    /// in KiB, read just before.
+    pub async fn stop(mut self) -> u64 {
+        let rss = status_kib(self.pid, "VmHWM:");
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status();
+        let _ = self.child.wait().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+        rss
+    }
+}
+
+/// Send events `from..from + n` (bodies from `body`) keeping at most
+/// `window` unacknowledged, until all are acknowledged.
+pub async fn send_windowed<S: AsRef<str>>(
+    gw: &Gateway,
+    from: usize,
+    n: usize,
+    window: usize,
+    body: impl Fn(usize) -> S,
+) {
+    let acked0 = gw.with(|g| g.ack_count) as usize;
+    let mut sent = 0;
+    while sent < n {
+        let acked = gw.with(|g| g.ack_count) as usize - acked0;
+        while sent < n && sent - acked < window {
+            gw.send_event(body(from + sent).as_ref(), 1, Order::InOrder);
+            sent += 1;
+        }
+        gw.wait("acks", |g| g.ack_count as usize - acked0 > acked)
+            .await;
+    }
+    gw.wait("all acks", |g| g.ack_count as usize - acked0 >= n)
+        .await;
+}
+
+/// Send events `from..from + n` at 1,000 a second; returns when each left.
+pub async fn send_steady<S: AsRef<str>>(
+    gw: &Gateway,
+    from: usize,
+    n: usize,
+    body: impl Fn(usize) -> S,
+) -> Vec<Instant> {
+    let mut sent_at = Vec::with_capacity(n);
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    for i in from..from + n {
+        let b = body(i);
+        tick.tick().await;
+        sent_at.push(Instant::now());
+        gw.send_event(b.as_ref(), 1, Order::InOrder);
+    }
+    sent_at
+}
+
+/// The `q` quantile of sorted, non-empty latencies.
+pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
+}
