@@ -99,6 +99,21 @@ fn trial_render(checked: &Checked, path: &Path) -> Vec<String> {
         let _ = pipeline.schedule.apply(&ev);
     }
 
+    // A snapshot template rendered during the first booking, between the
+    // two, and just before the second (starting soon).
+    let trial_snapshots = |style: &crate::locale::Style, template: &str| {
+        [
+            now,
+            now + Duration::minutes(60),
+            now + Duration::minutes(115),
+        ]
+        .into_iter()
+        .try_for_each(|t| {
+            let vm = pipeline.snapshot_vm_styled(style, &room, t);
+            templates.render(template, style.locale, vm).map(|_| ())
+        })
+    };
+
     for sink in &config.sinks {
         let mut locales = vec![config.style(room_cfg, Some(sink)).locale];
         for l in config.locales() {
@@ -134,16 +149,7 @@ fn trial_render(checked: &Checked, path: &Path) -> Vec<String> {
                         view::notice(&style, &c, room_cfg.and_then(|r| r.name.as_deref()), now);
                     templates.render(&sink.template, locale, vm).map(|_| ())
                 }),
-                Payload::Snapshot => [
-                    now,
-                    now + Duration::minutes(60),
-                    now + Duration::minutes(115),
-                ]
-                .into_iter()
-                .try_for_each(|t| {
-                    let vm = pipeline.snapshot_vm_styled(&style, &room, t);
-                    templates.render(&sink.template, locale, vm).map(|_| ())
-                }),
+                Payload::Snapshot => trial_snapshots(&style, &sink.template),
             };
             if let Err(e) = result {
                 problems.push(format!("{at}: {e}"));
@@ -156,17 +162,7 @@ fn trial_render(checked: &Checked, path: &Path) -> Vec<String> {
             for locale in config.locales() {
                 let mut style = config.style(room_cfg, None);
                 style.locale = locale;
-                let result = [
-                    now,
-                    now + Duration::minutes(60),
-                    now + Duration::minutes(115),
-                ]
-                .into_iter()
-                .try_for_each(|t| {
-                    let vm = pipeline.snapshot_vm_styled(&style, &room, t);
-                    templates.render(template, locale, vm).map(|_| ())
-                });
-                if let Err(e) = result {
+                if let Err(e) = trial_snapshots(&style, template) {
                     problems.push(format!(
                         "{}: [http] serves template `{template}` ({}): {e}",
                         path.display(),
