@@ -126,10 +126,9 @@ pub(super) async fn room_events(
         first: Some(first),
         hello: true,
         changes,
-        room: id,
         ping_at: tokio::time::Instant::now() + PING,
         quiet_until: tokio::time::Instant::now() + GAP,
-        _open: open,
+        open,
         s,
     };
     let stream = futures_util::stream::unfold(watch, |w| w.next());
@@ -170,8 +169,7 @@ fn digest(body: &str) -> u64 {
 /// One page's event stream.
 struct Watch {
     s: AppState,
-    room: String,
-    /// This room's change signal (dropped before `_open`).
+    /// This room's change signal (dropped before `open`).
     changes: watch::Receiver<u64>,
     /// The first rendering, not yet sent.
     first: Option<String>,
@@ -182,7 +180,8 @@ struct Watch {
     ping_at: tokio::time::Instant,
     /// No rendering for a change before this (see [`GAP`]).
     quiet_until: tokio::time::Instant,
-    _open: OpenStream,
+    /// The stream's room, and its count and release when dropped.
+    open: OpenStream,
 }
 
 type SseEvent = Result<axum::response::sse::Event, std::convert::Infallible>;
@@ -233,7 +232,7 @@ impl Watch {
                         for_change = true;
                         true
                     }
-                    // Cannot happen while `_open` holds the sender's map;
+                    // Cannot happen while `open` holds the sender's map;
                     // end rather than spin.
                     Err(_) => return None,
                 },
@@ -245,7 +244,7 @@ impl Watch {
             }
             // What this rendering will include counts as seen.
             self.changes.borrow_and_update();
-            match view(&self.s, &self.room, View::Panel).await {
+            match view(&self.s, self.open.room.as_str(), View::Panel).await {
                 Ok(body) => {
                     let d = digest(&body);
                     if d == self.last {
