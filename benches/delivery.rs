@@ -6,7 +6,7 @@
 //! both ends); roomcast runs as the release binary. Run:
 //! `cargo bench --bench delivery` (env: EVENTS, SECONDS).
 
-#[path = "../tests/it/gateway.rs"]
+#[path = "../tests/it/support/gateway.rs"]
 mod gateway;
 mod support;
 

@@ -1,14 +1,14 @@
 //! Events/s received, decoded, applied and acknowledged over the long
 //! connection, and the roomcast process's peak RSS.
 //!
-//! The fake gateway (the tests' own, `tests/it/gateway.rs`) runs in this
+//! The fake gateway (the tests' own, `tests/it/support/gateway.rs`) runs in this
 //! process; roomcast runs as the real release binary in a child process, so
 //! its RSS is its own. The gateway keeps a window of events in flight and
 //! sends the next as acks arrive.
 //!
 //! Run: `cargo bench --bench lark_throughput` (env: EVENTS, WINDOW, RUNS).
 
-#[path = "../tests/it/gateway.rs"]
+#[path = "../tests/it/support/gateway.rs"]
 mod gateway;
 mod support;
 

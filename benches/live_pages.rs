@@ -11,7 +11,7 @@
 //! run in this process. Run: `cargo bench --bench live_pages`
 //! (env: EVENTS, SECONDS, PAGES).
 
-#[path = "../tests/it/gateway.rs"]
+#[path = "../tests/it/support/gateway.rs"]
 mod gateway;
 mod support;
 

@@ -74,7 +74,7 @@ fn setup(panel: bool) -> Pipeline {
             );
         }
     }
-    assert_eq!(p.schedule.len(), ROOMS * PER_DAY);
+    assert_eq!(p.bookings(), ROOMS * PER_DAY);
     p
 }
 
@@ -105,9 +105,9 @@ fn bench_move(c: &mut Criterion, panel: bool, name: &str) {
                 )
             },
             |payload| match p.handle(payload.as_bytes(), now) {
-                Outcome::Applied { messages, .. } => {
-                    assert_eq!(messages.len(), want);
-                    messages
+                Outcome::Applied(a) => {
+                    assert_eq!(a.messages.len(), want);
+                    a.messages
                 }
                 other => panic!("{other:?}"),
             },

@@ -37,12 +37,16 @@
 
 pub mod app;
 pub mod check;
+pub mod clock;
 pub mod config;
 pub mod decode;
 pub mod deliver;
+pub mod error;
 pub mod http;
 pub mod lark;
 pub mod locale;
+pub mod message;
+pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod render;

@@ -41,28 +41,28 @@ impl FromStr for Locale {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum Clock {
+pub enum HourCycle {
     #[serde(rename = "24h")]
     H24,
     #[serde(rename = "12h")]
     H12,
 }
 
-impl Clock {
+impl HourCycle {
     pub fn as_str(self) -> &'static str {
         match self {
-            Clock::H24 => "24h",
-            Clock::H12 => "12h",
+            HourCycle::H24 => "24h",
+            HourCycle::H12 => "12h",
         }
     }
 }
 
-impl FromStr for Clock {
+impl FromStr for HourCycle {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
-            "24h" | "24" => Ok(Clock::H24),
-            "12h" | "12" => Ok(Clock::H12),
+            "24h" | "24" => Ok(HourCycle::H24),
+            "12h" | "12" => Ok(HourCycle::H12),
             _ => Err(format!("clock must be \"24h\" or \"12h\", not `{s}`")),
         }
     }
@@ -73,7 +73,7 @@ impl FromStr for Clock {
 pub struct Style {
     pub tz: Tz,
     pub locale: Locale,
-    pub clock: Clock,
+    pub hour_cycle: HourCycle,
 }
 
 const WEEKDAYS_ZH: [&str; 7] = ["周一", "周二", "周三", "周四", "周五", "周六", "周日"];
@@ -103,13 +103,13 @@ impl Style {
     /// [`Style::time`] of an instant already in the zone.
     pub fn time_of(&self, l: &DateTime<Tz>) -> String {
         let (h, m) = (l.hour(), l.minute());
-        match (self.clock, self.locale) {
-            (Clock::H24, _) => format!("{h:02}:{m:02}"),
-            (Clock::H12, Locale::En) => {
+        match (self.hour_cycle, self.locale) {
+            (HourCycle::H24, _) => format!("{h:02}:{m:02}"),
+            (HourCycle::H12, Locale::En) => {
                 let (h12, ampm) = to12(h);
                 format!("{h12}:{m:02} {}", if ampm { "PM" } else { "AM" })
             }
-            (Clock::H12, Locale::ZhCn) => {
+            (HourCycle::H12, Locale::ZhCn) => {
                 let (h12, pm) = to12(h);
                 let part = match (pm, h) {
                     (false, 0..=5) => "凌晨",
@@ -304,30 +304,34 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    fn style(tz: Tz, locale: Locale, clock: Clock) -> Style {
-        Style { tz, locale, clock }
+    fn style(tz: Tz, locale: Locale, hour_cycle: HourCycle) -> Style {
+        Style {
+            tz,
+            locale,
+            hour_cycle,
+        }
     }
 
     #[test]
     fn seed_example_in_shanghai() {
-        let s = style(chrono_tz::Asia::Shanghai, Locale::ZhCn, Clock::H24);
+        let s = style(chrono_tz::Asia::Shanghai, Locale::ZhCn, HourCycle::H24);
         let start = DateTime::from_timestamp_millis(1553853600000).unwrap();
         let end = DateTime::from_timestamp_millis(1553860800000).unwrap();
         assert_eq!(s.time(start), "18:00");
         assert_eq!(s.date(start), "3月29日 周五");
         assert_eq!(s.range(start, end), "18:00–20:00");
         assert_eq!(s.duration(end - start), "2 小时");
-        let en = style(chrono_tz::Asia::Shanghai, Locale::En, Clock::H12);
+        let en = style(chrono_tz::Asia::Shanghai, Locale::En, HourCycle::H12);
         assert_eq!(en.time(start), "6:00 PM");
         assert_eq!(en.date(start), "Fri, Mar 29");
         assert_eq!(en.duration(Duration::minutes(90)), "1 h 30 min");
-        let zh12 = style(chrono_tz::Asia::Shanghai, Locale::ZhCn, Clock::H12);
+        let zh12 = style(chrono_tz::Asia::Shanghai, Locale::ZhCn, HourCycle::H12);
         assert_eq!(zh12.time(start), "晚上6:00");
     }
 
     #[test]
     fn twelve_hour_edges() {
-        let en = style(chrono_tz::UTC, Locale::En, Clock::H12);
+        let en = style(chrono_tz::UTC, Locale::En, HourCycle::H12);
         let at = |h| Utc.with_ymd_and_hms(2026, 1, 1, h, 5, 0).unwrap();
         assert_eq!(en.time(at(0)), "12:05 AM");
         assert_eq!(en.time(at(12)), "12:05 PM");
@@ -336,8 +340,8 @@ mod tests {
 
     #[test]
     fn relative_times() {
-        let en = style(chrono_tz::UTC, Locale::En, Clock::H24);
-        let zh = style(chrono_tz::UTC, Locale::ZhCn, Clock::H24);
+        let en = style(chrono_tz::UTC, Locale::En, HourCycle::H24);
+        let zh = style(chrono_tz::UTC, Locale::ZhCn, HourCycle::H24);
         let now = Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap();
         assert_eq!(en.relative(now + Duration::minutes(15), now), "in 15 min");
         assert_eq!(zh.relative(now + Duration::minutes(15), now), "15 分钟后");
@@ -353,7 +357,7 @@ mod tests {
 
     #[test]
     fn range_across_midnight_names_the_end_date() {
-        let s = style(chrono_tz::Pacific::Auckland, Locale::En, Clock::H24);
+        let s = style(chrono_tz::Pacific::Auckland, Locale::En, HourCycle::H24);
         let start = Utc.with_ymd_and_hms(2026, 1, 1, 10, 0, 0).unwrap(); // 23:00 NZDT
         assert_eq!(
             s.range(start, start + Duration::hours(2)),
@@ -365,14 +369,14 @@ mod tests {
     #[test]
     fn midnight_on_dst_days() {
         // America/New_York springs forward at 02:00 on 2026-03-08: midnight exists.
-        let ny = style(chrono_tz::America::New_York, Locale::En, Clock::H24);
+        let ny = style(chrono_tz::America::New_York, Locale::En, HourCycle::H24);
         let t = Utc.with_ymd_and_hms(2026, 3, 8, 12, 0, 0).unwrap();
         assert_eq!(
             ny.next_midnight(t),
             Utc.with_ymd_and_hms(2026, 3, 9, 4, 0, 0).unwrap()
         );
         // America/Santiago skips local midnight (00:00 → 01:00) on 2026-09-06.
-        let scl = style(chrono_tz::America::Santiago, Locale::En, Clock::H24);
+        let scl = style(chrono_tz::America::Santiago, Locale::En, HourCycle::H24);
         let t = Utc.with_ymd_and_hms(2026, 9, 5, 12, 0, 0).unwrap();
         let m = scl.next_midnight(t);
         assert_eq!(

@@ -4,39 +4,23 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use roomcast::app::App;
-use roomcast::check;
+use roomcast::check::{self, Checked};
+use roomcast::clock::{self, TimeSource};
 use roomcast::config::ProcessEnv;
+use roomcast::error::{Chain, Exit};
 use roomcast::pipeline::{Outcome, Pipeline};
+use roomcast::source::replay;
+use roomcast::store::Store;
 
 // mimalloc: allocation-heavy paths (decode, view models, rendering) run
 // markedly faster than with the system allocator; see BENCHMARKS.md.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// Exit codes (also in the README).
-mod code {
-    /// Success.
-    pub const OK: u8 = 0;
-    /// A runtime failure (I/O, a sink that could not be opened, …).
-    pub const FAILURE: u8 = 1;
-    // 2: command-line usage error (clap's own exit code).
-    /// The config or a template is invalid.
-    pub const CONFIG: u8 = 3;
-    /// Input was rejected: malformed replay lines or preview event.
-    pub const INPUT: u8 = 4;
-    /// The platform refused the connection for good (credentials, app
-    /// disabled, connection limit), or reconnecting gave up.
-    pub const PLATFORM: u8 = 5;
-    /// The store cannot be used: locked by another instance, not a roomcast
-    /// store, of a newer schema, corrupt, or a commit failed.
-    pub const STORE: u8 = 6;
-}
 
 #[derive(Parser)]
 #[command(
@@ -129,21 +113,21 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(code::FAILURE);
+            eprintln!("error: cannot start the runtime: {}", Chain(&e));
+            return Exit::Failure.into();
         }
     };
-    match rt.block_on(dispatch(cli)) {
-        Ok(c) => ExitCode::from(c),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(code::FAILURE)
-        }
-    }
+    rt.block_on(dispatch(cli)).into()
+}
+
+/// Print an error with its causes; `code` is what it ends the process with.
+fn fail(e: &(dyn std::error::Error + 'static), code: Exit) -> Exit {
+    eprintln!("error: {}", Chain(e));
+    code
 }
 
 /// Load and check config + templates, or print every problem.
-fn load(path: &Path) -> Result<check::Checked, u8> {
+fn load(path: &Path) -> Result<Checked, Exit> {
     check::load(path, &ProcessEnv).map_err(|problems| {
         eprintln!(
             "error: {} problem{} found:",
@@ -153,15 +137,21 @@ fn load(path: &Path) -> Result<check::Checked, u8> {
         for p in &problems {
             eprintln!("  {p}");
         }
-        code::CONFIG
+        Exit::Config
     })
 }
 
-async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+/// The instant a command shows: `--at`, or now.
+fn instant(at: Option<DateTime<Utc>>, clock: &TimeSource) -> DateTime<Utc> {
+    at.unwrap_or_else(|| clock())
+}
+
+async fn dispatch(cli: Cli) -> Exit {
     let checked = match load(&cli.config) {
         Ok(c) => c,
-        Err(code) => return Ok(code),
+        Err(code) => return code,
     };
+    let clock = clock::system();
     match cli.command {
         Command::Check => {
             let c = &checked.config;
@@ -172,186 +162,182 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 c.sinks.len(),
                 c.source.kind
             );
-            Ok(code::OK)
+            Exit::Ok
         }
-        Command::Run => {
-            let shutdown = CancellationToken::new();
-            tokio::spawn(watch_signals(shutdown.clone()));
-            let app = App::new(checked.config, checked.templates);
-            let summary = match app.run(shutdown).await {
-                Ok(s) => s,
-                Err(e @ roomcast::app::AppError::Lark(_)) => {
-                    eprintln!("error: {e}");
-                    return Ok(code::PLATFORM);
-                }
-                Err(e @ roomcast::app::AppError::Store(_)) => {
-                    eprintln!("error: {e}");
-                    return Ok(code::STORE);
-                }
-                Err(e) => return Err(e.into()),
-            };
+        Command::Run => run(checked).await,
+        Command::Preview { event, at } => preview(&checked, &event, instant(at, &clock)),
+        Command::Outbox { action } => outbox(&checked, action),
+        Command::Rooms { at, json } => rooms(&checked, instant(at, &clock), json, &clock).await,
+    }
+}
+
+async fn run(checked: Checked) -> Exit {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(watch_signals(shutdown.clone()));
+    let app = App::new(checked.config, checked.templates);
+    match app.run(shutdown).await {
+        Err(e) => fail(&e, e.exit()),
+        Ok(summary) => {
             eprintln!("{summary}");
-            Ok(if summary.malformed > 0 {
-                code::INPUT
+            if summary.malformed > 0 {
+                Exit::Input
             } else {
-                code::OK
-            })
-        }
-        Command::Preview { event, at } => {
-            let text = std::fs::read_to_string(&event)
-                .with_context(|| format!("cannot read {}", event.display()))?;
-            let now = at.unwrap_or_else(Utc::now);
-            let mut p = Pipeline::new(checked.config.clone(), checked.templates.clone());
-            let mut rc = code::OK;
-            let bodies: Vec<&str> = if text.trim_start().starts_with('{')
-                && serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok()
-            {
-                vec![text.as_str()]
-            } else {
-                text.lines()
-                    .filter(|l| !l.trim().is_empty() && !l.trim().starts_with('#'))
-                    .collect()
-            };
-            for body in bodies {
-                match p.handle(body.as_bytes(), now) {
-                    Outcome::Applied {
-                        event_id,
-                        messages,
-                        render_errors,
-                        ..
-                    } => {
-                        println!("# event {event_id}: {} message(s)", messages.len());
-                        for m in &messages {
-                            let sink = &checked.config.sinks[m.sink];
-                            println!(
-                                "--- sink `{}` ({}) · room {} · {}",
-                                sink.name,
-                                sink.kind.as_str(),
-                                m.room,
-                                m.subject.as_str()
-                            );
-                            if let Some(url) = &sink.url {
-                                println!("{} {}", sink.method, roomcast::deliver::redact_url(url));
-                            }
-                            println!("Content-Type: {}", m.format.content_type());
-                            println!("Idempotency-Key: {}", m.idempotency_key);
-                            println!("X-Roomcast-Event: {}\n", m.event_id);
-                            println!("{}", m.body.trim_end());
-                        }
-                        for (sink, e) in render_errors {
-                            eprintln!("error: sink `{sink}`: {e}");
-                            rc = code::CONFIG;
-                        }
-                    }
-                    Outcome::Skipped { event_id, why } => {
-                        println!("# event {event_id}: skipped ({why:?})")
-                    }
-                    Outcome::Ignored { event_type } => {
-                        println!("# not a meeting-room event ({event_type}); nothing to send")
-                    }
-                    Outcome::Rejected { event_id } => {
-                        eprintln!("error: event {event_id}: verification token does not match");
-                        rc = code::INPUT;
-                    }
-                    Outcome::Malformed(e) => {
-                        eprintln!("error: {}: {e}", event.display());
-                        rc = code::INPUT;
-                    }
-                    Outcome::Challenge { .. } => {
-                        println!("# url_verification challenge; nothing to send")
-                    }
-                }
+                Exit::Ok
             }
-            Ok(rc)
-        }
-        Command::Outbox { action } => {
-            let Some(sc) = &checked.config.store else {
-                eprintln!("error: the config has no [store]; there is no outbox");
-                return Ok(code::CONFIG);
-            };
-            let store = match roomcast::store::Store::open_read_only(&sc.path) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(code::STORE);
-                }
-            };
-            match action {
-                Some(OutboxAction::Retry { id }) => match store.retry(id) {
-                    Ok(true) => {
-                        println!("message {id} queued again; it is sent at the next start");
-                        Ok(code::OK)
-                    }
-                    Ok(false) => {
-                        eprintln!("error: no failed or dead message with id {id}");
-                        Ok(code::INPUT)
-                    }
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        Ok(code::STORE)
-                    }
-                },
-                None => {
-                    let rows = match store.outbox() {
-                        Ok(r) => r,
-                        Err(e) => {
-                            eprintln!("error: {e}");
-                            return Ok(code::STORE);
-                        }
-                    };
-                    println!(
-                        "{:>8}  {:<8}  {:<16}  {:<11}  {:>8}  {:<20}  booking / last error",
-                        "id", "state", "sink", "subject", "attempts", "queued"
-                    );
-                    for r in &rows {
-                        println!(
-                            "{:>8}  {:<8}  {:<16}  {:<11}  {:>8}  {:<20}  {} {}",
-                            r.id,
-                            r.state,
-                            r.sink,
-                            r.message.subject.as_str(),
-                            r.attempts,
-                            r.created.format("%Y-%m-%d %H:%M:%S"),
-                            r.message
-                                .booking
-                                .as_deref()
-                                .unwrap_or(r.message.room.as_str()),
-                            r.last_error.as_deref().unwrap_or("")
-                        );
-                    }
-                    println!("{} message(s)", rows.len());
-                    Ok(code::OK)
-                }
-            }
-        }
-        Command::Rooms { at, json } => {
-            let now = at.unwrap_or_else(Utc::now);
-            let p = match roomcast::app::load_schedule(&checked).await {
-                Ok(p) => p,
-                Err(e @ roomcast::app::AppError::Store(_)) => {
-                    eprintln!("error: {e}");
-                    return Ok(code::STORE);
-                }
-                Err(e) => return Err(e.into()),
-            };
-            for room in p.all_rooms() {
-                let vm = p.snapshot_vm(None, &room, now);
-                let locale = checked
-                    .config
-                    .style(checked.config.room(&room), None)
-                    .locale;
-                let name = if json { "panel" } else { "room" };
-                match checked.templates.render(name, locale, vm) {
-                    Ok(r) => println!("{}", r.body.trim_end()),
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return Ok(code::CONFIG);
-                    }
-                }
-            }
-            Ok(code::OK)
         }
     }
+}
+
+/// The bodies of an event file: one JSON body, or JSON lines.
+fn bodies(text: &str) -> Vec<&str> {
+    if text.trim_start().starts_with('{')
+        && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+    {
+        vec![text]
+    } else {
+        text.lines().filter_map(replay::event_body).collect()
+    }
+}
+
+fn preview(checked: &Checked, event: &Path, now: DateTime<Utc>) -> Exit {
+    let text = match std::fs::read_to_string(event) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {}", event.display(), Chain(&e));
+            return Exit::Failure;
+        }
+    };
+    let config = &checked.config;
+    let mut p = Pipeline::new(config.clone(), checked.templates.clone());
+    let mut rc = Exit::Ok;
+    for body in bodies(&text) {
+        match p.handle(body.as_bytes(), now) {
+            Outcome::Applied(a) => {
+                println!("# event {}: {} message(s)", a.event_id, a.messages.len());
+                for m in &a.messages {
+                    let Some(sink) = config.sink(m.sink) else {
+                        continue;
+                    };
+                    println!(
+                        "--- sink `{}` ({}) · room {} · {}",
+                        sink.name,
+                        sink.kind.as_str(),
+                        m.room,
+                        m.subject.as_str()
+                    );
+                    if let Some(url) = &sink.url {
+                        println!("{} {}", sink.method, roomcast::deliver::redact_url(url));
+                    }
+                    println!("Content-Type: {}", m.format.content_type());
+                    println!("Idempotency-Key: {}", m.idempotency_key);
+                    println!("X-Roomcast-Event: {}\n", m.event_id);
+                    println!("{}", m.body.trim_end());
+                }
+                for (sink, e) in a.render_errors {
+                    eprintln!("error: sink `{sink}`: {e}");
+                    rc = Exit::Config;
+                }
+            }
+            Outcome::Skipped { event_id, why } => {
+                println!("# event {event_id}: skipped ({why:?})")
+            }
+            Outcome::Ignored { event_type } => {
+                println!("# not a meeting-room event ({event_type}); nothing to send")
+            }
+            Outcome::Rejected { event_id } => {
+                eprintln!("error: event {event_id}: verification token does not match");
+                rc = Exit::Input;
+            }
+            Outcome::Malformed(e) => {
+                eprintln!("error: {}: {e}", event.display());
+                rc = Exit::Input;
+            }
+            Outcome::Challenge { .. } => {
+                println!("# url_verification challenge; nothing to send")
+            }
+        }
+    }
+    rc
+}
+
+fn outbox(checked: &Checked, action: Option<OutboxAction>) -> Exit {
+    let Some(sc) = &checked.config.store else {
+        eprintln!("error: the config has no [store]; there is no outbox");
+        return Exit::Config;
+    };
+    let store = match Store::open_read_only(&sc.path) {
+        Ok(s) => s,
+        Err(e) => return fail(&e, Exit::Store),
+    };
+    if let Some(OutboxAction::Retry { id }) = action {
+        return match store.retry(id) {
+            Ok(true) => {
+                println!("message {id} queued again; it is sent at the next start");
+                Exit::Ok
+            }
+            Ok(false) => {
+                eprintln!("error: no failed or dead message with id {id}");
+                Exit::Input
+            }
+            Err(e) => fail(&e, Exit::Store),
+        };
+    }
+    let rows = match store.outbox() {
+        Ok(r) => r,
+        Err(e) => return fail(&e, Exit::Store),
+    };
+    println!(
+        "{:>8}  {:<8}  {:<16}  {:<11}  {:>8}  {:<20}  booking / last error",
+        "id", "state", "sink", "subject", "attempts", "queued"
+    );
+    for r in &rows {
+        println!(
+            "{:>8}  {:<8}  {:<16}  {:<11}  {:>8}  {:<20}  {} {}",
+            r.id,
+            r.state,
+            r.sink,
+            r.message.subject.as_str(),
+            r.attempts,
+            r.created.format("%Y-%m-%d %H:%M:%S"),
+            r.message
+                .booking
+                .as_deref()
+                .unwrap_or(r.message.room.as_str()),
+            r.last_error.as_deref().unwrap_or("")
+        );
+    }
+    println!("{} message(s)", rows.len());
+    Exit::Ok
+}
+
+async fn rooms(checked: &Checked, now: DateTime<Utc>, json: bool, clock: &TimeSource) -> Exit {
+    let p = match roomcast::app::load_schedule(&checked.config, &checked.templates, clock).await {
+        Ok(p) => p,
+        Err(e) => {
+            let e = roomcast::app::AppError::from(e);
+            return fail(&e, e.exit());
+        }
+    };
+    let name = if json {
+        roomcast::render::names::PANEL
+    } else {
+        roomcast::render::names::ROOM
+    };
+    for room in p.all_rooms() {
+        let vm = p.snapshot_vm(None, &room, now);
+        let locale = checked
+            .config
+            .style(checked.config.room(&room), None)
+            .locale;
+        match checked.templates.render(name, locale, vm) {
+            Ok(r) => println!("{}", r.body.trim_end()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::Config;
+            }
+        }
+    }
+    Exit::Ok
 }
 
 async fn watch_signals(shutdown: CancellationToken) {

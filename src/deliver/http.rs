@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use sha2::Sha256;
 
 use crate::config::{SinkConfig, SinkKind};
-use crate::pipeline::Message;
+use crate::message::Message;
 use crate::render::Format;
 use crate::retry::retryable_status;
 
@@ -27,7 +27,7 @@ pub struct Request {
 
 /// How a delivery attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Attempt {
     Delivered,
     /// Worth trying again (`after`: what the service asked for).
     Retry {
@@ -183,15 +183,15 @@ pub fn classify(
     status: u16,
     retry_after: Option<Duration>,
     body: &[u8],
-) -> Outcome {
+) -> Attempt {
     if !(200..300).contains(&status) {
         return if retryable_status(status) {
-            Outcome::Retry {
+            Attempt::Retry {
                 after: retry_after,
                 reason: format!("HTTP {status}"),
             }
         } else {
-            Outcome::Failed {
+            Attempt::Failed {
                 reason: format!(
                     "HTTP {status}: {}",
                     String::from_utf8_lossy(&body[..body.len().min(200)])
@@ -210,64 +210,64 @@ pub fn classify(
     match kind {
         SinkKind::Feishu | SinkKind::Lark => {
             let Some(v) = json else {
-                return Outcome::Failed {
+                return Attempt::Failed {
                     reason: "answer is not JSON".into(),
                 };
             };
             match code_of(&v, &["code", "StatusCode"]) {
-                Some(0) => Outcome::Delivered,
-                Some(11232) => Outcome::Retry {
+                Some(0) => Attempt::Delivered,
+                Some(11232) => Attempt::Retry {
                     after: retry_after,
                     reason: format!("rate limited (11232): {}", msg(&v)),
                 },
-                Some(19021) => Outcome::Failed {
+                Some(19021) => Attempt::Failed {
                     reason: format!(
                         "signature rejected (19021: {}): make secret_env hold this bot's signing secret, and check this machine's clock (the timestamp must be within an hour)",
                         msg(&v)
                     ),
                 },
-                Some(19024) => Outcome::Failed {
+                Some(19024) => Attempt::Failed {
                     reason: format!(
                         "keyword check failed (19024: {}): the bot only accepts messages containing one of its keywords; put one in the template or remove the bot's keyword rule",
                         msg(&v)
                     ),
                 },
-                Some(c) => Outcome::Failed {
+                Some(c) => Attempt::Failed {
                     reason: format!("code {c}: {}", msg(&v)),
                 },
-                None => Outcome::Failed {
+                None => Attempt::Failed {
                     reason: "answer has no code".into(),
                 },
             }
         }
         SinkKind::Dingtalk | SinkKind::Wecom => {
             let Some(v) = json else {
-                return Outcome::Failed {
+                return Attempt::Failed {
                     reason: "answer is not JSON".into(),
                 };
             };
             match code_of(&v, &["errcode"]) {
-                Some(0) => Outcome::Delivered,
+                Some(0) => Attempt::Delivered,
                 // DingTalk 130101 "send too fast"; WeCom 45009 "api freq out of limit"
-                Some(c @ (130101 | 45009)) => Outcome::Retry {
+                Some(c @ (130101 | 45009)) => Attempt::Retry {
                     after: retry_after,
                     reason: format!("rate limited ({c}): {}", msg(&v)),
                 },
-                Some(310000) => Outcome::Failed {
+                Some(310000) => Attempt::Failed {
                     reason: format!(
                         "security check failed (310000: {}): check the signing secret, keywords or IP allow-list of this robot",
                         msg(&v)
                     ),
                 },
-                Some(c) => Outcome::Failed {
+                Some(c) => Attempt::Failed {
                     reason: format!("errcode {c}: {}", msg(&v)),
                 },
-                None => Outcome::Failed {
+                None => Attempt::Failed {
                     reason: "answer has no errcode".into(),
                 },
             }
         }
-        _ => Outcome::Delivered,
+        _ => Attempt::Delivered,
     }
 }
 
@@ -311,7 +311,7 @@ mod tests {
 
     #[test]
     fn classification_table() {
-        use Outcome::*;
+        use Attempt::*;
         let r = |k, st, body: &str| classify(k, st, None, body.as_bytes());
         assert_eq!(
             r(

@@ -7,7 +7,7 @@ pub mod worker;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 use std::io::{BufWriter, Write};
@@ -15,15 +15,19 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, SinkKind};
-use crate::pipeline::Message;
+use crate::clock::TimeSource;
+use crate::config::{SinkConfig, SinkKind};
+use crate::error::Chain;
+use crate::message::Message;
+use crate::metrics::{SinkStats, SinksStats};
 use crate::render::Format;
+use crate::store::SharedStore;
 
 /// Why delivery could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliverError {
-    #[error("cannot set up the HTTP client: {0}")]
-    Client(String),
+    #[error("cannot set up the HTTP client")]
+    Client(#[source] reqwest::Error),
     #[error("sink `{sink}`: cannot start its thread: {source}")]
     Thread {
         sink: String,
@@ -37,20 +41,6 @@ pub enum DeliverError {
     },
 }
 
-/// Counters per sink.
-#[derive(Debug, Default)]
-pub struct SinkStats {
-    pub queued: AtomicU64,
-    pub delivered: AtomicU64,
-    /// Given up: not retryable, or undelivered at shutdown.
-    pub failed: AtomicU64,
-    pub retried: AtomicU64,
-    /// Given up at `max_age`.
-    pub dead: AtomicU64,
-    /// Snapshots replaced by a newer one before they were sent.
-    pub coalesced: AtomicU64,
-}
-
 /// Handle to the running sink workers.
 pub struct Deliverer {
     senders: Vec<mpsc::Sender<Message>>,
@@ -59,7 +49,7 @@ pub struct Deliverer {
     threads: Vec<tokio::sync::oneshot::Receiver<()>>,
     /// Tells HTTP workers to stop waiting (drain deadline passed).
     stop: CancellationToken,
-    pub stats: Arc<Vec<(String, SinkStats)>>,
+    pub stats: Arc<SinksStats>,
 }
 
 /// A line of a `file` sink.
@@ -106,37 +96,36 @@ impl Deliverer {
     /// Start one worker per sink. File sinks are opened (created, appended
     /// to) here, so a bad path is a startup error.
     pub fn start(
-        config: &Config,
+        sinks: &[SinkConfig],
         queue: usize,
-        clock: crate::app::Clock,
-        store: Option<crate::app::SharedStore>,
+        clock: TimeSource,
+        store: Option<SharedStore>,
     ) -> Result<Self, DeliverError> {
         let tracker = TaskTracker::new();
         let stop = CancellationToken::new();
         // One client for every HTTP sink (connections are reused), built
         // only if some sink speaks HTTP.
-        let client = if config.sinks.iter().any(|s| s.kind.is_http()) {
+        let client = if sinks.iter().any(|s| s.kind.is_http()) {
             crate::tls::init();
             Some(
                 reqwest::Client::builder()
                     .user_agent(concat!("roomcast/", env!("CARGO_PKG_VERSION")))
                     .connect_timeout(std::time::Duration::from_secs(10))
                     .build()
-                    .map_err(|e| DeliverError::Client(e.to_string()))?,
+                    .map_err(DeliverError::Client)?,
             )
         } else {
             None
         };
         let mut threads = Vec::new();
         let mut senders = Vec::new();
-        let stats: Arc<Vec<(String, SinkStats)>> = Arc::new(
-            config
-                .sinks
+        let stats: Arc<SinksStats> = Arc::new(
+            sinks
                 .iter()
                 .map(|s| (s.name.clone(), SinkStats::default()))
                 .collect(),
         );
-        for (i, sink) in config.sinks.iter().enumerate() {
+        for (i, sink) in sinks.iter().enumerate() {
             let (tx, rx) = mpsc::channel::<Message>(queue);
             senders.push(tx);
             let stats = stats.clone();
@@ -177,14 +166,14 @@ impl Deliverer {
                     let Some(client) = client.clone() else {
                         continue;
                     };
-                    let w = worker::Worker {
-                        sink: sink.clone(),
+                    let w = worker::Worker::new(
+                        sink.clone(),
                         client,
                         stats,
-                        index: i,
-                        clock: clock.clone(),
-                        store: store.clone(),
-                    };
+                        i,
+                        clock.clone(),
+                        store.clone(),
+                    );
                     tracker.spawn(w.run(rx, stop.clone()));
                 }
             }
@@ -202,7 +191,7 @@ impl Deliverer {
     /// Queue a message on its sink's worker (waits when the queue is full:
     /// back-pressure reaches the source, nothing is dropped).
     pub async fn send(&self, m: Message) {
-        let i = m.sink;
+        let i = m.sink.get();
         if let Some(tx) = self.senders.get(i)
             && tx.send(m).await.is_err()
         {
@@ -260,8 +249,8 @@ fn write_lines<W: Write>(
     stats: &[(String, SinkStats)],
     i: usize,
     jsonl_sink: Option<String>,
-    store: Option<crate::app::SharedStore>,
-    clock: crate::app::Clock,
+    store: Option<SharedStore>,
+    clock: TimeSource,
 ) {
     let name = &stats[i].0;
     let mut buf = String::new();
@@ -286,15 +275,15 @@ fn write_lines<W: Write>(
                 stats[i].1.delivered.fetch_add(n, Ordering::Relaxed);
                 if let Some(store) = &store
                     && !ids.is_empty()
-                    && let Err(e) = crate::app::lock(store).mark_delivered(&ids, clock())
+                    && let Err(e) = store.lock().mark_delivered(&ids, clock())
                 {
-                    tracing::error!(sink = %name, error = %e, "cannot record deliveries");
+                    tracing::error!(sink = %name, error = %Chain(&e), "cannot record deliveries");
                 }
                 ids.clear();
             }
             Err(e) => {
                 // Left pending in the store: written again at the next start.
-                tracing::error!(sink = %name, error = %e, count = n, "write failed");
+                tracing::error!(sink = %name, error = %Chain(&e), count = n, "write failed");
                 stats[i].1.failed.fetch_add(n, Ordering::Relaxed);
                 ids.clear();
             }

@@ -12,12 +12,14 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::SinkStats;
-use super::http::{self, Outcome};
-use crate::app::Clock;
+use super::http::{self, Attempt};
+use crate::clock::TimeSource;
 use crate::config::{Payload, QuietHours, RateLimit, SinkConfig};
-use crate::pipeline::Message;
+use crate::error::Chain;
+use crate::message::Message;
+use crate::metrics::{SinkStats, SinksStats};
 use crate::retry::{Policy, jitter};
+use crate::store::{OutboxState, SharedStore};
 
 /// Backoff between attempts of one message.
 pub const BACKOFF: Policy = Policy::Exponential {
@@ -107,26 +109,44 @@ fn next_ready(q: &VecDeque<Pending>, now: Instant) -> Result<usize, Instant> {
 
 /// Everything a worker needs.
 pub struct Worker {
-    pub sink: SinkConfig,
-    pub client: reqwest::Client,
-    pub stats: Arc<Vec<(String, SinkStats)>>,
-    pub index: usize,
-    pub clock: Clock,
+    sink: SinkConfig,
+    client: reqwest::Client,
+    stats: Arc<SinksStats>,
+    index: usize,
+    clock: TimeSource,
     /// Where outcomes are recorded (the outbox), if there is a store.
-    pub store: Option<crate::app::SharedStore>,
+    store: Option<SharedStore>,
 }
 
 impl Worker {
+    pub fn new(
+        sink: SinkConfig,
+        client: reqwest::Client,
+        stats: Arc<SinksStats>,
+        index: usize,
+        clock: TimeSource,
+        store: Option<SharedStore>,
+    ) -> Self {
+        Worker {
+            sink,
+            client,
+            stats,
+            index,
+            clock,
+            store,
+        }
+    }
+
     fn stats(&self) -> &SinkStats {
         &self.stats[self.index].1
     }
 
     /// Record a message's fate in the outbox.
-    fn record(&self, m: &Message, state: &str, error: Option<&str>) {
+    fn record(&self, m: &Message, state: OutboxState, error: Option<&str>) {
         if let (Some(store), Some(id)) = (&self.store, m.outbox_id)
-            && let Err(e) = crate::app::lock(store).mark(id, state, error, (self.clock)())
+            && let Err(e) = store.lock().mark(id, state, error, (self.clock)())
         {
-            tracing::error!(sink = %self.sink.name, error = %e, "cannot record a delivery outcome");
+            tracing::error!(sink = %self.sink.name, error = %Chain(&e), "cannot record a delivery outcome");
         }
     }
 
@@ -137,7 +157,7 @@ impl Worker {
             && let Some(p) = q.iter_mut().find(|p| p.msg.room == msg.room)
         {
             let old = std::mem::replace(&mut p.msg, msg);
-            self.record(&old, "superseded", None);
+            self.record(&old, OutboxState::Superseded, None);
             self.stats().coalesced.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -205,24 +225,24 @@ impl Worker {
             let Some(mut p) = q.remove(at) else { continue };
             limiter.record(Instant::now());
             match self.attempt(&p.msg).await {
-                Outcome::Delivered => {
+                Attempt::Delivered => {
                     self.stats().delivered.fetch_add(1, Ordering::Relaxed);
-                    self.record(&p.msg, "delivered", None);
+                    self.record(&p.msg, OutboxState::Delivered, None);
                     tracing::debug!(sink = %name, key = %p.msg.idempotency_key, attempt = p.attempt + 1, "delivered");
                 }
-                Outcome::Failed { reason } => {
+                Attempt::Failed { reason } => {
                     self.stats().failed.fetch_add(1, Ordering::Relaxed);
-                    self.record(&p.msg, "failed", Some(&reason));
+                    self.record(&p.msg, OutboxState::Failed, Some(&reason));
                     tracing::error!(sink = %name, room = %p.msg.room, booking = p.msg.booking.as_deref().unwrap_or("-"), event = %p.msg.event_id, %reason, "delivery failed; not retryable");
                 }
-                Outcome::Retry { after, reason } => {
+                Attempt::Retry { after, reason } => {
                     let age = p.queued.elapsed();
                     let wait = BACKOFF
                         .delay(p.attempt, jitter())
                         .max(after.unwrap_or_default());
                     if age + wait > self.sink.max_age {
                         self.stats().dead.fetch_add(1, Ordering::Relaxed);
-                        self.record(&p.msg, "dead", Some(&reason));
+                        self.record(&p.msg, OutboxState::Dead, Some(&reason));
                         tracing::error!(sink = %name, room = %p.msg.room, booking = p.msg.booking.as_deref().unwrap_or("-"), event = %p.msg.event_id, attempts = p.attempt + 1, %reason, "dead letter: still undelivered at max_age");
                         continue;
                     }
@@ -237,7 +257,7 @@ impl Worker {
                     {
                         newer.attempt = p.attempt;
                         newer.not_before = newer.not_before.max(p.not_before);
-                        self.record(&p.msg, "superseded", None);
+                        self.record(&p.msg, OutboxState::Superseded, None);
                         self.stats().coalesced.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
@@ -255,9 +275,9 @@ impl Worker {
         }
     }
 
-    async fn attempt(&self, m: &Message) -> Outcome {
+    async fn attempt(&self, m: &Message) -> Attempt {
         let Some(req) = http::build(&self.sink, m, (self.clock)()) else {
-            return Outcome::Failed {
+            return Attempt::Failed {
                 reason: "no URL".into(),
             };
         };
@@ -272,13 +292,14 @@ impl Worker {
             rb = rb.header(k, v);
         }
         match rb.send().await {
-            Err(e) => Outcome::Retry {
+            Err(e) => Attempt::Retry {
                 after: None,
-                // without_url: the URL may carry a token (hook ids, keys)
+                // without_url: the URL may carry a token (hook ids, keys);
+                // the chain keeps the cause (connection refused, TLS, …).
                 reason: if e.is_timeout() {
                     "timed out".into()
                 } else {
-                    format!("request failed: {}", e.without_url())
+                    format!("request failed: {}", Chain(&e.without_url()))
                 },
             },
             Ok(resp) => {
@@ -301,13 +322,13 @@ mod tests {
 
     fn pending(target: &str, not_before: Instant) -> Pending {
         Pending {
-            msg: crate::pipeline::Message {
-                sink: 0,
+            msg: Message {
+                sink: crate::config::SinkIndex::UNSET,
                 outbox_id: None,
                 idempotency_key: String::new(),
                 event_id: std::sync::Arc::from("e"),
                 room: crate::model::RoomId::new(target),
-                subject: crate::pipeline::Subject::Snapshot,
+                subject: crate::message::Subject::Snapshot,
                 booking: None,
                 body: String::new(),
                 format: crate::render::Format::Json,

@@ -13,7 +13,9 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{AppState, Metrics, TokenParam, View, authorized, unauthorized, view};
+use super::{Server, TokenParam, View, authorized, unauthorized, view};
+use crate::clock::TimeSource;
+use crate::metrics::Metrics;
 use crate::model::RoomId;
 
 /// A change counter per room that some live page is watching. The core
@@ -73,7 +75,7 @@ pub struct Live {
     /// Per-room change signals, raised as the core commits events.
     pub signals: Arc<RoomSignals>,
     /// The app's clock: views are re-rendered at each minute of it.
-    pub clock: crate::app::Clock,
+    pub clock: TimeSource,
     /// Fires when the server stops: open event streams end with it, so a
     /// graceful shutdown is not held up by pages that never hang up.
     pub stop: CancellationToken,
@@ -96,7 +98,7 @@ pub const PING: Duration = Duration::from_secs(15);
 /// the server's time (epoch ms), right after the first `room` and every
 /// [`PING`] when nothing else was sent. Ends when the server stops.
 pub(super) async fn room_events(
-    State(s): State<AppState>,
+    State(s): State<Server>,
     axum::extract::Path(id): axum::extract::Path<String>,
     axum::extract::Query(q): axum::extract::Query<TokenParam>,
     headers: HeaderMap,
@@ -107,12 +109,12 @@ pub(super) async fn room_events(
     // Subscribe before the first render, so no change falls between them;
     // the guard unsubscribes however this ends.
     let room = RoomId::new(&id);
-    s.status
+    s.health
         .metrics
         .page_streams
         .fetch_add(1, Ordering::Relaxed);
     let open = OpenStream {
-        metrics: s.status.metrics.clone(),
+        metrics: s.health.metrics.clone(),
         signals: s.live.signals.clone(),
         room: room.clone(),
     };
@@ -168,7 +170,7 @@ fn digest(body: &str) -> u64 {
 
 /// One page's event stream.
 struct Watch {
-    s: AppState,
+    s: Server,
     /// This room's change signal (dropped before `open`).
     changes: watch::Receiver<u64>,
     /// The first rendering, not yet sent.
@@ -212,10 +214,7 @@ impl Watch {
             return Some((Ok(self.ping()), self));
         }
         loop {
-            let now = (self.s.live.clock)();
-            let into_minute = Duration::from_secs(u64::from(chrono::Timelike::second(&now)))
-                + Duration::from_nanos(u64::from(chrono::Timelike::nanosecond(&now)));
-            let to_minute = Duration::from_secs(60).saturating_sub(into_minute);
+            let to_minute = crate::clock::until_next_minute((self.s.live.clock)());
             let mut for_change = false;
             let render = tokio::select! {
                 biased;

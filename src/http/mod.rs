@@ -2,10 +2,9 @@
 //! poll, the live room page (HTML + server-sent events), health, readiness
 //! and metrics.
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
@@ -18,47 +17,25 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::deliver::SinkStats;
-use crate::lark::client::LarkStats;
+use crate::config::HttpConfig;
 use crate::lark::webhook::{self, Intake, SignatureHeaders, WebhookError};
+use crate::metrics::{LarkStats, Metrics, SinksStats};
+use crate::render::names;
 use crate::source::{Ack, Inbound};
+use crate::store::SharedStore;
 
 pub mod live;
 
 pub use live::{GAP, Live, PING, RoomSignals};
 
-/// Counters the core keeps for `/metrics`.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    pub received: AtomicU64,
-    pub applied: AtomicU64,
-    pub duplicates: AtomicU64,
-    pub stale: AtomicU64,
-    pub malformed: AtomicU64,
-    pub rejected: AtomicU64,
-    pub ignored: AtomicU64,
-    /// Room changes the applied events made.
-    pub changes: AtomicU64,
-    /// Messages rendered for sinks (notices and snapshots).
-    pub messages: AtomicU64,
-    /// Renders that failed.
-    pub render_errors: AtomicU64,
-    /// Epoch ms of the last event applied (0: none yet).
-    pub last_event_ms: AtomicI64,
-    /// Webhook pushes refused (bad signature or token).
-    pub webhook_unauthorized: AtomicU64,
-    /// Live room pages connected now (open event streams).
-    pub page_streams: AtomicU64,
-}
-
 /// What `/readyz` and `/metrics` read.
 #[derive(Clone)]
-pub struct Status {
+pub struct Health {
     pub metrics: Arc<Metrics>,
-    pub sinks: Arc<Vec<(String, SinkStats)>>,
+    pub sinks: Arc<SinksStats>,
     /// The long connection's counters (when that is a source).
     pub lark: Option<Arc<LarkStats>>,
-    pub store: Option<crate::app::SharedStore>,
+    pub store: Option<SharedStore>,
 }
 
 /// A question for the core, which owns the schedule.
@@ -89,9 +66,9 @@ pub enum View {
 impl View {
     pub fn template(self) -> &'static str {
         match self {
-            View::Json => "panel",
-            View::Page => "room_page",
-            View::Panel => "room_panel",
+            View::Json => names::PANEL,
+            View::Page => names::ROOM_PAGE,
+            View::Panel => names::ROOM_PANEL,
         }
     }
 }
@@ -111,19 +88,43 @@ pub type PullTokens = std::collections::HashMap<String, secrecy::SecretString>;
 /// Everything the handlers share.
 #[derive(Clone)]
 pub struct Server {
-    pub status: Status,
-    pub queries: mpsc::Sender<Query>,
-    pub tokens: Arc<PullTokens>,
+    health: Health,
+    queries: mpsc::Sender<Query>,
+    tokens: Arc<PullTokens>,
     /// Where webhook events go (`None`: no webhook intake).
-    pub inbound: Option<mpsc::Sender<Inbound>>,
-    pub secrets: Arc<webhook::Secrets>,
-    pub live: Live,
+    inbound: Option<mpsc::Sender<Inbound>>,
+    secrets: Arc<webhook::Secrets>,
+    live: Live,
 }
 
-pub(crate) type AppState = Server;
+impl Server {
+    /// The handlers' state for `[http]`: `inbound` is used when the
+    /// webhook is on.
+    pub fn new(
+        config: &HttpConfig,
+        health: Health,
+        queries: mpsc::Sender<Query>,
+        inbound: mpsc::Sender<Inbound>,
+        live: Live,
+    ) -> Self {
+        Server {
+            health,
+            queries,
+            tokens: Arc::new(config.tokens.clone()),
+            inbound: config.webhook.then_some(inbound),
+            secrets: Arc::new(webhook::Secrets {
+                verification_token: config.verification_token.clone(),
+                encrypt_key: config.encrypt_key.clone(),
+            }),
+            live,
+        }
+    }
+}
 
-/// Build the router. `inbound` enables the webhook route at `webhook_path`.
-pub fn router(state: Server, webhook_path: &str, max_body: usize) -> Router {
+/// Build the router: the webhook route at `webhook_path` when the webhook
+/// is on.
+pub fn router(state: Server, config: &HttpConfig) -> Router {
+    let (webhook_path, max_body) = (config.webhook_path.as_str(), config.max_body_bytes);
     let mut r = Router::new()
         .route("/rooms", get(rooms))
         .route("/rooms/{file}", get(room))
@@ -159,7 +160,7 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
         .into_response()
 }
 
-async fn webhook_push(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn webhook_push(State(s): State<Server>, headers: HeaderMap, body: Bytes) -> Response {
     let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
     let sig = SignatureHeaders {
         timestamp: h("x-lark-request-timestamp"),
@@ -172,7 +173,7 @@ async fn webhook_push(State(s): State<AppState>, headers: HeaderMap, body: Bytes
         .to_string();
     match webhook::open(&s.secrets, &body, &sig) {
         Err(WebhookError::Unauthorized(why)) => {
-            s.status
+            s.health
                 .metrics
                 .webhook_unauthorized
                 .fetch_add(1, Ordering::Relaxed);
@@ -211,7 +212,7 @@ async fn webhook_push(State(s): State<AppState>, headers: HeaderMap, body: Bytes
     }
 }
 
-async fn rooms(State(s): State<AppState>) -> Response {
+async fn rooms(State(s): State<Server>) -> Response {
     let (tx, rx) = oneshot::channel();
     if s.queries.send(Query::Rooms(tx)).await.is_err() {
         return shutting_down();
@@ -249,12 +250,7 @@ pub(crate) struct TokenParam {
 /// Is this request allowed to see `room`? Rooms without `token_env` are
 /// open; others need the token as a bearer header or `?token=`, compared
 /// in constant time.
-pub(crate) fn authorized(
-    s: &AppState,
-    room: &str,
-    headers: &HeaderMap,
-    query: Option<&str>,
-) -> bool {
+pub(crate) fn authorized(s: &Server, room: &str, headers: &HeaderMap, query: Option<&str>) -> bool {
     let Some(want) = s.tokens.get(room) else {
         return true;
     };
@@ -281,7 +277,7 @@ pub(crate) fn unauthorized() -> Response {
 }
 
 /// Ask the core for a rendering of a room.
-pub(crate) async fn view(s: &AppState, room: &str, view: View) -> Result<String, Response> {
+pub(crate) async fn view(s: &Server, room: &str, view: View) -> Result<String, Response> {
     let (tx, rx) = oneshot::channel();
     let q = Query::View {
         room: room.to_string(),
@@ -312,7 +308,7 @@ pub(crate) async fn view(s: &AppState, room: &str, view: View) -> Result<String,
 /// ETag. `GET /rooms/{id}`: the live room page. Both need the room's token
 /// when it has `token_env`.
 async fn room(
-    State(s): State<AppState>,
+    State(s): State<Server>,
     axum::extract::Path(file): axum::extract::Path<String>,
     axum::extract::Query(q): axum::extract::Query<TokenParam>,
     headers: HeaderMap,
@@ -345,7 +341,7 @@ async fn room(
         Err(r) => return r,
         Ok(b) => b,
     };
-    let etag = format!("\"{}\"", crate::pipeline::idempotency_key(&[&body]));
+    let etag = format!("\"{}\"", crate::message::digest_hex(&[&body]));
     let matches = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -368,17 +364,17 @@ async fn room(
         .into_response()
 }
 
-async fn readyz(State(s): State<AppState>) -> Response {
+async fn readyz(State(s): State<Server>) -> Response {
     let connected = s
-        .status
+        .health
         .lark
         .as_ref()
         .is_none_or(|l| l.connected.load(Ordering::Relaxed));
     let store = s
-        .status
+        .health
         .store
         .as_ref()
-        .is_none_or(|st| crate::app::lock(st).writable());
+        .is_none_or(|st| st.lock().writable());
     let body = json!({"source": connected, "store": store});
     let code = if connected && store {
         StatusCode::OK
@@ -388,130 +384,9 @@ async fn readyz(State(s): State<AppState>) -> Response {
     json_response(code, body)
 }
 
-async fn metrics(State(s): State<AppState>) -> Response {
-    let m = &s.status.metrics;
-    let mut out = String::new();
-    let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    let mut counters: Vec<(&str, &str, u64)> = vec![
-        (
-            "roomcast_events_received_total",
-            "Event payloads received from any source.",
-            g(&m.received),
-        ),
-        (
-            "roomcast_events_applied_total",
-            "Events applied to the schedule.",
-            g(&m.applied),
-        ),
-        (
-            "roomcast_events_duplicate_total",
-            "Events dropped as duplicates.",
-            g(&m.duplicates),
-        ),
-        (
-            "roomcast_events_stale_total",
-            "Events dropped as stale.",
-            g(&m.stale),
-        ),
-        (
-            "roomcast_events_malformed_total",
-            "Payloads that could not be decoded.",
-            g(&m.malformed),
-        ),
-        (
-            "roomcast_events_rejected_total",
-            "Events with a wrong verification token.",
-            g(&m.rejected),
-        ),
-        (
-            "roomcast_events_ignored_total",
-            "Payloads of other event types (or challenges outside webhook mode).",
-            g(&m.ignored),
-        ),
-        (
-            "roomcast_room_changes_total",
-            "Room schedule changes the applied events made.",
-            g(&m.changes),
-        ),
-        (
-            "roomcast_messages_total",
-            "Messages rendered for sinks (notices and snapshots).",
-            g(&m.messages),
-        ),
-        (
-            "roomcast_render_errors_total",
-            "Template renders that failed.",
-            g(&m.render_errors),
-        ),
-        (
-            "roomcast_webhook_unauthorized_total",
-            "Webhook pushes refused with 401.",
-            g(&m.webhook_unauthorized),
-        ),
-    ];
-    if let Some(l) = &s.status.lark {
-        counters.push((
-            "roomcast_lark_connects_total",
-            "Long connections established (reconnects included).",
-            g(&l.connects),
-        ));
-    }
-    for (name, help, v) in counters {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-        );
-    }
-    if let Some(l) = &s.status.lark {
-        let _ = writeln!(
-            out,
-            "# HELP roomcast_lark_acks_total Acknowledgements sent, by code.\n# TYPE roomcast_lark_acks_total counter\nroomcast_lark_acks_total{{code=\"200\"}} {}\nroomcast_lark_acks_total{{code=\"500\"}} {}",
-            g(&l.acks_ok),
-            g(&l.acks_retry)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP roomcast_deliveries_total Messages by sink and outcome.\n# TYPE roomcast_deliveries_total counter"
-    );
-    for (name, st) in s.status.sinks.iter() {
-        for (result, v) in [
-            ("delivered", &st.delivered),
-            ("failed", &st.failed),
-            ("dead", &st.dead),
-            ("retried", &st.retried),
-            ("coalesced", &st.coalesced),
-        ] {
-            let _ = writeln!(
-                out,
-                "roomcast_deliveries_total{{sink=\"{name}\",result=\"{result}\"}} {}",
-                g(v)
-            );
-        }
-    }
-    let _ = writeln!(
-        out,
-        "# HELP roomcast_queue_depth Messages queued per sink.\n# TYPE roomcast_queue_depth gauge"
-    );
-    for (name, st) in s.status.sinks.iter() {
-        let done = g(&st.delivered) + g(&st.failed) + g(&st.dead) + g(&st.coalesced);
-        let _ = writeln!(
-            out,
-            "roomcast_queue_depth{{sink=\"{name}\"}} {}",
-            g(&st.queued).saturating_sub(done)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP roomcast_page_streams Live room pages connected now.\n# TYPE roomcast_page_streams gauge\nroomcast_page_streams {}",
-        g(&m.page_streams)
-    );
-    let last = m.last_event_ms.load(Ordering::Relaxed);
-    let _ = writeln!(
-        out,
-        "# HELP roomcast_last_event_timestamp_seconds When the last event was applied.\n# TYPE roomcast_last_event_timestamp_seconds gauge\nroomcast_last_event_timestamp_seconds {}",
-        last as f64 / 1000.0
-    );
+async fn metrics(State(s): State<Server>) -> Response {
+    let h = &s.health;
+    let out = crate::metrics::exposition(&h.metrics, &h.sinks, h.lark.as_deref());
     (
         StatusCode::OK,
         [(

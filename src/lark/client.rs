@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::stream::FuturesUnordered;
@@ -29,6 +29,8 @@ use super::endpoint::{self, ClientConfig, ClientConfigJson, Endpoint};
 use super::frame::{Frame, METHOD_CONTROL, METHOD_DATA};
 use super::reassembly::{Push, Reassembler};
 use crate::config::{LarkConfig, PlatformConfig};
+use crate::error::Chain;
+use crate::metrics::LarkStats;
 use crate::retry::{Policy, jitter};
 use crate::source::{Ack, Inbound};
 
@@ -39,31 +41,17 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub enum SourceError {
     #[error(transparent)]
     Refused(ConnectError),
-    #[error(
-        "gave up after {attempts} reconnect attempts (ReconnectCount = {count}); last error: {last}"
-    )]
+    #[error("gave up after {attempts} reconnect attempts (ReconnectCount = {count}); last error")]
     GaveUp {
         attempts: u32,
         count: i64,
-        last: String,
+        #[source]
+        last: ConnectError,
     },
     #[error("long connection needs platform.app_secret_env")]
     NoSecret,
-    #[error("cannot set up the HTTP client: {0}")]
-    Setup(String),
-}
-
-/// Counters, for logs, metrics and tests.
-#[derive(Debug, Default)]
-pub struct LarkStats {
-    /// A connection is up now.
-    pub connected: std::sync::atomic::AtomicBool,
-    pub connects: AtomicU64,
-    pub messages: AtomicU64,
-    pub acks_ok: AtomicU64,
-    pub acks_retry: AtomicU64,
-    pub rejected: AtomicU64,
-    pub pings: AtomicU64,
+    #[error("cannot set up the HTTP client")]
+    Setup(#[source] reqwest::Error),
 }
 
 /// The long-connection source.
@@ -91,7 +79,7 @@ pub fn classify_handshake(
     let status = header("handshake-status").and_then(|s| s.trim().parse::<i64>().ok());
     let msg = header("handshake-msg");
     let (Some(status), Some(msg)) = (status, msg) else {
-        return ConnectError::Retryable(format!(
+        return ConnectError::retry(format!(
             "WebSocket handshake refused with HTTP {http_status}"
         ));
     };
@@ -102,7 +90,7 @@ pub fn classify_handshake(
             msg,
         },
         (403, _) => ConnectError::Fatal { code: 403, msg },
-        _ => ConnectError::Retryable(format!(
+        _ => ConnectError::retry(format!(
             "WebSocket handshake refused: status {status}{}: {msg}",
             auth.map(|a| format!(", auth code {a}")).unwrap_or_default()
         )),
@@ -127,7 +115,7 @@ impl LarkClient {
             .timeout(opts.request_timeout)
             .user_agent(concat!("roomcast/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| SourceError::Setup(e.to_string()))?;
+            .map_err(SourceError::Setup)?;
         Ok(LarkClient {
             app_id: platform.app_id.clone(),
             app_secret,
@@ -149,8 +137,8 @@ impl LarkClient {
         let mut conn = match self.connect(&mut cc).await {
             Ok(c) => Some(c),
             Err(e @ ConnectError::Fatal { .. }) => return Err(SourceError::Refused(e)),
-            Err(ConnectError::Retryable(e)) => {
-                tracing::warn!(error = %e, "first connection attempt failed");
+            Err(e) => {
+                tracing::warn!(error = %Chain(&e), "first connection attempt failed");
                 None
             }
         };
@@ -183,7 +171,7 @@ impl LarkClient {
         shutdown: &CancellationToken,
     ) -> Result<Option<(Ws, Endpoint)>, SourceError> {
         let mut attempt: u32 = 0;
-        let mut last = String::from("none");
+        let mut last = ConnectError::retry("none");
         loop {
             if cc.reconnect_count >= 0 && i64::from(attempt) >= cc.reconnect_count {
                 return Err(SourceError::GaveUp {
@@ -209,8 +197,8 @@ impl LarkClient {
             match self.connect(cc).await {
                 Ok(c) => return Ok(Some(c)),
                 Err(e @ ConnectError::Fatal { .. }) => return Err(SourceError::Refused(e)),
-                Err(ConnectError::Retryable(e)) => {
-                    tracing::warn!(attempt = attempt + 1, error = %e, "reconnect attempt failed");
+                Err(e) => {
+                    tracing::warn!(attempt = attempt + 1, error = %Chain(&e), "reconnect attempt failed");
                     last = e;
                 }
             }
@@ -229,11 +217,7 @@ impl LarkClient {
         let dial =
             tokio_tungstenite::connect_async_with_config(ep.url.as_str(), Some(ws_config), true);
         let ws = match timeout(self.opts.request_timeout, dial).await {
-            Err(_) => {
-                return Err(ConnectError::Retryable(
-                    "WebSocket handshake timed out".into(),
-                ));
-            }
+            Err(_) => return Err(ConnectError::retry("WebSocket handshake timed out")),
             Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp))) => {
                 let headers = resp.headers();
                 return Err(classify_handshake(resp.status().as_u16(), |k| {
@@ -244,9 +228,7 @@ impl LarkClient {
                 }));
             }
             Ok(Err(e)) => {
-                return Err(ConnectError::Retryable(format!(
-                    "WebSocket handshake failed: {e}"
-                )));
+                return Err(ConnectError::retry_because("WebSocket handshake failed", e));
             }
             Ok(Ok((ws, _))) => ws,
         };
@@ -287,13 +269,13 @@ impl LarkClient {
                     return Ended::Shutdown;
                 }
                 Some((frame, started, ack)) = acks.next(), if !acks.is_empty() => {
-                    if let Err(e) = self.send_ack(&mut ws, frame, started, ack).await {
-                        return Ended::Lost(format!("sending an ack failed: {e}"));
+                    if let Err(lost) = self.ack(&mut ws, frame, started, ack).await {
+                        return lost;
                     }
                 }
                 () = &mut ping => {
                     if let Err(e) = ws.send(Message::Binary(Frame::ping(ep.service_id).to_bytes().into())).await {
-                        return Ended::Lost(format!("sending a ping failed: {e}"));
+                        return Ended::Lost(format!("sending a ping failed: {}", Chain(&e)));
                     }
                     self.stats.pings.fetch_add(1, Ordering::Relaxed);
                     last_ping = Instant::now();
@@ -314,7 +296,7 @@ impl LarkClient {
                     last_inbound = Instant::now();
                     let msg = match msg {
                         None => return Ended::Lost("the server closed the connection".into()),
-                        Some(Err(e)) => return Ended::Lost(format!("read failed: {e}")),
+                        Some(Err(e)) => return Ended::Lost(format!("read failed: {}", Chain(&e))),
                         Some(Ok(m)) => m,
                     };
                     let bytes = match msg {
@@ -354,8 +336,8 @@ impl LarkClient {
                                 Push::Rejected(frame, why) => {
                                     tracing::warn!(%conn_id, %message_id, reason = %why, "message rejected; acknowledged so it is not redelivered");
                                     self.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                                    if let Err(e) = self.send_ack(&mut ws, *frame, Instant::now(), Ack::Ok).await {
-                                        return Ended::Lost(format!("sending an ack failed: {e}"));
+                                    if let Err(lost) = self.ack(&mut ws, *frame, Instant::now(), Ack::Ok).await {
+                                        return lost;
                                     }
                                 }
                                 Push::Complete(frame, payload) => {
@@ -364,8 +346,8 @@ impl LarkClient {
                                     if frame.header("type") != Some("event") {
                                         tracing::warn!(%conn_id, %message_id, r#type = frame.header("type").unwrap_or("(none)"), "message of an unhandled type; acknowledged");
                                         self.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                                        if let Err(e) = self.send_ack(&mut ws, *frame, started, Ack::Ok).await {
-                                            return Ended::Lost(format!("sending an ack failed: {e}"));
+                                        if let Err(lost) = self.ack(&mut ws, *frame, started, Ack::Ok).await {
+                                            return lost;
                                         }
                                         continue;
                                     }
@@ -419,6 +401,19 @@ impl LarkClient {
                 tracing::debug!(%conn_id, r#type = other.unwrap_or("(none)"), "control frame ignored")
             }
         }
+    }
+
+    /// Send an ack; a failure means the connection is lost.
+    async fn ack(
+        &self,
+        ws: &mut Ws,
+        frame: Frame,
+        started: Instant,
+        ack: Ack,
+    ) -> Result<(), Ended> {
+        self.send_ack(ws, frame, started, ack)
+            .await
+            .map_err(|e| Ended::Lost(format!("sending an ack failed: {}", Chain(&e))))
     }
 
     async fn send_ack(

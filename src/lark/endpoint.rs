@@ -117,7 +117,7 @@ pub async fn discover(
 ) -> Result<Endpoint, ConnectError> {
     let url = base
         .join("/callback/ws/endpoint")
-        .map_err(|e| ConnectError::Retryable(format!("bad base URL: {e}")))?;
+        .map_err(|e| ConnectError::retry_because("bad base URL", e))?;
     let body = serde_json::json!({ "AppID": app_id, "AppSecret": app_secret.expose_secret() });
     let resp = http
         .post(url)
@@ -125,33 +125,29 @@ pub async fn discover(
         .json(&body)
         .send()
         .await
-        .map_err(|e| {
-            ConnectError::Retryable(format!("endpoint request failed: {}", e.without_url()))
-        })?;
+        .map_err(|e| ConnectError::retry_because("endpoint request failed", e.without_url()))?;
     let status = resp.status();
     let text = resp.text().await.map_err(|e| {
-        ConnectError::Retryable(format!("endpoint response unreadable: {}", e.without_url()))
+        ConnectError::retry_because("endpoint response unreadable", e.without_url())
     })?;
     let parsed: Option<Response> = serde_json::from_str(&text).ok();
     if status != reqwest::StatusCode::OK {
         let msg = parsed
             .and_then(|r| r.msg)
             .unwrap_or_else(|| "system busy".into());
-        return Err(ConnectError::Retryable(format!(
+        return Err(ConnectError::retry(format!(
             "endpoint answered HTTP {status}: {msg}"
         )));
     }
     let Some(r) = parsed else {
-        return Err(ConnectError::Retryable(
-            "endpoint answered with invalid JSON".into(),
-        ));
+        return Err(ConnectError::retry("endpoint answered with invalid JSON"));
     };
     let code = r.code.unwrap_or(0);
     let msg = r.msg.unwrap_or_default();
     match code {
         0 => {}
         1 | 1000040343 => {
-            return Err(ConnectError::Retryable(format!(
+            return Err(ConnectError::retry(format!(
                 "endpoint code {code} ({}): {msg}",
                 code_meaning(code)
             )));
@@ -160,16 +156,16 @@ pub async fn discover(
     }
     let data = r
         .data
-        .ok_or_else(|| ConnectError::Retryable("endpoint response has no data".into()))?;
+        .ok_or_else(|| ConnectError::retry("endpoint response has no data"))?;
     if let Some(cc) = &data.client_config {
         config.update(cc);
     }
     let raw = data
         .url
         .filter(|u| !u.is_empty())
-        .ok_or_else(|| ConnectError::Retryable("endpoint response has no URL".into()))?;
-    let url = Url::parse(&raw)
-        .map_err(|e| ConnectError::Retryable(format!("endpoint URL is invalid: {e}")))?;
+        .ok_or_else(|| ConnectError::retry("endpoint response has no URL"))?;
+    let url =
+        Url::parse(&raw).map_err(|e| ConnectError::retry_because("endpoint URL is invalid", e))?;
     let mut conn_id = String::new();
     let mut service_id = None;
     for (k, v) in url.query_pairs() {
@@ -179,8 +175,8 @@ pub async fn discover(
             _ => {}
         }
     }
-    let service_id = service_id
-        .ok_or_else(|| ConnectError::Retryable("endpoint URL has no numeric service_id".into()))?;
+    let service_id =
+        service_id.ok_or_else(|| ConnectError::retry("endpoint URL has no numeric service_id"))?;
     Ok(Endpoint {
         url,
         conn_id,

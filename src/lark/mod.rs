@@ -12,13 +12,37 @@ pub mod webhook;
 pub use client::{LarkClient, SourceError};
 
 /// Why one connection attempt failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     /// The platform refused for good (bad credentials, app disabled,
     /// connection limit): no reconnect.
     #[error("the platform refused the connection: code {code} ({}): {msg}", endpoint::code_meaning(*code))]
     Fatal { code: i64, msg: String },
-    /// Worth trying again later.
-    #[error("{0}")]
-    Retryable(String),
+    /// Worth trying again later; `source` is the cause, when there is one
+    /// (connection refused, timeout, TLS).
+    #[error("{reason}")]
+    Retryable {
+        reason: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl ConnectError {
+    pub(crate) fn retry(reason: impl Into<String>) -> Self {
+        ConnectError::Retryable {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn retry_because(
+        reason: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        ConnectError::Retryable {
+            reason: reason.into(),
+            source: Some(Box::new(source)),
+        }
+    }
 }

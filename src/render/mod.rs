@@ -21,6 +21,25 @@ use handlebars::Handlebars;
 
 use crate::locale::Locale;
 
+/// The built-in templates' names (what sinks and the HTTP face render).
+pub mod names {
+    /// A room snapshot as JSON (panels, `/rooms/{id}.json`).
+    pub const PANEL: &str = "panel";
+    /// A room snapshot as a line of text (stdout and file sinks).
+    pub const ROOM: &str = "room";
+    /// A change notice as a line of text.
+    pub const TEXT: &str = "text";
+    pub const FEISHU_CARD: &str = "feishu_card";
+    pub const FEISHU_POST: &str = "feishu_post";
+    pub const SLACK: &str = "slack";
+    pub const DINGTALK: &str = "dingtalk";
+    pub const WECOM: &str = "wecom";
+    pub const WEBHOOK: &str = "webhook";
+    /// The live room page, and the part of it that changes.
+    pub const ROOM_PAGE: &str = "room_page";
+    pub const ROOM_PANEL: &str = "room_panel";
+}
+
 /// The embedded default templates (file name, source).
 pub const DEFAULTS: &[(&str, &str)] = &[
     (
@@ -99,7 +118,17 @@ pub enum Format {
 }
 
 impl Format {
-    fn from_ext(e: &str) -> Option<Self> {
+    /// The file-name extension of templates of this format.
+    pub fn ext(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Text => "txt",
+            Format::Markdown => "md",
+            Format::Html => "html",
+        }
+    }
+
+    pub fn from_ext(e: &str) -> Option<Self> {
         Some(match e {
             "json" => Format::Json,
             "txt" => Format::Text,

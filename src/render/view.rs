@@ -112,7 +112,7 @@ pub fn room(id: &RoomId, name: Option<&str>, style: &Style) -> Value {
         "configured" => name.is_some(),
         "time_zone" => style.tz.name(),
         "locale" => style.locale.tag(),
-        "clock" => style.clock.as_str(),
+        "clock" => style.hour_cycle.as_str(),
     }
 }
 

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::http::start_at;
+use crate::http::{Webhook, start_at};
 use crate::support::*;
 
 type Ws =
@@ -329,7 +329,7 @@ async fn live_room_page_renders_updates_and_goes_stale() {
         1,
         "one live page connected"
     );
-    bot.stop().await;
+    bot.stop_and_read().await;
     browser
         .wait_for(
             "the page to mark itself stale",

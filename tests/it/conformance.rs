@@ -11,7 +11,7 @@ use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use crate::gateway::*;
+use crate::support::gateway::*;
 use crate::support::*;
 
 fn python_has_lark() -> bool {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use roomcast::locale::{Clock, Locale, Style};
+use roomcast::locale::{HourCycle, Locale, Style};
 use roomcast::model::{
     Booking, BookingKey, Change, ChangeKind, EventKind, Organizer, RoomEvent, RoomId,
 };
@@ -82,10 +82,10 @@ fn render_case(t: &Templates, case: &Case, locale: Locale) -> String {
     let style = Style {
         tz: case.tz,
         locale,
-        clock: if locale == Locale::En {
-            Clock::H12
+        hour_cycle: if locale == Locale::En {
+            HourCycle::H12
         } else {
-            Clock::H24
+            HourCycle::H24
         },
     };
     let room = RoomId::new("omm_golden");

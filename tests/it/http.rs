@@ -1,30 +1,17 @@
 //! The HTTP face: webhook intake (plain and encrypted, forged, oversized,
 //! replayed), health, readiness and metrics.
 
-use std::collections::BTreeMap;
-
 use base64::Engine as _;
-use roomcast::app::App;
-use roomcast::check;
 use serde_json::{Value, json};
 use sha2::Digest;
-use tokio_util::sync::CancellationToken;
 
 use crate::support::*;
 
-pub(crate) struct Bot {
-    pub base: String,
-    dir: std::path::PathBuf,
-    stop: CancellationToken,
-    handle: tokio::task::JoinHandle<Result<roomcast::app::Summary, roomcast::app::AppError>>,
-    pub metrics: std::sync::Arc<roomcast::http::Metrics>,
-}
-
-async fn start(extra_platform: &str, env: &[(&str, &str)]) -> Bot {
+async fn start(extra_platform: &str, env: &[(&str, &str)]) -> TestBot {
     start_with(extra_platform, "", env).await
 }
 
-async fn start_with(extra_platform: &str, rooms: &str, env: &[(&str, &str)]) -> Bot {
+async fn start_with(extra_platform: &str, rooms: &str, env: &[(&str, &str)]) -> TestBot {
     start_at(extra_platform, rooms, env, None).await
 }
 
@@ -34,41 +21,34 @@ pub(crate) async fn start_at(
     extra_platform: &str,
     rooms: &str,
     env: &[(&str, &str)],
-    clock: Option<roomcast::app::Clock>,
-) -> Bot {
+    clock: Option<roomcast::clock::TimeSource>,
+) -> TestBot {
     roomcast::tls::init();
-    let dir = temp_dir("http");
-    write(
-        &dir.join("config.toml"),
-        &format!(
-            "[source]\nkind = \"webhook\"\n[platform]\napp_id = \"cli_a1b2c3d4e5f60718\"\nverification_token_env = \"VT\"\n{extra_platform}\n[http]\nlisten = \"127.0.0.1:0\"\nmax_body_bytes = 4096\n{rooms}\n[[sinks]]\nname = \"n\"\nkind = \"file\"\npath = \"n.jsonl\"\ntemplate = \"webhook\"\n"
-        ),
-    );
-    let mut envs: BTreeMap<String, String> = [("VT".to_string(), "tok".to_string())].into();
+    let mut bot = TestBot::builder()
+        .tag("http")
+        .config(format!(
+            "[source]\nkind = \"webhook\"\n[platform]\napp_id = \"cli_a1b2c3d4e5f60718\"\nverification_token_env = \"VT\"\n{extra_platform}\n[http]\nlisten = \"127.0.0.1:0\"\nmax_body_bytes = 4096\n"
+        ))
+        .rooms(rooms)
+        .sink("[[sinks]]\nname = \"n\"\nkind = \"file\"\npath = \"n.jsonl\"\ntemplate = \"webhook\"\n")
+        .env("VT", "tok");
     for (k, v) in env {
-        envs.insert(k.to_string(), v.to_string());
+        bot = bot.env(k, v);
     }
-    let checked = check::load(&dir.join("config.toml"), &envs).unwrap_or_else(|e| panic!("{e:?}"));
-    let mut app = App::new(checked.config, checked.templates);
     if let Some(c) = clock {
-        app.clock = c;
+        bot = bot.clock(c);
     }
-    let metrics = app.metrics.clone();
-    let mut addr = app.http_addr.subscribe();
-    let stop = CancellationToken::new();
-    let handle = tokio::spawn(app.run(stop.clone()));
-    let a = *addr.wait_for(|a| a.is_some()).await.expect("listening");
-    Bot {
-        base: format!("http://{}", a.unwrap()),
-        dir,
-        stop,
-        handle,
-        metrics,
-    }
+    bot.start().await
 }
 
-impl Bot {
-    pub async fn post(&self, body: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+/// What the HTTP tests do with a bot.
+pub(crate) trait Webhook {
+    async fn post(&self, body: &str, headers: &[(&str, &str)]) -> (u16, Value);
+    async fn stop_and_read(self) -> Vec<Value>;
+}
+
+impl Webhook for TestBot {
+    async fn post(&self, body: &str, headers: &[(&str, &str)]) -> (u16, Value) {
         let mut rb = reqwest::Client::new()
             .post(format!("{}/webhook/event", self.base))
             .body(body.to_string());
@@ -80,10 +60,10 @@ impl Bot {
         (st, r.json().await.unwrap_or(Value::Null))
     }
 
-    pub async fn stop(self) -> Vec<Value> {
-        self.stop.cancel();
-        self.handle.await.unwrap().expect("clean stop");
-        jsonl(&self.dir.join("n.jsonl"))
+    async fn stop_and_read(self) -> Vec<Value> {
+        let dir = self.dir.clone();
+        self.stop().await.expect("clean stop");
+        jsonl(&dir.join("n.jsonl"))
     }
 }
 
@@ -157,7 +137,7 @@ async fn plain_webhook_challenge_events_replays_and_metrics() {
         1
     );
 
-    let notices = bot.stop().await;
+    let notices = bot.stop_and_read().await;
     assert_eq!(
         notices.len(),
         1,
@@ -222,7 +202,7 @@ async fn encrypted_webhook_with_signatures() {
         401,
         "plaintext while an Encrypt Key is set"
     );
-    let notices = bot.stop().await;
+    let notices = bot.stop_and_read().await;
     assert_eq!(
         notices
             .iter()
@@ -325,7 +305,7 @@ async fn displays_that_poll_get_the_room_view_with_etags_and_tokens() {
             .status(),
         404
     );
-    bot.stop().await;
+    bot.stop_and_read().await;
 }
 
 /// Server-sent events as a client reads them: (event, data) pairs.
@@ -381,7 +361,7 @@ impl EventStream {
 async fn live_page_stream_follows_events_and_the_minute() {
     let t0 = chrono::DateTime::from_timestamp_millis(ms(2026, 5, 1, 6, 30)).unwrap();
     let start = tokio::time::Instant::now();
-    let clock: roomcast::app::Clock =
+    let clock: roomcast::clock::TimeSource =
         std::sync::Arc::new(move || t0 + chrono::Duration::from_std(start.elapsed()).unwrap());
     let rooms = format!(
         "[[rooms]]\nid = \"{ROOM_A}\"\nname = \"Alpha\"\ntime_zone = \"Europe/London\"\nlocale = \"en\"\nclock = \"12h\"\ntoken_env = \"PANEL\"\n[[rooms]]\nid = \"{ROOM_B}\"\nname = \"Beta\"\n"
@@ -485,6 +465,6 @@ async fn live_page_stream_follows_events_and_the_minute() {
     );
 
     // Stopping the server ends the stream (and does not wait for it).
-    bot.stop().await;
+    bot.stop_and_read().await;
     assert_eq!(events.next().await, None);
 }

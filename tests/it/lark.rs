@@ -1,85 +1,33 @@
 //! The long connection end to end: fake gateway → roomcast → file sink.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use roomcast::app::{App, AppError, Summary};
-use roomcast::check;
+use roomcast::app::AppError;
 use roomcast::lark::frame::{Frame, Header, METHOD_DATA};
+use roomcast::metrics::Summary;
 use serde_json::Value;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
-use crate::gateway::*;
+use crate::support::gateway::*;
 use crate::support::*;
 
 pub const SECRET: &str = "s3cr3t-app-secret-value";
 
-/// roomcast running in-process against a fake gateway, writing notices to
-/// a JSONL file.
-pub struct TestBot {
-    pub dir: PathBuf,
-    shutdown: CancellationToken,
-    handle: JoinHandle<Result<Summary, AppError>>,
+/// roomcast against a fake gateway, writing notices to a JSONL file.
+async fn start(gw: &Gateway, extra: &str) -> TestBot {
+    TestBot::builder()
+        .tag("lark")
+        .config(lark_config(&gw.base_url(), extra))
+        .env("APP_SECRET", SECRET)
+        .start()
+        .await
 }
 
-pub fn lark_config(base_url: &str, extra: &str) -> String {
-    format!(
-        r#"[source]
-kind = "lark"
-[platform]
-app_id = "cli_a1b2c3d4e5f60718"
-app_secret_env = "APP_SECRET"
-domain = "{base_url}"
-[display]
-time_zone = "Asia/Shanghai"
-locale = "en"
-[[rooms]]
-id = "{ROOM_A}"
-name = "Alpha"
-[[sinks]]
-name = "notices"
-kind = "file"
-path = "notices.jsonl"
-template = "webhook"
-{extra}
-"#
-    )
-}
-
-impl TestBot {
-    pub async fn start(gw: &Gateway, extra: &str) -> TestBot {
-        let dir = temp_dir("lark");
-        write(
-            &dir.join("config.toml"),
-            &lark_config(&gw.base_url(), extra),
-        );
-        let env: BTreeMap<String, String> = [("APP_SECRET".to_string(), SECRET.to_string())].into();
-        let checked =
-            check::load(&dir.join("config.toml"), &env).unwrap_or_else(|e| panic!("{e:?}"));
-        let shutdown = CancellationToken::new();
-        let app = App::new(checked.config, checked.templates);
-        let handle = tokio::spawn(app.run(shutdown.clone()));
-        TestBot {
-            dir,
-            shutdown,
-            handle,
-        }
-    }
-
-    /// Request shutdown and wait for the app to finish.
-    pub async fn stop(self) -> (Result<Summary, AppError>, Vec<Value>) {
-        self.shutdown.cancel();
-        let r = self.handle.await.expect("app task");
-        (r, jsonl(&self.dir.join("notices.jsonl")))
-    }
-
-    /// Wait for the app to end by itself.
-    pub async fn ended(self) -> Result<Summary, AppError> {
-        self.handle.await.expect("app task")
-    }
+/// Request shutdown, wait for the app to finish, read its notices.
+async fn stop(bot: TestBot) -> (Result<Summary, AppError>, Vec<Value>) {
+    let dir = bot.dir.clone();
+    let r = bot.stop().await;
+    (r, jsonl(&dir.join("notices.jsonl")))
 }
 
 fn ev(uuid: &str, uid: &str, start_h: u32) -> String {
@@ -103,7 +51,7 @@ fn uuids(notices: &[Value]) -> Vec<String> {
 #[tokio::test]
 async fn events_are_received_applied_rendered_and_acked_once() {
     let gw = Gateway::start().await;
-    let bot = TestBot::start(&gw, "").await;
+    let bot = start(&gw, "").await;
     gw.wait("a ping", |g| !g.pings.is_empty()).await;
     let (conn, ping) = gw.with(|g| g.pings[0].clone());
     assert_eq!(
@@ -137,7 +85,7 @@ async fn events_are_received_applied_rendered_and_acked_once() {
     // The fragmented event was completed by its first fragment (sent last).
     assert_eq!(gw.acks_for(&three)[0].frame.header("seq"), Some("0"));
 
-    let (r, notices) = bot.stop().await;
+    let (r, notices) = stop(bot).await;
     let s = r.expect("clean shutdown");
     assert_eq!(s.applied, 2);
     assert_eq!(uuids(&notices), ["uuid-1", "uuid-2"]);
@@ -150,7 +98,7 @@ async fn events_are_received_applied_rendered_and_acked_once() {
 #[tokio::test]
 async fn a_dropped_connection_loses_nothing_and_duplicates_nothing() {
     let gw = Gateway::start().await;
-    let bot = TestBot::start(&gw, "").await;
+    let bot = start(&gw, "").await;
     gw.wait("connected", |g| g.connections == 1).await;
     for i in 0..10 {
         gw.send_event(
@@ -180,7 +128,7 @@ async fn a_dropped_connection_loses_nothing_and_duplicates_nothing() {
     gw.send_event(&ev("u12", "m12", 1), 1, Order::InOrder);
     gw.wait("re-pushes acked", |g| g.unacked.is_empty()).await;
 
-    let (r, notices) = bot.stop().await;
+    let (r, notices) = stop(bot).await;
     let s = r.expect("clean shutdown");
     let mut got = uuids(&notices);
     got.sort();
@@ -199,7 +147,7 @@ async fn a_dropped_connection_loses_nothing_and_duplicates_nothing() {
 async fn a_silent_half_open_gateway_is_detected_and_left() {
     let gw = Gateway::start().await;
     gw.with(|g| g.settings.ping_interval = 10);
-    let bot = TestBot::start(&gw, "[lark]\nliveness_factor = 3\n").await;
+    let bot = start(&gw, "[lark]\nliveness_factor = 3\n").await;
     gw.wait("connected", |g| g.connections == 1).await;
     gw.wait("first ping answered", |g| !g.pings.is_empty())
         .await;
@@ -218,7 +166,7 @@ async fn a_silent_half_open_gateway_is_detected_and_left() {
         g.acks.iter().any(|a| a.connection == 2)
     })
     .await;
-    let (r, _) = bot.stop().await;
+    let (r, _) = stop(bot).await;
     r.expect("clean shutdown");
 }
 
@@ -226,7 +174,7 @@ async fn a_silent_half_open_gateway_is_detected_and_left() {
 async fn pings_follow_the_interval_from_the_server() {
     let gw = Gateway::start().await;
     gw.with(|g| g.settings.ping_interval = 7);
-    let bot = TestBot::start(&gw, "").await;
+    let bot = start(&gw, "").await;
     gw.wait("connected", |g| g.connections == 1).await;
     let t0 = Instant::now();
     gw.wait("4 pings", |g| g.pings.len() >= 4).await;
@@ -246,14 +194,14 @@ async fn pings_follow_the_interval_from_the_server() {
         "{:?}",
         t1.elapsed()
     );
-    let (r, _) = bot.stop().await;
+    let (r, _) = stop(bot).await;
     r.expect("clean shutdown");
 }
 
 #[tokio::test]
 async fn garbage_is_logged_acknowledged_and_survived() {
     let gw = Gateway::start().await;
-    let bot = TestBot::start(&gw, "").await;
+    let bot = start(&gw, "").await;
     gw.wait("connected", |g| g.connections == 1).await;
     gw.send_raw(b"\xde\xad\xbe\xef not protobuf".to_vec());
     gw.send_raw(vec![0x18, 0x4d, 0x20, 0x01]); // a frame missing SeqID/LogID
@@ -315,7 +263,7 @@ async fn garbage_is_logged_acknowledged_and_survived() {
         1,
         "garbage never costs the connection"
     );
-    let (r, notices) = bot.stop().await;
+    let (r, notices) = stop(bot).await;
     let s = r.expect("clean shutdown");
     assert_eq!(uuids(&notices), ["good"]);
     assert_eq!((s.malformed, s.ignored), (2, 1), "{s}");
@@ -334,7 +282,7 @@ async fn retryable_endpoint_errors_are_retried_until_connected() {
         .into();
     });
     let t0 = Instant::now();
-    let bot = TestBot::start(&gw, "[lark]\nrequest_timeout = \"5s\"\n").await;
+    let bot = start(&gw, "[lark]\nrequest_timeout = \"5s\"\n").await;
     gw.wait("connected", |g| g.connections == 1).await;
     assert_eq!(gw.with(|g| g.endpoint_calls.len()), 5);
     // Before any server config: up to 30 s of jitter, then 120 s between
@@ -344,7 +292,7 @@ async fn retryable_endpoint_errors_are_retried_until_connected() {
         took >= Duration::from_secs(3 * 120 + 5) && took < Duration::from_secs(3 * 120 + 5 + 30),
         "{took:?}"
     );
-    let (r, _) = bot.stop().await;
+    let (r, _) = stop(bot).await;
     r.expect("clean shutdown");
 }
 
@@ -357,7 +305,7 @@ async fn fatal_endpoint_codes_stop_with_a_clear_error() {
     ] {
         let gw = Gateway::start().await;
         gw.with(|g| g.endpoint_script = [EndpointReply::Code(code)].into());
-        let bot = TestBot::start(&gw, "").await;
+        let bot = start(&gw, "").await;
         let err = bot.ended().await.expect_err("must stop");
         let msg = err.to_string();
         assert!(
@@ -393,7 +341,7 @@ async fn handshake_refusals_are_classified_by_their_headers() {
         ]
         .into();
     });
-    let bot = TestBot::start(&gw, "").await;
+    let bot = start(&gw, "").await;
     gw.wait("connected after two refusals", |g| g.connections == 1)
         .await;
     assert_eq!(
@@ -401,7 +349,7 @@ async fn handshake_refusals_are_classified_by_their_headers() {
         3,
         "a fresh endpoint call per attempt"
     );
-    let (r, _) = bot.stop().await;
+    let (r, _) = stop(bot).await;
     r.expect("clean shutdown");
 
     let gw = Gateway::start().await;
@@ -414,11 +362,7 @@ async fn handshake_refusals_are_classified_by_their_headers() {
         }]
         .into()
     });
-    let err = TestBot::start(&gw, "")
-        .await
-        .ended()
-        .await
-        .expect_err("fatal");
+    let err = start(&gw, "").await.ended().await.expect_err("fatal");
     assert!(err.to_string().contains("1000040350"), "{err}");
 }
 
@@ -426,7 +370,7 @@ async fn handshake_refusals_are_classified_by_their_headers() {
 async fn reconnect_count_from_the_server_is_honoured() {
     let gw = Gateway::start().await;
     gw.with(|g| g.settings.reconnect_count = 2);
-    let bot = TestBot::start(&gw, "").await;
+    let bot = start(&gw, "").await;
     gw.wait("connected", |g| g.connections == 1).await;
     gw.with(|g| g.endpoint_script = std::iter::repeat_n(EndpointReply::Http(502), 10).collect());
     gw.drop_connection();
@@ -438,7 +382,7 @@ async fn reconnect_count_from_the_server_is_honoured() {
 #[tokio::test]
 async fn shutdown_sends_owed_acks_and_closes_cleanly() {
     let gw = Gateway::start().await;
-    let bot = TestBot::start(&gw, "").await;
+    let bot = start(&gw, "").await;
     gw.wait("connected", |g| g.connections == 1).await;
     for i in 0..200 {
         gw.send_event(
@@ -450,7 +394,7 @@ async fn shutdown_sends_owed_acks_and_closes_cleanly() {
     // Stop while events are still arriving: whatever the client took is
     // applied and acknowledged before the socket closes.
     gw.wait("some acks", |g| g.acks.len() >= 20).await;
-    let (r, notices) = bot.stop().await;
+    let (r, notices) = stop(bot).await;
     let s = r.expect("clean shutdown");
     let acked = gw.with(|g| g.acks.iter().filter(|a| a.code == 200).count());
     assert_eq!(

@@ -3,7 +3,6 @@
 mod browser;
 mod cli;
 mod conformance;
-mod gateway;
 mod golden;
 mod http;
 mod lark;

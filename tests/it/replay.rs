@@ -1,13 +1,7 @@
 //! The app run loop on a replay source, driven through the library with a
 //! fixed clock.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use chrono::TimeZone;
-use roomcast::app::App;
-use roomcast::check;
-use tokio_util::sync::CancellationToken;
 
 use crate::support::*;
 
@@ -16,18 +10,17 @@ async fn run(
     config: &str,
     events: &[String],
     env: &[(&str, &str)],
-) -> roomcast::app::Summary {
-    write(&dir.join("events.jsonl"), &events.join("\n"));
-    write(&dir.join("config.toml"), config);
-    let env: BTreeMap<String, String> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let checked = check::load(&dir.join("config.toml"), &env).unwrap_or_else(|e| panic!("{e:?}"));
-    let mut app = App::new(checked.config, checked.templates);
+) -> roomcast::metrics::Summary {
     let now = chrono::Utc.with_ymd_and_hms(2026, 5, 1, 1, 30, 0).unwrap();
-    app.clock = Arc::new(move || now);
-    app.run(CancellationToken::new()).await.expect("run")
+    let mut bot = TestBot::builder()
+        .in_dir(dir)
+        .config(config)
+        .events(events)
+        .clock(roomcast::clock::fixed(now));
+    for (k, v) in env {
+        bot = bot.env(k, v);
+    }
+    bot.run().await.expect("run")
 }
 
 const BASE: &str = "[source]\nkind = \"replay\"\nreplay_file = \"events.jsonl\"\n";

@@ -3,11 +3,6 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use roomcast::app::App;
-use roomcast::check;
-use tokio_util::sync::CancellationToken;
-
-use crate::sinks::{Fake, Reply, test_clock};
 use crate::support::*;
 
 fn config(dir: &std::path::Path, url: &str, extra: &str) -> String {
@@ -19,13 +14,15 @@ fn config(dir: &std::path::Path, url: &str, extra: &str) -> String {
 
 async fn run_once(
     dir: &std::path::Path,
-    clock: roomcast::app::Clock,
-) -> Result<roomcast::app::Summary, roomcast::app::AppError> {
-    let env: BTreeMap<String, String> = BTreeMap::new();
-    let checked = check::load(&dir.join("config.toml"), &env).unwrap_or_else(|e| panic!("{e:?}"));
-    let mut app = App::new(checked.config, checked.templates);
-    app.clock = clock;
-    app.run(CancellationToken::new()).await
+    clock: roomcast::clock::TimeSource,
+) -> Result<roomcast::metrics::Summary, roomcast::app::AppError> {
+    let config = std::fs::read_to_string(dir.join("config.toml")).expect("config");
+    TestBot::builder()
+        .in_dir(dir)
+        .config(config)
+        .clock(clock)
+        .run()
+        .await
 }
 
 fn created(i: usize) -> String {
@@ -212,7 +209,7 @@ fn a_locked_foreign_or_newer_store_is_refused_untouched() {
 /// repeats), and no acknowledged event is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_burst_loses_nothing() {
-    use crate::gateway::{Gateway, Order};
+    use crate::support::gateway::{Gateway, Order};
     use chrono::{Timelike, Utc};
     let gw = Gateway::start().await;
     let f = Fake::start(std::sync::Arc::new(Utc::now)).await;

@@ -1,10 +1,5 @@
-//! The durable store: schedule, seen delivery ids and the delivery outbox in
-//! one embedded SQLite file (WAL). Each applied event is committed in one
-//! transaction with the messages it caused; the platform is acknowledged
-//! only after the commit.
-//!
-//! The interface is small on purpose ([`Store`]'s methods are all the rest
-//! of the code uses), so a shared PostgreSQL backend can sit behind it.
+//! The SQLite backend of [`super::Store`]: one file in WAL mode, a lock
+//! file beside it, the schema in `user_version` with migrations.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -13,9 +8,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
+use super::{EventWrite, Loaded, OutboxRow, OutboxState, StoreError};
+use crate::message::{Message, Subject};
 use crate::model::{Booking, BookingKey, Organizer, RoomId};
-use crate::pipeline::{Message, Subject};
 use crate::render::Format;
+use crate::schedule::EntryRow;
 
 /// `PRAGMA application_id`: marks a file as roomcast's ("RMCS").
 pub const APPLICATION_ID: i32 = 0x524d_4353;
@@ -43,76 +40,7 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX outbox_state ON outbox(state, id);",
 ];
 
-/// Why the store cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("{0} is in use by another running roomcast (lock file {0}.lock is held)")]
-    Locked(PathBuf),
-    #[error("{0} is not a roomcast store (left untouched)")]
-    Foreign(PathBuf),
-    #[error(
-        "{path} has schema version {found}; this roomcast understands up to {supported} (left untouched; upgrade roomcast)"
-    )]
-    Newer {
-        path: PathBuf,
-        found: i32,
-        supported: i32,
-    },
-    #[error("{path} is unreadable or corrupt: {msg} (left untouched)")]
-    Corrupt { path: PathBuf, msg: String },
-    #[error("store: {0}")]
-    Sqlite(String),
-    #[error("store: {0}")]
-    Io(#[from] std::io::Error),
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError::Sqlite(e.to_string())
-    }
-}
-
-/// One booking row (a tombstone has `booking: None`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EntryRow {
-    pub key: BookingKey,
-    pub booking: Option<Booking>,
-    pub last_change: DateTime<Utc>,
-}
-
-/// A queued or given-up outbox row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxRow {
-    pub id: i64,
-    pub sink: String,
-    pub state: String,
-    pub attempts: i64,
-    pub last_error: Option<String>,
-    pub created: DateTime<Utc>,
-    pub message: Message,
-}
-
-/// What a restart needs.
-#[derive(Debug, Default)]
-pub struct Loaded {
-    pub entries: Vec<EntryRow>,
-    pub series_deleted: Vec<(String, DateTime<Utc>)>,
-    /// Most recent first.
-    pub seen: Vec<String>,
-    /// Pending outbox rows in order.
-    pub pending: Vec<OutboxRow>,
-}
-
-/// One event's writes.
-#[derive(Debug, Default)]
-pub struct EventWrite<'a> {
-    pub event_id: &'a str,
-    pub entries: &'a [EntryRow],
-    pub series_deleted: Option<(Arc<str>, DateTime<Utc>)>,
-    /// (sink name, message)
-    pub outbox: Vec<(&'a str, &'a Message)>,
-}
-
+/// The store.
 pub struct Store {
     conn: Connection,
     /// Delivery outcomes go through their own connection without a sync per
@@ -131,42 +59,29 @@ fn at(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::UNIX_EPOCH)
 }
 
-fn format_name(f: Format) -> &'static str {
-    match f {
-        Format::Json => "json",
-        Format::Text => "txt",
-        Format::Markdown => "md",
-        Format::Html => "html",
-    }
+fn io(what: String) -> impl FnOnce(std::io::Error) -> StoreError {
+    move |source| StoreError::Io { what, source }
 }
 
-fn format_of(s: &str) -> Format {
-    match s {
-        "json" => Format::Json,
-        "md" => Format::Markdown,
-        "html" => Format::Html,
-        _ => Format::Text,
-    }
-}
-
-fn subject_of(s: &str) -> Subject {
-    match s {
-        "booked" => Subject::Notice(crate::model::ChangeKind::Booked),
-        "rescheduled" => Subject::Notice(crate::model::ChangeKind::Rescheduled),
-        "cancelled" => Subject::Notice(crate::model::ChangeKind::Cancelled),
-        _ => Subject::Snapshot,
+fn corrupt(path: &Path, e: rusqlite::Error) -> StoreError {
+    StoreError::Corrupt {
+        path: path.to_path_buf(),
+        detail: None,
+        source: Some(e),
     }
 }
 
 /// Check a file that exists before SQLite touches it.
 fn check_existing(path: &Path) -> Result<(), StoreError> {
     let mut head = [0u8; 16];
-    let len = std::fs::metadata(path)?.len();
+    let len = std::fs::metadata(path)
+        .map_err(io(format!("cannot read {}", path.display())))?
+        .len();
     if len == 0 {
         return Ok(());
     }
     use std::io::Read;
-    let mut f = File::open(path)?;
+    let mut f = File::open(path).map_err(io(format!("cannot read {}", path.display())))?;
     if len < 100 || f.read_exact(&mut head).is_err() || &head != b"SQLite format 3\0" {
         return Err(StoreError::Foreign(path.to_path_buf()));
     }
@@ -175,14 +90,8 @@ fn check_existing(path: &Path) -> Result<(), StoreError> {
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|e| StoreError::Corrupt {
-        path: path.to_path_buf(),
-        msg: e.to_string(),
-    })?;
-    let corrupt = |e: rusqlite::Error| StoreError::Corrupt {
-        path: path.to_path_buf(),
-        msg: e.to_string(),
-    };
+    .map_err(|e| corrupt(path, e))?;
+    let corrupt = |e: rusqlite::Error| corrupt(path, e);
     let app: i32 = ro
         .query_row("PRAGMA application_id", [], |r| r.get(0))
         .map_err(corrupt)?;
@@ -211,7 +120,8 @@ fn check_existing(path: &Path) -> Result<(), StoreError> {
     if ok != "ok" {
         return Err(StoreError::Corrupt {
             path: path.to_path_buf(),
-            msg: ok,
+            detail: Some(ok),
+            source: None,
         });
     }
     Ok(())
@@ -222,14 +132,15 @@ impl Store {
     /// file, checks the file is ours and not newer, migrates.
     pub fn open(path: &Path, durable: bool) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
+            std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
         }
         let lock_path = PathBuf::from(format!("{}.lock", path.display()));
         let lock = File::options()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(&lock_path)?;
+            .open(&lock_path)
+            .map_err(io(format!("cannot open {}", lock_path.display())))?;
         if lock.try_lock().is_err() {
             return Err(StoreError::Locked(path.to_path_buf()));
         }
@@ -256,10 +167,7 @@ impl Store {
     /// Open read-only for inspection while roomcast may be running.
     pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
         if !path.exists() {
-            return Err(StoreError::Io(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("{} does not exist", path.display()),
-            )));
+            return Err(StoreError::Missing(path.to_path_buf()));
         }
         check_existing(path)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -355,19 +263,19 @@ impl Store {
                 id: r.get(0)?,
                 sink: r.get(1)?,
                 created: at(r.get(9)?),
-                state: r.get(10)?,
+                state: OutboxState::parse(&r.get::<_, String>(10)?),
                 attempts: r.get(11)?,
                 last_error: r.get(12)?,
                 message: Message {
-                    sink: usize::MAX,
+                    sink: crate::config::SinkIndex::UNSET,
                     outbox_id: Some(r.get(0)?),
                     idempotency_key: r.get(6)?,
                     event_id: Arc::from(r.get::<_, String>(5)?.as_str()),
                     room: RoomId::new(&r.get::<_, String>(2)?),
-                    subject: subject_of(&r.get::<_, String>(3)?),
+                    subject: Subject::parse(&r.get::<_, String>(3)?),
                     booking: r.get(4)?,
                     body: r.get(8)?,
-                    format: format_of(&r.get::<_, String>(7)?),
+                    format: Format::from_ext(&r.get::<_, String>(7)?).unwrap_or(Format::Text),
                 },
             })
         })?;
@@ -433,7 +341,7 @@ impl Store {
                         m.booking,
                         &*m.event_id,
                         m.idempotency_key,
-                        format_name(m.format),
+                        m.format.ext(),
                         m.body,
                         ms(now)
                     ])?;
@@ -449,7 +357,7 @@ impl Store {
     pub fn mark(
         &self,
         id: i64,
-        state: &str,
+        state: OutboxState,
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
@@ -457,7 +365,7 @@ impl Store {
             .prepare_cached(
                 "UPDATE outbox SET state = ?2, attempts = attempts + 1, last_error = ?3, done_at = ?4 WHERE id = ?1",
             )?
-            .execute(params![id, state, error, ms(now)])?;
+            .execute(params![id, state.as_str(), error, ms(now)])?;
         Ok(())
     }
 
@@ -474,11 +382,6 @@ impl Store {
         }
         tx.commit()?;
         Ok(())
-    }
-
-    /// A later (snapshot) row made this one pointless: mark it superseded.
-    pub fn supersede(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
-        self.mark(id, "superseded", None, now)
     }
 
     /// Pending and dead rows, for `roomcast outbox`.
@@ -517,170 +420,5 @@ impl Store {
             .query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
             .optional()
             .is_ok_and(|v| v.is_some())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::ChangeKind;
-
-    fn dir() -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "roomcast-store-{}-{}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    fn msg(i: i64) -> Message {
-        Message {
-            sink: 0,
-            outbox_id: None,
-            idempotency_key: format!("k{i}"),
-            event_id: Arc::from(format!("e{i}").as_str()),
-            room: RoomId::new("omm_a"),
-            subject: Subject::Notice(ChangeKind::Booked),
-            booking: Some("u_0".into()),
-            body: format!("body {i}"),
-            format: Format::Text,
-        }
-    }
-
-    #[test]
-    fn round_trip_and_restart() {
-        let d = dir();
-        let p = d.join("rc.db");
-        let now = at(1_700_000_000_000);
-        let b = Booking {
-            key: BookingKey::new("u", 0),
-            start: at(1_700_000_100_000),
-            end: at(1_700_000_200_000),
-            rooms: vec![RoomId::new("omm_a")],
-            organizer: Arc::new(Organizer {
-                open_id: Some(Arc::from("ou_x")),
-                user_id: None,
-                union_id: None,
-            }),
-        };
-        let (m1, m2) = (msg(1), msg(2));
-        {
-            let mut s = Store::open(&p, true).unwrap();
-            let ids = s
-                .commit(
-                    now,
-                    &[EventWrite {
-                        event_id: "e1",
-                        entries: &[EntryRow {
-                            key: b.key.clone(),
-                            booking: Some(b.clone()),
-                            last_change: now,
-                        }],
-                        series_deleted: None,
-                        outbox: vec![("chat", &m1), ("chat", &m2)],
-                    }],
-                )
-                .unwrap();
-            assert_eq!(ids.len(), 2);
-            s.mark(ids[0], "delivered", None, now).unwrap();
-            assert!(
-                matches!(Store::open(&p, true), Err(StoreError::Locked(_))),
-                "a second instance is refused"
-            );
-        }
-        let s = Store::open(&p, true).unwrap();
-        let l = s.load(10).unwrap();
-        assert_eq!(
-            l.entries,
-            vec![EntryRow {
-                key: b.key.clone(),
-                booking: Some(b),
-                last_change: now
-            }]
-        );
-        assert_eq!(l.seen, vec!["e1".to_string()]);
-        assert_eq!(l.pending.len(), 1);
-        assert_eq!(l.pending[0].message.body, "body 2");
-        assert_eq!(l.pending[0].message.idempotency_key, "k2");
-    }
-
-    #[test]
-    fn foreign_corrupt_and_newer_files_are_refused_untouched() {
-        let d = dir();
-        let text = d.join("notes.db");
-        std::fs::write(&text, "this is not a database, it is a shopping list: eggs, milk, tea, bread, and so on and on and on for a while longer").unwrap();
-        let before = std::fs::read(&text).unwrap();
-        assert!(matches!(
-            Store::open(&text, true),
-            Err(StoreError::Foreign(_))
-        ));
-        assert_eq!(std::fs::read(&text).unwrap(), before);
-
-        let other = d.join("other.db");
-        Connection::open(&other)
-            .unwrap()
-            .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
-            .unwrap();
-        let before = std::fs::read(&other).unwrap();
-        assert!(matches!(
-            Store::open(&other, true),
-            Err(StoreError::Foreign(_))
-        ));
-        assert_eq!(std::fs::read(&other).unwrap(), before);
-
-        let newer = d.join("newer.db");
-        drop(Store::open(&newer, true).unwrap());
-        Connection::open(&newer)
-            .unwrap()
-            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
-            .unwrap();
-        let before = std::fs::read(&newer).unwrap();
-        assert!(matches!(
-            Store::open(&newer, true),
-            Err(StoreError::Newer { .. })
-        ));
-        assert_eq!(std::fs::read(&newer).unwrap(), before);
-
-        let broken = d.join("broken.db");
-        drop(Store::open(&broken, true).unwrap());
-        let mut bytes = std::fs::read(&broken).unwrap();
-        let len = bytes.len();
-        for b in &mut bytes[100..len.min(4096)] {
-            *b = 0xA5;
-        }
-        std::fs::write(&broken, &bytes).unwrap();
-        assert!(Store::open(&broken, true).is_err());
-        assert_eq!(std::fs::read(&broken).unwrap(), bytes);
-    }
-
-    #[test]
-    fn prune_and_retry() {
-        let d = dir();
-        let mut s = Store::open(&d.join("rc.db"), false).unwrap();
-        let old = at(1_000_000_000_000);
-        let m = msg(1);
-        let ids = s
-            .commit(
-                old,
-                &[EventWrite {
-                    event_id: "e1",
-                    outbox: vec![("chat", &m)],
-                    ..Default::default()
-                }],
-            )
-            .unwrap();
-        s.mark(ids[0], "dead", Some("HTTP 500"), old).unwrap();
-        assert_eq!(s.outbox().unwrap().len(), 1);
-        assert!(s.retry(ids[0]).unwrap());
-        assert!(!s.retry(ids[0]).unwrap(), "only dead or failed rows");
-        assert_eq!(s.load(10).unwrap().pending.len(), 1);
-        s.mark(ids[0], "delivered", None, old).unwrap();
-        assert_eq!(
-            s.prune(at(1_100_000_000_000)).unwrap(),
-            2,
-            "the seen id and the delivered row"
-        );
     }
 }

@@ -1,75 +1,53 @@
-//! One payload in, messages out: decode → token check → schedule → render.
+//! One payload in, everything it caused out: decode → token check →
+//! schedule → render, and what the store must keep.
 //!
 //! Pure apart from the schedule it owns: `now` is passed in, nothing is
-//! sent. The run loop feeds it; `preview` and the benchmarks call it
-//! directly.
+//! sent or written. The run loop feeds it; `preview`, `check` and the
+//! benchmarks call it directly. Its fields are private: the schedule's
+//! insides are reached only through the methods below.
+
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::{Config, Payload, SinkConfig};
+use crate::config::{Config, Payload, SinkConfig, SinkIndex};
 use crate::decode::{self, DecodeError, Decoded};
 use crate::locale::Style;
-use crate::model::{Change, ChangeKind, RoomId};
+use crate::message::{Message, Subject, digest_hex};
+use crate::model::{Change, RoomEvent, RoomId};
 use crate::render::view::{self, ViewModel};
 use crate::render::{Format, RenderError, Templates};
-use crate::schedule::{Schedule, Skip};
+use crate::schedule::{Schedule, Skip, Status, Written};
+use crate::store::Loaded;
 
-/// What a message is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Subject {
-    Notice(ChangeKind),
-    Snapshot,
-}
-
-impl Subject {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Subject::Notice(k) => k.as_str(),
-            Subject::Snapshot => "snapshot",
-        }
-    }
-}
-
-/// One rendered message for one sink.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    /// Index into `Config::sinks`.
-    pub sink: usize,
-    /// Its row in the store's outbox, once committed.
-    pub outbox_id: Option<i64>,
-    /// Stable per notice: the same event, room, change and sink always give
-    /// the same key, so a retried or replayed notice keeps it.
-    pub idempotency_key: String,
-    /// The delivery id of the event that caused it.
-    pub event_id: Arc<str>,
-    pub room: RoomId,
-    pub subject: Subject,
-    /// `{uid}_{original_time}` of the booking, for notices.
-    pub booking: Option<String>,
-    pub body: String,
-    pub format: Format,
+/// What an applied event caused: everything the run loop commits, sends
+/// and announces.
+#[derive(Debug)]
+pub struct Applied {
+    pub event_id: String,
+    /// Room changes it made.
+    pub changes: usize,
+    /// The rooms whose schedule changed (each once).
+    pub rooms: Vec<RoomId>,
+    /// The earliest clock boundary of the changed bookings, if any.
+    pub next_boundary: Option<DateTime<Utc>>,
+    pub messages: Vec<Message>,
+    /// Renders that failed (logged by the caller; the schedule change
+    /// stands).
+    pub render_errors: Vec<(String, RenderError)>,
+    /// The rows the store must keep (empty unless the pipeline persists).
+    pub written: Written,
 }
 
 /// What handling one payload did.
 #[derive(Debug)]
 pub enum Outcome {
-    Applied {
-        event_id: String,
-        changes: usize,
-        /// The rooms whose schedule changed (each once).
-        rooms: Vec<RoomId>,
-        /// The earliest clock boundary of the changed bookings, if any.
-        next_boundary: Option<DateTime<Utc>>,
-        messages: Vec<Message>,
-        /// Renders that failed (logged by the caller; the schedule change
-        /// stands).
-        render_errors: Vec<(String, RenderError)>,
-    },
+    Applied(Applied),
     Skipped {
         event_id: String,
         why: Skip,
@@ -91,35 +69,35 @@ pub enum Outcome {
 
 /// Decode, check, apply and render.
 pub struct Pipeline {
-    pub config: Arc<Config>,
-    pub templates: Arc<Templates>,
-    pub schedule: Schedule,
-}
-
-/// `sha256(parts joined by NUL)`, first 16 bytes as hex.
-pub fn idempotency_key(parts: &[&str]) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p.as_bytes());
-        h.update([0u8]);
-    }
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let d = h.finalize();
-    let mut s = String::with_capacity(32);
-    for b in &d[..16] {
-        s.push(HEX[usize::from(b >> 4)] as char);
-        s.push(HEX[usize::from(b & 15)] as char);
-    }
-    s
+    config: Arc<Config>,
+    templates: Arc<Templates>,
+    schedule: Schedule,
+    /// Hand back what the store must keep with each applied event.
+    persist: bool,
 }
 
 impl Pipeline {
     pub fn new(config: Arc<Config>, templates: Arc<Templates>) -> Self {
         Pipeline {
-            schedule: Schedule::with_dedup_capacity(config.dedup_capacity),
+            schedule: Schedule::with_dedup_capacity(config.schedule.dedup_capacity),
             config,
             templates,
+            persist: false,
         }
+    }
+
+    /// Hand back, with each applied event, the rows a store must keep.
+    pub fn persisting(mut self, on: bool) -> Self {
+        self.persist = on;
+        self
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    pub fn templates(&self) -> &Arc<Templates> {
+        &self.templates
     }
 
     fn token_ok(&self, token: Option<&str>) -> bool {
@@ -154,7 +132,7 @@ impl Pipeline {
             };
         }
         let mut ev = *ev;
-        if self.config.ignore_unknown_rooms {
+        if self.config.schedule.ignore_unknown_rooms {
             let cfg = &self.config;
             ev.rooms.retain(|r| cfg.room(r).is_some());
         }
@@ -163,31 +141,70 @@ impl Pipeline {
                 event_id: ev.event_id,
                 why,
             },
-            Ok(changes) => {
-                let mut messages = Vec::new();
-                let mut render_errors = Vec::new();
-                self.render_changes(&changes, now, &mut messages, &mut render_errors);
-                let mut rooms: Vec<RoomId> = Vec::with_capacity(1);
-                for c in &changes {
-                    if !rooms.contains(&c.room) {
-                        rooms.push(c.room.clone());
-                    }
-                }
-                Outcome::Applied {
-                    event_id: ev.event_id,
-                    changes: changes.len(),
-                    rooms,
-                    next_boundary: self.boundary_of(&changes, now),
-                    messages,
-                    render_errors,
-                }
+            Ok(changes) => Outcome::Applied(self.applied(ev.event_id, &changes, now)),
+        }
+    }
+
+    fn applied(&self, event_id: String, changes: &[Change], now: DateTime<Utc>) -> Applied {
+        let mut messages = Vec::new();
+        let mut render_errors = Vec::new();
+        self.render_changes(changes, now, &mut messages, &mut render_errors);
+        let mut rooms: Vec<RoomId> = Vec::with_capacity(1);
+        for c in changes {
+            if !rooms.contains(&c.room) {
+                rooms.push(c.room.clone());
             }
         }
+        Applied {
+            event_id,
+            changes: changes.len(),
+            rooms,
+            next_boundary: self.boundary_of(changes, now),
+            messages,
+            render_errors,
+            written: if self.persist {
+                self.schedule.written()
+            } else {
+                Written::default()
+            },
+        }
+    }
+
+    /// Apply a decoded event to the schedule alone (trial schedules of
+    /// `check`; nothing is rendered).
+    pub fn apply(&mut self, ev: &RoomEvent) -> Result<Vec<Change>, Skip> {
+        self.schedule.apply(ev)
+    }
+
+    /// Put what a store loaded back: bookings (with their last change
+    /// times), series deletes, and the seen ids (oldest first, so the
+    /// newest stay in the bounded window). Pending messages are the
+    /// caller's.
+    pub fn restore(&mut self, loaded: Loaded) {
+        for e in loaded.entries {
+            self.schedule.restore(e.key, e.booking, e.last_change);
+        }
+        for (uid, at) in loaded.series_deleted {
+            self.schedule.restore_series_delete(&uid, at);
+        }
+        for id in loaded.seen.iter().rev() {
+            self.schedule.remember(id);
+        }
+    }
+
+    /// Forget bookings that ended before `before`; how many.
+    pub fn prune(&mut self, before: DateTime<Utc>) -> usize {
+        self.schedule.prune(before)
+    }
+
+    /// Live bookings held.
+    pub fn bookings(&self) -> usize {
+        self.schedule.len()
     }
 
     /// Messages for a list of changes: a notice per change per notice sink
     /// that wants it, and one snapshot per changed room per panel sink.
-    pub fn render_changes(
+    fn render_changes(
         &self,
         changes: &[Change],
         now: DateTime<Utc>,
@@ -197,8 +214,8 @@ impl Pipeline {
         let cfg = &self.config;
         for c in changes {
             let room_cfg = cfg.room(&c.room);
-            for (i, sink) in cfg.sinks.iter().enumerate() {
-                if sink.payload != Payload::Notice || !wants(sink, &c.room, Some(c.kind)) {
+            for (i, sink) in cfg.sinks() {
+                if sink.payload != Payload::Notice || !sink.wants(&c.room, Some(c.kind)) {
                     continue;
                 }
                 let style = cfg.style(room_cfg, Some(sink));
@@ -207,7 +224,7 @@ impl Pipeline {
                     Ok(r) => out.push(Message {
                         sink: i,
                         outbox_id: None,
-                        idempotency_key: idempotency_key(&[
+                        idempotency_key: digest_hex(&[
                             &sink.name,
                             &c.event_id,
                             c.room.as_str(),
@@ -246,12 +263,14 @@ impl Pipeline {
         errors: &mut Vec<(String, RenderError)>,
     ) {
         for i in self.panel_sinks(room) {
-            let name = &self.config.sinks[i].name;
-            match self.snapshot(i, room, now) {
+            let Some(sink) = self.config.sink(i) else {
+                continue;
+            };
+            match self.snapshot(sink, room, now) {
                 Ok((body, format)) => out.push(Message {
                     sink: i,
                     outbox_id: None,
-                    idempotency_key: idempotency_key(&[name, event_id, room.as_str(), "snapshot"]),
+                    idempotency_key: digest_hex(&[&sink.name, event_id, room.as_str(), "snapshot"]),
                     event_id: event_id.clone(),
                     room: room.clone(),
                     subject: Subject::Snapshot,
@@ -259,7 +278,7 @@ impl Pipeline {
                     body,
                     format,
                 }),
-                Err(e) => errors.push((name.clone(), e)),
+                Err(e) => errors.push((sink.name.clone(), e)),
             }
         }
     }
@@ -273,8 +292,12 @@ impl Pipeline {
     }
 
     fn soon(&self) -> chrono::Duration {
-        chrono::Duration::from_std(self.config.starting_soon)
-            .unwrap_or(chrono::Duration::minutes(10))
+        self.config.schedule.starting_soon
+    }
+
+    /// A room's display style (no sink's overrides).
+    fn room_style(&self, room: &RoomId) -> Style {
+        self.config.style(self.config.room(room), None)
     }
 
     /// When the next panel push is due by the clock alone: a booking
@@ -283,11 +306,7 @@ impl Pipeline {
         let midnight = self
             .panel_rooms()
             .iter()
-            .map(|r| {
-                self.config
-                    .style(self.config.room(r), None)
-                    .next_midnight(now)
-            })
+            .map(|r| self.room_style(r).next_midnight(now))
             .min();
         [self.schedule.next_boundary(now, self.soon()), midnight]
             .into_iter()
@@ -295,8 +314,15 @@ impl Pipeline {
             .min()
     }
 
+    /// Did a panel room's local midnight pass in `(from, to]`?
+    pub fn midnight_passed(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+        self.panel_rooms()
+            .iter()
+            .any(|r| self.room_style(r).next_midnight(from) <= to)
+    }
+
     /// The earliest boundary of these changes' bookings after `now`.
-    pub fn boundary_of(&self, changes: &[Change], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    fn boundary_of(&self, changes: &[Change], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let soon = self.soon();
         changes
             .iter()
@@ -327,15 +353,13 @@ impl Pipeline {
 
     /// Snapshot sinks that show a room: those the room lists in `panels`,
     /// and those whose `rooms` filter names it.
-    pub fn panel_sinks(&self, room: &RoomId) -> Vec<usize> {
+    fn panel_sinks(&self, room: &RoomId) -> Vec<SinkIndex> {
         let cfg = &self.config;
         let listed = cfg
             .room(room)
             .map(|r| r.panels.as_slice())
             .unwrap_or_default();
-        cfg.sinks
-            .iter()
-            .enumerate()
+        cfg.sinks()
             .filter(|(_, s)| s.payload == Payload::Snapshot)
             .filter(|(_, s)| {
                 listed.contains(&s.name) || s.rooms.as_ref().is_some_and(|r| r.contains(room))
@@ -362,39 +386,52 @@ impl Pipeline {
         room: &RoomId,
         now: DateTime<Utc>,
     ) -> ViewModel {
-        let cfg = &self.config;
-        let day_end = style.next_midnight(now);
-        let soon =
-            chrono::Duration::from_std(cfg.starting_soon).unwrap_or(chrono::Duration::minutes(10));
-        let v = self.schedule.view(room, now, day_end, soon);
+        let v = self
+            .schedule
+            .view(room, now, style.next_midnight(now), self.soon());
         view::snapshot(
             style,
             room,
-            cfg.room(room).and_then(|r| r.name.as_deref()),
+            self.config.room(room).and_then(|r| r.name.as_deref()),
             &v,
             now,
         )
     }
 
-    pub fn snapshot(
+    /// A room's status at `now`, in its own zone.
+    pub fn status(&self, room: &RoomId, now: DateTime<Utc>) -> Status {
+        let style = self.room_style(room);
+        self.schedule
+            .view(room, now, style.next_midnight(now), self.soon())
+            .status
+    }
+
+    fn snapshot(
         &self,
-        sink: usize,
+        sink: &SinkConfig,
         room: &RoomId,
         now: DateTime<Utc>,
     ) -> Result<(String, Format), RenderError> {
-        let s = &self.config.sinks[sink];
-        let style = self.config.style(self.config.room(room), Some(s));
+        let style = self.config.style(self.config.room(room), Some(sink));
         let vm = self.snapshot_vm_styled(&style, room, now);
         self.templates
-            .render(&s.template, style.locale, vm)
+            .render(&sink.template, style.locale, vm)
             .map(|r| (r.body, r.format))
+    }
+
+    /// Is this a room to show: configured, or (unless unknown rooms are
+    /// ignored) one the schedule knows?
+    pub fn knows_room(&self, room: &RoomId) -> bool {
+        self.config.room(room).is_some()
+            || (!self.config.schedule.ignore_unknown_rooms
+                && self.schedule.rooms().any(|r| r == room))
     }
 
     /// Every room to show: configured ones first, then any other room the
     /// schedule knows (unless unknown rooms are ignored).
     pub fn all_rooms(&self) -> Vec<RoomId> {
         let mut v: Vec<RoomId> = self.config.rooms.iter().map(|r| r.id.clone()).collect();
-        if !self.config.ignore_unknown_rooms {
+        if !self.config.schedule.ignore_unknown_rooms {
             let mut extra: Vec<RoomId> = self
                 .schedule
                 .rooms()
@@ -406,13 +443,4 @@ impl Pipeline {
         }
         v
     }
-}
-
-/// Does a sink's filter let this room (and change kind) through?
-pub fn wants(sink: &SinkConfig, room: &RoomId, kind: Option<ChangeKind>) -> bool {
-    sink.rooms.as_ref().is_none_or(|r| r.contains(room))
-        && match (kind, &sink.changes) {
-            (Some(k), Some(set)) => set.contains(&k),
-            _ => true,
-        }
 }

@@ -1,6 +1,15 @@
-//! Shared test helpers: temp dirs, configs and event bodies built in code.
+//! The one test harness: [`bot::TestBot`] starts roomcast, [`gateway`] is
+//! the fake Feishu/Lark gateway, [`fake_sinks`] the fake chat and panel
+//! endpoints; below, temp dirs and event bodies built in code.
 
 #![allow(dead_code)]
+
+pub mod bot;
+pub mod fake_sinks;
+pub mod gateway;
+
+pub use bot::{TestBot, lark_config};
+pub use fake_sinks::{DING_SECRET, FEISHU_SECRET, Fake, Hit, Reply, test_clock};
 
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,7 @@
 //! What every event source hands the core, and how the core answers.
 
+pub mod replay;
+
 use tokio::sync::oneshot;
 
 /// How the platform should be answered for one message.

@@ -1,0 +1,296 @@
+//! The core loop: one task owns the pipeline (and so the schedule). It
+//! waits on three things: payloads from the sources, questions from the
+//! HTTP server, and the next clock wake-up. Each is one named step.
+//!
+//! Invariants: acks go out only after the commit that holds their event;
+//! a failed commit stops intake (every later event is answered "retry").
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::query;
+use super::timers::{Due, Timers, instant_id};
+use crate::clock::{self, TimeSource};
+use crate::deliver::Deliverer;
+use crate::error::Chain;
+use crate::http::{Query, RoomSignals};
+use crate::message::Message;
+use crate::metrics::{Metrics, add};
+use crate::pipeline::{Applied, Outcome, Pipeline};
+use crate::schedule::Skip;
+use crate::source::{Ack, Inbound};
+use crate::store::{EventWrite, SharedStore, StoreError};
+
+/// How many waiting payloads are applied and committed together.
+const BATCH: usize = 256;
+
+/// The core's collaborators.
+pub(super) struct Core<'a> {
+    pub(super) deliverer: &'a Deliverer,
+    pub(super) clock: &'a TimeSource,
+    pub(super) heartbeat: Option<Duration>,
+    pub(super) store: Option<&'a SharedStore>,
+    pub(super) retention: Option<Duration>,
+    /// Cancelled by the core itself when the store fails.
+    pub(super) shutdown: &'a CancellationToken,
+    /// Where changed rooms are announced (to live pages).
+    pub(super) signals: &'a RoomSignals,
+    pub(super) metrics: &'a Metrics,
+}
+
+/// One applied event waiting for its commit.
+struct Pending {
+    ack: Option<oneshot::Sender<Ack>>,
+    applied: Applied,
+}
+
+impl Core<'_> {
+    /// Apply inbound payloads a batch at a time (one transaction, then the
+    /// acks), answer queries, push panels when the clock says so; until
+    /// every source is gone. Returns the store's failure, if it failed.
+    pub(super) async fn run(
+        &self,
+        pipeline: &mut Pipeline,
+        mut rx: mpsc::Receiver<Inbound>,
+        mut queries: mpsc::Receiver<Query>,
+    ) -> Option<StoreError> {
+        let mut timers = Timers::new(pipeline, (self.clock)(), self.heartbeat, self.retention);
+        let mut failure = None;
+        loop {
+            let sleep_for = timers
+                .next_wake()
+                .map(|w| (w - (self.clock)()).to_std().unwrap_or_default());
+            tokio::select! {
+                biased;
+                m = rx.recv() => {
+                    let Some(first) = m else { break };
+                    let batch = take_batch(first, &mut rx);
+                    if let Err(e) = self.apply_batch(pipeline, batch, &mut timers, failure.is_some()).await {
+                        failure = Some(e);
+                    }
+                }
+                Some(q) = queries.recv() => {
+                    // Views change by the minute at most: a display that
+                    // polls gets the same body (and ETag) within a minute.
+                    query::answer(pipeline, q, clock::minute_start((self.clock)()));
+                }
+                () = sleep(sleep_for) => {
+                    let now = (self.clock)();
+                    let due = timers.due(pipeline, now);
+                    self.tick(pipeline, due, now).await;
+                }
+            }
+        }
+        failure
+    }
+
+    /// Apply a batch, commit what it changed, then send its messages and
+    /// acks. With the store already failed, every event is answered
+    /// "retry". `Err`: the commit failed (intake stops).
+    async fn apply_batch(
+        &self,
+        pipeline: &mut Pipeline,
+        batch: Vec<Inbound>,
+        timers: &mut Timers,
+        failed: bool,
+    ) -> Result<(), StoreError> {
+        let now = (self.clock)();
+        let mut pending = Vec::new();
+        for inb in batch {
+            add(&self.metrics.received, 1);
+            if failed {
+                // The store is gone: nothing more can be made durable.
+                answer(inb.ack, Ack::Retry);
+                continue;
+            }
+            match self.handle(pipeline, &inb, now) {
+                Some(applied) => {
+                    timers.booking_boundary(applied.next_boundary);
+                    pending.push(Pending {
+                        ack: inb.ack,
+                        applied,
+                    });
+                }
+                None => answer(inb.ack, Ack::Ok),
+            }
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        self.metrics
+            .last_event_ms
+            .store(now.timestamp_millis(), Ordering::Relaxed);
+        if let Err(e) = self.commit(pipeline, &mut pending, now) {
+            tracing::error!(error = %Chain(&e), events = pending.len(), "store commit failed: asking the platform to redeliver and stopping");
+            for p in pending {
+                answer(p.ack, Ack::Retry);
+            }
+            self.shutdown.cancel();
+            return Err(e);
+        }
+        self.signals
+            .raise(pending.iter().flat_map(|p| p.applied.rooms.iter()));
+        for p in pending {
+            self.send(p.applied.messages).await;
+            answer(p.ack, Ack::Ok);
+        }
+        Ok(())
+    }
+
+    /// One payload through the pipeline, counted and logged; the applied
+    /// event, if it changed anything.
+    fn handle(
+        &self,
+        pipeline: &mut Pipeline,
+        inb: &Inbound,
+        now: DateTime<Utc>,
+    ) -> Option<Applied> {
+        let m = self.metrics;
+        let origin = inb.origin.as_str();
+        match pipeline.handle(&inb.payload, now) {
+            Outcome::Applied(a) => {
+                add(&m.applied, 1);
+                add(&m.changes, a.changes as u64);
+                tracing::debug!(%origin, event_id = %a.event_id, changes = a.changes, messages = a.messages.len(), "applied");
+                for (sink, e) in &a.render_errors {
+                    tracing::error!(%origin, event_id = %a.event_id, %sink, error = %e, "render failed");
+                }
+                add(&m.render_errors, a.render_errors.len() as u64);
+                add(&m.messages, a.messages.len() as u64);
+                return Some(a);
+            }
+            Outcome::Skipped { event_id, why } => {
+                match why {
+                    Skip::Duplicate => add(&m.duplicates, 1),
+                    Skip::Stale => add(&m.stale, 1),
+                }
+                tracing::debug!(%origin, %event_id, ?why, "skipped");
+            }
+            Outcome::Ignored { event_type } => {
+                add(&m.ignored, 1);
+                tracing::debug!(%origin, %event_type, "not a meeting-room event; ignored");
+            }
+            Outcome::Rejected { event_id } => {
+                add(&m.rejected, 1);
+                tracing::warn!(%origin, %event_id, "verification token does not match; event rejected");
+            }
+            Outcome::Malformed(e) => {
+                add(&m.malformed, 1);
+                tracing::warn!(%origin, error = %e, "malformed event");
+            }
+            Outcome::Challenge { .. } => {
+                add(&m.ignored, 1);
+                tracing::debug!(%origin, "url_verification outside webhook mode; ignored");
+            }
+        }
+        None
+    }
+
+    /// Commit the batch's rows and outbox messages in one transaction, and
+    /// give each message its outbox id.
+    fn commit(
+        &self,
+        pipeline: &Pipeline,
+        pending: &mut [Pending],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let Some(store) = self.store else {
+            return Ok(());
+        };
+        let cfg = pipeline.config();
+        let sink_name = |m: &Message| cfg.sink(m.sink).map_or("", |s| s.name.as_str());
+        let writes: Vec<EventWrite<'_>> = pending
+            .iter()
+            .map(|p| EventWrite {
+                event_id: &p.applied.event_id,
+                entries: &p.applied.written.entries,
+                series_deleted: p.applied.written.series_deleted.clone(),
+                outbox: p
+                    .applied
+                    .messages
+                    .iter()
+                    .map(|m| (sink_name(m), m))
+                    .collect(),
+            })
+            .collect();
+        let committed = store.lock().commit(now, &writes);
+        drop(writes);
+        let mut ids = committed?.into_iter();
+        for p in pending {
+            for m in &mut p.applied.messages {
+                m.outbox_id = ids.next();
+            }
+        }
+        Ok(())
+    }
+
+    /// What the clock made due: pruning, and panel pushes.
+    async fn tick(&self, pipeline: &mut Pipeline, due: Due, now: DateTime<Utc>) {
+        if let Some(before) = due.prune_before {
+            self.prune(pipeline, before);
+        }
+        let Some(push) = due.push else { return };
+        let event_id = instant_id("clock", now);
+        let (mut messages, mut errors) = (Vec::new(), Vec::new());
+        pipeline.clock_snapshots(&push.rooms, now, &event_id, &mut messages, &mut errors);
+        for (sink, e) in &errors {
+            tracing::error!(%sink, error = %e, "render failed");
+        }
+        tracing::debug!(
+            rooms = push.rooms.len(),
+            messages = messages.len(),
+            heartbeat = push.heartbeat,
+            "clock push"
+        );
+        add(&self.metrics.messages, messages.len() as u64);
+        self.send(messages).await;
+    }
+
+    fn prune(&self, pipeline: &mut Pipeline, before: DateTime<Utc>) {
+        let n = pipeline.prune(before);
+        if let Some(store) = self.store {
+            match store.lock().prune(before) {
+                Ok(rows) => tracing::debug!(bookings = n, rows, "pruned"),
+                Err(e) => tracing::error!(error = %Chain(&e), "pruning the store failed"),
+            }
+        }
+    }
+
+    /// Queue messages on their sinks' workers.
+    async fn send(&self, messages: Vec<Message>) {
+        for m in messages {
+            self.deliverer.send(m).await;
+        }
+    }
+}
+
+/// The first payload and whatever else is waiting, up to [`BATCH`].
+fn take_batch(first: Inbound, rx: &mut mpsc::Receiver<Inbound>) -> Vec<Inbound> {
+    let mut batch = vec![first];
+    while batch.len() < BATCH {
+        match rx.try_recv() {
+            Ok(m) => batch.push(m),
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
+/// Answer a source's payload (a source that stopped listening is gone).
+fn answer(ack: Option<oneshot::Sender<Ack>>, a: Ack) {
+    if let Some(ack) = ack {
+        let _ = ack.send(a);
+    }
+}
+
+/// Sleep this long, or forever.
+async fn sleep(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}

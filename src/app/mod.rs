@@ -1,0 +1,270 @@
+//! The app: wires sources, the store, the pipeline, the sink workers and
+//! the HTTP server together, runs the core loop ([`core`]) until the
+//! source ends (replay) or shutdown is requested, then drains.
+//!
+//! Nothing below this module imports it: the core's collaborators come to
+//! it as arguments.
+
+mod core;
+mod query;
+mod restore;
+#[cfg(test)]
+mod tests;
+mod timers;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{self, TimeSource};
+use crate::config::{Config, HttpConfig, SourceKind, StoreConfig, SyncMode};
+use crate::deliver::{DeliverError, Deliverer};
+use crate::error::{Chain, Exit};
+use crate::http::{self, Health, Live, RoomSignals};
+use crate::lark::{LarkClient, SourceError};
+use crate::metrics::{LarkStats, Metrics, Summary};
+use crate::pipeline::Pipeline;
+use crate::render::Templates;
+use crate::source::Inbound;
+use crate::source::replay::{self, ReplayError};
+use crate::store::{SharedStore, Store, StoreError};
+
+pub use restore::load_schedule;
+
+/// How many payloads and messages may wait in each queue.
+const QUEUE: usize = 1024;
+
+/// Why the app could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+    #[error(transparent)]
+    Deliver(#[from] DeliverError),
+    #[error("source `lark` needs a [platform] table")]
+    NoPlatform,
+    #[error(transparent)]
+    Lark(#[from] SourceError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Why a running app stopped with a failure.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The platform refused the long connection for good, or reconnecting
+    /// gave up.
+    #[error(transparent)]
+    Lark(#[from] SourceError),
+    /// A commit failed: nothing more can be made durable.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+}
+
+/// Why the app could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+impl AppError {
+    /// The exit code this failure ends the process with.
+    pub fn exit(&self) -> Exit {
+        match self {
+            AppError::Start(StartError::Lark(_)) | AppError::Run(RunError::Lark(_)) => {
+                Exit::Platform
+            }
+            AppError::Start(StartError::Store(_)) | AppError::Run(RunError::Store(_)) => {
+                Exit::Store
+            }
+            _ => Exit::Failure,
+        }
+    }
+}
+
+/// Everything the app needs to run.
+pub struct App {
+    config: Arc<Config>,
+    templates: Arc<Templates>,
+    clock: TimeSource,
+    /// Counters for `/metrics` (and tests).
+    metrics: Arc<Metrics>,
+    /// The HTTP server's address once it listens (port 0 in tests).
+    http_addr: watch::Sender<Option<SocketAddr>>,
+}
+
+impl App {
+    pub fn new(config: Arc<Config>, templates: Arc<Templates>) -> Self {
+        App {
+            config,
+            templates,
+            clock: clock::system(),
+            metrics: Arc::default(),
+            http_addr: watch::Sender::new(None),
+        }
+    }
+
+    /// Run on another time source (tests: one that follows tokio's paused
+    /// clock).
+    pub fn with_clock(mut self, clock: TimeSource) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The counters `/metrics` shows.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Where the HTTP server listens, once it does.
+    pub fn http_addr(&self) -> watch::Receiver<Option<SocketAddr>> {
+        self.http_addr.subscribe()
+    }
+
+    /// Run until the source ends (replay) or `shutdown` fires.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<Summary, AppError> {
+        let cfg = self.config.clone();
+        let store = open_store(cfg.store.as_ref())?;
+        let mut pipeline =
+            Pipeline::new(cfg.clone(), self.templates.clone()).persisting(store.is_some());
+        let deliverer = Deliverer::start(&cfg.sinks, QUEUE, self.clock.clone(), store.clone())
+            .map_err(StartError::from)?;
+        if let Some(store) = &store {
+            restore::restore(&mut pipeline, store, &deliverer, (self.clock)()).await?;
+        }
+        let (tx, rx) = mpsc::channel::<Inbound>(QUEUE);
+        let listener = self.bind(cfg.http.as_ref()).await?;
+        let webhook_tx = tx.clone();
+        let (source, lark) = self.start_source(tx, &shutdown).await?;
+        let signals = Arc::new(RoomSignals::default());
+        let server_stop = shutdown.child_token();
+        let (query_tx, query_rx) = mpsc::channel::<http::Query>(64);
+        let server = listener.zip(cfg.http.as_ref()).map(|(listener, h)| {
+            let health = Health {
+                metrics: self.metrics.clone(),
+                sinks: deliverer.stats.clone(),
+                lark,
+                store: store.clone(),
+            };
+            let live = Live {
+                signals: signals.clone(),
+                clock: self.clock.clone(),
+                stop: server_stop.clone(),
+            };
+            let state = http::Server::new(h, health, query_tx, webhook_tx, live);
+            tokio::spawn(http::serve(
+                listener,
+                http::router(state, h),
+                server_stop.clone(),
+            ))
+        });
+        // The core runs until every source has dropped its sender, so what
+        // a source handed over is applied and acknowledged even on shutdown.
+        let core = core::Core {
+            deliverer: &deliverer,
+            clock: &self.clock,
+            heartbeat: cfg.delivery.heartbeat,
+            store: store.as_ref(),
+            retention: cfg.store.as_ref().map(|s| s.retention),
+            shutdown: &shutdown,
+            metrics: &self.metrics,
+            signals: &signals,
+        };
+        let store_failure = core.run(&mut pipeline, rx, query_rx).await;
+        server_stop.cancel();
+        if let Some(server) = server {
+            match server.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %Chain(&e), "HTTP server failed"),
+                Err(e) => tracing::error!(error = %Chain(&e), "HTTP server task failed"),
+            }
+        }
+        let source_result = match source.await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %Chain(&e), "source task failed");
+                Ok(())
+            }
+        };
+        let stats = deliverer.stats.clone();
+        deliverer.finish(cfg.delivery.drain_timeout).await;
+        if let Some(e) = store_failure {
+            return Err(RunError::Store(e).into());
+        }
+        source_result?;
+        Ok(Summary::of(&self.metrics, &stats))
+    }
+
+    /// Listen where `[http]` says, and publish the address.
+    async fn bind(
+        &self,
+        http: Option<&HttpConfig>,
+    ) -> Result<Option<tokio::net::TcpListener>, StartError> {
+        let Some(h) = http else { return Ok(None) };
+        let l = tokio::net::TcpListener::bind(h.listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: h.listen,
+                source,
+            })?;
+        self.http_addr.send_replace(l.local_addr().ok());
+        Ok(Some(l))
+    }
+
+    /// Start the configured source on its own task, handing it `tx` (the
+    /// webhook needs no task: the HTTP server is the source).
+    async fn start_source(
+        &self,
+        tx: mpsc::Sender<Inbound>,
+        shutdown: &CancellationToken,
+    ) -> Result<(JoinHandle<Result<(), RunError>>, Option<Arc<LarkStats>>), StartError> {
+        let cfg = &self.config;
+        let stop = shutdown.clone();
+        Ok(match cfg.source.kind {
+            SourceKind::Replay => {
+                let path = cfg.source.replay_file.clone().unwrap_or_default();
+                let file = replay::open(&path).await?;
+                let task = tokio::spawn(async move {
+                    replay::run(file, path, tx, stop)
+                        .await
+                        .map_err(RunError::from)
+                });
+                (task, None)
+            }
+            SourceKind::Lark => {
+                let platform = cfg.platform.as_ref().ok_or(StartError::NoPlatform)?;
+                let client = LarkClient::new(platform, &cfg.lark)?;
+                let stats = client.stats.clone();
+                let task =
+                    tokio::spawn(async move { client.run(tx, stop).await.map_err(RunError::from) });
+                (task, Some(stats))
+            }
+            SourceKind::Webhook => {
+                drop(tx);
+                (tokio::spawn(async { Ok(()) }), None)
+            }
+        })
+    }
+}
+
+/// The store `[store]` names, opened for this run (locked, checked,
+/// migrated).
+fn open_store(sc: Option<&StoreConfig>) -> Result<Option<SharedStore>, StartError> {
+    let Some(sc) = sc else { return Ok(None) };
+    let store = Store::open(&sc.path, sc.sync == SyncMode::Full)?;
+    Ok(Some(SharedStore::new(store)))
+}

@@ -1,0 +1,48 @@
+//! Answers to the HTTP server's questions about the schedule, which only
+//! the core may read.
+
+use chrono::{DateTime, Utc};
+
+use crate::http::{Query, ViewError};
+use crate::model::RoomId;
+use crate::pipeline::Pipeline;
+
+/// Answer one question as of `now` (a dropped asker is gone: no answer).
+pub(super) fn answer(p: &Pipeline, q: Query, now: DateTime<Utc>) {
+    match q {
+        Query::Rooms(reply) => {
+            let _ = reply.send(rooms(p, now));
+        }
+        Query::View { room, view, reply } => {
+            let room = RoomId::new(&room);
+            let body = if p.knows_room(&room) {
+                let cfg = p.config();
+                let style = cfg.style(cfg.room(&room), None);
+                let vm = p.snapshot_vm_styled(&style, &room, now);
+                p.templates()
+                    .render(view.template(), style.locale, vm)
+                    .map(|r| r.body)
+                    .map_err(|e| ViewError::Render(e.to_string()))
+            } else {
+                Err(ViewError::NoSuchRoom)
+            };
+            let _ = reply.send(body);
+        }
+    }
+}
+
+/// Every room: (id, name, status).
+fn rooms(p: &Pipeline, now: DateTime<Utc>) -> Vec<(String, String, &'static str)> {
+    let cfg = p.config();
+    p.all_rooms()
+        .into_iter()
+        .map(|r| {
+            let name = cfg
+                .room(&r)
+                .and_then(|c| c.name.clone())
+                .unwrap_or_else(|| r.to_string());
+            let status = p.status(&r, now).as_str();
+            (r.to_string(), name, status)
+        })
+        .collect()
+}

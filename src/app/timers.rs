@@ -1,0 +1,129 @@
+//! What the clock drives in the core: panel pushes at booking boundaries,
+//! at local midnight and on the heartbeat, and the hourly pruning. Pure:
+//! [`Timers::due`] says what is due at `now` and moves the timers on;
+//! [`Timers::next_wake`] says when to look again.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::model::RoomId;
+use crate::pipeline::Pipeline;
+
+/// How often old state is pruned (when `[store] retention` is set).
+const PRUNE_EVERY: chrono::Duration = chrono::Duration::hours(1);
+
+/// Retention when the configured one is beyond chrono's range.
+const RETENTION_FALLBACK: chrono::Duration = chrono::Duration::days(30);
+
+/// The clock's timers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Timers {
+    /// Some sink shows room snapshots (else nothing is pushed).
+    panels: bool,
+    /// When panels were last pushed by the clock.
+    last_tick: DateTime<Utc>,
+    next_push: Option<DateTime<Utc>>,
+    /// The next heartbeat, and the interval.
+    heartbeat: Option<(DateTime<Utc>, chrono::Duration)>,
+    /// The next pruning, and how long things are kept.
+    prune: Option<(DateTime<Utc>, chrono::Duration)>,
+}
+
+/// What is due now.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(super) struct Due {
+    /// Prune what ended (or was last changed) before this.
+    pub(super) prune_before: Option<DateTime<Utc>>,
+    pub(super) push: Option<Push>,
+}
+
+/// Panels to push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Push {
+    pub(super) rooms: Vec<RoomId>,
+    /// Every panel, because the heartbeat is due.
+    pub(super) heartbeat: bool,
+}
+
+impl Timers {
+    pub(super) fn new(
+        p: &Pipeline,
+        now: DateTime<Utc>,
+        heartbeat: Option<Duration>,
+        retention: Option<Duration>,
+    ) -> Self {
+        let panels = !p.panel_rooms().is_empty();
+        Timers {
+            panels,
+            last_tick: now,
+            next_push: if panels { p.next_clock_push(now) } else { None },
+            heartbeat: heartbeat
+                .filter(|_| panels)
+                .and_then(|h| chrono::Duration::from_std(h).ok())
+                .map(|h| (now + h, h)),
+            prune: retention.map(|keep| {
+                let keep = chrono::Duration::from_std(keep).unwrap_or(RETENTION_FALLBACK);
+                (now, keep)
+            }),
+        }
+    }
+
+    /// When something is next due.
+    pub(super) fn next_wake(&self) -> Option<DateTime<Utc>> {
+        [
+            self.next_push,
+            self.heartbeat.map(|(t, _)| t),
+            self.prune.map(|(t, _)| t),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// An applied event's next boundary: panels change then.
+    pub(super) fn booking_boundary(&mut self, at: Option<DateTime<Utc>>) {
+        if self.panels {
+            self.next_push = [self.next_push, at].into_iter().flatten().min();
+        }
+    }
+
+    /// What is due at `now`; the timers move past it.
+    pub(super) fn due(&mut self, p: &Pipeline, now: DateTime<Utc>) -> Due {
+        let mut due = Due::default();
+        if let Some((t, keep)) = &mut self.prune
+            && *t <= now
+        {
+            due.prune_before = Some(now - *keep);
+            *t = now + PRUNE_EVERY;
+        }
+        let beat = self.heartbeat.is_some_and(|(t, _)| t <= now);
+        if beat || self.next_push.is_some_and(|t| t <= now) {
+            let rooms = if beat || p.midnight_passed(self.last_tick, now) {
+                p.panel_rooms()
+            } else {
+                p.rooms_due(self.last_tick, now)
+            };
+            due.push = Some(Push {
+                rooms,
+                heartbeat: beat,
+            });
+            if let Some((t, h)) = self.heartbeat.as_mut().filter(|(t, _)| *t <= now) {
+                *t = now + *h;
+            }
+            self.last_tick = now;
+            self.next_push = p.next_clock_push(now);
+        }
+        due
+    }
+}
+
+/// The id of what a clock-driven push answers to (`clock:…`,
+/// `startup:…`), in place of an event's delivery id.
+pub(super) fn instant_id(kind: &str, now: DateTime<Utc>) -> std::sync::Arc<str> {
+    format!(
+        "{kind}:{}",
+        now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )
+    .into()
+}

@@ -1,0 +1,269 @@
+//! `config.toml` → a validated [`Config`].
+//!
+//! Parse, don't validate later: time zones become `Tz`, URLs `Url`,
+//! durations `Duration`, secrets are read from the environment variables the
+//! file names. Unknown keys are errors. Every problem names its key and line,
+//! and one round reports them all: the recovering deserializer ([`de`])
+//! collects every structural problem (unknown key, wrong type, a value
+//! outside a closed set), then each section validates what remains.
+//!
+//! Each section has its own file with its types, its default constants and
+//! its validation; each consumer is handed only its own section.
+
+mod ctx;
+mod de;
+mod raw;
+mod rooms;
+mod sections;
+mod sinks;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::locale::{Locale, Style};
+use crate::model::RoomId;
+
+pub use rooms::RoomConfig;
+pub use sections::{
+    DEFAULT_STARTING_SOON, DeliveryConfig, HttpConfig, LarkConfig, PlatformConfig, ScheduleConfig,
+    SourceConfig, SourceKind, StoreConfig, SyncMode, TemplatesDir,
+};
+pub use sinks::{Payload, QuietHours, RateLimit, SinkConfig, SinkKind, default_rate_limits};
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// Dotted key path, e.g. `rooms[1].time_zone`.
+    pub key: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "line {l}: `{}`: {}", self.key, self.message),
+            None => write!(f, "`{}`: {}", self.key, self.message),
+        }
+    }
+}
+
+/// Why a config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", render_issues(.path, .issues))]
+    Invalid {
+        path: PathBuf,
+        issues: Vec<ConfigIssue>,
+    },
+}
+
+fn render_issues(path: &Path, issues: &[ConfigIssue]) -> String {
+    let mut s = format!(
+        "{} has {} problem{}:",
+        path.display(),
+        issues.len(),
+        if issues.len() == 1 { "" } else { "s" }
+    );
+    for i in issues {
+        s.push_str(&format!("\n  {}:{i}", path.display()));
+    }
+    s
+}
+
+/// Which sink: an index into [`Config::sinks`] (a sink's name is what the
+/// store and the logs use; the index is what the hot path routes by).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SinkIndex(usize);
+
+impl SinkIndex {
+    /// Not routed yet (a message read back from the store, before its
+    /// sink's name is looked up in the current config).
+    pub const UNSET: SinkIndex = SinkIndex(usize::MAX);
+
+    pub fn get(self) -> usize {
+        self.0
+    }
+}
+
+/// The whole validated config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: SourceConfig,
+    pub platform: Option<PlatformConfig>,
+    /// Defaults for every room and sink.
+    pub display: Style,
+    pub schedule: ScheduleConfig,
+    pub templates_dir: Option<TemplatesDir>,
+    pub lark: LarkConfig,
+    pub delivery: DeliveryConfig,
+    /// The durable store (`None`: state lives in memory only).
+    pub store: Option<StoreConfig>,
+    /// The HTTP server (`None`: none).
+    pub http: Option<HttpConfig>,
+    pub rooms: Vec<RoomConfig>,
+    pub sinks: Vec<SinkConfig>,
+    /// Room id → index into `rooms`.
+    room_index: HashMap<RoomId, usize, foldhash::fast::RandomState>,
+}
+
+impl Config {
+    pub fn room(&self, id: &RoomId) -> Option<&RoomConfig> {
+        self.room_index.get(id).map(|i| &self.rooms[*i])
+    }
+
+    pub fn sink(&self, i: SinkIndex) -> Option<&SinkConfig> {
+        self.sinks.get(i.0)
+    }
+
+    /// The sink of this name.
+    pub fn sink_index(&self, name: &str) -> Option<SinkIndex> {
+        self.sinks
+            .iter()
+            .position(|s| s.name == name)
+            .map(SinkIndex)
+    }
+
+    /// Every sink with its index.
+    pub fn sinks(&self) -> impl Iterator<Item = (SinkIndex, &SinkConfig)> {
+        self.sinks
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (SinkIndex(i), s))
+    }
+
+    /// The display style for a room seen through a sink: sink overrides
+    /// room, room overrides the defaults.
+    pub fn style(&self, room: Option<&RoomConfig>, sink: Option<&SinkConfig>) -> Style {
+        let d = self.display;
+        Style {
+            tz: sink
+                .and_then(|s| s.tz)
+                .or(room.and_then(|r| r.tz))
+                .unwrap_or(d.tz),
+            locale: sink
+                .and_then(|s| s.locale)
+                .or(room.and_then(|r| r.locale))
+                .unwrap_or(d.locale),
+            hour_cycle: sink
+                .and_then(|s| s.hour_cycle)
+                .or(room.and_then(|r| r.hour_cycle))
+                .unwrap_or(d.hour_cycle),
+        }
+    }
+
+    /// Every locale some room or sink can render in.
+    pub fn locales(&self) -> Vec<Locale> {
+        let mut v = vec![self.display.locale];
+        for l in self
+            .rooms
+            .iter()
+            .filter_map(|r| r.locale)
+            .chain(self.sinks.iter().filter_map(|s| s.locale))
+        {
+            if !v.contains(&l) {
+                v.push(l);
+            }
+        }
+        v
+    }
+}
+
+/// Reads environment variables; injected so tests need no process env.
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Env for BTreeMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// Load and validate a config file. Relative paths inside it are resolved
+/// against the file's directory.
+pub fn load(path: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(&text, base, env).map_err(|issues| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        issues,
+    })
+}
+
+/// Parse and validate config text. `base` resolves relative paths.
+pub fn parse(text: &str, base: &Path, env: &dyn Env) -> Result<Config, Vec<ConfigIssue>> {
+    let structure = de::deserialize(text);
+    let mut cx = ctx::Ctx {
+        text,
+        issues: structure.issues,
+        env,
+        base,
+        removed: structure.removed,
+    };
+    // With structural problems taken out, the rest is still checked, so
+    // one round of `roomcast check` lists everything.
+    let cfg = structure.raw.and_then(|raw| validate(raw, &mut cx));
+    if cx.issues.is_empty() {
+        cfg.ok_or_else(Vec::new)
+    } else {
+        cx.issues.sort_by_key(|i| i.line.unwrap_or(usize::MAX));
+        Err(cx.issues)
+    }
+}
+
+/// Each section in turn; sinks before rooms, which refer to them.
+fn validate(raw: raw::Raw, cx: &mut ctx::Ctx) -> Option<Config> {
+    let source = sections::source(&raw.source, cx);
+    let kind = source.as_ref().map(|s| s.kind);
+    let platform = sections::platform(raw.platform.as_ref(), &raw.source, kind, cx);
+    let display = sections::display(&raw.display, cx);
+    let schedule = sections::schedule(&raw.schedule, cx);
+    let templates_dir = sections::templates_dir(&raw.templates, cx);
+    let lark = sections::lark(&raw.lark, cx);
+    let delivery = sections::delivery(&raw.delivery, cx);
+    let store = sections::store(&raw.store, cx);
+    let sinks = sinks::sinks(&raw.sinks, cx);
+    let rooms = rooms::rooms(&raw.rooms, &sinks, cx);
+    let http = sections::http(&raw.http, &raw.source, kind, platform.as_ref(), &rooms, cx);
+    Some(Config {
+        source: source?,
+        platform,
+        display,
+        schedule,
+        templates_dir,
+        lark,
+        delivery,
+        store,
+        http,
+        room_index: rooms
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.clone(), i))
+            .collect(),
+        rooms,
+        sinks,
+    })
+}

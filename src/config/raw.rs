@@ -1,0 +1,153 @@
+//! The file's shape as serde reads it. Closed sets are enums (serde names
+//! the accepted values when one is wrong); values that need more than a
+//! type check stay strings with their spans, for [`super::validate`].
+//! Keys that are required but may be taken out by the recovering
+//! deserializer (a wrong value of a closed set) are `Option`s: their
+//! absence is reported by the section that needs them.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{Payload, SinkKind, SourceKind, SyncMode};
+use crate::model::ChangeKind;
+
+pub(super) type Text = Spanned<String>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Raw {
+    pub(super) source: Spanned<RawSource>,
+    #[serde(default)]
+    pub(super) platform: Option<RawPlatform>,
+    #[serde(default)]
+    pub(super) display: RawDisplay,
+    #[serde(default)]
+    pub(super) schedule: RawSchedule,
+    #[serde(default)]
+    pub(super) templates: RawTemplates,
+    #[serde(default)]
+    pub(super) lark: RawLark,
+    #[serde(default)]
+    pub(super) delivery: RawDelivery,
+    #[serde(default)]
+    pub(super) store: RawStore,
+    #[serde(default)]
+    pub(super) http: RawHttp,
+    #[serde(default)]
+    pub(super) rooms: Vec<Spanned<RawRoom>>,
+    #[serde(default)]
+    pub(super) sinks: Vec<Spanned<RawSink>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSource {
+    pub(super) kind: Option<Spanned<SourceKind>>,
+    pub(super) replay_file: Option<Text>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPlatform {
+    pub(super) app_id: Text,
+    pub(super) app_secret_env: Option<Text>,
+    pub(super) domain: Option<Text>,
+    pub(super) verification_token_env: Option<Text>,
+    pub(super) encrypt_key_env: Option<Text>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDisplay {
+    pub(super) time_zone: Option<Text>,
+    pub(super) locale: Option<Text>,
+    pub(super) clock: Option<Text>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSchedule {
+    #[serde(default)]
+    pub(super) ignore_unknown_rooms: bool,
+    pub(super) starting_soon: Option<Text>,
+    pub(super) dedup_capacity: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTemplates {
+    pub(super) dir: Option<Text>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLark {
+    pub(super) liveness_factor: Option<Spanned<u32>>,
+    pub(super) max_message_bytes: Option<Spanned<u64>>,
+    pub(super) max_pending_messages: Option<Spanned<u64>>,
+    pub(super) fragment_ttl: Option<Text>,
+    pub(super) request_timeout: Option<Text>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoom {
+    pub(super) id: Text,
+    pub(super) name: Option<Text>,
+    pub(super) time_zone: Option<Text>,
+    pub(super) locale: Option<Text>,
+    pub(super) clock: Option<Text>,
+    #[serde(default)]
+    pub(super) panels: Vec<Text>,
+    pub(super) token_env: Option<Text>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSink {
+    pub(super) name: Text,
+    pub(super) kind: Option<Spanned<SinkKind>>,
+    pub(super) url: Option<Text>,
+    pub(super) path: Option<Text>,
+    pub(super) template: Option<Text>,
+    pub(super) payload: Option<Spanned<Payload>>,
+    pub(super) secret_env: Option<Text>,
+    pub(super) method: Option<Text>,
+    #[serde(default)]
+    pub(super) headers: BTreeMap<String, Text>,
+    pub(super) rooms: Option<Vec<Text>>,
+    pub(super) changes: Option<Vec<Spanned<ChangeKind>>>,
+    pub(super) time_zone: Option<Text>,
+    pub(super) locale: Option<Text>,
+    pub(super) clock: Option<Text>,
+    pub(super) rate_limit: Option<Vec<Text>>,
+    pub(super) quiet_hours: Option<Text>,
+    pub(super) timeout: Option<Text>,
+    pub(super) max_age: Option<Text>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHttp {
+    pub(super) listen: Option<Text>,
+    pub(super) webhook: Option<bool>,
+    pub(super) webhook_path: Option<Text>,
+    pub(super) max_body_bytes: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStore {
+    pub(super) path: Option<Text>,
+    pub(super) retention: Option<Text>,
+    pub(super) sync: Option<Spanned<SyncMode>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDelivery {
+    pub(super) heartbeat: Option<Text>,
+    pub(super) drain_timeout: Option<Text>,
+}

@@ -1,0 +1,397 @@
+//! The small sections: `[source]`, `[platform]`, `[display]`,
+//! `[schedule]`, `[templates]`, `[lark]`, `[delivery]`, `[store]`, `[http]`;
+//! each one's validated type, defaults and validation.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use toml::Spanned;
+use url::Url;
+
+use super::ctx::Ctx;
+use super::raw::{
+    RawDelivery, RawDisplay, RawHttp, RawLark, RawPlatform, RawSchedule, RawSource, RawStore,
+    RawTemplates,
+};
+use super::rooms::RoomConfig;
+use crate::locale::{HourCycle, Locale, Style};
+
+// ------------------------------------------------------------------ source
+
+/// Where events come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Replay,
+    Lark,
+    Webhook,
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    pub kind: SourceKind,
+    pub replay_file: Option<PathBuf>,
+}
+
+/// The line `[source]` problems point at: its `kind`, or the table.
+fn source_line(src: &Spanned<RawSource>) -> Spanned<()> {
+    let span = match &src.get_ref().kind {
+        Some(k) => k.span(),
+        None => src.span(),
+    };
+    Spanned::new(span, ())
+}
+
+pub(super) fn source(src: &Spanned<RawSource>, cx: &mut Ctx) -> Option<SourceConfig> {
+    let raw = src.get_ref();
+    let kind = raw.kind.as_ref().map(|k| *k.get_ref());
+    let kind = cx.require("source", "kind", src, kind);
+    let replay_file = raw.replay_file.as_ref().map(|f| cx.path(f.get_ref()));
+    if kind == Some(SourceKind::Replay) && replay_file.is_none() {
+        let at = source_line(src);
+        cx.push("source.replay_file", &at, "replay needs `replay_file`");
+    }
+    Some(SourceConfig {
+        kind: kind?,
+        replay_file,
+    })
+}
+
+// ---------------------------------------------------------------- platform
+
+pub const FEISHU_BASE_URL: &str = "https://open.feishu.cn";
+pub const LARK_BASE_URL: &str = "https://open.larksuite.com";
+
+#[derive(Debug, Clone)]
+pub struct PlatformConfig {
+    pub app_id: String,
+    /// Required for the long connection.
+    pub app_secret: Option<SecretString>,
+    /// `https://open.feishu.cn`, `https://open.larksuite.com` or explicit.
+    pub base_url: Url,
+    pub verification_token: Option<SecretString>,
+    /// Webhook mode: the app's Encrypt Key (bodies are encrypted and signed).
+    pub encrypt_key: Option<SecretString>,
+}
+
+pub(super) fn platform(
+    p: Option<&RawPlatform>,
+    src: &Spanned<RawSource>,
+    kind: Option<SourceKind>,
+    cx: &mut Ctx,
+) -> Option<PlatformConfig> {
+    let needs_secret = kind == Some(SourceKind::Lark);
+    let Some(p) = p else {
+        if needs_secret {
+            let at = source_line(src);
+            cx.push("platform", &at, "source `lark` needs a [platform] table");
+        }
+        return None;
+    };
+    if p.app_id.get_ref().is_empty() {
+        cx.push("platform.app_id", &p.app_id, "is empty");
+    }
+    let app_secret = match (&p.app_secret_env, needs_secret) {
+        (Some(v), true) => cx.secret("platform.app_secret_env", v),
+        (None, true) => {
+            cx.push(
+                "platform.app_secret_env",
+                &p.app_id,
+                "source `lark` needs `app_secret_env`",
+            );
+            None
+        }
+        (Some(v), false) => cx.optional_secret(v),
+        (None, false) => None,
+    };
+    let base_url = match &p.domain {
+        None => Url::parse(FEISHU_BASE_URL).ok(),
+        Some(d) => match d.get_ref().as_str() {
+            "feishu" => Url::parse(FEISHU_BASE_URL).ok(),
+            "lark" => Url::parse(LARK_BASE_URL).ok(),
+            _ => cx.url("platform.domain", d),
+        },
+    };
+    let verification_token = p
+        .verification_token_env
+        .as_ref()
+        .and_then(|v| cx.secret("platform.verification_token_env", v));
+    let encrypt_key = p
+        .encrypt_key_env
+        .as_ref()
+        .and_then(|v| cx.secret("platform.encrypt_key_env", v));
+    base_url.map(|base_url| PlatformConfig {
+        app_id: p.app_id.get_ref().clone(),
+        app_secret,
+        base_url,
+        verification_token,
+        encrypt_key,
+    })
+}
+
+// ----------------------------------------------------------------- display
+
+pub(super) fn display(d: &RawDisplay, cx: &mut Ctx) -> Style {
+    Style {
+        tz: cx
+            .tz("display.time_zone", &d.time_zone)
+            .unwrap_or(chrono_tz::UTC),
+        locale: cx.locale("display.locale", &d.locale).unwrap_or(Locale::En),
+        hour_cycle: cx
+            .hour_cycle("display.clock", &d.clock)
+            .unwrap_or(HourCycle::H24),
+    }
+}
+
+// ---------------------------------------------------------------- schedule
+
+/// How long before a booking a room shows "starting soon".
+pub const DEFAULT_STARTING_SOON: chrono::Duration = chrono::Duration::minutes(10);
+
+#[derive(Debug, Clone)]
+pub struct ScheduleConfig {
+    /// Events for rooms not in `[[rooms]]` are dropped.
+    pub ignore_unknown_rooms: bool,
+    pub starting_soon: chrono::Duration,
+    /// How many recent delivery ids are remembered for de-duplication.
+    pub dedup_capacity: usize,
+}
+
+pub(super) fn schedule(s: &RawSchedule, cx: &mut Ctx) -> ScheduleConfig {
+    let starting_soon = cx
+        .duration("schedule.starting_soon", &s.starting_soon)
+        .and_then(|d| match chrono::Duration::from_std(d) {
+            Ok(d) => Some(d),
+            Err(_) => {
+                if let Some(v) = &s.starting_soon {
+                    cx.push("schedule.starting_soon", v, "is too long");
+                }
+                None
+            }
+        })
+        .unwrap_or(DEFAULT_STARTING_SOON);
+    let dedup_capacity = match &s.dedup_capacity {
+        None => crate::schedule::DEFAULT_DEDUP_CAPACITY,
+        Some(v) => cx.at_least("schedule.dedup_capacity", v, 1, ""),
+    };
+    ScheduleConfig {
+        ignore_unknown_rooms: s.ignore_unknown_rooms,
+        starting_soon,
+        dedup_capacity,
+    }
+}
+
+// --------------------------------------------------------------- templates
+
+/// `[templates] dir`: checked to be a folder when the templates load.
+#[derive(Debug, Clone)]
+pub struct TemplatesDir {
+    pub path: PathBuf,
+    /// Its line in the file, for messages.
+    pub line: usize,
+}
+
+pub(super) fn templates_dir(t: &RawTemplates, cx: &mut Ctx) -> Option<TemplatesDir> {
+    t.dir.as_ref().map(|d| TemplatesDir {
+        path: cx.path(d.get_ref()),
+        line: cx.line(d),
+    })
+}
+
+// -------------------------------------------------------------------- lark
+
+/// Long-connection tuning.
+#[derive(Debug, Clone)]
+pub struct LarkConfig {
+    /// Silence (no inbound frame) that counts as a dead connection, as a
+    /// multiple of the ping interval.
+    pub liveness_factor: u32,
+    /// Largest reassembled message accepted.
+    pub max_message_bytes: usize,
+    /// Most messages being reassembled at once.
+    pub max_pending_messages: usize,
+    /// How long a partial message waits for its remaining fragments.
+    pub fragment_ttl: Duration,
+    /// Timeout of each endpoint request and of the WebSocket handshake.
+    pub request_timeout: Duration,
+}
+
+impl Default for LarkConfig {
+    fn default() -> Self {
+        LarkConfig {
+            liveness_factor: 3,
+            max_message_bytes: 1 << 20,
+            max_pending_messages: 256,
+            fragment_ttl: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+pub(super) fn lark(l: &RawLark, cx: &mut Ctx) -> LarkConfig {
+    let mut lark = LarkConfig::default();
+    if let Some(v) = &l.liveness_factor {
+        if *v.get_ref() < 2 {
+            cx.push(
+                "lark.liveness_factor",
+                v,
+                "must be at least 2 (pings are only sent once per interval)",
+            );
+        }
+        lark.liveness_factor = *v.get_ref();
+    }
+    if let Some(v) = &l.max_message_bytes {
+        lark.max_message_bytes = cx.at_least("lark.max_message_bytes", v, 1024, "");
+    }
+    if let Some(v) = &l.max_pending_messages {
+        lark.max_pending_messages = cx.at_least("lark.max_pending_messages", v, 1, "");
+    }
+    if let Some(t) = cx.duration("lark.fragment_ttl", &l.fragment_ttl) {
+        lark.fragment_ttl = t;
+    }
+    if let Some(t) = cx.duration("lark.request_timeout", &l.request_timeout) {
+        lark.request_timeout = t;
+    }
+    lark
+}
+
+// ---------------------------------------------------------------- delivery
+
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(300);
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// Re-push every panel this often (`None`: never), so a rebooted
+    /// display catches up.
+    pub heartbeat: Option<Duration>,
+    /// How long shutdown waits for sink queues to drain.
+    pub drain_timeout: Duration,
+}
+
+pub(super) fn delivery(d: &RawDelivery, cx: &mut Ctx) -> DeliveryConfig {
+    DeliveryConfig {
+        heartbeat: cx.duration_or_off("delivery.heartbeat", &d.heartbeat, DEFAULT_HEARTBEAT),
+        drain_timeout: cx
+            .duration("delivery.drain_timeout", &d.drain_timeout)
+            .unwrap_or(DEFAULT_DRAIN_TIMEOUT),
+    }
+}
+
+// ------------------------------------------------------------------- store
+
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 86400);
+
+/// How a commit reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// Every commit reaches the disk before the ack (survives a power cut).
+    #[default]
+    Full,
+    /// Survives a crash of the process only.
+    Normal,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+    /// Seen ids, past bookings and delivered messages older than this are
+    /// pruned.
+    pub retention: Duration,
+    pub sync: SyncMode,
+}
+
+pub(super) fn store(st: &RawStore, cx: &mut Ctx) -> Option<StoreConfig> {
+    let Some(p) = &st.path else {
+        if let Some(r) = &st.retention {
+            cx.push("store.path", r, "[store] needs `path`");
+        } else if let Some(s) = &st.sync {
+            cx.push("store.path", s, "[store] needs `path`");
+        }
+        return None;
+    };
+    Some(StoreConfig {
+        path: cx.path(p.get_ref()),
+        retention: cx
+            .duration("store.retention", &st.retention)
+            .unwrap_or(DEFAULT_RETENTION),
+        sync: st.sync.as_ref().map(|s| *s.get_ref()).unwrap_or_default(),
+    })
+}
+
+// -------------------------------------------------------------------- http
+
+pub const DEFAULT_WEBHOOK_PATH: &str = "/webhook/event";
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+
+/// The HTTP server: where it listens, the webhook intake and its secrets,
+/// the rooms' pull tokens.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    /// Accept webhook pushes (on with `source.kind = "webhook"`).
+    pub webhook: bool,
+    pub webhook_path: String,
+    pub max_body_bytes: usize,
+    /// From `[platform]`: the token events must carry, and the Encrypt Key
+    /// of encrypted pushes.
+    pub verification_token: Option<SecretString>,
+    pub encrypt_key: Option<SecretString>,
+    /// From `[[rooms]]`: room id → the bearer token pulling it needs.
+    pub tokens: HashMap<String, SecretString>,
+}
+
+pub(super) fn http(
+    h: &RawHttp,
+    src: &Spanned<RawSource>,
+    kind: Option<SourceKind>,
+    platform: Option<&PlatformConfig>,
+    rooms: &[RoomConfig],
+    cx: &mut Ctx,
+) -> Option<HttpConfig> {
+    let Some(l) = &h.listen else {
+        if kind == Some(SourceKind::Webhook) {
+            let at = source_line(src);
+            cx.push(
+                "http.listen",
+                &at,
+                "source `webhook` needs [http] listen = \"ADDRESS:PORT\"",
+            );
+        }
+        return None;
+    };
+    let listen = cx.parsed("http.listen", l, |a| {
+        a.parse::<SocketAddr>()
+            .map_err(|e| format!("`{a}` is not ADDRESS:PORT: {e}"))
+    })?;
+    let webhook_path = match &h.webhook_path {
+        Some(p) if p.get_ref().starts_with('/') => p.get_ref().clone(),
+        Some(p) => {
+            cx.push("http.webhook_path", p, "must start with /");
+            DEFAULT_WEBHOOK_PATH.into()
+        }
+        None => DEFAULT_WEBHOOK_PATH.into(),
+    };
+    Some(HttpConfig {
+        listen,
+        webhook: h.webhook.unwrap_or(kind == Some(SourceKind::Webhook)),
+        webhook_path,
+        max_body_bytes: h
+            .max_body_bytes
+            .as_ref()
+            .map_or(DEFAULT_MAX_BODY_BYTES, |v| {
+                usize::try_from(*v.get_ref()).unwrap_or(usize::MAX)
+            }),
+        verification_token: platform.and_then(|p| p.verification_token.clone()),
+        encrypt_key: platform.and_then(|p| p.encrypt_key.clone()),
+        tokens: rooms
+            .iter()
+            .filter_map(|r| r.token.clone().map(|t| (r.id.to_string(), t)))
+            .collect(),
+    })
+}

@@ -1,0 +1,422 @@
+//! `[[sinks]]`: where messages go, each sink's kind, payload, style, rate
+//! limits and quiet hours.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use secrecy::SecretString;
+use serde::Deserialize;
+use toml::Spanned;
+use url::Url;
+
+use super::ctx::Ctx;
+use super::raw::RawSink;
+use crate::locale::{HourCycle, Locale};
+use crate::model::{ChangeKind, RoomId};
+use crate::render::names;
+
+pub const DEFAULT_SINK_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
+
+/// Every kind of sink. `Stdout` and `File` deliver locally; the rest are
+/// HTTP kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    Stdout,
+    File,
+    Panel,
+    Feishu,
+    Lark,
+    Slack,
+    Dingtalk,
+    Wecom,
+    Webhook,
+}
+
+impl SinkKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SinkKind::Stdout => "stdout",
+            SinkKind::File => "file",
+            SinkKind::Panel => "panel",
+            SinkKind::Feishu => "feishu",
+            SinkKind::Lark => "lark",
+            SinkKind::Slack => "slack",
+            SinkKind::Dingtalk => "dingtalk",
+            SinkKind::Wecom => "wecom",
+            SinkKind::Webhook => "webhook",
+        }
+    }
+
+    /// Stdout, file and generic webhook sinks can carry either payload.
+    pub fn payload_configurable(self) -> bool {
+        matches!(self, SinkKind::Stdout | SinkKind::File | SinkKind::Webhook)
+    }
+
+    pub fn is_http(self) -> bool {
+        !matches!(self, SinkKind::Stdout | SinkKind::File)
+    }
+
+    /// Panel and generic webhook sinks take `method` and `headers`.
+    fn custom_requests(self) -> bool {
+        matches!(self, SinkKind::Panel | SinkKind::Webhook)
+    }
+
+    /// What the sink receives unless `payload` says otherwise.
+    pub fn default_payload(self) -> Payload {
+        match self {
+            SinkKind::Panel => Payload::Snapshot,
+            _ => Payload::Notice,
+        }
+    }
+
+    /// The template a sink uses unless it names one.
+    pub fn default_template(self, payload: Payload) -> &'static str {
+        match (self, payload) {
+            (SinkKind::Stdout | SinkKind::File, Payload::Snapshot) => return names::ROOM,
+            (_, Payload::Snapshot) => return names::PANEL,
+            _ => {}
+        }
+        match self {
+            SinkKind::Panel => names::PANEL,
+            SinkKind::Feishu | SinkKind::Lark => names::FEISHU_CARD,
+            SinkKind::Slack => names::SLACK,
+            SinkKind::Dingtalk => names::DINGTALK,
+            SinkKind::Wecom => names::WECOM,
+            SinkKind::Webhook => names::WEBHOOK,
+            SinkKind::Stdout | SinkKind::File => names::TEXT,
+        }
+    }
+
+    /// Rate limits unless the sink sets its own: the services' documented
+    /// limits.
+    pub fn default_rate_limits(self) -> Vec<RateLimit> {
+        let l = |count, secs| RateLimit {
+            count,
+            period: Duration::from_secs(secs),
+        };
+        match self {
+            SinkKind::Feishu | SinkKind::Lark => vec![l(5, 1), l(100, 60)],
+            SinkKind::Dingtalk | SinkKind::Wecom => vec![l(20, 60)],
+            SinkKind::Slack => vec![l(1, 1)],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Rate limits per sink kind unless the sink sets its own.
+pub fn default_rate_limits(kind: SinkKind) -> Vec<RateLimit> {
+    kind.default_rate_limits()
+}
+
+/// What a sink is sent: change notices or room snapshots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Payload {
+    Notice,
+    Snapshot,
+}
+
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    pub name: String,
+    pub kind: SinkKind,
+    pub payload: Payload,
+    pub url: Option<Url>,
+    pub path: Option<PathBuf>,
+    pub template: String,
+    /// Line of the sink's `template` key (or of the sink) for messages.
+    pub template_line: usize,
+    pub secret: Option<SecretString>,
+    pub method: String,
+    /// Extra request headers; values may hold secrets (`${VAR}`).
+    pub headers: Vec<(String, SecretString)>,
+    /// `None`: every room.
+    pub rooms: Option<HashSet<RoomId>>,
+    /// `None`: every change kind.
+    pub changes: Option<HashSet<ChangeKind>>,
+    pub tz: Option<Tz>,
+    pub locale: Option<Locale>,
+    pub hour_cycle: Option<HourCycle>,
+    /// Sliding-window limits: at most `n` requests per `period`.
+    pub rate_limits: Vec<RateLimit>,
+    /// Local hours (sink's zone) during which messages are held.
+    pub quiet_hours: Option<QuietHours>,
+    /// Timeout of each request.
+    pub timeout: Duration,
+    /// A message still undelivered this long after it was queued is given
+    /// up (a dead letter, logged with sink and booking).
+    pub max_age: Duration,
+}
+
+impl SinkConfig {
+    /// Does this sink's filter let the room (and change kind) through?
+    pub fn wants(&self, room: &RoomId, kind: Option<ChangeKind>) -> bool {
+        self.rooms.as_ref().is_none_or(|r| r.contains(room))
+            && match (kind, &self.changes) {
+                (Some(k), Some(set)) => set.contains(&k),
+                _ => true,
+            }
+    }
+}
+
+/// At most `count` requests in any `period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub count: u32,
+    pub period: Duration,
+}
+
+impl RateLimit {
+    /// `"5/s"`, `"100/min"`, `"20/m"`, `"1000/h"`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not a rate like \"5/s\", \"100/min\" or \"1000/h\"");
+        let (n, per) = s.split_once('/').ok_or_else(bad)?;
+        let count: u32 = n.trim().parse().map_err(|_| bad())?;
+        let period = match per.trim() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            _ => return Err(bad()),
+        };
+        if count == 0 {
+            return Err(bad());
+        }
+        Ok(RateLimit { count, period })
+    }
+}
+
+/// A daily window of local time, e.g. 22:00–07:00 (may wrap midnight).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuietHours {
+    pub start: chrono::NaiveTime,
+    pub end: chrono::NaiveTime,
+}
+
+impl QuietHours {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not a window like \"22:00-07:00\"");
+        let (a, b) = s.split_once('-').ok_or_else(bad)?;
+        let t = |x: &str| chrono::NaiveTime::parse_from_str(x.trim(), "%H:%M").map_err(|_| bad());
+        let (start, end) = (t(a)?, t(b)?);
+        if start == end {
+            return Err(format!("`{s}`: start and end are the same"));
+        }
+        Ok(QuietHours { start, end })
+    }
+
+    /// Is this local time inside the window?
+    pub fn contains(&self, t: chrono::NaiveTime) -> bool {
+        if self.start < self.end {
+            self.start <= t && t < self.end
+        } else {
+            t >= self.start || t < self.end
+        }
+    }
+}
+
+// --------------------------------------------------------------- validation
+
+pub(super) fn sinks(raw: &[Spanned<RawSink>], cx: &mut Ctx) -> Vec<SinkConfig> {
+    let mut sinks = Vec::new();
+    let mut names = HashSet::new();
+    for (i, s) in raw.iter().enumerate() {
+        let at = format!("sinks[{i}]");
+        let name = s.get_ref().name.get_ref().clone();
+        if name.is_empty() {
+            cx.push(format!("{at}.name"), &s.get_ref().name, "is empty");
+        } else if !names.insert(name.clone()) {
+            cx.push(
+                format!("{at}.name"),
+                &s.get_ref().name,
+                format!("duplicate sink name `{name}`"),
+            );
+        }
+        if let Some(sink) = sink(&at, s, cx) {
+            sinks.push(sink);
+        }
+    }
+    sinks
+}
+
+/// One sink (`None` without a valid kind: nothing else can be checked).
+fn sink(at: &str, spanned: &Spanned<RawSink>, cx: &mut Ctx) -> Option<SinkConfig> {
+    let s = spanned.get_ref();
+    let kind = s.kind.as_ref().map(|k| *k.get_ref());
+    let kind = cx.require(at, "kind", spanned, kind)?;
+    let kind_at = s.kind.as_ref().map_or(spanned.span(), |k| k.span());
+    let kind_at = Spanned::new(kind_at, ());
+    let payload = payload(at, kind, s, cx);
+    let (template, template_line) = match &s.template {
+        Some(t) => (t.get_ref().clone(), cx.line(t)),
+        None => (kind.default_template(payload).to_string(), cx.line(spanned)),
+    };
+    Some(SinkConfig {
+        url: url(at, kind, s, &kind_at, cx),
+        path: path(at, kind, s, &kind_at, cx),
+        secret: secret(at, kind, s, cx),
+        method: method(at, kind, s, cx),
+        headers: headers(at, kind, s, cx),
+        rooms: s.rooms.as_ref().map(|list| room_filter(at, list, cx)),
+        changes: s
+            .changes
+            .as_ref()
+            .map(|list| list.iter().map(|c| *c.get_ref()).collect()),
+        rate_limits: rate_limits(at, kind, s, cx),
+        quiet_hours: s.quiet_hours.as_ref().and_then(|q| {
+            QuietHours::parse(q.get_ref())
+                .map_err(|e| cx.push(format!("{at}.quiet_hours"), q, e))
+                .ok()
+        }),
+        timeout: cx
+            .duration(&format!("{at}.timeout"), &s.timeout)
+            .unwrap_or(DEFAULT_SINK_TIMEOUT),
+        max_age: cx
+            .duration(&format!("{at}.max_age"), &s.max_age)
+            .unwrap_or(DEFAULT_MAX_AGE),
+        tz: cx.tz(&format!("{at}.time_zone"), &s.time_zone),
+        locale: cx.locale(&format!("{at}.locale"), &s.locale),
+        hour_cycle: cx.hour_cycle(&format!("{at}.clock"), &s.clock),
+        name: s.name.get_ref().clone(),
+        kind,
+        payload,
+        template,
+        template_line,
+    })
+}
+
+fn payload(at: &str, kind: SinkKind, s: &RawSink, cx: &mut Ctx) -> Payload {
+    let Some(p) = &s.payload else {
+        return kind.default_payload();
+    };
+    let want = *p.get_ref();
+    if kind.payload_configurable() || want == kind.default_payload() {
+        return want;
+    }
+    let what = match kind.default_payload() {
+        Payload::Snapshot => "room snapshots",
+        Payload::Notice => "change notices",
+    };
+    cx.push(
+        format!("{at}.payload"),
+        p,
+        format!("a {} sink always sends {what}", kind.as_str()),
+    );
+    kind.default_payload()
+}
+
+fn url(at: &str, kind: SinkKind, s: &RawSink, kind_at: &Spanned<()>, cx: &mut Ctx) -> Option<Url> {
+    match (&s.url, kind.is_http()) {
+        (Some(u), true) => cx.url(&format!("{at}.url"), u),
+        (None, true) => {
+            let msg = format!("a {} sink needs `url`", kind.as_str());
+            cx.push(format!("{at}.url"), kind_at, msg);
+            None
+        }
+        (Some(u), false) => {
+            let msg = format!("a {} sink takes no `url`", kind.as_str());
+            cx.push(format!("{at}.url"), u, msg);
+            None
+        }
+        (None, false) => None,
+    }
+}
+
+fn path(
+    at: &str,
+    kind: SinkKind,
+    s: &RawSink,
+    kind_at: &Spanned<()>,
+    cx: &mut Ctx,
+) -> Option<PathBuf> {
+    match (&s.path, kind) {
+        (Some(p), SinkKind::File) => Some(cx.path(p.get_ref())),
+        (None, SinkKind::File) => {
+            cx.push(format!("{at}.path"), kind_at, "a file sink needs `path`");
+            None
+        }
+        (Some(p), _) => {
+            cx.push(format!("{at}.path"), p, "only file sinks take `path`");
+            None
+        }
+        (None, _) => None,
+    }
+}
+
+fn secret(at: &str, kind: SinkKind, s: &RawSink, cx: &mut Ctx) -> Option<SecretString> {
+    let v = s.secret_env.as_ref()?;
+    let key = format!("{at}.secret_env");
+    if !kind.is_http() {
+        cx.push(key, v, "only HTTP sinks take a secret");
+        return None;
+    }
+    cx.secret(&key, v)
+}
+
+fn method(at: &str, kind: SinkKind, s: &RawSink, cx: &mut Ctx) -> String {
+    let Some(m) = &s.method else {
+        return "POST".to_string();
+    };
+    let up = m.get_ref().to_ascii_uppercase();
+    let key = format!("{at}.method");
+    if !kind.custom_requests() {
+        cx.push(key, m, "only panel and webhook sinks take `method`");
+    } else if !matches!(up.as_str(), "POST" | "PUT" | "PATCH") {
+        cx.push(key, m, "method must be POST, PUT or PATCH");
+    }
+    up
+}
+
+fn headers(at: &str, kind: SinkKind, s: &RawSink, cx: &mut Ctx) -> Vec<(String, SecretString)> {
+    let mut headers = Vec::new();
+    for (k, v) in &s.headers {
+        let key = format!("{at}.headers.{k}");
+        if !kind.custom_requests() {
+            cx.push(key, v, "only panel and webhook sinks take `headers`");
+            continue;
+        }
+        let valid = !k.is_empty()
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid {
+            cx.push(key, v, "not a valid header name");
+            continue;
+        }
+        // `${NAME}` placeholders read the environment (for tokens).
+        if let Some(value) = cx.expand_env(&key, v) {
+            headers.push((k.clone(), value));
+        }
+    }
+    headers
+}
+
+fn room_filter(at: &str, list: &[Spanned<String>], cx: &mut Ctx) -> HashSet<RoomId> {
+    list.iter()
+        .filter_map(|r| {
+            if r.get_ref().is_empty() {
+                cx.push(format!("{at}.rooms"), r, "empty room id");
+                None
+            } else {
+                Some(RoomId::new(r.get_ref()))
+            }
+        })
+        .collect()
+}
+
+fn rate_limits(at: &str, kind: SinkKind, s: &RawSink, cx: &mut Ctx) -> Vec<RateLimit> {
+    let Some(list) = &s.rate_limit else {
+        return kind.default_rate_limits();
+    };
+    list.iter()
+        .filter_map(|r| match RateLimit::parse(r.get_ref()) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                cx.push(format!("{at}.rate_limit"), r, e);
+                None
+            }
+        })
+        .collect()
+}

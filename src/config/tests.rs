@@ -1,0 +1,301 @@
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+use crate::locale::Locale;
+use crate::model::RoomId;
+
+fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn ok(text: &str) -> Config {
+    match parse(text, Path::new("."), &env(&[("SECRET", "s3cr3t-value")])) {
+        Ok(c) => c,
+        Err(e) => panic!("{e:?}"),
+    }
+}
+
+fn issues(text: &str) -> Vec<ConfigIssue> {
+    match parse(text, Path::new("."), &env(&[("SECRET", "s3cr3t-value")])) {
+        Ok(_) => panic!("expected problems in:\n{text}"),
+        Err(e) => e,
+    }
+}
+
+const MIN: &str = "[source]\nkind = \"replay\"\nreplay_file = \"events.jsonl\"\n";
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let c = ok(MIN);
+    assert_eq!(c.source.kind, SourceKind::Replay);
+    assert_eq!(c.display.tz, chrono_tz::UTC);
+    assert_eq!(c.schedule.starting_soon, chrono::Duration::minutes(10));
+    assert!(c.sinks.is_empty());
+}
+
+#[test]
+fn shipped_config_is_valid() {
+    let text = include_str!("../../config.toml");
+    let c = parse(text, Path::new(env!("CARGO_MANIFEST_DIR")), &env(&[])).expect("shipped config");
+    assert_eq!(c.source.kind, SourceKind::Replay);
+    assert!(!c.rooms.is_empty());
+}
+
+#[test]
+fn unknown_key_names_key_and_line() {
+    let i = issues(&format!(
+        "{MIN}\n[display]\ntime_zone = \"UTC\"\ncolour = \"red\"\n"
+    ));
+    assert_eq!(i.len(), 1);
+    assert_eq!(i[0].line, Some(7));
+    assert!(i[0].message.contains("colour"), "{:?}", i[0]);
+    assert_eq!(i[0].key, "display.colour");
+}
+
+#[test]
+fn wrong_type_names_key_and_line() {
+    let i = issues(&format!(
+        "{MIN}[schedule]\nignore_unknown_rooms = \"yes\"\n"
+    ));
+    assert_eq!(i[0].key, "schedule.ignore_unknown_rooms");
+    assert_eq!(i[0].line, Some(5));
+}
+
+#[test]
+fn every_structural_problem_is_reported_at_once() {
+    let i = issues(&format!(
+        "{MIN}[display]\ncolour = \"red\"\n[schedule]\nignore_unknown_rooms = \"yes\"\n[[sinks]]\nname = \"a\"\nkind = \"stdout\"\n[[sinks]]\nname = \"b\"\nkind = \"stdout\"\ntemplat = \"text\"\n"
+    ));
+    let got: Vec<(&str, Option<usize>)> = i.iter().map(|x| (x.key.as_str(), x.line)).collect();
+    assert_eq!(
+        got,
+        [
+            ("display.colour", Some(5)),
+            ("schedule.ignore_unknown_rooms", Some(7)),
+            ("sinks[1].templat", Some(14)),
+        ],
+        "{i:?}"
+    );
+    // Structural and semantic problems come in the same round.
+    let i = issues(&format!(
+        "{MIN}bogus = 1\n[display]\ntime_zone = \"Mars/Base\"\n"
+    ));
+    let got: Vec<&str> = i.iter().map(|x| x.key.as_str()).collect();
+    assert_eq!(got, ["source.bogus", "display.time_zone"], "{i:?}");
+    // A required key of the wrong type is reported once, not again as
+    // missing; a typo for a required key shows both the typo and the
+    // missing key.
+    let i = issues("[source]\nkind = 5\n");
+    assert_eq!(i.len(), 1, "{i:?}");
+    assert_eq!(i[0].key, "source.kind");
+    let i = issues("[source]\nkidn = \"replay\"\n");
+    let keys: Vec<&str> = i.iter().map(|x| x.key.as_str()).collect();
+    assert_eq!(keys, ["source", "source.kidn"], "by line: {i:?}");
+    assert!(i[0].message.contains("missing field `kind`"), "{i:?}");
+}
+
+#[test]
+fn syntax_error_has_a_line() {
+    let i = issues("[source\nkind = 1\n");
+    assert_eq!(i[0].line, Some(1));
+}
+
+#[test]
+fn every_semantic_problem_is_reported_at_once() {
+    let text = format!(
+        r#"{MIN}
+[display]
+time_zone = "Mars/Olympus"
+locale = "fr"
+clock = "25h"
+
+[schedule]
+starting_soon = "soonish"
+
+[[rooms]]
+id = "omm_a"
+panels = ["nope", "chat"]
+
+[[rooms]]
+id = "omm_a"
+time_zone = "Nowhere/Land"
+
+[[sinks]]
+name = "chat"
+kind = "slack"
+url = "not a url"
+
+[[sinks]]
+name = "chat"
+kind = "carrier-pigeon"
+
+[[sinks]]
+name = "bot"
+kind = "feishu"
+url = "ftp://example.com/x"
+secret_env = "MISSING_SECRET"
+changes = ["booked", "exploded"]
+
+[[sinks]]
+name = "f"
+kind = "file"
+
+[[sinks]]
+name = "p"
+kind = "panel"
+"#
+    );
+    let got: Vec<(String, Option<usize>)> =
+        issues(&text).into_iter().map(|i| (i.key, i.line)).collect();
+    let want: Vec<(&str, usize)> = vec![
+        ("display.time_zone", 6),
+        ("display.locale", 7),
+        ("display.clock", 8),
+        ("schedule.starting_soon", 11),
+        ("rooms[0].panels", 15),
+        ("rooms[0].panels", 15),
+        ("rooms[1].id", 18),
+        ("rooms[1].time_zone", 19),
+        ("sinks[0].url", 24),
+        ("sinks[1].name", 27),
+        ("sinks[1].kind", 28),
+        ("sinks[2].url", 33),
+        ("sinks[2].secret_env", 34),
+        ("sinks[2].changes", 35),
+        ("sinks[3].path", 39),
+        ("sinks[4].url", 43),
+    ];
+    let want: Vec<(String, Option<usize>)> = want
+        .into_iter()
+        .map(|(k, l)| (k.to_string(), Some(l)))
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn missing_env_names_the_variable_not_a_value() {
+    let text = "[source]\nkind = \"lark\"\n[platform]\napp_id = \"cli_a\"\napp_secret_env = \"APP_SECRET\"\n";
+    let i = issues(text);
+    assert_eq!(i.len(), 1);
+    assert_eq!(i[0].key, "platform.app_secret_env");
+    assert_eq!(i[0].line, Some(5));
+    assert!(i[0].message.contains("APP_SECRET"));
+    let c = parse(text, Path::new("."), &env(&[("APP_SECRET", "hunter2")])).unwrap();
+    let p = c.platform.unwrap();
+    assert_eq!(p.base_url.as_str(), "https://open.feishu.cn/");
+    assert!(
+        !format!("{p:?}").contains("hunter2"),
+        "secrets are redacted in Debug"
+    );
+}
+
+#[test]
+fn domains() {
+    let with = |d: &str| {
+        ok(&format!(
+            "{MIN}[platform]\napp_id = \"cli_a\"\ndomain = \"{d}\"\n"
+        ))
+        .platform
+        .unwrap()
+        .base_url
+        .to_string()
+    };
+    assert_eq!(with("lark"), "https://open.larksuite.com/");
+    assert_eq!(with("http://127.0.0.1:9000"), "http://127.0.0.1:9000/");
+    let i = issues(&format!(
+        "{MIN}[platform]\napp_id = \"cli_a\"\ndomain = \"larkk\"\n"
+    ));
+    assert_eq!(i[0].key, "platform.domain");
+}
+
+#[test]
+fn style_precedence_sink_over_room_over_default() {
+    let c = ok(&format!(
+        r#"{MIN}[display]
+time_zone = "Asia/Shanghai"
+locale = "zh-CN"
+[[rooms]]
+id = "omm_ny"
+time_zone = "America/New_York"
+locale = "en"
+[[sinks]]
+name = "london"
+kind = "stdout"
+time_zone = "Europe/London"
+"#
+    ));
+    let room = c.room(&RoomId::new("omm_ny"));
+    assert_eq!(c.style(None, None).tz, chrono_tz::Asia::Shanghai);
+    assert_eq!(c.style(room, None).tz, chrono_tz::America::New_York);
+    let s = c.style(room, Some(&c.sinks[0]));
+    assert_eq!(s.tz, chrono_tz::Europe::London);
+    assert_eq!(s.locale, Locale::En);
+    assert_eq!(c.locales(), vec![Locale::ZhCn, Locale::En]);
+}
+
+#[test]
+fn rates_and_quiet_hours() {
+    assert_eq!(
+        RateLimit::parse("5/s"),
+        Ok(RateLimit {
+            count: 5,
+            period: Duration::from_secs(1)
+        })
+    );
+    assert_eq!(
+        RateLimit::parse("100/min").map(|r| r.period),
+        Ok(Duration::from_secs(60))
+    );
+    for bad in ["5", "0/s", "x/s", "5/fortnight"] {
+        assert!(RateLimit::parse(bad).is_err(), "{bad}");
+    }
+    let q = QuietHours::parse("22:00-07:00").unwrap();
+    let t = |h, m| chrono::NaiveTime::from_hms_opt(h, m, 0).unwrap();
+    assert!(q.contains(t(23, 0)) && q.contains(t(0, 0)) && q.contains(t(6, 59)));
+    assert!(!q.contains(t(7, 0)) && !q.contains(t(12, 0)) && !q.contains(t(21, 59)));
+    let day = QuietHours::parse("12:00-13:30").unwrap();
+    assert!(day.contains(t(12, 0)) && !day.contains(t(13, 30)));
+    assert!(QuietHours::parse("22:00").is_err() && QuietHours::parse("25:00-01:00").is_err());
+    let c = ok(&format!(
+        "{MIN}[[sinks]]\nname = \"f\"\nkind = \"feishu\"\nurl = \"https://open.feishu.cn/open-apis/bot/v2/hook/x\"\n"
+    ));
+    assert_eq!(
+        c.sinks[0].rate_limits.len(),
+        2,
+        "Feishu defaults: 5/s and 100/min"
+    );
+    let i = issues(&format!(
+        "{MIN}[[sinks]]\nname = \"s\"\nkind = \"slack\"\nurl = \"https://hooks.slack.com/x\"\nrate_limit = [\"fast\"]\nquiet_hours = \"late\"\n"
+    ));
+    let keys: Vec<_> = i.iter().map(|x| (x.key.as_str(), x.line)).collect();
+    assert_eq!(
+        keys,
+        [
+            ("sinks[0].rate_limit", Some(8)),
+            ("sinks[0].quiet_hours", Some(9))
+        ]
+    );
+}
+
+#[test]
+fn panel_headers_read_env() {
+    let c = ok(&format!(
+        "{MIN}[[sinks]]\nname = \"p\"\nkind = \"panel\"\nurl = \"http://127.0.0.1/x\"\nheaders = {{ Authorization = \"Bearer ${{SECRET}}\", X-A = \"b\" }}\n"
+    ));
+    assert_eq!(c.sinks[0].payload, Payload::Snapshot);
+    let auth = c.sinks[0]
+        .headers
+        .iter()
+        .find(|(k, _)| k == "Authorization")
+        .unwrap();
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(&auth.1),
+        "Bearer s3cr3t-value"
+    );
+    assert!(!format!("{:?}", c.sinks[0]).contains("s3cr3t"));
+}

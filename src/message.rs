@@ -1,0 +1,75 @@
+//! What goes out: one rendered message for one sink, with the keys that
+//! trace it (`Idempotency-Key`, the causing event's id). Built by the
+//! pipeline, kept by the store's outbox, sent by the sink workers.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::config::SinkIndex;
+use crate::model::{ChangeKind, RoomId};
+use crate::render::Format;
+
+/// What a message is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    Notice(ChangeKind),
+    Snapshot,
+}
+
+impl Subject {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Subject::Notice(k) => k.as_str(),
+            Subject::Snapshot => "snapshot",
+        }
+    }
+
+    /// The inverse of [`Subject::as_str`] (anything else is a snapshot).
+    pub(crate) fn parse(s: &str) -> Subject {
+        match s {
+            "booked" => Subject::Notice(ChangeKind::Booked),
+            "rescheduled" => Subject::Notice(ChangeKind::Rescheduled),
+            "cancelled" => Subject::Notice(ChangeKind::Cancelled),
+            _ => Subject::Snapshot,
+        }
+    }
+}
+
+/// One rendered message for one sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The sink it goes to.
+    pub sink: SinkIndex,
+    /// Its row in the store's outbox, once committed.
+    pub outbox_id: Option<i64>,
+    /// Stable per notice: the same event, room, change and sink always give
+    /// the same key, so a retried or replayed notice keeps it.
+    pub idempotency_key: String,
+    /// The delivery id of the event that caused it.
+    pub event_id: Arc<str>,
+    pub room: RoomId,
+    pub subject: Subject,
+    /// `{uid}_{original_time}` of the booking, for notices.
+    pub booking: Option<String>,
+    pub body: String,
+    pub format: Format,
+}
+
+/// `sha256(parts joined by NUL)`, first 16 bytes as hex: idempotency keys
+/// and ETags.
+pub fn digest_hex(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0u8]);
+    }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let d = h.finalize();
+    let mut s = String::with_capacity(32);
+    for b in &d[..16] {
+        s.push(HEX[usize::from(b >> 4)] as char);
+        s.push(HEX[usize::from(b & 15)] as char);
+    }
+    s
+}

@@ -1,0 +1,260 @@
+//! Counters: the core's ([`Metrics`]), each sink's ([`SinkStats`]) and the
+//! long connection's ([`LarkStats`]); the run's [`Summary`] read from them;
+//! their Prometheus text ([`exposition`]). Plain atomics, written where
+//! things happen and read by `/metrics`, `/readyz` and the summary.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+
+/// Counters the core keeps.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub received: AtomicU64,
+    pub applied: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub stale: AtomicU64,
+    pub malformed: AtomicU64,
+    pub rejected: AtomicU64,
+    pub ignored: AtomicU64,
+    /// Room changes the applied events made.
+    pub changes: AtomicU64,
+    /// Messages rendered for sinks (notices and snapshots).
+    pub messages: AtomicU64,
+    /// Renders that failed.
+    pub render_errors: AtomicU64,
+    /// Epoch ms of the last event applied (0: none yet).
+    pub last_event_ms: AtomicI64,
+    /// Webhook pushes refused (bad signature or token).
+    pub webhook_unauthorized: AtomicU64,
+    /// Live room pages connected now (open event streams).
+    pub page_streams: AtomicU64,
+}
+
+/// Add `n` to a counter.
+pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+fn get(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+/// Counters per sink.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    pub queued: AtomicU64,
+    pub delivered: AtomicU64,
+    /// Given up: not retryable, or undelivered at shutdown.
+    pub failed: AtomicU64,
+    pub retried: AtomicU64,
+    /// Given up at `max_age`.
+    pub dead: AtomicU64,
+    /// Snapshots replaced by a newer one before they were sent.
+    pub coalesced: AtomicU64,
+}
+
+/// Every sink's counters, in config order, by name.
+pub type SinksStats = Vec<(String, SinkStats)>;
+
+/// The long connection's counters.
+#[derive(Debug, Default)]
+pub struct LarkStats {
+    /// A connection is up now.
+    pub connected: AtomicBool,
+    pub connects: AtomicU64,
+    pub messages: AtomicU64,
+    pub acks_ok: AtomicU64,
+    pub acks_retry: AtomicU64,
+    pub rejected: AtomicU64,
+    pub pings: AtomicU64,
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub received: u64,
+    pub applied: u64,
+    pub changes: u64,
+    pub duplicates: u64,
+    pub stale: u64,
+    pub ignored: u64,
+    pub rejected: u64,
+    pub malformed: u64,
+    pub render_errors: u64,
+    pub messages: u64,
+    /// (sink, delivered, failed)
+    pub sinks: Vec<(String, u64, u64)>,
+}
+
+impl Summary {
+    /// The run's counters as `/metrics` has them.
+    pub fn of(m: &Metrics, sinks: &SinksStats) -> Summary {
+        Summary {
+            received: get(&m.received),
+            applied: get(&m.applied),
+            changes: get(&m.changes),
+            duplicates: get(&m.duplicates),
+            stale: get(&m.stale),
+            ignored: get(&m.ignored),
+            rejected: get(&m.rejected),
+            malformed: get(&m.malformed),
+            render_errors: get(&m.render_errors),
+            messages: get(&m.messages),
+            sinks: sinks
+                .iter()
+                .map(|(n, s)| (n.clone(), get(&s.delivered), get(&s.failed) + get(&s.dead)))
+                .collect(),
+        }
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} received: {} applied ({} room changes), {} duplicate, {} stale, {} other type, {} rejected, {} malformed; {} messages",
+            self.received,
+            self.applied,
+            self.changes,
+            self.duplicates,
+            self.stale,
+            self.ignored,
+            self.rejected,
+            self.malformed,
+            self.messages
+        )?;
+        if self.render_errors > 0 {
+            write!(f, ", {} render errors", self.render_errors)?;
+        }
+        for (name, ok, failed) in &self.sinks {
+            write!(f, "\n  sink {name}: {ok} delivered, {failed} failed")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every counter in Prometheus' text format.
+pub fn exposition(m: &Metrics, sinks: &SinksStats, lark: Option<&LarkStats>) -> String {
+    let mut out = String::new();
+    let mut counters: Vec<(&str, &str, u64)> = vec![
+        (
+            "roomcast_events_received_total",
+            "Event payloads received from any source.",
+            get(&m.received),
+        ),
+        (
+            "roomcast_events_applied_total",
+            "Events applied to the schedule.",
+            get(&m.applied),
+        ),
+        (
+            "roomcast_events_duplicate_total",
+            "Events dropped as duplicates.",
+            get(&m.duplicates),
+        ),
+        (
+            "roomcast_events_stale_total",
+            "Events dropped as stale.",
+            get(&m.stale),
+        ),
+        (
+            "roomcast_events_malformed_total",
+            "Payloads that could not be decoded.",
+            get(&m.malformed),
+        ),
+        (
+            "roomcast_events_rejected_total",
+            "Events with a wrong verification token.",
+            get(&m.rejected),
+        ),
+        (
+            "roomcast_events_ignored_total",
+            "Payloads of other event types (or challenges outside webhook mode).",
+            get(&m.ignored),
+        ),
+        (
+            "roomcast_room_changes_total",
+            "Room schedule changes the applied events made.",
+            get(&m.changes),
+        ),
+        (
+            "roomcast_messages_total",
+            "Messages rendered for sinks (notices and snapshots).",
+            get(&m.messages),
+        ),
+        (
+            "roomcast_render_errors_total",
+            "Template renders that failed.",
+            get(&m.render_errors),
+        ),
+        (
+            "roomcast_webhook_unauthorized_total",
+            "Webhook pushes refused with 401.",
+            get(&m.webhook_unauthorized),
+        ),
+    ];
+    if let Some(l) = lark {
+        counters.push((
+            "roomcast_lark_connects_total",
+            "Long connections established (reconnects included).",
+            get(&l.connects),
+        ));
+    }
+    for (name, help, v) in counters {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+        );
+    }
+    if let Some(l) = lark {
+        let _ = writeln!(
+            out,
+            "# HELP roomcast_lark_acks_total Acknowledgements sent, by code.\n# TYPE roomcast_lark_acks_total counter\nroomcast_lark_acks_total{{code=\"200\"}} {}\nroomcast_lark_acks_total{{code=\"500\"}} {}",
+            get(&l.acks_ok),
+            get(&l.acks_retry)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP roomcast_deliveries_total Messages by sink and outcome.\n# TYPE roomcast_deliveries_total counter"
+    );
+    for (name, st) in sinks {
+        for (result, v) in [
+            ("delivered", &st.delivered),
+            ("failed", &st.failed),
+            ("dead", &st.dead),
+            ("retried", &st.retried),
+            ("coalesced", &st.coalesced),
+        ] {
+            let _ = writeln!(
+                out,
+                "roomcast_deliveries_total{{sink=\"{name}\",result=\"{result}\"}} {}",
+                get(v)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP roomcast_queue_depth Messages queued per sink.\n# TYPE roomcast_queue_depth gauge"
+    );
+    for (name, st) in sinks {
+        let done = get(&st.delivered) + get(&st.failed) + get(&st.dead) + get(&st.coalesced);
+        let _ = writeln!(
+            out,
+            "roomcast_queue_depth{{sink=\"{name}\"}} {}",
+            get(&st.queued).saturating_sub(done)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP roomcast_page_streams Live room pages connected now.\n# TYPE roomcast_page_streams gauge\nroomcast_page_streams {}",
+        get(&m.page_streams)
+    );
+    let last = m.last_event_ms.load(Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "# HELP roomcast_last_event_timestamp_seconds When the last event was applied.\n# TYPE roomcast_last_event_timestamp_seconds gauge\nroomcast_last_event_timestamp_seconds {}",
+        last as f64 / 1000.0
+    );
+    out
+}

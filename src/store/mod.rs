@@ -1,0 +1,149 @@
+//! The durable store: schedule, seen delivery ids and the delivery outbox in
+//! one embedded SQLite file (WAL). Each applied event is committed in one
+//! transaction with the messages it caused; the platform is acknowledged
+//! only after the commit.
+//!
+//! The interface is small on purpose ([`Store`]'s methods are all the rest
+//! of the code uses), so a shared PostgreSQL backend can sit behind it.
+
+mod sqlite;
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+
+use crate::message::Message;
+use crate::schedule::EntryRow;
+
+pub use sqlite::{APPLICATION_ID, SCHEMA_VERSION, Store};
+
+/// Why the store cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} is in use by another running roomcast (lock file {0}.lock is held)")]
+    Locked(PathBuf),
+    #[error("{0} is not a roomcast store (left untouched)")]
+    Foreign(PathBuf),
+    #[error(
+        "{path} has schema version {found}; this roomcast understands up to {supported} (left untouched; upgrade roomcast)"
+    )]
+    Newer {
+        path: PathBuf,
+        found: i32,
+        supported: i32,
+    },
+    /// SQLite could not read it, or its integrity check failed (`detail`).
+    #[error("{path} is unreadable or corrupt{} (left untouched)", detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Corrupt {
+        path: PathBuf,
+        detail: Option<String>,
+        #[source]
+        source: Option<rusqlite::Error>,
+    },
+    #[error("store: {0} does not exist")]
+    Missing(PathBuf),
+    #[error("store")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("store: {what}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Where an outbox row stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxState {
+    /// Waiting to be sent (again after a restart).
+    Pending,
+    Delivered,
+    /// Refused for good by the receiver, or its sink is gone.
+    Failed,
+    /// Still undelivered at the sink's `max_age`.
+    Dead,
+    /// A newer snapshot of the same room replaced it.
+    Superseded,
+}
+
+impl OutboxState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Pending => "pending",
+            OutboxState::Delivered => "delivered",
+            OutboxState::Failed => "failed",
+            OutboxState::Dead => "dead",
+            OutboxState::Superseded => "superseded",
+        }
+    }
+
+    fn parse(s: &str) -> OutboxState {
+        match s {
+            "delivered" => OutboxState::Delivered,
+            "failed" => OutboxState::Failed,
+            "dead" => OutboxState::Dead,
+            "superseded" => OutboxState::Superseded,
+            _ => OutboxState::Pending,
+        }
+    }
+}
+
+impl std::fmt::Display for OutboxState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// A queued or given-up outbox row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub id: i64,
+    /// The sink's name (indexes change with the config; names do not).
+    pub sink: String,
+    pub state: OutboxState,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub created: DateTime<Utc>,
+    /// Its `sink` index is not set: the caller maps the name.
+    pub message: Message,
+}
+
+/// What a restart needs.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub entries: Vec<EntryRow>,
+    pub series_deleted: Vec<(String, DateTime<Utc>)>,
+    /// Most recent first.
+    pub seen: Vec<String>,
+    /// Pending outbox rows in order.
+    pub pending: Vec<OutboxRow>,
+}
+
+/// One event's writes.
+#[derive(Debug, Default)]
+pub struct EventWrite<'a> {
+    pub event_id: &'a str,
+    pub entries: &'a [EntryRow],
+    pub series_deleted: Option<(Arc<str>, DateTime<Utc>)>,
+    /// (sink name, message)
+    pub outbox: Vec<(&'a str, &'a Message)>,
+}
+
+/// The store as the core and the sink workers share it.
+#[derive(Clone)]
+pub struct SharedStore(Arc<Mutex<Store>>);
+
+impl SharedStore {
+    pub fn new(store: Store) -> Self {
+        SharedStore(Arc::new(Mutex::new(store)))
+    }
+
+    /// Lock the store; a panic elsewhere while holding it does not make
+    /// the data wrong, so a poisoned lock is taken anyway.
+    pub fn lock(&self) -> MutexGuard<'_, Store> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -1,0 +1,174 @@
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rusqlite::Connection;
+
+use super::*;
+use crate::config::SinkIndex;
+use crate::message::Subject;
+use crate::model::{Booking, BookingKey, ChangeKind, Organizer, RoomId};
+use crate::render::Format;
+
+fn at(ms: i64) -> chrono::DateTime<Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap()
+}
+
+fn dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "roomcast-store-{}-{}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn msg(i: i64) -> Message {
+    Message {
+        sink: SinkIndex::UNSET,
+        outbox_id: None,
+        idempotency_key: format!("k{i}"),
+        event_id: Arc::from(format!("e{i}").as_str()),
+        room: RoomId::new("omm_a"),
+        subject: Subject::Notice(ChangeKind::Booked),
+        booking: Some("u_0".into()),
+        body: format!("body {i}"),
+        format: Format::Text,
+    }
+}
+
+#[test]
+fn round_trip_and_restart() {
+    let d = dir();
+    let p = d.join("rc.db");
+    let now = at(1_700_000_000_000);
+    let b = Booking {
+        key: BookingKey::new("u", 0),
+        start: at(1_700_000_100_000),
+        end: at(1_700_000_200_000),
+        rooms: vec![RoomId::new("omm_a")],
+        organizer: Arc::new(Organizer {
+            open_id: Some(Arc::from("ou_x")),
+            user_id: None,
+            union_id: None,
+        }),
+    };
+    let (m1, m2) = (msg(1), msg(2));
+    {
+        let mut s = Store::open(&p, true).unwrap();
+        let ids = s
+            .commit(
+                now,
+                &[EventWrite {
+                    event_id: "e1",
+                    entries: &[EntryRow {
+                        key: b.key.clone(),
+                        booking: Some(b.clone()),
+                        last_change: now,
+                    }],
+                    series_deleted: None,
+                    outbox: vec![("chat", &m1), ("chat", &m2)],
+                }],
+            )
+            .unwrap();
+        assert_eq!(ids.len(), 2);
+        s.mark(ids[0], OutboxState::Delivered, None, now).unwrap();
+        assert!(
+            matches!(Store::open(&p, true), Err(StoreError::Locked(_))),
+            "a second instance is refused"
+        );
+    }
+    let s = Store::open(&p, true).unwrap();
+    let l = s.load(10).unwrap();
+    assert_eq!(
+        l.entries,
+        vec![EntryRow {
+            key: b.key.clone(),
+            booking: Some(b),
+            last_change: now
+        }]
+    );
+    assert_eq!(l.seen, vec!["e1".to_string()]);
+    assert_eq!(l.pending.len(), 1);
+    assert_eq!(l.pending[0].message.body, "body 2");
+    assert_eq!(l.pending[0].message.idempotency_key, "k2");
+}
+
+#[test]
+fn foreign_corrupt_and_newer_files_are_refused_untouched() {
+    let d = dir();
+    let text = d.join("notes.db");
+    std::fs::write(&text, "this is not a database, it is a shopping list: eggs, milk, tea, bread, and so on and on and on for a while longer").unwrap();
+    let before = std::fs::read(&text).unwrap();
+    assert!(matches!(
+        Store::open(&text, true),
+        Err(StoreError::Foreign(_))
+    ));
+    assert_eq!(std::fs::read(&text).unwrap(), before);
+
+    let other = d.join("other.db");
+    Connection::open(&other)
+        .unwrap()
+        .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+        .unwrap();
+    let before = std::fs::read(&other).unwrap();
+    assert!(matches!(
+        Store::open(&other, true),
+        Err(StoreError::Foreign(_))
+    ));
+    assert_eq!(std::fs::read(&other).unwrap(), before);
+
+    let newer = d.join("newer.db");
+    drop(Store::open(&newer, true).unwrap());
+    Connection::open(&newer)
+        .unwrap()
+        .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    let before = std::fs::read(&newer).unwrap();
+    assert!(matches!(
+        Store::open(&newer, true),
+        Err(StoreError::Newer { .. })
+    ));
+    assert_eq!(std::fs::read(&newer).unwrap(), before);
+
+    let broken = d.join("broken.db");
+    drop(Store::open(&broken, true).unwrap());
+    let mut bytes = std::fs::read(&broken).unwrap();
+    let len = bytes.len();
+    for b in &mut bytes[100..len.min(4096)] {
+        *b = 0xA5;
+    }
+    std::fs::write(&broken, &bytes).unwrap();
+    assert!(Store::open(&broken, true).is_err());
+    assert_eq!(std::fs::read(&broken).unwrap(), bytes);
+}
+
+#[test]
+fn prune_and_retry() {
+    let d = dir();
+    let mut s = Store::open(&d.join("rc.db"), false).unwrap();
+    let old = at(1_000_000_000_000);
+    let m = msg(1);
+    let ids = s
+        .commit(
+            old,
+            &[EventWrite {
+                event_id: "e1",
+                outbox: vec![("chat", &m)],
+                ..Default::default()
+            }],
+        )
+        .unwrap();
+    s.mark(ids[0], OutboxState::Dead, Some("HTTP 500"), old)
+        .unwrap();
+    assert_eq!(s.outbox().unwrap().len(), 1);
+    assert!(s.retry(ids[0]).unwrap());
+    assert!(!s.retry(ids[0]).unwrap(), "only dead or failed rows");
+    assert_eq!(s.load(10).unwrap().pending.len(), 1);
+    s.mark(ids[0], OutboxState::Delivered, None, old).unwrap();
+    assert_eq!(
+        s.prune(at(1_100_000_000_000)).unwrap(),
+        2,
+        "the seen id and the delivered row"
+    );
+}
