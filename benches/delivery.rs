@@ -6,6 +6,10 @@
 //! both ends); roomcast runs as the release binary. Run:
 //! `cargo bench --bench delivery` (env: EVENTS, SECONDS).
 
+// Test code: `pub` marks what the areas share, and unwrap/expect are how
+// a test fails.
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../tests/it/support/gateway.rs"]
 mod gateway;
 mod support;

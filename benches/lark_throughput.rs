@@ -8,6 +8,10 @@
 //!
 //! Run: `cargo bench --bench lark_throughput` (env: EVENTS, WINDOW, RUNS).
 
+// Test code: `pub` marks what the areas share, and unwrap/expect are how
+// a test fails.
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../tests/it/support/gateway.rs"]
 mod gateway;
 mod support;

@@ -11,6 +11,10 @@
 //! run in this process. Run: `cargo bench --bench live_pages`
 //! (env: EVENTS, SECONDS, PAGES).
 
+// Test code: `pub` marks what the areas share, and unwrap/expect are how
+// a test fails.
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../tests/it/support/gateway.rs"]
 mod gateway;
 mod support;

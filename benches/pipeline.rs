@@ -1,6 +1,10 @@
 //! decode → apply → render of one event, with 1,000 rooms × 20 bookings a
 //! day already loaded. Run: `cargo bench --bench pipeline`.
 
+// Test code: `pub` marks what the areas share, and unwrap/expect are how
+// a test fails.
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;

@@ -137,7 +137,7 @@ pub fn load(path: &Path, env: &dyn Env) -> Result<Checked, Vec<Problem>> {
 }
 
 /// A sample booking/change, for trial renders.
-pub fn sample_change(room: &RoomId, kind: ChangeKind, at: DateTime<Utc>) -> Change {
+pub(crate) fn sample_change(room: &RoomId, kind: ChangeKind, at: DateTime<Utc>) -> Change {
     let start = at + Duration::minutes(30);
     Change {
         room: room.clone(),

@@ -22,7 +22,7 @@ pub fn fixed(t: DateTime<Utc>) -> TimeSource {
 }
 
 /// `t` rounded down to its minute: views change by the minute at most.
-pub fn minute_start(t: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn minute_start(t: DateTime<Utc>) -> DateTime<Utc> {
     t.with_second(0)
         .and_then(|t| t.with_nanosecond(0))
         .unwrap_or(t)
@@ -30,7 +30,7 @@ pub fn minute_start(t: DateTime<Utc>) -> DateTime<Utc> {
 
 /// How long from `t` until the next minute starts (a full minute on the
 /// minute itself).
-pub fn until_next_minute(t: DateTime<Utc>) -> Duration {
+pub(crate) fn until_next_minute(t: DateTime<Utc>) -> Duration {
     let into = Duration::from_secs(u64::from(t.second()))
         + Duration::from_nanos(u64::from(t.nanosecond()));
     Duration::from_secs(60).saturating_sub(into)

@@ -101,7 +101,7 @@ impl Style {
     }
 
     /// [`Style::time`] of an instant already in the zone.
-    pub fn time_of(&self, l: &DateTime<Tz>) -> String {
+    pub(crate) fn time_of(&self, l: &DateTime<Tz>) -> String {
         let (h, m) = (l.hour(), l.minute());
         match (self.hour_cycle, self.locale) {
             (HourCycle::H24, _) => format!("{h:02}:{m:02}"),
@@ -129,7 +129,7 @@ impl Style {
     }
 
     /// [`Style::date`] of an instant already in the zone.
-    pub fn date_of(&self, l: &DateTime<Tz>) -> String {
+    pub(crate) fn date_of(&self, l: &DateTime<Tz>) -> String {
         match self.locale {
             Locale::ZhCn => format!(
                 "{}月{}日 {}",
@@ -146,23 +146,13 @@ impl Style {
         }
     }
 
-    /// "2019-03-29" in the local zone.
-    pub fn iso_date(&self, t: DateTime<Utc>) -> String {
-        self.local(t).format("%Y-%m-%d").to_string()
-    }
-
-    /// The zone's abbreviation at that instant ("CST", "EDT", "NZDT").
-    pub fn zone_abbr(&self, t: DateTime<Utc>) -> String {
-        zone_abbr_of(&self.local(t))
-    }
-
     /// "18:00–20:00"; a span crossing local midnight names the end's date.
     pub fn range(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> String {
         self.range_of(&self.local(start), &self.local(end))
     }
 
     /// [`Style::range`] of instants already in the zone.
-    pub fn range_of(&self, start: &DateTime<Tz>, end: &DateTime<Tz>) -> String {
+    pub(crate) fn range_of(&self, start: &DateTime<Tz>, end: &DateTime<Tz>) -> String {
         let (ds, de) = (start.date_naive(), end.date_naive());
         // Ending exactly at the next local midnight still reads as one day.
         let ends_at_midnight =
@@ -180,7 +170,7 @@ impl Style {
     }
 
     /// "2 h", "1 h 30 min", "45 min"; "2 小时", "1 小时 30 分钟".
-    pub fn duration(&self, d: Duration) -> String {
+    pub(crate) fn duration(&self, d: Duration) -> String {
         let mins = d.num_minutes().max(0);
         let (h, m) = (mins / 60, mins % 60);
         let mut s = String::new();
@@ -221,7 +211,7 @@ impl Style {
         }
     }
 
-    pub fn relative(&self, t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    pub(crate) fn relative(&self, t: DateTime<Utc>, now: DateTime<Utc>) -> String {
         let secs = (t - now).num_seconds();
         let future = secs > 0;
         let mins = (secs.abs() + 30) / 60;
@@ -260,7 +250,7 @@ impl Style {
 
 /// The abbreviation in force at a local instant ("EDT"), or its UTC offset
 /// ("+0530") where the zone has none.
-pub fn zone_abbr_of(l: &DateTime<Tz>) -> String {
+pub(crate) fn zone_abbr_of(l: &DateTime<Tz>) -> String {
     use chrono::Offset;
     use chrono_tz::OffsetName;
     match l.offset().abbreviation() {
@@ -281,7 +271,7 @@ fn to12(h: u32) -> (u32, bool) {
 /// A local wall time as an instant: the earlier one when the time occurs
 /// twice (clocks fall back), the first valid time after it when a DST
 /// change skips it (checked in 15-minute steps, up to 3 hours).
-pub fn resolve_local(tz: Tz, mut naive: chrono::NaiveDateTime) -> Option<DateTime<Tz>> {
+pub(crate) fn resolve_local(tz: Tz, mut naive: chrono::NaiveDateTime) -> Option<DateTime<Tz>> {
     for _ in 0..=12 {
         match tz.from_local_datetime(&naive) {
             chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
@@ -295,7 +285,7 @@ pub fn resolve_local(tz: Tz, mut naive: chrono::NaiveDateTime) -> Option<DateTim
 
 /// The first instant of a local date (handles zones whose midnight is
 /// skipped by a DST change).
-pub fn start_of_day(tz: Tz, date: chrono::NaiveDate) -> Option<DateTime<Utc>> {
+pub(crate) fn start_of_day(tz: Tz, date: chrono::NaiveDate) -> Option<DateTime<Utc>> {
     resolve_local(tz, date.and_time(chrono::NaiveTime::MIN)).map(|t| t.with_timezone(&Utc))
 }
 

@@ -58,7 +58,7 @@ pub struct Message {
 
 /// `sha256(parts joined by NUL)`, first 16 bytes as hex: idempotency keys
 /// and ETags.
-pub fn digest_hex(parts: &[&str]) -> String {
+pub(crate) fn digest_hex(parts: &[&str]) -> String {
     let mut h = Sha256::new();
     for p in parts {
         h.update(p.as_bytes());

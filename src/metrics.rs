@@ -134,7 +134,7 @@ impl std::fmt::Display for Summary {
 }
 
 /// Every counter in Prometheus' text format.
-pub fn exposition(m: &Metrics, sinks: &SinksStats, lark: Option<&LarkStats>) -> String {
+pub(crate) fn exposition(m: &Metrics, sinks: &SinksStats, lark: Option<&LarkStats>) -> String {
     let mut out = String::new();
     let mut counters: Vec<(&str, &str, u64)> = vec![
         (

@@ -46,7 +46,7 @@ impl BookingKey {
         }
     }
     /// True for an exception of a recurring series.
-    pub fn is_exception(&self) -> bool {
+    pub(crate) fn is_exception(&self) -> bool {
         self.original_time != 0
     }
 }
@@ -67,23 +67,16 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const CREATED: &'static str = "third_party_meeting_room_event_created";
-    pub const UPDATED: &'static str = "third_party_meeting_room_event_updated";
-    pub const DELETED: &'static str = "third_party_meeting_room_event_deleted";
+    pub(crate) const CREATED: &'static str = "third_party_meeting_room_event_created";
+    pub(crate) const UPDATED: &'static str = "third_party_meeting_room_event_updated";
+    pub(crate) const DELETED: &'static str = "third_party_meeting_room_event_deleted";
 
-    pub fn from_type(t: &str) -> Option<Self> {
+    pub(crate) fn from_type(t: &str) -> Option<Self> {
         match t {
             Self::CREATED => Some(EventKind::Created),
             Self::UPDATED => Some(EventKind::Updated),
             Self::DELETED => Some(EventKind::Deleted),
             _ => None,
-        }
-    }
-    pub fn type_name(self) -> &'static str {
-        match self {
-            EventKind::Created => Self::CREATED,
-            EventKind::Updated => Self::UPDATED,
-            EventKind::Deleted => Self::DELETED,
         }
     }
 }
@@ -128,7 +121,7 @@ pub struct Booking {
 impl Booking {
     /// The instants at which a room's view changes by itself because of
     /// this booking: it enters the "starting soon" window, starts, ends.
-    pub fn boundaries(&self, soon: chrono::Duration) -> [DateTime<Utc>; 3] {
+    pub(crate) fn boundaries(&self, soon: chrono::Duration) -> [DateTime<Utc>; 3] {
         [self.start - soon, self.start, self.end]
     }
 }

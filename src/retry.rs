@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// How long to wait before retry number `attempt` (0 = the first retry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Policy {
+pub(crate) enum Policy {
     /// The platform's reconnect rule: a random wait in `[0, nonce)` before
     /// the first attempt (so a fleet does not reconnect in step), then
     /// `interval` between attempts.
@@ -18,7 +18,7 @@ pub enum Policy {
 }
 
 impl Policy {
-    pub fn delay(&self, attempt: u32, unit: f64) -> Duration {
+    pub(crate) fn delay(&self, attempt: u32, unit: f64) -> Duration {
         let unit = if unit.is_finite() {
             unit.clamp(0.0, 1.0)
         } else {
@@ -41,13 +41,13 @@ impl Policy {
 }
 
 /// A fresh random unit for [`Policy::delay`].
-pub fn jitter() -> f64 {
+pub(crate) fn jitter() -> f64 {
     rand::random::<f64>()
 }
 
 /// Is an HTTP status worth retrying? 5xx, 408 (timeout) and 429 (throttled);
 /// any other 4xx is the request's own fault and will fail again.
-pub fn retryable_status(status: u16) -> bool {
+pub(crate) fn retryable_status(status: u16) -> bool {
     status >= 500 || status == 408 || status == 429
 }
 

@@ -31,7 +31,7 @@ pub use sections::{
     DEFAULT_STARTING_SOON, DeliveryConfig, HttpConfig, LarkConfig, PlatformConfig, ScheduleConfig,
     SourceConfig, SourceKind, StoreConfig, SyncMode, TemplatesDir,
 };
-pub use sinks::{Payload, QuietHours, RateLimit, SinkConfig, SinkKind, default_rate_limits};
+pub use sinks::{Payload, QuietHours, RateLimit, SinkConfig, SinkKind};
 
 /// One problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,7 +89,7 @@ pub struct SinkIndex(usize);
 impl SinkIndex {
     /// Not routed yet (a message read back from the store, before its
     /// sink's name is looked up in the current config).
-    pub const UNSET: SinkIndex = SinkIndex(usize::MAX);
+    pub(crate) const UNSET: SinkIndex = SinkIndex(usize::MAX);
 
     pub fn get(self) -> usize {
         self.0
@@ -127,7 +127,7 @@ impl Config {
     }
 
     /// The sink of this name.
-    pub fn sink_index(&self, name: &str) -> Option<SinkIndex> {
+    pub(crate) fn sink_index(&self, name: &str) -> Option<SinkIndex> {
         self.sinks
             .iter()
             .position(|s| s.name == name)

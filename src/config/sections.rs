@@ -63,8 +63,8 @@ pub(super) fn source(src: &Spanned<RawSource>, cx: &mut Ctx) -> Option<SourceCon
 
 // ---------------------------------------------------------------- platform
 
-pub const FEISHU_BASE_URL: &str = "https://open.feishu.cn";
-pub const LARK_BASE_URL: &str = "https://open.larksuite.com";
+pub(super) const FEISHU_BASE_URL: &str = "https://open.feishu.cn";
+pub(super) const LARK_BASE_URL: &str = "https://open.larksuite.com";
 
 #[derive(Debug, Clone)]
 pub struct PlatformConfig {
@@ -261,8 +261,8 @@ pub(super) fn lark(l: &RawLark, cx: &mut Ctx) -> LarkConfig {
 
 // ---------------------------------------------------------------- delivery
 
-pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(300);
-pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(300);
+pub(super) const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct DeliveryConfig {
@@ -284,7 +284,7 @@ pub(super) fn delivery(d: &RawDelivery, cx: &mut Ctx) -> DeliveryConfig {
 
 // ------------------------------------------------------------------- store
 
-pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 86400);
+pub(super) const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 86400);
 
 /// How a commit reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -326,8 +326,8 @@ pub(super) fn store(st: &RawStore, cx: &mut Ctx) -> Option<StoreConfig> {
 
 // -------------------------------------------------------------------- http
 
-pub const DEFAULT_WEBHOOK_PATH: &str = "/webhook/event";
-pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+pub(super) const DEFAULT_WEBHOOK_PATH: &str = "/webhook/event";
+pub(super) const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 
 /// The HTTP server: where it listens, the webhook intake and its secrets,
 /// the rooms' pull tokens.

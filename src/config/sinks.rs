@@ -17,8 +17,8 @@ use crate::locale::{HourCycle, Locale};
 use crate::model::{ChangeKind, RoomId};
 use crate::render::names;
 
-pub const DEFAULT_SINK_TIMEOUT: Duration = Duration::from_secs(10);
-pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
+pub(super) const DEFAULT_SINK_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
 
 /// Every kind of sink. `Stdout` and `File` deliver locally; the rest are
 /// HTTP kinds.
@@ -52,11 +52,11 @@ impl SinkKind {
     }
 
     /// Stdout, file and generic webhook sinks can carry either payload.
-    pub fn payload_configurable(self) -> bool {
+    pub(crate) fn payload_configurable(self) -> bool {
         matches!(self, SinkKind::Stdout | SinkKind::File | SinkKind::Webhook)
     }
 
-    pub fn is_http(self) -> bool {
+    pub(crate) fn is_http(self) -> bool {
         !matches!(self, SinkKind::Stdout | SinkKind::File)
     }
 
@@ -66,7 +66,7 @@ impl SinkKind {
     }
 
     /// What the sink receives unless `payload` says otherwise.
-    pub fn default_payload(self) -> Payload {
+    pub(crate) fn default_payload(self) -> Payload {
         match self {
             SinkKind::Panel => Payload::Snapshot,
             _ => Payload::Notice,
@@ -74,7 +74,7 @@ impl SinkKind {
     }
 
     /// The template a sink uses unless it names one.
-    pub fn default_template(self, payload: Payload) -> &'static str {
+    pub(crate) fn default_template(self, payload: Payload) -> &'static str {
         match (self, payload) {
             (SinkKind::Stdout | SinkKind::File, Payload::Snapshot) => return names::ROOM,
             (_, Payload::Snapshot) => return names::PANEL,
@@ -93,7 +93,7 @@ impl SinkKind {
 
     /// Rate limits unless the sink sets its own: the services' documented
     /// limits.
-    pub fn default_rate_limits(self) -> Vec<RateLimit> {
+    pub(crate) fn default_rate_limits(self) -> Vec<RateLimit> {
         let l = |count, secs| RateLimit {
             count,
             period: Duration::from_secs(secs),
@@ -105,11 +105,6 @@ impl SinkKind {
             _ => Vec::new(),
         }
     }
-}
-
-/// Rate limits per sink kind unless the sink sets its own.
-pub fn default_rate_limits(kind: SinkKind) -> Vec<RateLimit> {
-    kind.default_rate_limits()
 }
 
 /// What a sink is sent: change notices or room snapshots.
@@ -154,7 +149,7 @@ pub struct SinkConfig {
 
 impl SinkConfig {
     /// Does this sink's filter let the room (and change kind) through?
-    pub fn wants(&self, room: &RoomId, kind: Option<ChangeKind>) -> bool {
+    pub(crate) fn wants(&self, room: &RoomId, kind: Option<ChangeKind>) -> bool {
         self.rooms.as_ref().is_none_or(|r| r.contains(room))
             && match (kind, &self.changes) {
                 (Some(k), Some(set)) => set.contains(&k),

@@ -17,7 +17,7 @@ use crate::retry::retryable_status;
 
 /// A request ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
+pub(crate) struct Request {
     pub method: String,
     pub url: url::Url,
     /// Header values may hold secrets: never log them.
@@ -27,7 +27,7 @@ pub struct Request {
 
 /// How a delivery attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Attempt {
+pub(crate) enum Attempt {
     Delivered,
     /// Worth trying again (`after`: what the service asked for).
     Retry {
@@ -52,12 +52,12 @@ fn hmac_b64(key: &[u8], msg: &[u8]) -> String {
 
 /// Feishu/Lark custom bot: `base64(HMAC-SHA256(key = "{ts}\n{secret}", ""))`
 /// — the string is the key, the message is empty.
-pub fn feishu_sign(timestamp_s: i64, secret: &str) -> String {
+pub(crate) fn feishu_sign(timestamp_s: i64, secret: &str) -> String {
     hmac_b64(format!("{timestamp_s}\n{secret}").as_bytes(), b"")
 }
 
 /// DingTalk robot: `base64(HMAC-SHA256(key = secret, "{ms}\n{secret}"))`.
-pub fn dingtalk_sign(timestamp_ms: i64, secret: &str) -> String {
+pub(crate) fn dingtalk_sign(timestamp_ms: i64, secret: &str) -> String {
     hmac_b64(
         secret.as_bytes(),
         format!("{timestamp_ms}\n{secret}").as_bytes(),
@@ -83,7 +83,7 @@ fn json_body(m: &Message, wrap_text: impl Fn(&str) -> Value) -> Map<String, Valu
 }
 
 /// The sink URL for one message: `{room}` in it becomes the room id.
-pub fn target_url(sink: &SinkConfig, m: &Message) -> Option<url::Url> {
+pub(crate) fn target_url(sink: &SinkConfig, m: &Message) -> Option<url::Url> {
     let url = sink.url.as_ref()?;
     let s = url.as_str();
     if s.contains("%7Broom%7D") {
@@ -97,7 +97,7 @@ pub fn target_url(sink: &SinkConfig, m: &Message) -> Option<url::Url> {
 
 /// Build the request one message becomes on one sink. `now` stamps the
 /// signatures.
-pub fn build(sink: &SinkConfig, m: &Message, now: DateTime<Utc>) -> Option<Request> {
+pub(crate) fn build(sink: &SinkConfig, m: &Message, now: DateTime<Utc>) -> Option<Request> {
     let mut url = target_url(sink, m)?;
     let secret = sink.secret.as_ref().map(|s| s.expose_secret().to_string());
     let mut content_type = "application/json; charset=utf-8".to_string();
@@ -161,7 +161,7 @@ pub fn build(sink: &SinkConfig, m: &Message, now: DateTime<Utc>) -> Option<Reque
 }
 
 /// `Retry-After`: delay-seconds or an HTTP date.
-pub fn parse_retry_after(v: &str, now: DateTime<Utc>) -> Option<Duration> {
+pub(crate) fn parse_retry_after(v: &str, now: DateTime<Utc>) -> Option<Duration> {
     let v = v.trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
@@ -178,7 +178,7 @@ fn code_of(v: &Value, keys: &[&str]) -> Option<i64> {
 }
 
 /// What a service's answer means.
-pub fn classify(
+pub(crate) fn classify(
     kind: SinkKind,
     status: u16,
     retry_after: Option<Duration>,

@@ -2,8 +2,8 @@
 //! another. `http` builds and classifies requests (pure); `worker` runs an
 //! HTTP sink's queue; stdout and file sinks write on threads of their own.
 
-pub mod http;
-pub mod worker;
+pub(crate) mod http;
+pub(crate) mod worker;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,7 +42,7 @@ pub enum DeliverError {
 }
 
 /// Handle to the running sink workers.
-pub struct Deliverer {
+pub(crate) struct Deliverer {
     senders: Vec<mpsc::Sender<Message>>,
     tracker: TaskTracker,
     /// Local sinks' threads: each signals here when it has drained.
@@ -95,7 +95,7 @@ fn file_line(sink: &str, m: &Message) -> String {
 impl Deliverer {
     /// Start one worker per sink. File sinks are opened (created, appended
     /// to) here, so a bad path is a startup error.
-    pub fn start(
+    pub(crate) fn start(
         sinks: &[SinkConfig],
         queue: usize,
         clock: TimeSource,
@@ -190,7 +190,7 @@ impl Deliverer {
 
     /// Queue a message on its sink's worker (waits when the queue is full:
     /// back-pressure reaches the source, nothing is dropped).
-    pub async fn send(&self, m: Message) {
+    pub(crate) async fn send(&self, m: Message) {
         let i = m.sink.get();
         if let Some(tx) = self.senders.get(i)
             && tx.send(m).await.is_err()
@@ -200,7 +200,7 @@ impl Deliverer {
     }
 
     /// Close the queues and wait until every worker has drained.
-    pub async fn finish(self, drain: std::time::Duration) {
+    pub(crate) async fn finish(self, drain: std::time::Duration) {
         drop(self.senders);
         if tokio::time::timeout(drain, self.tracker.wait())
             .await

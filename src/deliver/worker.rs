@@ -22,7 +22,7 @@ use crate::retry::{Policy, jitter};
 use crate::store::{OutboxState, SharedStore};
 
 /// Backoff between attempts of one message.
-pub const BACKOFF: Policy = Policy::Exponential {
+pub(crate) const BACKOFF: Policy = Policy::Exponential {
     base: Duration::from_secs(1),
     cap: Duration::from_secs(300),
 };
@@ -30,19 +30,19 @@ pub const BACKOFF: Policy = Policy::Exponential {
 /// Sliding-window rate limits: remembers the last `count` send times per
 /// limit.
 #[derive(Debug)]
-pub struct Limiter {
+pub(crate) struct Limiter {
     limits: Vec<(RateLimit, VecDeque<Instant>)>,
 }
 
 impl Limiter {
-    pub fn new(limits: &[RateLimit]) -> Self {
+    pub(crate) fn new(limits: &[RateLimit]) -> Self {
         Limiter {
             limits: limits.iter().map(|l| (*l, VecDeque::new())).collect(),
         }
     }
 
     /// The earliest instant the next request may go.
-    pub fn next_free(&self, now: Instant) -> Instant {
+    pub(crate) fn next_free(&self, now: Instant) -> Instant {
         self.limits
             .iter()
             .filter(|(l, sent)| sent.len() >= l.count as usize)
@@ -50,7 +50,7 @@ impl Limiter {
             .fold(now, Instant::max)
     }
 
-    pub fn record(&mut self, now: Instant) {
+    pub(crate) fn record(&mut self, now: Instant) {
         for (l, sent) in &mut self.limits {
             sent.push_back(now);
             while sent.len() > l.count as usize {
@@ -61,7 +61,7 @@ impl Limiter {
 }
 
 /// If `now` is inside the quiet hours (in `tz`), how long until they end.
-pub fn quiet_for(q: &QuietHours, tz: chrono_tz::Tz, now: DateTime<Utc>) -> Option<Duration> {
+pub(crate) fn quiet_for(q: &QuietHours, tz: chrono_tz::Tz, now: DateTime<Utc>) -> Option<Duration> {
     let local = now.with_timezone(&tz);
     if !q.contains(local.time()) {
         return None;
@@ -108,7 +108,7 @@ fn next_ready(q: &VecDeque<Pending>, now: Instant) -> Result<usize, Instant> {
 }
 
 /// Everything a worker needs.
-pub struct Worker {
+pub(crate) struct Worker {
     sink: SinkConfig,
     client: reqwest::Client,
     stats: Arc<SinksStats>,
@@ -119,7 +119,7 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(
+    pub(crate) fn new(
         sink: SinkConfig,
         client: reqwest::Client,
         stats: Arc<SinksStats>,
@@ -175,7 +175,7 @@ impl Worker {
 
     /// Run until the queue is closed and empty, or `stop` fires (then what
     /// is left is logged as undelivered).
-    pub async fn run(self, mut rx: mpsc::Receiver<Message>, stop: CancellationToken) {
+    pub(crate) async fn run(self, mut rx: mpsc::Receiver<Message>, stop: CancellationToken) {
         let name = self.sink.name.clone();
         let mut q: VecDeque<Pending> = VecDeque::new();
         let mut limiter = Limiter::new(&self.sink.rate_limits);
@@ -326,7 +326,7 @@ mod tests {
                 sink: crate::config::SinkIndex::UNSET,
                 outbox_id: None,
                 idempotency_key: String::new(),
-                event_id: std::sync::Arc::from("e"),
+                event_id: Arc::from("e"),
                 room: crate::model::RoomId::new(target),
                 subject: crate::message::Subject::Snapshot,
                 booking: None,

@@ -22,7 +22,7 @@ use crate::model::RoomId;
 /// bumps the rooms a batch changed; each page waits on its own room only,
 /// and a burst of changes wakes it once (a `watch` keeps only the latest).
 #[derive(Debug, Default)]
-pub struct RoomSignals {
+pub(crate) struct RoomSignals {
     rooms: std::sync::Mutex<std::collections::HashMap<RoomId, watch::Sender<u64>>>,
 }
 
@@ -35,7 +35,7 @@ impl RoomSignals {
     }
 
     /// Wait on `room`'s changes from now on.
-    pub fn subscribe(&self, room: &RoomId) -> watch::Receiver<u64> {
+    pub(crate) fn subscribe(&self, room: &RoomId) -> watch::Receiver<u64> {
         self.lock()
             .entry(room.clone())
             .or_insert_with(|| watch::Sender::new(0))
@@ -43,7 +43,7 @@ impl RoomSignals {
     }
 
     /// These rooms changed: wake whoever watches them.
-    pub fn raise<'a>(&self, rooms: impl IntoIterator<Item = &'a RoomId>) {
+    pub(crate) fn raise<'a>(&self, rooms: impl IntoIterator<Item = &'a RoomId>) {
         let map = self.lock();
         if map.is_empty() {
             return;
@@ -64,14 +64,15 @@ impl RoomSignals {
     }
 
     /// Rooms watched now.
-    pub fn watched(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn watched(&self) -> usize {
         self.lock().len()
     }
 }
 
 /// What the live page's event streams need besides queries.
 #[derive(Clone)]
-pub struct Live {
+pub(crate) struct Live {
     /// Per-room change signals, raised as the core commits events.
     pub signals: Arc<RoomSignals>,
     /// The app's clock: views are re-rendered at each minute of it.
@@ -86,11 +87,11 @@ pub struct Live {
 /// an outage) becomes at most 5 renderings a second per page, which no
 /// one reading a door display can tell apart, and which keeps 1,000 open
 /// pages from taxing the core (BENCHMARKS.md).
-pub const GAP: Duration = Duration::from_millis(200);
+pub(crate) const GAP: Duration = Duration::from_millis(200);
 
 /// How often an open event stream says it is alive when nothing changed.
 /// The page marks itself stale after three of these go missing.
-pub const PING: Duration = Duration::from_secs(15);
+pub(crate) const PING: Duration = Duration::from_secs(15);
 
 /// `GET /rooms/{id}/events`: server-sent events for the live page. `room`
 /// carries the `room_panel` rendering, first at once and then whenever it

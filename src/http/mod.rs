@@ -24,13 +24,13 @@ use crate::render::names;
 use crate::source::{Ack, Inbound};
 use crate::store::SharedStore;
 
-pub mod live;
+pub(crate) mod live;
 
-pub use live::{GAP, Live, PING, RoomSignals};
+pub(crate) use live::{Live, RoomSignals};
 
 /// What `/readyz` and `/metrics` read.
 #[derive(Clone)]
-pub struct Health {
+pub(crate) struct Health {
     pub metrics: Arc<Metrics>,
     pub sinks: Arc<SinksStats>,
     /// The long connection's counters (when that is a source).
@@ -40,7 +40,7 @@ pub struct Health {
 
 /// A question for the core, which owns the schedule.
 #[derive(Debug)]
-pub enum Query {
+pub(crate) enum Query {
     /// Every room: (id, name, status).
     Rooms(oneshot::Sender<Vec<(String, String, &'static str)>>),
     /// A room's current view through one of its templates.
@@ -53,7 +53,7 @@ pub enum Query {
 
 /// Which rendering of a room's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum View {
+pub(crate) enum View {
     /// `/rooms/{id}.json`: the `panel` template.
     Json,
     /// `/rooms/{id}`: the whole live page, `room_page`.
@@ -64,7 +64,7 @@ pub enum View {
 }
 
 impl View {
-    pub fn template(self) -> &'static str {
+    pub(crate) fn template(self) -> &'static str {
         match self {
             View::Json => names::PANEL,
             View::Page => names::ROOM_PAGE,
@@ -75,7 +75,7 @@ impl View {
 
 /// Why a view could not be produced.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ViewError {
+pub(crate) enum ViewError {
     #[error("no such room")]
     NoSuchRoom,
     #[error("{0}")]
@@ -83,11 +83,11 @@ pub enum ViewError {
 }
 
 /// Bearer tokens for pulling rooms (room id → token).
-pub type PullTokens = std::collections::HashMap<String, secrecy::SecretString>;
+pub(crate) type PullTokens = std::collections::HashMap<String, secrecy::SecretString>;
 
 /// Everything the handlers share.
 #[derive(Clone)]
-pub struct Server {
+pub(crate) struct Server {
     health: Health,
     queries: mpsc::Sender<Query>,
     tokens: Arc<PullTokens>,
@@ -100,7 +100,7 @@ pub struct Server {
 impl Server {
     /// The handlers' state for `[http]`: `inbound` is used when the
     /// webhook is on.
-    pub fn new(
+    pub(crate) fn new(
         config: &HttpConfig,
         health: Health,
         queries: mpsc::Sender<Query>,
@@ -123,7 +123,7 @@ impl Server {
 
 /// Build the router: the webhook route at `webhook_path` when the webhook
 /// is on.
-pub fn router(state: Server, config: &HttpConfig) -> Router {
+pub(crate) fn router(state: Server, config: &HttpConfig) -> Router {
     let (webhook_path, max_body) = (config.webhook_path.as_str(), config.max_body_bytes);
     let mut r = Router::new()
         .route("/rooms", get(rooms))
@@ -139,7 +139,7 @@ pub fn router(state: Server, config: &HttpConfig) -> Router {
 }
 
 /// Serve until `shutdown`; in-flight requests finish first.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: CancellationToken,

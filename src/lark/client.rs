@@ -55,7 +55,7 @@ pub enum SourceError {
 }
 
 /// The long-connection source.
-pub struct LarkClient {
+pub(crate) struct LarkClient {
     app_id: String,
     app_secret: SecretString,
     base: Url,
@@ -72,7 +72,7 @@ enum Ended {
 /// Classify a refused WebSocket handshake by the platform's `Handshake-*`
 /// headers: 514 with auth code 1000040350 (connection limit) and 403 are
 /// fatal; anything else, or no such headers, is worth retrying.
-pub fn classify_handshake(
+pub(crate) fn classify_handshake(
     http_status: u16,
     header: impl Fn(&str) -> Option<String>,
 ) -> ConnectError {
@@ -108,7 +108,7 @@ async fn wait_ack(
 }
 
 impl LarkClient {
-    pub fn new(platform: &PlatformConfig, opts: &LarkConfig) -> Result<Self, SourceError> {
+    pub(crate) fn new(platform: &PlatformConfig, opts: &LarkConfig) -> Result<Self, SourceError> {
         crate::tls::init();
         let app_secret = platform.app_secret.clone().ok_or(SourceError::NoSecret)?;
         let http = reqwest::Client::builder()
@@ -128,7 +128,7 @@ impl LarkClient {
 
     /// Run until shutdown (`Ok`) or a fatal refusal (`Err`). Events go to
     /// `tx`; each carries a oneshot the core answers once it has applied it.
-    pub async fn run(
+    pub(crate) async fn run(
         self,
         tx: mpsc::Sender<Inbound>,
         shutdown: CancellationToken,

@@ -11,7 +11,7 @@ use super::ConnectError;
 
 /// Settings the platform sends (endpoint response, pong payloads).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientConfig {
+pub(crate) struct ClientConfig {
     /// Reconnect attempts before giving up; negative = forever.
     pub reconnect_count: i64,
     pub reconnect_interval: Duration,
@@ -35,7 +35,7 @@ impl Default for ClientConfig {
 /// `ClientConfig` as JSON; absent keys leave the current value unchanged
 /// (the official clients turn them into 0 or NaN, which breaks them).
 #[derive(Debug, Deserialize)]
-pub struct ClientConfigJson {
+pub(crate) struct ClientConfigJson {
     #[serde(rename = "ReconnectCount")]
     reconnect_count: Option<i64>,
     #[serde(rename = "ReconnectInterval")]
@@ -49,7 +49,7 @@ pub struct ClientConfigJson {
 impl ClientConfig {
     /// Apply what the server sent. A ping interval of 0 is ignored (it
     /// would mean pinging in a busy loop).
-    pub fn update(&mut self, j: &ClientConfigJson) {
+    pub(crate) fn update(&mut self, j: &ClientConfigJson) {
         if let Some(v) = j.reconnect_count {
             self.reconnect_count = v;
         }
@@ -67,7 +67,7 @@ impl ClientConfig {
 
 /// Where to connect.
 #[derive(Debug, Clone)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     pub url: Url,
     /// `device_id` from the URL: the connection id in log lines.
     pub conn_id: String,
@@ -94,7 +94,7 @@ struct Data {
 }
 
 /// What a response code means (for messages).
-pub fn code_meaning(code: i64) -> &'static str {
+pub(crate) fn code_meaning(code: i64) -> &'static str {
     match code {
         1 => "system busy",
         403 => "forbidden: the app may be disabled or lack long-connection access",
@@ -108,7 +108,7 @@ pub fn code_meaning(code: i64) -> &'static str {
 
 /// Ask the platform where to connect. Retryable failures: HTTP errors,
 /// timeouts, codes 1 and 1000040343, a missing URL. Any other code is fatal.
-pub async fn discover(
+pub(crate) async fn discover(
     http: &reqwest::Client,
     base: &Url,
     app_id: &str,

@@ -4,12 +4,13 @@
 //! back whatever acknowledgement the core gives.
 
 pub mod client;
-pub mod endpoint;
+pub(crate) mod endpoint;
 pub mod frame;
-pub mod reassembly;
+pub(crate) mod reassembly;
 pub mod webhook;
 
-pub use client::{LarkClient, SourceError};
+pub(crate) use client::LarkClient;
+pub use client::SourceError;
 
 /// Why one connection attempt failed.
 #[derive(Debug, thiserror::Error)]

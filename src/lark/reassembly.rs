@@ -10,7 +10,7 @@ use super::frame::Frame;
 
 /// What one data frame completed.
 #[derive(Debug)]
-pub enum Push {
+pub(crate) enum Push {
     /// The whole message: the frame that completed it (echoed in the ack)
     /// and the payload in fragment order.
     Complete(Box<Frame>, Vec<u8>),
@@ -32,7 +32,7 @@ struct Partial {
 
 /// Partial messages by `message_id`.
 #[derive(Debug)]
-pub struct Reassembler {
+pub(crate) struct Reassembler {
     pending: HashMap<String, Partial>,
     max_bytes: usize,
     max_pending: usize,
@@ -50,7 +50,7 @@ fn parse_count(f: &Frame, key: &str, default: usize) -> Result<usize, String> {
 }
 
 impl Reassembler {
-    pub fn new(max_bytes: usize, max_pending: usize, ttl: Duration) -> Self {
+    pub(crate) fn new(max_bytes: usize, max_pending: usize, ttl: Duration) -> Self {
         Reassembler {
             pending: HashMap::new(),
             max_bytes,
@@ -60,17 +60,19 @@ impl Reassembler {
     }
 
     /// Messages waiting for fragments.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.pending.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.pending.is_empty()
     }
 
     /// Add a data frame. `message_id` must be non-empty (checked by the
     /// caller, which cannot acknowledge a frame without one).
-    pub fn push(&mut self, message_id: &str, mut frame: Frame, now: Instant) -> Push {
+    pub(crate) fn push(&mut self, message_id: &str, mut frame: Frame, now: Instant) -> Push {
         let (sum, seq) = match (parse_count(&frame, "sum", 1), parse_count(&frame, "seq", 0)) {
             (Ok(s), Ok(q)) => (s, q),
             (Err(e), _) | (_, Err(e)) => {
@@ -172,7 +174,7 @@ impl Reassembler {
     }
 
     /// Drop partials older than the expiry; returns their ids.
-    pub fn expire(&mut self, now: Instant) -> Vec<String> {
+    pub(crate) fn expire(&mut self, now: Instant) -> Vec<String> {
         let ttl = self.ttl;
         let old: Vec<String> = self
             .pending

@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 
 /// Why a push is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WebhookError {
+pub(crate) enum WebhookError {
     /// HTTP 400.
     #[error("bad request: {0}")]
     BadRequest(String),
@@ -23,7 +23,7 @@ pub enum WebhookError {
 
 /// What a verified push carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Intake {
+pub(crate) enum Intake {
     /// Answer `{"challenge": …}` at once.
     Challenge(String),
     /// An event body (plaintext JSON) for the core.
@@ -32,14 +32,14 @@ pub enum Intake {
 
 /// The app's webhook secrets.
 #[derive(Debug, Clone, Default)]
-pub struct Secrets {
+pub(crate) struct Secrets {
     pub verification_token: Option<SecretString>,
     pub encrypt_key: Option<SecretString>,
 }
 
 /// The request signature headers.
 #[derive(Debug, Clone, Default)]
-pub struct SignatureHeaders<'a> {
+pub(crate) struct SignatureHeaders<'a> {
     pub timestamp: Option<&'a str>,
     pub nonce: Option<&'a str>,
     pub signature: Option<&'a str>,
@@ -58,7 +58,7 @@ pub fn signature(timestamp: &str, nonce: &str, encrypt_key: &str, body: &[u8]) -
 
 /// AES-256-CBC, key = SHA-256(encrypt key), IV = the first 16 bytes of the
 /// base64-decoded blob, PKCS#7 padding; the result must be UTF-8.
-pub fn decrypt(encrypt_key: &str, b64: &str) -> Result<Vec<u8>, WebhookError> {
+pub(crate) fn decrypt(encrypt_key: &str, b64: &str) -> Result<Vec<u8>, WebhookError> {
     let bad = |m: &str| WebhookError::BadRequest(m.to_string());
     let blob = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
@@ -107,7 +107,7 @@ fn eq_ct(a: &str, b: &SecretString) -> bool {
 }
 
 /// Verify and open one push.
-pub fn open(
+pub(crate) fn open(
     secrets: &Secrets,
     body: &[u8],
     sig: &SignatureHeaders<'_>,

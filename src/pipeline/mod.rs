@@ -87,7 +87,7 @@ impl Pipeline {
     }
 
     /// Hand back, with each applied event, the rows a store must keep.
-    pub fn persisting(mut self, on: bool) -> Self {
+    pub(crate) fn persisting(mut self, on: bool) -> Self {
         self.persist = on;
         self
     }
@@ -180,7 +180,7 @@ impl Pipeline {
     /// times), series deletes, and the seen ids (oldest first, so the
     /// newest stay in the bounded window). Pending messages are the
     /// caller's.
-    pub fn restore(&mut self, loaded: Loaded) {
+    pub(crate) fn restore(&mut self, loaded: Loaded) {
         for e in loaded.entries {
             self.schedule.restore(e.key, e.booking, e.last_change);
         }
@@ -193,7 +193,7 @@ impl Pipeline {
     }
 
     /// Forget bookings that ended before `before`; how many.
-    pub fn prune(&mut self, before: DateTime<Utc>) -> usize {
+    pub(crate) fn prune(&mut self, before: DateTime<Utc>) -> usize {
         self.schedule.prune(before)
     }
 
@@ -284,7 +284,7 @@ impl Pipeline {
     }
 
     /// Rooms some snapshot sink shows.
-    pub fn panel_rooms(&self) -> Vec<RoomId> {
+    pub(crate) fn panel_rooms(&self) -> Vec<RoomId> {
         self.all_rooms()
             .into_iter()
             .filter(|r| !self.panel_sinks(r).is_empty())
@@ -302,7 +302,7 @@ impl Pipeline {
 
     /// When the next panel push is due by the clock alone: a booking
     /// boundary, or local midnight in some panel room's zone.
-    pub fn next_clock_push(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(crate) fn next_clock_push(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let midnight = self
             .panel_rooms()
             .iter()
@@ -315,7 +315,7 @@ impl Pipeline {
     }
 
     /// Did a panel room's local midnight pass in `(from, to]`?
-    pub fn midnight_passed(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+    pub(crate) fn midnight_passed(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
         self.panel_rooms()
             .iter()
             .any(|r| self.room_style(r).next_midnight(from) <= to)
@@ -333,7 +333,7 @@ impl Pipeline {
 
     /// Snapshots of these rooms for every panel sink showing them, caused
     /// by the clock (`event_id` names the instant, e.g. `clock:…`).
-    pub fn clock_snapshots(
+    pub(crate) fn clock_snapshots(
         &self,
         rooms: &[RoomId],
         now: DateTime<Utc>,
@@ -347,7 +347,7 @@ impl Pipeline {
     }
 
     /// Rooms whose view changed by itself in `(from, to]`.
-    pub fn rooms_due(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<RoomId> {
+    pub(crate) fn rooms_due(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<RoomId> {
         self.schedule.rooms_with_boundary(from, to, self.soon())
     }
 
@@ -380,7 +380,7 @@ impl Pipeline {
     }
 
     /// The room's view at `now` in a given style.
-    pub fn snapshot_vm_styled(
+    pub(crate) fn snapshot_vm_styled(
         &self,
         style: &Style,
         room: &RoomId,
@@ -421,7 +421,7 @@ impl Pipeline {
 
     /// Is this a room to show: configured, or (unless unknown rooms are
     /// ignored) one the schedule knows?
-    pub fn knows_room(&self, room: &RoomId) -> bool {
+    pub(crate) fn knows_room(&self, room: &RoomId) -> bool {
         self.config.room(room).is_some()
             || (!self.config.schedule.ignore_unknown_rooms
                 && self.schedule.rooms().any(|r| r == room))

@@ -41,7 +41,7 @@ pub mod names {
 }
 
 /// The embedded default templates (file name, source).
-pub const DEFAULTS: &[(&str, &str)] = &[
+pub(crate) const DEFAULTS: &[(&str, &str)] = &[
     (
         "panel.json.hbs",
         include_str!("../../templates/panel.json.hbs"),
@@ -119,7 +119,7 @@ pub enum Format {
 
 impl Format {
     /// The file-name extension of templates of this format.
-    pub fn ext(self) -> &'static str {
+    pub(crate) fn ext(self) -> &'static str {
         match self {
             Format::Json => "json",
             Format::Text => "txt",
@@ -128,7 +128,7 @@ impl Format {
         }
     }
 
-    pub fn from_ext(e: &str) -> Option<Self> {
+    pub(crate) fn from_ext(e: &str) -> Option<Self> {
         Some(match e {
             "json" => Format::Json,
             "txt" => Format::Text,
@@ -177,7 +177,8 @@ pub struct Rendered {
 #[derive(Debug, Clone)]
 struct Entry {
     format: Format,
-    /// Where it came from (for messages).
+    /// Where it came from: a file, or built-in (tests check overrides).
+    #[cfg_attr(not(test), allow(dead_code))]
     origin: String,
 }
 
@@ -361,7 +362,8 @@ impl Templates {
     }
 
     /// Where a resolved template came from (file path or built-in).
-    pub fn origin(&self, registered: &str) -> Option<&str> {
+    #[cfg(test)]
+    pub(crate) fn origin(&self, registered: &str) -> Option<&str> {
         self.index.get(registered).map(|e| e.origin.as_str())
     }
 

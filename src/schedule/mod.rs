@@ -124,7 +124,7 @@ impl Schedule {
     }
 
     /// A schedule remembering the last `dedup_capacity` delivery ids.
-    pub fn with_dedup_capacity(dedup_capacity: usize) -> Self {
+    pub(crate) fn with_dedup_capacity(dedup_capacity: usize) -> Self {
         Schedule {
             seen: Seen::new(dedup_capacity),
             ..Self::default()
@@ -313,7 +313,7 @@ impl Schedule {
     }
 
     /// Put back a stored booking (or tombstone) at startup.
-    pub fn restore(
+    pub(crate) fn restore(
         &mut self,
         key: BookingKey,
         booking: Option<Booking>,
@@ -346,12 +346,12 @@ impl Schedule {
     }
 
     /// Put back a stored series delete at startup.
-    pub fn restore_series_delete(&mut self, uid: &str, at: DateTime<Utc>) {
+    pub(crate) fn restore_series_delete(&mut self, uid: &str, at: DateTime<Utc>) {
         self.series_deleted.insert(Arc::from(uid), at);
     }
 
     /// Remember a delivery id as seen (startup).
-    pub fn remember(&mut self, event_id: &str) {
+    pub(crate) fn remember(&mut self, event_id: &str) {
         self.seen.insert(event_id);
     }
 
@@ -447,7 +447,11 @@ impl Schedule {
 
     /// The earliest instant after `now` at which some room's view changes
     /// by itself (a booking starts, ends, or enters its "soon" window).
-    pub fn next_boundary(&self, now: DateTime<Utc>, soon: Duration) -> Option<DateTime<Utc>> {
+    pub(crate) fn next_boundary(
+        &self,
+        now: DateTime<Utc>,
+        soon: Duration,
+    ) -> Option<DateTime<Utc>> {
         self.entries
             .values()
             .filter_map(|e| e.booking.as_deref())
@@ -458,7 +462,7 @@ impl Schedule {
 
     /// Rooms with a booking that starts, ends or enters its "soon" window in
     /// `(from, to]`: their view changed by itself.
-    pub fn rooms_with_boundary(
+    pub(crate) fn rooms_with_boundary(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
@@ -479,7 +483,7 @@ impl Schedule {
 
     /// Forget bookings that ended before `before` and tombstones older than
     /// it. Delivery ids are kept by the store's own retention.
-    pub fn prune(&mut self, before: DateTime<Utc>) -> usize {
+    pub(crate) fn prune(&mut self, before: DateTime<Utc>) -> usize {
         let old: Vec<BookingKey> = self
             .entries
             .iter()

@@ -6,7 +6,7 @@ use tokio::sync::oneshot;
 
 /// How the platform should be answered for one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ack {
+pub(crate) enum Ack {
     /// Accepted, or refused for good (redelivery would not help).
     Ok,
     /// A transient internal failure: ask for redelivery.
@@ -15,7 +15,7 @@ pub enum Ack {
 
 /// One payload from a source.
 #[derive(Debug)]
-pub struct Inbound {
+pub(crate) struct Inbound {
     pub payload: Vec<u8>,
     /// Where it came from, for log lines (`events.jsonl:3`, `msg 7f…`).
     pub origin: String,

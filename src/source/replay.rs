@@ -26,7 +26,7 @@ pub fn event_body(line: &str) -> Option<&str> {
 }
 
 /// Open the file (a start-up error if it cannot be).
-pub async fn open(path: &Path) -> Result<tokio::fs::File, ReplayError> {
+pub(crate) async fn open(path: &Path) -> Result<tokio::fs::File, ReplayError> {
     tokio::fs::File::open(path)
         .await
         .map_err(|source| ReplayError {
@@ -36,7 +36,7 @@ pub async fn open(path: &Path) -> Result<tokio::fs::File, ReplayError> {
 }
 
 /// Feed the file's events to the core, in order, until the end or `stop`.
-pub async fn run(
+pub(crate) async fn run(
     file: tokio::fs::File,
     path: PathBuf,
     tx: mpsc::Sender<Inbound>,

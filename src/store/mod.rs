@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use crate::message::Message;
 use crate::schedule::EntryRow;
 
-pub use sqlite::{APPLICATION_ID, SCHEMA_VERSION, Store};
+pub use sqlite::Store;
 
 /// Why the store cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -124,7 +124,7 @@ pub struct Loaded {
 
 /// One event's writes.
 #[derive(Debug, Default)]
-pub struct EventWrite<'a> {
+pub(crate) struct EventWrite<'a> {
     pub event_id: &'a str,
     pub entries: &'a [EntryRow],
     pub series_deleted: Option<(Arc<str>, DateTime<Utc>)>,
@@ -134,16 +134,16 @@ pub struct EventWrite<'a> {
 
 /// The store as the core and the sink workers share it.
 #[derive(Clone)]
-pub struct SharedStore(Arc<Mutex<Store>>);
+pub(crate) struct SharedStore(Arc<Mutex<Store>>);
 
 impl SharedStore {
-    pub fn new(store: Store) -> Self {
+    pub(crate) fn new(store: Store) -> Self {
         SharedStore(Arc::new(Mutex::new(store)))
     }
 
     /// Lock the store; a panic elsewhere while holding it does not make
     /// the data wrong, so a poisoned lock is taken anyway.
-    pub fn lock(&self) -> MutexGuard<'_, Store> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Store> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -15,9 +15,9 @@ use crate::render::Format;
 use crate::schedule::EntryRow;
 
 /// `PRAGMA application_id`: marks a file as roomcast's ("RMCS").
-pub const APPLICATION_ID: i32 = 0x524d_4353;
+pub(crate) const APPLICATION_ID: i32 = 0x524d_4353;
 /// The schema this build writes; each step up is a migration below.
-pub const SCHEMA_VERSION: i32 = 1;
+pub(crate) const SCHEMA_VERSION: i32 = 1;
 
 const MIGRATIONS: &[&str] = &[
     // 1: the first schema
@@ -285,7 +285,7 @@ impl Store {
     /// Commit a batch of applied events, each with its booking rows and the
     /// outbox rows it caused, in one transaction. Returns the outbox ids in
     /// the order given.
-    pub fn commit(
+    pub(crate) fn commit(
         &mut self,
         now: DateTime<Utc>,
         events: &[EventWrite<'_>],
@@ -370,7 +370,11 @@ impl Store {
     }
 
     /// Record that these messages were delivered, in one transaction.
-    pub fn mark_delivered(&mut self, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub(crate) fn mark_delivered(
+        &mut self,
+        ids: &[i64],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let tx = self.marks.transaction()?;
         {
             let mut q = tx.prepare_cached(
@@ -400,7 +404,7 @@ impl Store {
 
     /// Forget what is older than `before`: seen ids, bookings that ended,
     /// tombstones, finished outbox rows. Returns rows removed.
-    pub fn prune(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+    pub(crate) fn prune(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
         let b = ms(before);
         let mut n = self.conn.execute("DELETE FROM seen WHERE at < ?1", [b])?;
         n += self.conn.execute("DELETE FROM bookings WHERE (deleted = 0 AND end_ms < ?1) OR (deleted = 1 AND last_change < ?1)", [b])?;
@@ -415,7 +419,7 @@ impl Store {
     }
 
     /// Whether the store answers and can write (for health checks).
-    pub fn writable(&self) -> bool {
+    pub(crate) fn writable(&self) -> bool {
         self.conn
             .query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
             .optional()

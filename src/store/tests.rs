@@ -3,14 +3,15 @@ use std::sync::Arc;
 
 use rusqlite::Connection;
 
+use super::sqlite::SCHEMA_VERSION;
 use super::*;
 use crate::config::SinkIndex;
 use crate::message::Subject;
 use crate::model::{Booking, BookingKey, ChangeKind, Organizer, RoomId};
 use crate::render::Format;
 
-fn at(ms: i64) -> chrono::DateTime<Utc> {
-    chrono::DateTime::from_timestamp_millis(ms).unwrap()
+fn at(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap()
 }
 
 fn dir() -> PathBuf {

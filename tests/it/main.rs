@@ -1,5 +1,9 @@
 //! The integration-test binary: one binary, one module per area.
 
+// Test code: `pub` marks what the areas share, and unwrap/expect are how
+// a test fails.
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
 mod browser;
 mod cli;
 mod conformance;
