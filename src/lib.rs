@@ -9,26 +9,32 @@
 //!  replay (file)                                                                       panels, chat bots
 //! ```
 //!
-//! Module map (one job each):
+//! Module map (one job each), from the bottom up; a module imports only
+//! modules above it in this table, never the run loop (`app`). Why, and
+//! what is deliberately absent: `ARCHITECTURE.md`.
 //!
 //! | module | job |
 //! | --- | --- |
-//! | [`config`] | TOML → validated [`config::Config`]; errors name key and line |
 //! | [`model`] | typed ids, [`model::RoomEvent`], [`model::Booking`], [`model::Change`]; no I/O |
+//! | [`clock`] | the time source ([`clock::TimeSource`]) the edges are given; minute arithmetic |
+//! | [`error`] | [`error::Chain`] (an error with its causes, for logs) and the exit codes ([`error::Exit`]) |
+//! | [`metrics`] | counters of the core, the sinks and the long connection; the run summary; Prometheus text |
+//! | `retry` | the one retry policy: pure delay schedules, what is retryable |
+//! | [`tls`] | rustls provider setup |
+//! | [`locale`] | local dates, times, spans, relative times in `zh-CN` and `en` |
+//! | [`source`] | what every source hands the core (`source::Inbound`), the answer (`source::Ack`); the replay source |
 //! | [`decode`] | event JSON (v1 envelope, v2 tolerated) → `RoomEvent`; never panics |
 //! | [`schedule`] | pure state: `apply(event) → changes`, `view(room, now)`; dedup and staleness rules |
-//! | [`locale`] | local dates, times, spans, relative times in `zh-CN` and `en` |
 //! | [`render`] | template registry (embedded defaults + override dir) and view models |
-//! | [`pipeline`] | decode → token check → apply → render for one payload; pure but for the schedule it owns |
-//! | [`lark`] | the platform edge: endpoint discovery, protobuf frames, the long-connection client (ping, watchdog, fragments, acks, reconnect) |
-//! | [`source`] | what every source hands the core ([`source::Inbound`]) and the answer ([`source::Ack`]) |
-//! | [`retry`] | the one retry policy: pure delay schedules, what is retryable |
-//! | [`tls`] | rustls provider setup |
-//! | [`store`] | durable schedule, seen ids and delivery outbox in SQLite (WAL); one transaction per batch of events, acks after commit |
-//! | [`deliver`] | sink kinds, one ordered worker per sink |
-//! | [`http`] | axum: webhook intake, pull endpoints, the live room page, health, readiness, metrics; [`http::live`]: the page's event streams and per-room change signals |
-//! | [`app`] | the run loop: sources → pipeline → sinks, shutdown as an input |
-//! | [`check`] | `roomcast check`: config + templates + trial renders, every problem at once |
+//! | [`config`] | TOML → validated [`config::Config`], one file per section; every problem with key and line |
+//! | [`message`] | an outgoing message and its idempotency key |
+//! | [`lark`] | the platform edge: endpoint discovery, protobuf frames, the long-connection client, webhook verification |
+//! | [`store`] | durable schedule, seen ids and delivery outbox in SQLite (WAL); `store::SharedStore` |
+//! | [`pipeline`] | decode → token check → apply → render for one payload, handing back all a commit needs; pure but for the schedule it owns |
+//! | [`deliver`] | sink kinds, one ordered worker per sink; pure request building in `deliver::http` |
+//! | `http` | axum: webhook intake, pull endpoints, the live room page, health, readiness, metrics |
+//! | [`check`] | `roomcast check`: config + templates + trial renders, every problem at once, typed |
+//! | [`app`] | the run loop: wiring (`mod.rs`), the core's `select!` (`core.rs`), the clock's timers, queries, restore |
 //!
 //! The middle (decode, schedule, locale, render, pipeline) is pure: data in,
 //! data out, `now` passed in. Only the edges touch sockets, files and the

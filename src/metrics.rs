@@ -1,6 +1,6 @@
 //! Counters: the core's ([`Metrics`]), each sink's ([`SinkStats`]) and the
 //! long connection's ([`LarkStats`]); the run's [`Summary`] read from them;
-//! their Prometheus text ([`exposition`]). Plain atomics, written where
+//! their Prometheus text (`exposition`). Plain atomics, written where
 //! things happen and read by `/metrics`, `/readyz` and the summary.
 
 use std::fmt::Write as _;

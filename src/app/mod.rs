@@ -1,5 +1,5 @@
 //! The app: wires sources, the store, the pipeline, the sink workers and
-//! the HTTP server together, runs the core loop ([`core`]) until the
+//! the HTTP server together, runs the core loop (`core`) until the
 //! source ends (replay) or shutdown is requested, then drains.
 //!
 //! Nothing below this module imports it: the core's collaborators come to

@@ -3,7 +3,7 @@
 //! Parse, don't validate later: time zones become `Tz`, URLs `Url`,
 //! durations `Duration`, secrets are read from the environment variables the
 //! file names. Unknown keys are errors. Every problem names its key and line,
-//! and one round reports them all: the recovering deserializer ([`de`])
+//! and one round reports them all: the recovering deserializer (`de`)
 //! collects every structural problem (unknown key, wrong type, a value
 //! outside a closed set), then each section validates what remains.
 //!

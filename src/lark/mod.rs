@@ -1,6 +1,6 @@
 //! The platform edge: the long connection (endpoint discovery, protobuf
 //! frames, ping, fragments, acks, reconnect). It knows nothing of rooms: it
-//! hands event payloads to the core as [`crate::source::Inbound`] and sends
+//! hands event payloads to the core as `Inbound` and sends
 //! back whatever acknowledgement the core gives.
 
 pub mod client;

@@ -17,11 +17,13 @@
 use std::collections::{BTreeSet, HashMap as StdHashMap, HashSet as StdHashSet};
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 mod seen;
+mod view;
 
 use seen::Seen;
+pub use view::{RoomView, Status};
 
 use crate::model::{
     Booking, BookingKey, Change, ChangeKind, EventKind, Organizer, RoomEvent, RoomId,
@@ -84,38 +86,6 @@ pub struct Written {
     pub entries: Vec<EntryRow>,
     /// A series delete recorded: (uid, time of the delete).
     pub series_deleted: Option<(Arc<str>, DateTime<Utc>)>,
-}
-
-/// A room's state at one instant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoomView<'a> {
-    pub status: Status,
-    /// The booking in progress.
-    pub current: Option<&'a Booking>,
-    /// Bookings starting later on the same local day, in order.
-    pub next: Vec<&'a Booking>,
-    /// When the room stops being free (the next booking's start), if it
-    /// does before the end of the local day.
-    pub free_until: Option<DateTime<Utc>>,
-    /// When the room becomes free again (back-to-back bookings merged).
-    pub busy_until: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Free,
-    StartingSoon,
-    Busy,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Free => "free",
-            Status::StartingSoon => "starting_soon",
-            Status::Busy => "busy",
-        }
-    }
 }
 
 impl Schedule {
@@ -363,122 +333,6 @@ impl Schedule {
     /// Rooms that have (or had) bookings.
     pub fn rooms(&self) -> impl Iterator<Item = &RoomId> {
         self.by_room.keys()
-    }
-
-    /// A room's bookings overlapping `[from, to)`, by start.
-    pub fn bookings_between(
-        &self,
-        room: &RoomId,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Vec<&Booking> {
-        let Some(set) = self.by_room.get(room) else {
-            return Vec::new();
-        };
-        set.iter()
-            .take_while(|(start, _)| *start < to)
-            .filter_map(|(_, k)| self.booking(k))
-            .filter(|b| b.end > from || (b.start == b.end && b.start >= from))
-            .collect()
-    }
-
-    /// The room's view at `now`. `day_end` is the end of the room's local
-    /// day (callers compute it in the room's zone); `soon` is how long
-    /// before a start the room counts as "starting soon".
-    pub fn view(
-        &self,
-        room: &RoomId,
-        now: DateTime<Utc>,
-        day_end: DateTime<Utc>,
-        soon: Duration,
-    ) -> RoomView<'_> {
-        let Some(set) = self.by_room.get(room) else {
-            return RoomView {
-                status: Status::Free,
-                current: None,
-                next: Vec::new(),
-                free_until: None,
-                busy_until: None,
-            };
-        };
-        let mut current: Option<&Booking> = None;
-        let mut next = Vec::new();
-        for (start, key) in set.iter() {
-            if *start >= day_end {
-                break;
-            }
-            let Some(b) = self.booking(key) else { continue };
-            if b.start <= now && now < b.end {
-                // Overlapping bookings: the one that ends last is "current".
-                if current.is_none_or(|c| b.end > c.end) {
-                    current = Some(b);
-                }
-            } else if b.start > now {
-                next.push(b);
-            }
-        }
-        let busy_until = current.map(|c| {
-            // Merge back-to-back or overlapping bookings, on any day.
-            let mut until = c.end;
-            for (start, key) in set.range((c.start, c.key.clone())..) {
-                if *start > until {
-                    break;
-                }
-                if let Some(b) = self.booking(key) {
-                    until = until.max(b.end);
-                }
-            }
-            until
-        });
-        let first_next = next.first().map(|b| b.start);
-        let status = match (current, first_next) {
-            (Some(_), _) => Status::Busy,
-            (None, Some(s)) if s - now <= soon => Status::StartingSoon,
-            _ => Status::Free,
-        };
-        RoomView {
-            status,
-            current,
-            next,
-            free_until: if current.is_none() { first_next } else { None },
-            busy_until,
-        }
-    }
-
-    /// The earliest instant after `now` at which some room's view changes
-    /// by itself (a booking starts, ends, or enters its "soon" window).
-    pub(crate) fn next_boundary(
-        &self,
-        now: DateTime<Utc>,
-        soon: Duration,
-    ) -> Option<DateTime<Utc>> {
-        self.entries
-            .values()
-            .filter_map(|e| e.booking.as_deref())
-            .flat_map(|b| b.boundaries(soon))
-            .filter(|t| *t > now)
-            .min()
-    }
-
-    /// Rooms with a booking that starts, ends or enters its "soon" window in
-    /// `(from, to]`: their view changed by itself.
-    pub(crate) fn rooms_with_boundary(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        soon: Duration,
-    ) -> Vec<RoomId> {
-        let mut out: Vec<RoomId> = Vec::new();
-        for b in self.entries.values().filter_map(|e| e.booking.as_deref()) {
-            if b.boundaries(soon).iter().any(|t| *t > from && *t <= to) {
-                for r in &b.rooms {
-                    if !out.contains(r) {
-                        out.push(r.clone());
-                    }
-                }
-            }
-        }
-        out
     }
 
     /// Forget bookings that ended before `before` and tombstones older than

@@ -1,6 +1,6 @@
 use super::*;
 use crate::model::Organizer;
-use chrono::TimeZone;
+use chrono::{Duration, TimeZone};
 
 fn t(h: u32, m: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, h, m, 0).unwrap()

@@ -380,3 +380,45 @@ fn the_panel_presets_in_examples_check_and_render() {
         "starting soon at 14:55 for 15:00: {so}"
     );
 }
+
+/// A sink that cannot be reached is logged with the real cause (the
+/// connection was refused), not just "error sending request".
+#[test]
+fn an_unreachable_sink_is_logged_with_its_cause() {
+    let d = temp_dir("refused");
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    write(
+        &d.join("events.jsonl"),
+        &event(
+            "created",
+            "u1",
+            ms(2026, 5, 1, 1, 0),
+            ("uid1", 0),
+            (ms(2026, 5, 1, 2, 0), ms(2026, 5, 1, 3, 0)),
+            &[ROOM_A],
+        ),
+    );
+    write(
+        &d.join("c.toml"),
+        &format!(
+            "[source]\nkind = \"replay\"\nreplay_file = \"events.jsonl\"\n[delivery]\ndrain_timeout = \"1s\"\n[[sinks]]\nname = \"wh\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/in\"\n"
+        ),
+    );
+    let out = roomcast(&d, &["run", "--config", "c.toml", "--log", "warn"]);
+    let se = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{se}");
+    let retry = se
+        .lines()
+        .find(|l| l.contains("delivery failed; will retry"))
+        .unwrap_or_else(|| panic!("no retry logged:\n{se}"));
+    assert!(
+        retry.to_lowercase().contains("connection refused"),
+        "the cause is named: {retry}"
+    );
+    assert!(se.contains("1 failed"), "undelivered at shutdown: {se}");
+}

@@ -1,0 +1,240 @@
+use super::*;
+use serde_json::json;
+
+pub(crate) fn seed() -> serde_json::Value {
+    json!({
+      "ts": "1502199207.7171419",
+      "uuid": "bc447199585340d1f3728d26b1c0297a",
+      "token": "41a9425ea7df4536a7623e38fa321bae",
+      "type": "event_callback",
+      "event": {
+        "app_id": "cli_xxxxxxxx",
+        "tenant_key": "xxxxxxx",
+        "type": "third_party_meeting_room_event_created",
+        "event_id": "d123a331-e2g2-v4n2-h7g7-xxxx",
+        "event_time": "1594979647635",
+        "uid": "bff6b51f-b7c1-40c6-b8ef-aef966c9ffc7",
+        "original_time": 0,
+        "start": { "time_stamp": "1553853600000" },
+        "end":   { "time_stamp": "1553860800000" },
+        "meeting_rooms": [
+          { "open_id": "omm_c4e2da9493fbd2ceea4f37aae6b3ee78" },
+          { "open_id": "omm_a5ab469c8e012e2a0b48fe4a8e344f94" }
+        ],
+        "organizer": {
+          "open_id": "ou_xxxxxxxxxxxxxxxxxxxx",
+          "user_id": "xxxxxxxx",
+          "union_id": "on_xxxxxxxxxxxxx"
+        }
+      }
+    })
+}
+
+fn dec(v: &serde_json::Value) -> Result<Decoded, DecodeError> {
+    decode(v.to_string().as_bytes())
+}
+
+fn room(v: &serde_json::Value) -> RoomEvent {
+    match dec(v) {
+        Ok(Decoded::Room(e)) => *e,
+        other => panic!("expected a room event, got {other:?}"),
+    }
+}
+
+#[test]
+fn seed_example_decodes() {
+    let e = room(&seed());
+    assert_eq!(e.event_id, "bc447199585340d1f3728d26b1c0297a");
+    assert_eq!(e.kind, EventKind::Created);
+    assert_eq!(
+        e.key,
+        BookingKey::new("bff6b51f-b7c1-40c6-b8ef-aef966c9ffc7", 0)
+    );
+    assert_eq!(e.start.to_rfc3339(), "2019-03-29T10:00:00+00:00");
+    assert_eq!(e.end.to_rfc3339(), "2019-03-29T12:00:00+00:00");
+    assert_eq!(e.event_time.timestamp_millis(), 1594979647635);
+    assert_eq!(e.rooms.len(), 2);
+    assert_eq!(
+        e.organizer.open_id.as_deref(),
+        Some("ou_xxxxxxxxxxxxxxxxxxxx")
+    );
+    assert_eq!(e.token.as_deref(), Some("41a9425ea7df4536a7623e38fa321bae"));
+}
+
+#[test]
+fn numbers_and_strings_are_both_accepted() {
+    let mut v = seed();
+    v["event"]["event_time"] = json!(1594979647635u64);
+    v["event"]["original_time"] = json!("1553853600000");
+    v["event"]["start"]["time_stamp"] = json!(1553853600000u64);
+    let e = room(&v);
+    assert_eq!(e.key.original_time, 1553853600000);
+    assert_eq!(e.start.timestamp_millis(), 1553853600000);
+    assert_eq!(e.event_time.timestamp_millis(), 1594979647635);
+}
+
+#[test]
+fn room_ids_as_bare_strings_and_duplicates_are_tolerated() {
+    let mut v = seed();
+    v["event"]["meeting_rooms"] = json!(["omm_a", {"open_id": "omm_b"}, "omm_a"]);
+    let e = room(&v);
+    assert_eq!(e.rooms, vec![RoomId::new("omm_a"), RoomId::new("omm_b")]);
+}
+
+#[test]
+fn v2_envelope_is_tolerated() {
+    let v = json!({
+        "schema": "2.0",
+        "header": {"event_id": "ev-2", "event_type": "third_party_meeting_room_event_updated",
+                   "create_time": "1700000000000", "token": "t", "app_id": "cli_x", "tenant_key": "k"},
+        "event": {"uid": "u", "original_time": 0,
+                  "start": {"time_stamp": "1700000000000"}, "end": {"time_stamp": "1700003600000"},
+                  "meeting_rooms": [{"open_id": "omm_a"}]}
+    });
+    let e = room(&v);
+    assert_eq!(e.event_id, "ev-2");
+    assert_eq!(e.kind, EventKind::Updated);
+    assert_eq!(e.event_time.timestamp_millis(), 1700000000000);
+    assert_eq!(e.token.as_deref(), Some("t"));
+}
+
+#[test]
+fn unknown_types_are_reported_not_errors() {
+    let mut v = seed();
+    v["event"]["type"] = json!("im.message.receive_v1");
+    assert_eq!(
+        dec(&v),
+        Ok(Decoded::Other {
+            event_type: "im.message.receive_v1".into(),
+            event_id: Some("bc447199585340d1f3728d26b1c0297a".into())
+        })
+    );
+    let v2 = json!({"schema":"2.0","header":{"event_id":"x","event_type":"contact.user.created_v3"},"event":{"start": 5}});
+    assert!(matches!(dec(&v2), Ok(Decoded::Other { .. })));
+}
+
+#[test]
+fn challenge_is_recognised() {
+    let v = json!({"challenge":"ajls384kdjx98XX","token":"xxxxxx","type":"url_verification"});
+    assert_eq!(
+        dec(&v),
+        Ok(Decoded::Challenge {
+            challenge: "ajls384kdjx98XX".into(),
+            token: Some("xxxxxx".into())
+        })
+    );
+}
+
+#[test]
+fn deleted_may_omit_times_and_rooms() {
+    let mut v = seed();
+    v["event"]["type"] = json!(EventKind::DELETED);
+    let ev = v["event"].as_object_mut().unwrap();
+    ev.remove("start");
+    ev.remove("end");
+    ev.remove("meeting_rooms");
+    let e = room(&v);
+    assert_eq!(e.kind, EventKind::Deleted);
+    assert!(e.rooms.is_empty());
+}
+
+fn err_of(v: &serde_json::Value) -> DecodeError {
+    match dec(v) {
+        Err(e) => e,
+        Ok(d) => panic!("expected an error, got {d:?}"),
+    }
+}
+
+#[test]
+fn each_malformed_field_is_named() {
+    type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Mutation)> = vec![
+        (
+            "event.event_time",
+            Box::new(|v| v["event"]["event_time"] = json!("soon")),
+        ),
+        (
+            "event.original_time",
+            Box::new(|v| v["event"]["original_time"] = json!([1])),
+        ),
+        (
+            "event.start.time_stamp",
+            Box::new(|v| v["event"]["start"]["time_stamp"] = json!("x")),
+        ),
+        (
+            "event.end.time_stamp",
+            Box::new(|v| v["event"]["end"]["time_stamp"] = json!(true)),
+        ),
+        (
+            "event.end.time_stamp",
+            Box::new(|v| v["event"]["end"]["time_stamp"] = json!("1553850000000")),
+        ),
+        (
+            "event.start.time_stamp",
+            Box::new(|v| v["event"]["start"]["time_stamp"] = json!("99999999999999999")),
+        ),
+        (
+            "event.meeting_rooms",
+            Box::new(|v| v["event"]["meeting_rooms"] = json!("omm_a")),
+        ),
+        (
+            "event.meeting_rooms[0].open_id",
+            Box::new(|v| v["event"]["meeting_rooms"] = json!([{"open_id": ""}])),
+        ),
+        ("event.uid", Box::new(|v| v["event"]["uid"] = json!(7))),
+        ("event.uid", Box::new(|v| v["event"]["uid"] = json!(""))),
+        (
+            "event.organizer.open_id",
+            Box::new(|v| v["event"]["organizer"]["open_id"] = json!(1)),
+        ),
+        ("uuid", Box::new(|v| v["uuid"] = json!(1))),
+        ("uuid", Box::new(|v| v["uuid"] = json!(""))),
+    ];
+    for (field, mutate) in cases {
+        let mut v = seed();
+        mutate(&mut v);
+        match err_of(&v) {
+            DecodeError::Field { field: f, .. } => assert_eq!(f, field, "for {v}"),
+            other => panic!("{field}: expected a field error, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn each_missing_field_is_named() {
+    for (path, name) in [
+        (&["uuid"][..], "uuid"),
+        (&["event", "uid"][..], "event.uid"),
+        (&["event", "event_time"][..], "event.event_time"),
+        (&["event", "start"][..], "event.start"),
+        (&["event", "end"][..], "event.end"),
+        (&["event", "meeting_rooms"][..], "event.meeting_rooms"),
+        (&["event", "type"][..], "event.type"),
+        (&["event"][..], "event"),
+    ] {
+        let mut v = seed();
+        let (last, parents) = path.split_last().unwrap();
+        let mut obj = &mut v;
+        for p in parents {
+            obj = &mut obj[*p];
+        }
+        obj.as_object_mut().unwrap().remove(*last);
+        assert_eq!(err_of(&v), DecodeError::Missing(name), "removing {path:?}");
+    }
+}
+
+#[test]
+fn garbage_is_a_json_error_never_a_panic() {
+    for bad in [
+        &b""[..],
+        b"{",
+        b"not json",
+        b"\xff\xfe",
+        b"[]",
+        b"null",
+        b"{} trailing",
+        b"{\"event\": 5, \"type\":\"event_callback\"}",
+    ] {
+        assert!(decode(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+    }
+}
