@@ -60,7 +60,8 @@ pub struct Roomcast {
 impl Roomcast {
     /// Start it on a config with the long connection to `gw` as its source
     /// and `rest` (TOML) after that; returns once it has connected. `LOG`
-    /// sets its log level (default `warn`).
+    /// sets its log level (default `warn`); `ROOMCAST_BIN` runs another
+    /// build of roomcast (an A/B against an older commit, same harness).
     pub async fn start(gw: &Gateway, rest: &str) -> Roomcast {
         let dir = std::env::temp_dir().join(format!(
             "roomcast-bench-{}-{}",
@@ -73,7 +74,9 @@ impl Roomcast {
             gw.base_url()
         );
         std::fs::write(dir.join("config.toml"), config).expect("config");
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        let bin = std::env::var("ROOMCAST_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_roomcast").to_string());
+        let child = tokio::process::Command::new(bin)
             .args([
                 "run",
                 "--config",
