@@ -149,9 +149,10 @@ pub(crate) fn sample_change(room: &RoomId, kind: ChangeKind, at: DateTime<Utc>) 
             rooms: vec![room.clone()],
             organizer: Arc::new(Organizer {
                 open_id: Some(Arc::from("ou_sample")),
-                user_id: None,
-                union_id: None,
+                name: Some(Arc::from("Sample Organizer")),
+                ..Organizer::default()
             }),
+            title: Some(Arc::from("Sample meeting")),
         }),
         previous: (kind == ChangeKind::Rescheduled).then(|| (start - Duration::hours(1), start)),
         event_id: Arc::from("sample-event"),

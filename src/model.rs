@@ -32,7 +32,7 @@ impl fmt::Display for RoomId {
 /// A booking's identity: the calendar event's `uid` plus its recurring
 /// instance marker (`0` for a one-off event or a whole series, the
 /// instance's original start for an exception).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct BookingKey {
     pub uid: Arc<str>,
     pub original_time: i64,
@@ -48,6 +48,22 @@ impl BookingKey {
     /// True for an exception of a recurring series.
     pub(crate) fn is_exception(&self) -> bool {
         self.original_time != 0
+    }
+
+    /// The key of the exception that replaces this series' occurrence
+    /// starting at `start`, in either unit the platform may use for
+    /// `original_time` (seconds, as the room APIs document, or ms).
+    pub(crate) fn exception_at(uid: &Arc<str>, start: DateTime<Utc>) -> [BookingKey; 2] {
+        [
+            BookingKey {
+                uid: uid.clone(),
+                original_time: start.timestamp(),
+            },
+            BookingKey {
+                uid: uid.clone(),
+                original_time: start.timestamp_millis(),
+            },
+        ]
     }
 }
 
@@ -81,13 +97,36 @@ impl EventKind {
     }
 }
 
-/// The organizer as the event names them (ids only, no names). Shared
-/// strings: the schedule interns them, as one organizer books many rooms.
+/// The organizer: the event names them by ids only; the room APIs add a
+/// name. Shared strings: the schedule interns them, as one organizer books
+/// many rooms. No id and no name at all: a private booking.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Organizer {
     pub open_id: Option<Arc<str>>,
     pub user_id: Option<Arc<str>>,
     pub union_id: Option<Arc<str>>,
+    /// The display name (from the room APIs; events carry none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<Arc<str>>,
+}
+
+impl Organizer {
+    /// Nothing is known of who booked it: the platform hides a private
+    /// booking's organizer.
+    pub fn is_unknown(&self) -> bool {
+        self.open_id.is_none()
+            && self.user_id.is_none()
+            && self.union_id.is_none()
+            && self.name.is_none()
+    }
+
+    /// The same person (by any id both name).
+    pub(crate) fn same_person(&self, other: &Organizer) -> bool {
+        let same = |a: &Option<Arc<str>>, b: &Option<Arc<str>>| matches!((a, b), (Some(x), Some(y)) if x == y);
+        same(&self.open_id, &other.open_id)
+            || same(&self.union_id, &other.union_id)
+            || same(&self.user_id, &other.user_id)
+    }
 }
 
 /// One decoded meeting-room event.
@@ -107,8 +146,10 @@ pub struct RoomEvent {
     pub token: Option<String>,
 }
 
-/// A booking as the schedule holds it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One occurrence of a booking, as the schedule holds it: a single
+/// booking or an exception has one; a recurring series has one per
+/// occurrence, all with the series' key.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Booking {
     pub key: BookingKey,
     pub start: DateTime<Utc>,
@@ -116,9 +157,18 @@ pub struct Booking {
     pub rooms: Vec<RoomId>,
     /// Shared: the schedule keeps one copy per distinct organizer.
     pub organizer: Arc<Organizer>,
+    /// The meeting's title, when it was fetched (only for rooms or sinks
+    /// that show titles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<Arc<str>>,
 }
 
 impl Booking {
+    /// The platform hides who booked it (and so its title).
+    pub fn is_private(&self) -> bool {
+        self.organizer.is_unknown()
+    }
+
     /// The instants at which a room's view changes by itself because of
     /// this booking: it enters the "starting soon" window, starts, ends.
     pub(crate) fn boundaries(&self, soon: chrono::Duration) -> [DateTime<Utc>; 3] {

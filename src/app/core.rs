@@ -206,7 +206,8 @@ impl Core<'_> {
         let writes: Vec<EventWrite<'_>> = pending
             .iter()
             .map(|p| EventWrite {
-                event_id: &p.applied.event_id,
+                event_id: Some(&p.applied.event_id),
+                synced: Vec::new(),
                 entries: &p.applied.written.entries,
                 series_deleted: p.applied.written.series_deleted.clone(),
                 outbox: p

@@ -136,7 +136,7 @@ impl Pipeline {
             let cfg = &self.config;
             ev.rooms.retain(|r| cfg.room(r).is_some());
         }
-        match self.schedule.apply(&ev) {
+        match self.schedule.apply_at(&ev, Some(now)) {
             Err(why) => Outcome::Skipped {
                 event_id: ev.event_id,
                 why,
@@ -182,7 +182,7 @@ impl Pipeline {
     /// caller's.
     pub(crate) fn restore(&mut self, loaded: Loaded) {
         for e in loaded.entries {
-            self.schedule.restore(e.key, e.booking, e.last_change);
+            self.schedule.restore(e);
         }
         for (uid, at) in loaded.series_deleted {
             self.schedule.restore_series_delete(&uid, at);

@@ -12,17 +12,28 @@
 //!   makes older events for those exceptions stale;
 //! - created/updated are upserts; the change per room is the difference
 //!   between the old and new booking: a new room → `Booked`, a dropped room →
-//!   `Cancelled`, a kept room whose times moved → `Rescheduled`.
+//!   `Cancelled`, a kept room whose times moved → `Rescheduled`;
+//! - a booking holds its occurrences: one for a single booking or an
+//!   exception, one per occurrence for a recurring series as the room APIs
+//!   list them ([`Schedule::merge`]). An exception (live or deleted)
+//!   replaces the series' occurrence at its original start. A series'
+//!   change is named by its next occurrence, once; occurrences entering
+//!   the window as days pass are not changes. An event for a series whose
+//!   occurrences are known changes its rooms and organizer, not its times
+//!   (the event carries one instance's times, not the rule: the next fetch
+//!   brings them).
 
 use std::collections::{BTreeSet, HashMap as StdHashMap, HashSet as StdHashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+mod merge;
 mod seen;
 mod view;
 
 use seen::Seen;
+pub use merge::{Fetch, FetchedInstance};
 pub use view::{RoomView, Status};
 
 use crate::model::{
@@ -45,10 +56,35 @@ pub enum Skip {
 
 #[derive(Debug, Clone)]
 struct Entry {
-    /// `None`: deleted (a tombstone).
-    booking: Option<Arc<Booking>>,
-    /// `event_time` of the last change applied.
+    /// The booking's occurrences by start (one for a single booking or an
+    /// exception); empty: deleted (a tombstone).
+    instances: Vec<Arc<Booking>>,
+    /// `event_time` of the last change applied (for a fetch: when it began).
     last_change: DateTime<Utc>,
+    /// When an event last changed it, on our clock: a fetch that began
+    /// before that does not override it.
+    applied_at: Option<DateTime<Utc>>,
+}
+
+impl Entry {
+    fn first(&self) -> Option<&Arc<Booking>> {
+        self.instances.first()
+    }
+}
+
+/// The occurrence a change is named by: the first not yet over at `now`
+/// (the last if all are; the first without a `now`).
+fn representative(
+    instances: &[Arc<Booking>],
+    now: Option<DateTime<Utc>>,
+) -> Option<&Arc<Booking>> {
+    match now {
+        None => instances.first(),
+        Some(now) => instances
+            .iter()
+            .find(|b| b.end > now)
+            .or(instances.last()),
+    }
 }
 
 /// Every room's bookings.
@@ -76,7 +112,10 @@ pub const DEFAULT_DEDUP_CAPACITY: usize = 100_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryRow {
     pub key: BookingKey,
+    /// The first occurrence (rooms, organizer, title are the booking's).
     pub booking: Option<Booking>,
+    /// Every occurrence's (start, end), when there is more than one.
+    pub occurrences: Vec<(DateTime<Utc>, DateTime<Utc>)>,
     pub last_change: DateTime<Utc>,
 }
 
@@ -130,6 +169,16 @@ impl Schedule {
     /// Apply one event. `Ok` carries the changes per room (possibly none,
     /// e.g. an update that moved nothing); `Err` says why nothing happened.
     pub fn apply(&mut self, ev: &RoomEvent) -> Result<Vec<Change>, Skip> {
+        self.apply_at(ev, None)
+    }
+
+    /// [`Schedule::apply`], remembering that it was applied at `now` (on
+    /// our clock): a fetch that began before does not override it.
+    pub fn apply_at(
+        &mut self,
+        ev: &RoomEvent,
+        now: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Change>, Skip> {
         self.touched.clear();
         if self.seen.contains(&ev.event_id) {
             return Err(Skip::Duplicate);
@@ -152,38 +201,46 @@ impl Schedule {
         let mut changes = Vec::new();
         match ev.kind {
             EventKind::Created | EventKind::Updated => {
-                let old = self.entries.remove(&ev.key).and_then(|e| e.booking);
-                let rooms = ev.rooms.iter().map(|r| self.intern_room(r)).collect();
-                let organizer = self.intern_organizer(&ev.organizer);
-                let new = Arc::new(Booking {
-                    key: ev.key.clone(),
-                    start: ev.start,
-                    end: ev.end,
-                    rooms,
-                    organizer,
-                });
-                diff(old.as_ref(), Some(&new), &event_id, &mut changes);
-                if let Some(o) = &old {
-                    self.unindex(o);
-                }
-                self.index(&new);
-                if ev.key.is_exception() {
-                    self.exceptions
-                        .entry(ev.key.uid.clone())
-                        .or_default()
-                        .insert(ev.key.original_time);
-                }
-                self.touched.push(ev.key.clone());
-                self.entries.insert(
-                    ev.key.clone(),
-                    Entry {
-                        booking: Some(new),
-                        last_change: ev.event_time,
-                    },
+                let old = self
+                    .entries
+                    .remove(&ev.key)
+                    .map(|e| e.instances)
+                    .unwrap_or_default();
+                let rooms: Vec<RoomId> = ev.rooms.iter().map(|r| self.intern_room(r)).collect();
+                let organizer = self.organizer_for(&ev.organizer, old.first());
+                let title = old.first().and_then(|b| b.title.clone());
+                let new: Vec<Arc<Booking>> = if !ev.key.is_exception() && old.len() > 1 {
+                    // A series whose occurrences came from the room APIs:
+                    // the event's one instance cannot move them all.
+                    old.iter()
+                        .map(|b| {
+                            Arc::new(Booking {
+                                rooms: rooms.clone(),
+                                organizer: organizer.clone(),
+                                ..(**b).clone()
+                            })
+                        })
+                        .collect()
+                } else {
+                    vec![Arc::new(Booking {
+                        key: ev.key.clone(),
+                        start: ev.start,
+                        end: ev.end,
+                        rooms,
+                        organizer,
+                        title,
+                    })]
+                };
+                diff(
+                    representative(&old, now),
+                    representative(&new, now),
+                    &event_id,
+                    &mut changes,
                 );
+                self.replace(&ev.key, old, new, ev.event_time, now);
             }
             EventKind::Deleted => {
-                self.delete(&ev.key, ev.event_time, &event_id, &mut changes);
+                self.delete(&ev.key, ev.event_time, &event_id, &mut changes, now);
                 if !ev.key.is_exception() {
                     let t = self
                         .series_deleted
@@ -205,7 +262,7 @@ impl Schedule {
                             .get(&key)
                             .is_some_and(|e| e.last_change <= ev.event_time);
                         if older {
-                            self.delete(&key, ev.event_time, &event_id, &mut changes);
+                            self.delete(&key, ev.event_time, &event_id, &mut changes, now);
                         }
                     }
                 }
@@ -214,26 +271,67 @@ impl Schedule {
         Ok(changes)
     }
 
+    /// The organizer an event names, interned; the name the room APIs
+    /// gave the same person is kept (events carry none).
+    fn organizer_for(&mut self, o: &Organizer, old: Option<&Arc<Booking>>) -> Arc<Organizer> {
+        match old.map(|b| &b.organizer) {
+            Some(prev) if o.name.is_none() && prev.name.is_some() && o.same_person(prev) => {
+                let mut o = o.clone();
+                o.name = prev.name.clone();
+                self.intern_organizer(&o)
+            }
+            _ => self.intern_organizer(o),
+        }
+    }
+
+    /// Put `new` in place of `old` for `key` (indexes, the exception
+    /// registry, what the store must write).
+    fn replace(
+        &mut self,
+        key: &BookingKey,
+        old: Vec<Arc<Booking>>,
+        new: Vec<Arc<Booking>>,
+        last_change: DateTime<Utc>,
+        applied_at: Option<DateTime<Utc>>,
+    ) {
+        for b in &old {
+            self.unindex(b);
+        }
+        for b in &new {
+            self.index(b);
+        }
+        if key.is_exception() {
+            self.exceptions
+                .entry(key.uid.clone())
+                .or_default()
+                .insert(key.original_time);
+        }
+        self.touched.push(key.clone());
+        self.entries.insert(
+            key.clone(),
+            Entry {
+                instances: new,
+                last_change,
+                applied_at,
+            },
+        );
+    }
+
     fn delete(
         &mut self,
         key: &BookingKey,
         at: DateTime<Utc>,
         event_id: &Arc<str>,
         changes: &mut Vec<Change>,
+        now: Option<DateTime<Utc>>,
     ) {
-        self.touched.push(key.clone());
-        let old = self.entries.remove(key).and_then(|e| e.booking);
-        if let Some(o) = &old {
-            diff(Some(o), None, event_id, changes);
-            self.unindex(o);
-        }
-        self.entries.insert(
-            key.clone(),
-            Entry {
-                booking: None,
-                last_change: at,
-            },
-        );
+        let old = self
+            .entries
+            .remove(key)
+            .map(|e| e.instances)
+            .unwrap_or_default();
+        diff(representative(&old, now), None, event_id, changes);
+        self.replace(key, old, Vec::new(), at, now);
     }
 
     fn index(&mut self, b: &Booking) {
@@ -253,9 +351,30 @@ impl Schedule {
         }
     }
 
-    /// What the last `apply` wrote, as a store keeps it: each key it
-    /// touched with its booking (or tombstone) and last change time, and
-    /// the series delete it recorded, if any.
+    /// The occurrence of `key` that starts at `start`.
+    fn instance(&self, key: &BookingKey, start: DateTime<Utc>) -> Option<&Booking> {
+        let e = self.entries.get(key)?;
+        let i = e
+            .instances
+            .binary_search_by(|b| b.start.cmp(&start))
+            .ok()?;
+        e.instances.get(i).map(|b| &**b)
+    }
+
+    /// Is this a series' occurrence that an exception (moved or
+    /// cancelled) replaces?
+    fn replaced(&self, b: &Booking) -> bool {
+        !b.key.is_exception()
+            && self.exceptions.get(&b.key.uid).is_some_and(|ots| {
+                BookingKey::exception_at(&b.key.uid, b.start)
+                    .iter()
+                    .any(|k| ots.contains(&k.original_time) && self.entries.contains_key(k))
+            })
+    }
+
+    /// What the last `apply` or `merge` wrote, as a store keeps it: each
+    /// key it touched with its occurrences (or tombstone) and last change
+    /// time, and the series delete it recorded, if any.
     pub fn written(&self) -> Written {
         let mut series_deleted = None;
         let entries = self
@@ -271,7 +390,12 @@ impl Schedule {
                 }
                 Some(EntryRow {
                     key: k.clone(),
-                    booking: e.booking.as_deref().cloned(),
+                    booking: e.first().map(|b| (**b).clone()),
+                    occurrences: if e.instances.len() > 1 {
+                        e.instances.iter().map(|b| (b.start, b.end)).collect()
+                    } else {
+                        Vec::new()
+                    },
                     last_change: e.last_change,
                 })
             })
@@ -283,36 +407,41 @@ impl Schedule {
     }
 
     /// Put back a stored booking (or tombstone) at startup.
-    pub(crate) fn restore(
-        &mut self,
-        key: BookingKey,
-        booking: Option<Booking>,
-        last_change: DateTime<Utc>,
-    ) {
-        let booking = booking.map(|mut b| {
-            b.rooms = b.rooms.iter().map(|r| self.intern_room(r)).collect();
-            b.organizer = self.intern_organizer(&b.organizer);
-            Arc::new(b)
-        });
-        if let Some(old) = self.entries.remove(&key).and_then(|e| e.booking) {
-            self.unindex(&old);
-        }
-        if let Some(b) = &booking {
-            self.index(b);
-        }
-        if key.is_exception() {
-            self.exceptions
-                .entry(key.uid.clone())
-                .or_default()
-                .insert(key.original_time);
-        }
-        self.entries.insert(
+    pub(crate) fn restore(&mut self, row: EntryRow) {
+        let EntryRow {
             key,
-            Entry {
-                booking,
-                last_change,
-            },
-        );
+            booking,
+            occurrences,
+            last_change,
+        } = row;
+        let instances = match booking {
+            None => Vec::new(),
+            Some(mut b) => {
+                b.rooms = b.rooms.iter().map(|r| self.intern_room(r)).collect();
+                b.organizer = self.intern_organizer(&b.organizer);
+                if occurrences.len() > 1 {
+                    occurrences
+                        .iter()
+                        .map(|(start, end)| {
+                            Arc::new(Booking {
+                                start: *start,
+                                end: *end,
+                                ..b.clone()
+                            })
+                        })
+                        .collect()
+                } else {
+                    vec![Arc::new(b)]
+                }
+            }
+        };
+        let old = self
+            .entries
+            .remove(&key)
+            .map(|e| e.instances)
+            .unwrap_or_default();
+        self.replace(&key, old, instances, last_change, None);
+        self.touched.clear();
     }
 
     /// Put back a stored series delete at startup.
@@ -325,9 +454,44 @@ impl Schedule {
         self.seen.insert(event_id);
     }
 
-    /// A booking by key (`None` if unknown or deleted).
+    /// A booking by key: its first occurrence (`None` if unknown or
+    /// deleted).
     pub fn booking(&self, key: &BookingKey) -> Option<&Booking> {
-        self.entries.get(key).and_then(|e| e.booking.as_deref())
+        self.entries
+            .get(key)
+            .and_then(|e| e.first())
+            .map(|b| &**b)
+    }
+
+    /// Every occurrence of a booking, by start.
+    pub fn occurrences(&self, key: &BookingKey) -> Vec<&Booking> {
+        self.entries
+            .get(key)
+            .map(|e| e.instances.iter().map(|b| &**b).collect())
+            .unwrap_or_default()
+    }
+
+    /// Set a booking's title (every occurrence); `false` if unknown or
+    /// unchanged.
+    pub(crate) fn set_title(&mut self, key: &BookingKey, title: &str) -> bool {
+        let Some(e) = self.entries.get_mut(key) else {
+            return false;
+        };
+        if e.instances.is_empty() || e.first().and_then(|b| b.title.as_deref()) == Some(title) {
+            return false;
+        }
+        let title: Arc<str> = Arc::from(title);
+        for b in &mut e.instances {
+            Arc::make_mut(b).title = Some(title.clone());
+        }
+        self.touched.push(key.clone());
+        true
+    }
+
+    /// Keys written since the last `apply`/`merge` began (for a store
+    /// write after [`Schedule::set_title`]).
+    pub(crate) fn clear_written(&mut self) {
+        self.touched.clear();
     }
 
     /// Rooms that have (or had) bookings.
@@ -335,36 +499,46 @@ impl Schedule {
         self.by_room.keys()
     }
 
-    /// Forget bookings that ended before `before` and tombstones older than
-    /// it. Delivery ids are kept by the store's own retention.
+    /// Forget occurrences that ended before `before` (a booking with none
+    /// left goes), and tombstones older than it. Delivery ids are kept by
+    /// the store's own retention.
     pub(crate) fn prune(&mut self, before: DateTime<Utc>) -> usize {
         let old: Vec<BookingKey> = self
             .entries
             .iter()
-            .filter(|(_, e)| match &e.booking {
+            .filter(|(_, e)| match e.instances.first() {
                 Some(b) => b.end < before,
                 None => e.last_change < before,
             })
             .map(|(k, _)| k.clone())
             .collect();
+        let mut n = 0;
         for k in &old {
-            if let Some(Entry {
-                booking: Some(b), ..
-            }) = self.entries.remove(k)
-            {
-                self.unindex(&b);
+            let Some(mut e) = self.entries.remove(k) else {
+                continue;
+            };
+            let (gone, kept): (Vec<_>, Vec<_>) =
+                e.instances.drain(..).partition(|b| b.end < before);
+            for b in &gone {
+                self.unindex(b);
+            }
+            if kept.is_empty() {
+                n += 1;
+            } else {
+                e.instances = kept;
+                self.entries.insert(k.clone(), e);
             }
         }
         self.by_room.retain(|_, s| !s.is_empty());
         self.people.retain(|p| Arc::strong_count(p) > 1);
-        old.len()
+        n
     }
 
     /// Number of live bookings.
     pub fn len(&self) -> usize {
         self.entries
             .values()
-            .filter(|e| e.booking.is_some())
+            .filter(|e| !e.instances.is_empty())
             .count()
     }
 

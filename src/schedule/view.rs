@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::Schedule;
-use crate::model::{Booking, RoomId};
+use crate::model::{Booking, BookingKey, RoomId};
 
 /// A room's state at one instant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +39,11 @@ impl Status {
 }
 
 impl Schedule {
+    /// The occurrence of `key` at `start`, unless an exception replaces it.
+    fn shown(&self, key: &BookingKey, start: DateTime<Utc>) -> Option<&Booking> {
+        self.instance(key, start).filter(|b| !self.replaced(b))
+    }
+
     /// A room's bookings overlapping `[from, to)`, by start.
     pub fn bookings_between(
         &self,
@@ -51,7 +56,7 @@ impl Schedule {
         };
         set.iter()
             .take_while(|(start, _)| *start < to)
-            .filter_map(|(_, k)| self.booking(k))
+            .filter_map(|(start, k)| self.shown(k, *start))
             .filter(|b| b.end > from || (b.start == b.end && b.start >= from))
             .collect()
     }
@@ -81,7 +86,9 @@ impl Schedule {
             if *start >= day_end {
                 break;
             }
-            let Some(b) = self.booking(key) else { continue };
+            let Some(b) = self.shown(key, *start) else {
+                continue;
+            };
             if b.start <= now && now < b.end {
                 // Overlapping bookings: the one that ends last is "current".
                 if current.is_none_or(|c| b.end > c.end) {
@@ -98,7 +105,7 @@ impl Schedule {
                 if *start > until {
                     break;
                 }
-                if let Some(b) = self.booking(key) {
+                if let Some(b) = self.shown(key, *start) {
                     until = until.max(b.end);
                 }
             }
@@ -128,7 +135,7 @@ impl Schedule {
     ) -> Option<DateTime<Utc>> {
         self.entries
             .values()
-            .filter_map(|e| e.booking.as_deref())
+            .flat_map(|e| e.instances.iter())
             .flat_map(|b| b.boundaries(soon))
             .filter(|t| *t > now)
             .min()
@@ -143,7 +150,7 @@ impl Schedule {
         soon: Duration,
     ) -> Vec<RoomId> {
         let mut out: Vec<RoomId> = Vec::new();
-        for b in self.entries.values().filter_map(|e| e.booking.as_deref()) {
+        for b in self.entries.values().flat_map(|e| e.instances.iter()) {
             if b.boundaries(soon).iter().any(|t| *t > from && *t <= to) {
                 for r in &b.rooms {
                     if !out.contains(r) {

@@ -120,12 +120,19 @@ pub struct Loaded {
     pub seen: Vec<String>,
     /// Pending outbox rows in order.
     pub pending: Vec<OutboxRow>,
+    /// When each room's schedule was last fetched from the platform.
+    pub synced: Vec<(String, DateTime<Utc>)>,
+    /// The room directory as last fetched (JSON), and when.
+    pub directory: Option<(String, DateTime<Utc>)>,
 }
 
-/// One event's writes.
+/// One event's (or one fetch's) writes.
 #[derive(Debug, Default)]
 pub(crate) struct EventWrite<'a> {
-    pub event_id: &'a str,
+    /// The delivery id to remember (`None` for a fetch).
+    pub event_id: Option<&'a str>,
+    /// Rooms a fetch covered, and when it began.
+    pub synced: Vec<(&'a str, DateTime<Utc>)>,
     pub entries: &'a [EntryRow],
     pub series_deleted: Option<(Arc<str>, DateTime<Utc>)>,
     /// (sink name, message)

@@ -17,7 +17,7 @@ use crate::schedule::EntryRow;
 /// `PRAGMA application_id`: marks a file as roomcast's ("RMCS").
 pub(crate) const APPLICATION_ID: i32 = 0x524d_4353;
 /// The schema this build writes; each step up is a migration below.
-pub(crate) const SCHEMA_VERSION: i32 = 1;
+pub(crate) const SCHEMA_VERSION: i32 = 2;
 
 const MIGRATIONS: &[&str] = &[
     // 1: the first schema
@@ -38,6 +38,12 @@ const MIGRATIONS: &[&str] = &[
         created INTEGER NOT NULL, state TEXT NOT NULL DEFAULT 'pending',
         attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, done_at INTEGER);
      CREATE INDEX outbox_state ON outbox(state, id);",
+    // 2: a series' occurrences and a booking's title (from the room APIs);
+    // when each room was last fetched; the room directory.
+    "ALTER TABLE bookings ADD COLUMN occurrences TEXT;
+     ALTER TABLE bookings ADD COLUMN title TEXT;
+     CREATE TABLE room_sync (room TEXT PRIMARY KEY, synced_at INTEGER NOT NULL) WITHOUT ROWID;
+     CREATE TABLE directory (id INTEGER PRIMARY KEY CHECK (id = 1), rooms TEXT NOT NULL, fetched_at INTEGER NOT NULL);",
 ];
 
 /// The store.
@@ -208,7 +214,7 @@ impl Store {
     /// Everything a restart needs; `seen_limit` most recent ids.
     pub fn load(&self, seen_limit: usize) -> Result<Loaded, StoreError> {
         let mut l = Loaded::default();
-        let mut q = self.conn.prepare("SELECT uid, original_time, start_ms, end_ms, rooms, organizer, last_change, deleted FROM bookings")?;
+        let mut q = self.conn.prepare("SELECT uid, original_time, start_ms, end_ms, rooms, organizer, last_change, deleted, occurrences, title FROM bookings")?;
         let rows = q.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -219,13 +225,18 @@ impl Store {
                 r.get::<_, String>(5)?,
                 r.get::<_, i64>(6)?,
                 r.get::<_, i64>(7)?,
+                r.get::<_, Option<String>>(8)?,
+                r.get::<_, Option<String>>(9)?,
             ))
         })?;
         for row in rows {
-            let (uid, ot, s, e, rooms, org, last, deleted) = row?;
+            let (uid, ot, s, e, rooms, org, last, deleted, occurrences, title) = row?;
             let key = BookingKey::new(&uid, ot);
             let rooms: Vec<String> = serde_json::from_str(&rooms).unwrap_or_default();
             let organizer: Organizer = serde_json::from_str(&org).unwrap_or_default();
+            let occurrences: Vec<(i64, i64)> = occurrences
+                .and_then(|o| serde_json::from_str(&o).ok())
+                .unwrap_or_default();
             l.entries.push(EntryRow {
                 booking: (deleted == 0).then(|| Booking {
                     key: key.clone(),
@@ -233,11 +244,24 @@ impl Store {
                     end: at(e),
                     rooms: rooms.iter().map(|r| RoomId::new(r)).collect(),
                     organizer: Arc::new(organizer),
+                    title: title.map(|t| Arc::from(t.as_str())),
                 }),
+                occurrences: occurrences.into_iter().map(|(s, e)| (at(s), at(e))).collect(),
                 key,
                 last_change: at(last),
             });
         }
+        let mut q = self.conn.prepare("SELECT room, synced_at FROM room_sync")?;
+        for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            let (room, t) = row?;
+            l.synced.push((room, at(t)));
+        }
+        l.directory = self
+            .conn
+            .query_row("SELECT rooms, fetched_at FROM directory WHERE id = 1", [], |r| {
+                Ok((r.get::<_, String>(0)?, at(r.get::<_, i64>(1)?)))
+            })
+            .optional()?;
         let mut q = self.conn.prepare("SELECT uid, at FROM series_deleted")?;
         for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
             let (u, t) = row?;
@@ -296,10 +320,15 @@ impl Store {
             let mut seen =
                 tx.prepare_cached("INSERT OR IGNORE INTO seen (event_id, at) VALUES (?1, ?2)")?;
             let mut book = tx.prepare_cached(
-                "INSERT INTO bookings (uid, original_time, start_ms, end_ms, rooms, organizer, last_change, deleted)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                "INSERT INTO bookings (uid, original_time, start_ms, end_ms, rooms, organizer, last_change, deleted, occurrences, title)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT (uid, original_time) DO UPDATE SET start_ms = excluded.start_ms, end_ms = excluded.end_ms,
-                   rooms = excluded.rooms, organizer = excluded.organizer, last_change = excluded.last_change, deleted = excluded.deleted",
+                   rooms = excluded.rooms, organizer = excluded.organizer, last_change = excluded.last_change, deleted = excluded.deleted,
+                   occurrences = excluded.occurrences, title = excluded.title",
+            )?;
+            let mut synced = tx.prepare_cached(
+                "INSERT INTO room_sync (room, synced_at) VALUES (?1, ?2)
+                 ON CONFLICT (room) DO UPDATE SET synced_at = max(synced_at, excluded.synced_at)",
             )?;
             let mut series = tx.prepare_cached("INSERT INTO series_deleted (uid, at) VALUES (?1, ?2) ON CONFLICT (uid) DO UPDATE SET at = max(at, excluded.at)")?;
             let mut out = tx.prepare_cached(
@@ -307,7 +336,12 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
             for ev in events {
-                seen.execute(params![ev.event_id, ms(now)])?;
+                if let Some(id) = ev.event_id {
+                    seen.execute(params![id, ms(now)])?;
+                }
+                for (room, t) in &ev.synced {
+                    synced.execute(params![room, ms(*t)])?;
+                }
                 for e in ev.entries {
                     let (s, en, rooms, org, deleted) = match &e.booking {
                         Some(b) => (
@@ -319,6 +353,12 @@ impl Store {
                         ),
                         None => (0, 0, "[]".into(), "{}".into(), 1),
                     };
+                    let occurrences = (e.occurrences.len() > 1).then(|| {
+                        let v: Vec<(i64, i64)> =
+                            e.occurrences.iter().map(|(s, e)| (ms(*s), ms(*e))).collect();
+                        serde_json::to_string(&v).unwrap_or_default()
+                    });
+                    let title = e.booking.as_ref().and_then(|b| b.title.as_deref());
                     book.execute(params![
                         &*e.key.uid,
                         e.key.original_time,
@@ -327,7 +367,9 @@ impl Store {
                         rooms,
                         org,
                         ms(e.last_change),
-                        deleted
+                        deleted,
+                        occurrences,
+                        title
                     ])?;
                 }
                 if let Some((uid, t)) = &ev.series_deleted {
@@ -385,6 +427,16 @@ impl Store {
             }
         }
         tx.commit()?;
+        Ok(())
+    }
+
+    /// Keep the room directory (JSON, as `sync` shapes it).
+    pub(crate) fn save_directory(&self, rooms: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO directory (id, rooms, fetched_at) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET rooms = excluded.rooms, fetched_at = excluded.fetched_at",
+            params![rooms, ms(now)],
+        )?;
         Ok(())
     }
 

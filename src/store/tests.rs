@@ -50,9 +50,9 @@ fn round_trip_and_restart() {
         rooms: vec![RoomId::new("omm_a")],
         organizer: Arc::new(Organizer {
             open_id: Some(Arc::from("ou_x")),
-            user_id: None,
-            union_id: None,
+            ..Organizer::default()
         }),
+        title: None,
     };
     let (m1, m2) = (msg(1), msg(2));
     {
@@ -61,14 +61,15 @@ fn round_trip_and_restart() {
             .commit(
                 now,
                 &[EventWrite {
-                    event_id: "e1",
+                    event_id: Some("e1"),
                     entries: &[EntryRow {
                         key: b.key.clone(),
                         booking: Some(b.clone()),
+                        occurrences: Vec::new(),
                         last_change: now,
                     }],
-                    series_deleted: None,
                     outbox: vec![("chat", &m1), ("chat", &m2)],
+                    ..Default::default()
                 }],
             )
             .unwrap();
@@ -86,6 +87,7 @@ fn round_trip_and_restart() {
         vec![EntryRow {
             key: b.key.clone(),
             booking: Some(b),
+            occurrences: Vec::new(),
             last_change: now
         }]
     );
@@ -154,7 +156,7 @@ fn prune_and_retry() {
         .commit(
             old,
             &[EventWrite {
-                event_id: "e1",
+                event_id: Some("e1"),
                 outbox: vec![("chat", &m)],
                 ..Default::default()
             }],

@@ -97,9 +97,10 @@ fn render_case(t: &Templates, case: &Case, locale: Locale) -> String {
         rooms: vec![room.clone()],
         organizer: Arc::new(Organizer {
             open_id: Some(Arc::from("ou_golden")),
-            user_id: None,
-            union_id: None,
+            name: Some(Arc::from("Li Lei 李雷")),
+            ..Organizer::default()
         }),
+        title: None,
     };
     let now = case.start - Duration::minutes(20);
     let mut out = String::new();
