@@ -230,7 +230,7 @@ impl Trial<'_> {
             let vm = view::notice(
                 style,
                 &c,
-                room_cfg.and_then(|r| r.name.as_deref()),
+                &view::RoomMeta::named(room_cfg.and_then(|r| r.name.as_deref())),
                 self.now,
             );
             self.templates

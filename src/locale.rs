@@ -68,12 +68,36 @@ impl FromStr for HourCycle {
     }
 }
 
-/// How to show times for one room and one sink.
+/// How much of a booking a room or sink shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Privacy {
+    /// Times only.
+    Busy,
+    /// Times and the organizer's name.
+    #[default]
+    Organizer,
+    /// Also the meeting's title.
+    Title,
+}
+
+impl Privacy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Privacy::Busy => "busy",
+            Privacy::Organizer => "organizer",
+            Privacy::Title => "title",
+        }
+    }
+}
+
+/// How to show bookings for one room and one sink.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Style {
     pub tz: Tz,
     pub locale: Locale,
     pub hour_cycle: HourCycle,
+    pub privacy: Privacy,
 }
 
 const WEEKDAYS_ZH: [&str; 7] = ["周一", "周二", "周三", "周四", "周五", "周六", "周日"];
@@ -144,6 +168,12 @@ impl Style {
                 l.day()
             ),
         }
+    }
+
+    /// "Fri, Mar 29 18:00", "3月29日 周五 18:00".
+    pub fn date_time(&self, t: DateTime<Utc>) -> String {
+        let l = self.local(t);
+        format!("{} {}", self.date_of(&l), self.time_of(&l))
     }
 
     /// "18:00–20:00"; a span crossing local midnight names the end's date.
@@ -299,6 +329,7 @@ mod tests {
             tz,
             locale,
             hour_cycle,
+            privacy: Privacy::Organizer,
         }
     }
 

@@ -3,7 +3,9 @@
 //! their Prometheus text (`exposition`). Plain atomics, written where
 //! things happen and read by `/metrics`, `/readyz` and the summary.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 /// Counters the core keeps.
@@ -67,6 +69,75 @@ pub struct LarkStats {
     pub acks_retry: AtomicU64,
     pub rejected: AtomicU64,
     pub pings: AtomicU64,
+}
+
+/// The platform REST calls' counters.
+#[derive(Debug, Default)]
+pub struct ApiStats {
+    /// Tenant tokens obtained.
+    pub tokens: AtomicU64,
+    /// Calls by API (every attempt).
+    calls: Mutex<BTreeMap<&'static str, u64>>,
+    /// Failed attempts by API and code.
+    failures: Mutex<BTreeMap<(&'static str, String), u64>>,
+}
+
+impl ApiStats {
+    pub(crate) fn called(&self, api: &'static str) {
+        *lock(&self.calls).entry(api).or_default() += 1;
+    }
+
+    pub(crate) fn failed(&self, api: &'static str, code: &str) {
+        *lock(&self.failures)
+            .entry((api, code.to_string()))
+            .or_default() += 1;
+    }
+
+    /// Calls made to one API so far.
+    pub fn calls(&self, api: &str) -> u64 {
+        lock(&self.calls).get(api).copied().unwrap_or(0)
+    }
+}
+
+/// The reconciliation's counters: fetches, and when each room's schedule
+/// was last fetched successfully.
+#[derive(Debug, Default)]
+pub struct SyncStats {
+    /// Completed freebusy fetches (one a batch of rooms).
+    pub fetches: AtomicU64,
+    /// Bookings the fetches added to a room, or removed from one.
+    pub added: AtomicU64,
+    pub removed: AtomicU64,
+    /// Room → epoch ms of its last successful fetch.
+    synced: Mutex<BTreeMap<String, i64>>,
+}
+
+impl SyncStats {
+    pub(crate) fn synced(&self, room: &str, at_ms: i64) {
+        let mut m = lock(&self.synced);
+        let e = m.entry(room.to_string()).or_default();
+        *e = (*e).max(at_ms);
+    }
+
+    /// Rooms whose last successful fetch is older than `before_ms` (or that
+    /// were never fetched, among `rooms`).
+    pub fn stale(&self, rooms: &[String], before_ms: i64) -> Vec<String> {
+        let m = lock(&self.synced);
+        rooms
+            .iter()
+            .filter(|r| m.get(*r).is_none_or(|t| *t < before_ms))
+            .cloned()
+            .collect()
+    }
+
+    /// The oldest last-successful-fetch among the rooms fetched so far.
+    fn oldest_ms(&self) -> Option<i64> {
+        lock(&self.synced).values().min().copied()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// What a run did.
@@ -133,8 +204,20 @@ impl std::fmt::Display for Summary {
     }
 }
 
+/// The platform side's counters, when the room APIs are in use.
+pub(crate) struct Platform<'a> {
+    pub(crate) api: &'a ApiStats,
+    pub(crate) sync: &'a SyncStats,
+    pub(crate) now_ms: i64,
+}
+
 /// Every counter in Prometheus' text format.
-pub(crate) fn exposition(m: &Metrics, sinks: &SinksStats, lark: Option<&LarkStats>) -> String {
+pub(crate) fn exposition(
+    m: &Metrics,
+    sinks: &SinksStats,
+    lark: Option<&LarkStats>,
+    platform: Option<Platform<'_>>,
+) -> String {
     let mut out = String::new();
     let mut counters: Vec<(&str, &str, u64)> = vec![
         (
@@ -250,6 +333,9 @@ pub(crate) fn exposition(m: &Metrics, sinks: &SinksStats, lark: Option<&LarkStat
         "# HELP roomcast_page_streams Live room pages connected now.\n# TYPE roomcast_page_streams gauge\nroomcast_page_streams {}",
         get(&m.page_streams)
     );
+    if let Some(p) = platform {
+        platform_exposition(&mut out, &p);
+    }
     let last = m.last_event_ms.load(Ordering::Relaxed);
     let _ = writeln!(
         out,
@@ -257,4 +343,43 @@ pub(crate) fn exposition(m: &Metrics, sinks: &SinksStats, lark: Option<&LarkStat
         last as f64 / 1000.0
     );
     out
+}
+
+fn platform_exposition(out: &mut String, p: &Platform<'_>) {
+    let s = p.sync;
+    let _ = writeln!(
+        out,
+        "# HELP roomcast_sync_fetches_total Completed schedule fetches from the room APIs (a batch of rooms each).\n# TYPE roomcast_sync_fetches_total counter\nroomcast_sync_fetches_total {}",
+        get(&s.fetches)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP roomcast_sync_bookings_total Room bookings the fetches added or removed (the event stream had not).\n# TYPE roomcast_sync_bookings_total counter\nroomcast_sync_bookings_total{{change=\"added\"}} {}\nroomcast_sync_bookings_total{{change=\"removed\"}} {}",
+        get(&s.added),
+        get(&s.removed)
+    );
+    if let Some(oldest) = s.oldest_ms() {
+        let _ = writeln!(
+            out,
+            "# HELP roomcast_sync_oldest_age_seconds Age of the oldest room's schedule (since its last successful fetch).\n# TYPE roomcast_sync_oldest_age_seconds gauge\nroomcast_sync_oldest_age_seconds {}",
+            (p.now_ms - oldest).max(0) as f64 / 1000.0
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP roomcast_api_calls_total Calls to the platform's REST APIs (each attempt).\n# TYPE roomcast_api_calls_total counter"
+    );
+    for (api, n) in lock(&p.api.calls).iter() {
+        let _ = writeln!(out, "roomcast_api_calls_total{{api=\"{api}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP roomcast_api_failures_total Failed calls to the platform's REST APIs, by code.\n# TYPE roomcast_api_failures_total counter"
+    );
+    for ((api, code), n) in lock(&p.api.failures).iter() {
+        let _ = writeln!(
+            out,
+            "roomcast_api_failures_total{{api=\"{api}\",code=\"{code}\"}} {n}"
+        );
+    }
 }

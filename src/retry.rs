@@ -1,9 +1,14 @@
 //! The one retry policy: pure delay schedules and the one list of what is
-//! worth retrying. Shared by the long-connection reconnect and the sinks.
+//! worth retrying; and the one pacing rule (sliding-window rate limits).
+//! Shared by the long-connection reconnect, the sinks and the platform's
+//! REST calls.
 //! Randomness is passed in (`unit` in `[0, 1)`), so every schedule is
 //! table-tested.
 
+use std::collections::VecDeque;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// How long to wait before retry number `attempt` (0 = the first retry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +54,65 @@ pub(crate) fn jitter() -> f64 {
 /// any other 4xx is the request's own fault and will fail again.
 pub(crate) fn retryable_status(status: u16) -> bool {
     status >= 500 || status == 408 || status == 429
+}
+
+/// At most `count` requests in any `period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub count: u32,
+    pub period: Duration,
+}
+
+impl RateLimit {
+    /// `"5/s"`, `"100/min"`, `"20/m"`, `"1000/h"`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not a rate like \"5/s\", \"100/min\" or \"1000/h\"");
+        let (n, per) = s.split_once('/').ok_or_else(bad)?;
+        let count: u32 = n.trim().parse().map_err(|_| bad())?;
+        let period = match per.trim() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            _ => return Err(bad()),
+        };
+        if count == 0 {
+            return Err(bad());
+        }
+        Ok(RateLimit { count, period })
+    }
+}
+
+/// Sliding-window rate limits: remembers the last `count` send times per
+/// limit.
+#[derive(Debug)]
+pub(crate) struct Limiter {
+    limits: Vec<(RateLimit, VecDeque<Instant>)>,
+}
+
+impl Limiter {
+    pub(crate) fn new(limits: &[RateLimit]) -> Self {
+        Limiter {
+            limits: limits.iter().map(|l| (*l, VecDeque::new())).collect(),
+        }
+    }
+
+    /// The earliest instant the next request may go.
+    pub(crate) fn next_free(&self, now: Instant) -> Instant {
+        self.limits
+            .iter()
+            .filter(|(l, sent)| sent.len() >= l.count as usize)
+            .filter_map(|(l, sent)| sent.front().map(|first| *first + l.period))
+            .fold(now, Instant::max)
+    }
+
+    pub(crate) fn record(&mut self, now: Instant) {
+        for (l, sent) in &mut self.limits {
+            sent.push_back(now);
+            while sent.len() > l.count as usize {
+                sent.pop_front();
+            }
+        }
+    }
 }
 
 #[cfg(test)]

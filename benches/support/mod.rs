@@ -70,8 +70,13 @@ impl Roomcast {
         ));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let config = format!(
-            "[source]\nkind = \"lark\"\n[platform]\napp_id = \"cli_a1b2c3d4e5f60718\"\napp_secret_env = \"APP_SECRET\"\ndomain = \"{}\"\n{rest}",
-            gw.base_url()
+            "[source]\nkind = \"lark\"\n[platform]\napp_id = \"cli_a1b2c3d4e5f60718\"\napp_secret_env = \"APP_SECRET\"\ndomain = \"{}\"\n{}{rest}",
+            gw.base_url(),
+            if rest.contains("[sync]") {
+                ""
+            } else {
+                "[sync]\ninterval = \"off\"\n"
+            }
         );
         std::fs::write(dir.join("config.toml"), config).expect("config");
         let bin = std::env::var("ROOMCAST_BIN")

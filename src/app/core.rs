@@ -16,14 +16,17 @@ use super::query;
 use super::timers::{Due, Timers, instant_id};
 use crate::clock::{self, TimeSource};
 use crate::deliver::Deliverer;
+use crate::directory::Directory;
 use crate::error::Chain;
 use crate::http::{Query, RoomSignals};
 use crate::message::Message;
-use crate::metrics::{Metrics, add};
+use crate::metrics::{Metrics, SyncStats, add};
+use crate::model::RoomId;
 use crate::pipeline::{Applied, Outcome, Pipeline};
 use crate::schedule::Skip;
 use crate::source::{Ack, Inbound};
 use crate::store::{EventWrite, SharedStore, StoreError};
+use crate::sync::Found;
 
 /// How many waiting payloads are applied and committed together.
 const BATCH: usize = 256;
@@ -40,12 +43,30 @@ pub(super) struct Core<'a> {
     /// Where changed rooms are announced (to live pages).
     pub(super) signals: &'a RoomSignals,
     pub(super) metrics: &'a Metrics,
+    /// The reconciliation, when `[sync]` is on: its counters, and where
+    /// the rooms an event touched are asked for again.
+    pub(super) sync: Option<(&'a SyncStats, mpsc::Sender<Vec<RoomId>>)>,
 }
 
-/// One applied event waiting for its commit.
+/// One applied event (or fetch) waiting for its commit.
 struct Pending {
     ack: Option<oneshot::Sender<Ack>>,
     applied: Applied,
+    /// Its delivery id is remembered (not for a fetch).
+    remember: bool,
+    /// Rooms a fetch covered, and when it began.
+    synced: Vec<(RoomId, DateTime<Utc>)>,
+}
+
+impl Pending {
+    fn event(ack: Option<oneshot::Sender<Ack>>, applied: Applied) -> Self {
+        Pending {
+            ack,
+            applied,
+            remember: true,
+            synced: Vec::new(),
+        }
+    }
 }
 
 impl Core<'_> {
@@ -57,6 +78,7 @@ impl Core<'_> {
         pipeline: &mut Pipeline,
         mut rx: mpsc::Receiver<Inbound>,
         mut queries: mpsc::Receiver<Query>,
+        mut found: mpsc::Receiver<Found>,
     ) -> Option<StoreError> {
         let mut timers = Timers::new(pipeline, (self.clock)(), self.heartbeat, self.retention);
         let mut failure = None;
@@ -77,6 +99,11 @@ impl Core<'_> {
                     // Views change by the minute at most: a display that
                     // polls gets the same body (and ETag) within a minute.
                     query::answer(pipeline, q, clock::minute_start((self.clock)()));
+                }
+                Some(f) = found.recv(), if failure.is_none() => {
+                    if let Err(e) = self.apply_found(pipeline, f, &mut timers).await {
+                        failure = Some(e);
+                    }
                 }
                 () = sleep(sleep_for) => {
                     let now = (self.clock)();
@@ -110,10 +137,7 @@ impl Core<'_> {
             match self.handle(pipeline, &inb, now) {
                 Some(applied) => {
                     timers.booking_boundary(applied.next_boundary);
-                    pending.push(Pending {
-                        ack: inb.ack,
-                        applied,
-                    });
+                    pending.push(Pending::event(inb.ack, applied));
                 }
                 None => answer(inb.ack, Ack::Ok),
             }
@@ -124,6 +148,30 @@ impl Core<'_> {
         self.metrics
             .last_event_ms
             .store(now.timestamp_millis(), Ordering::Relaxed);
+        if let Some((_, want)) = &self.sync {
+            // The event cannot describe a series: ask the platform again
+            // about the rooms it touched (the syncer coalesces).
+            let mut rooms: Vec<RoomId> = Vec::new();
+            for r in pending.iter().flat_map(|p| p.applied.rooms.iter()) {
+                if !rooms.contains(r) {
+                    rooms.push(r.clone());
+                }
+            }
+            if !rooms.is_empty() {
+                let _ = want.try_send(rooms);
+            }
+        }
+        self.commit_and_send(pipeline, pending, now).await
+    }
+
+    /// Commit, then announce the changed rooms, send the messages and
+    /// answer the sources. A failed commit answers "retry" and stops.
+    async fn commit_and_send(
+        &self,
+        pipeline: &Pipeline,
+        mut pending: Vec<Pending>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         if let Err(e) = self.commit(pipeline, &mut pending, now) {
             tracing::error!(error = %Chain(&e), events = pending.len(), "store commit failed: asking the platform to redeliver and stopping");
             for p in pending {
@@ -139,6 +187,89 @@ impl Core<'_> {
             answer(p.ack, Ack::Ok);
         }
         Ok(())
+    }
+
+    /// Merge what the reconciliation found, like an event: committed, then
+    /// announced.
+    async fn apply_found(
+        &self,
+        pipeline: &mut Pipeline,
+        found: Found,
+        timers: &mut Timers,
+    ) -> Result<(), StoreError> {
+        let now = (self.clock)();
+        let pending = match found {
+            Found::Schedule(fetch) => {
+                let applied = pipeline.sync(&fetch, now);
+                if let Some((stats, _)) = &self.sync {
+                    add(&stats.fetches, 1);
+                    add(&stats.added, applied.added as u64);
+                    add(&stats.removed, applied.removed as u64);
+                    for r in &fetch.rooms {
+                        stats.synced(r.as_str(), fetch.began.timestamp_millis());
+                    }
+                }
+                if applied.changes > 0 {
+                    tracing::info!(rooms = fetch.rooms.len(), changes = applied.changes, added = applied.added, removed = applied.removed, "schedule fetched: the platform knew changes the event stream had not brought");
+                }
+                self.count(&applied);
+                timers.booking_boundary(applied.next_boundary);
+                Pending {
+                    ack: None,
+                    applied,
+                    remember: false,
+                    synced: fetch.rooms.iter().map(|r| (r.clone(), fetch.began)).collect(),
+                }
+            }
+            Found::Titles(titles) => {
+                let applied = pipeline.set_titles(&titles, now);
+                self.count(&applied);
+                Pending {
+                    ack: None,
+                    applied,
+                    remember: false,
+                    synced: Vec::new(),
+                }
+            }
+            Found::Directory(d) => {
+                self.directory(pipeline, d, now).await;
+                return Ok(());
+            }
+        };
+        self.commit_and_send(pipeline, vec![pending], now).await
+    }
+
+    /// A new room directory: kept, and every panel pushed (names, floors
+    /// and out-of-service marks may have changed).
+    async fn directory(&self, pipeline: &mut Pipeline, d: Directory, now: DateTime<Utc>) {
+        if pipeline.directory() == &d {
+            return;
+        }
+        if let Some(store) = self.store
+            && let Err(e) = store.lock().save_directory(&d.to_json(), now)
+        {
+            tracing::error!(error = %Chain(&e), "cannot keep the room directory");
+        }
+        pipeline.set_directory(d);
+        let rooms = pipeline.all_rooms();
+        self.signals.raise(rooms.iter());
+        let (mut messages, mut errors) = (Vec::new(), Vec::new());
+        pipeline.clock_snapshots(&pipeline.panel_rooms(), now, &instant_id("sync", now), &mut messages, &mut errors);
+        for (sink, e) in &errors {
+            tracing::error!(%sink, error = %e, "render failed");
+        }
+        add(&self.metrics.messages, messages.len() as u64);
+        self.send(messages).await;
+    }
+
+    /// Count what a fetch caused, as for an event.
+    fn count(&self, a: &Applied) {
+        add(&self.metrics.changes, a.changes as u64);
+        add(&self.metrics.render_errors, a.render_errors.len() as u64);
+        add(&self.metrics.messages, a.messages.len() as u64);
+        for (sink, e) in &a.render_errors {
+            tracing::error!(%sink, error = %e, "render failed");
+        }
     }
 
     /// One payload through the pipeline, counted and logged; the applied
@@ -206,8 +337,8 @@ impl Core<'_> {
         let writes: Vec<EventWrite<'_>> = pending
             .iter()
             .map(|p| EventWrite {
-                event_id: Some(&p.applied.event_id),
-                synced: Vec::new(),
+                event_id: p.remember.then_some(p.applied.event_id.as_str()),
+                synced: p.synced.iter().map(|(r, t)| (r.as_str(), *t)).collect(),
                 entries: &p.applied.written.entries,
                 series_deleted: p.applied.written.series_deleted.clone(),
                 outbox: p

@@ -25,12 +25,13 @@ use crate::deliver::{DeliverError, Deliverer};
 use crate::error::{Chain, Exit};
 use crate::http::{self, Health, Live, RoomSignals};
 use crate::lark::{LarkClient, SourceError};
-use crate::metrics::{LarkStats, Metrics, Summary};
+use crate::metrics::{ApiStats, LarkStats, Metrics, Summary, SyncStats};
 use crate::pipeline::Pipeline;
 use crate::render::Templates;
 use crate::source::Inbound;
 use crate::source::replay::{self, ReplayError};
 use crate::store::{SharedStore, Store, StoreError};
+use crate::sync::{Found, Syncer};
 
 pub use restore::load_schedule;
 
@@ -50,6 +51,8 @@ pub enum StartError {
     Lark(#[from] SourceError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("cannot set up the platform's API client")]
+    Api(#[source] reqwest::Error),
     #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
@@ -150,6 +153,8 @@ impl App {
         let listener = self.bind(cfg.http.as_ref()).await?;
         let webhook_tx = tx.clone();
         let (source, lark) = self.start_source(tx, &shutdown).await?;
+        let (found_tx, found_rx) = mpsc::channel::<Found>(64);
+        let sync = self.start_sync(&pipeline, found_tx, &shutdown)?;
         let signals = Arc::new(RoomSignals::default());
         let server_stop = shutdown.child_token();
         let (query_tx, query_rx) = mpsc::channel::<http::Query>(64);
@@ -159,6 +164,13 @@ impl App {
                 sinks: deliverer.stats.clone(),
                 lark,
                 store: store.clone(),
+                platform: sync.as_ref().map(|s| http::PlatformHealth {
+                    api: s.api.clone(),
+                    sync: s.stats.clone(),
+                    stale_after: s.stale_after,
+                    rooms: cfg.rooms.iter().map(|r| r.id.to_string()).collect(),
+                    clock: self.clock.clone(),
+                }),
             };
             let live = Live {
                 signals: signals.clone(),
@@ -183,8 +195,13 @@ impl App {
             shutdown: &shutdown,
             metrics: &self.metrics,
             signals: &signals,
+            sync: sync.as_ref().map(|s| (&*s.stats, s.want.clone())),
         };
-        let store_failure = core.run(&mut pipeline, rx, query_rx).await;
+        let store_failure = core.run(&mut pipeline, rx, query_rx, found_rx).await;
+        if let Some(s) = sync {
+            s.stop.cancel();
+            let _ = s.task.await;
+        }
         server_stop.cancel();
         if let Some(server) = server {
             match server.await {
@@ -207,6 +224,43 @@ impl App {
         }
         source_result?;
         Ok(Summary::of(&self.metrics, &stats))
+    }
+
+    /// Start the reconciliation task when `[sync]` is on.
+    fn start_sync(
+        &self,
+        pipeline: &Pipeline,
+        found: mpsc::Sender<Found>,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<SyncTask>, StartError> {
+        let cfg = &self.config;
+        let (Some(sc), Some(platform)) = (&cfg.sync, &cfg.platform) else {
+            return Ok(None);
+        };
+        let api_stats = Arc::new(ApiStats::default());
+        let Some(api) = crate::lark::api::Api::new(platform, cfg.lark.request_timeout, api_stats.clone())
+            .map_err(StartError::Api)?
+        else {
+            return Ok(None);
+        };
+        let (want_tx, want_rx) = mpsc::channel(64);
+        let stop = shutdown.child_token();
+        let syncer = Syncer::new(
+            Arc::new(api),
+            sc.clone(),
+            cfg.clone(),
+            self.clock.clone(),
+            pipeline.directory().clone(),
+        );
+        let task = tokio::spawn(syncer.run(want_rx, found, stop.clone()));
+        Ok(Some(SyncTask {
+            task,
+            stop,
+            want: want_tx,
+            stats: Arc::new(SyncStats::default()),
+            api: api_stats,
+            stale_after: sc.stale_after,
+        }))
     }
 
     /// Listen where `[http]` says, and publish the address.
@@ -259,6 +313,16 @@ impl App {
             }
         })
     }
+}
+
+/// The running reconciliation.
+struct SyncTask {
+    task: JoinHandle<()>,
+    stop: CancellationToken,
+    want: mpsc::Sender<Vec<crate::model::RoomId>>,
+    stats: Arc<SyncStats>,
+    api: Arc<ApiStats>,
+    stale_after: std::time::Duration,
 }
 
 /// The store `[store]` names, opened for this run (locked, checked,

@@ -28,8 +28,8 @@ use crate::model::RoomId;
 
 pub use rooms::RoomConfig;
 pub use sections::{
-    DEFAULT_STARTING_SOON, DeliveryConfig, HttpConfig, LarkConfig, PlatformConfig, ScheduleConfig,
-    SourceConfig, SourceKind, StoreConfig, SyncMode, TemplatesDir,
+    DEFAULT_STARTING_SOON, DeliveryConfig, HttpConfig, LarkConfig, PlatformConfig, RoomsFrom,
+    ScheduleConfig, SourceConfig, SourceKind, StoreConfig, SyncConfig, SyncMode, TemplatesDir,
 };
 pub use sinks::{Payload, QuietHours, RateLimit, SinkConfig, SinkKind};
 
@@ -111,6 +111,10 @@ pub struct Config {
     pub store: Option<StoreConfig>,
     /// The HTTP server (`None`: none).
     pub http: Option<HttpConfig>,
+    /// Backfill and reconciliation from the room APIs (`None`: off).
+    pub sync: Option<SyncConfig>,
+    /// Rooms shown because they are under these levels.
+    pub rooms_from: Option<RoomsFrom>,
     pub rooms: Vec<RoomConfig>,
     pub sinks: Vec<SinkConfig>,
     /// Room id → index into `rooms`.
@@ -159,6 +163,12 @@ impl Config {
                 .and_then(|s| s.hour_cycle)
                 .or(room.and_then(|r| r.hour_cycle))
                 .unwrap_or(d.hour_cycle),
+            // The stricter of room and sink: a sink cannot show more of a
+            // room than the room allows.
+            privacy: match (room.and_then(|r| r.privacy), sink.and_then(|s| s.privacy)) {
+                (Some(r), Some(s)) => r.min(s),
+                (r, s) => r.or(s).unwrap_or(d.privacy),
+            },
         }
     }
 
@@ -245,6 +255,8 @@ fn validate(raw: raw::Raw, cx: &mut ctx::Ctx) -> Option<Config> {
     let lark = sections::lark(&raw.lark, cx);
     let delivery = sections::delivery(&raw.delivery, cx);
     let store = sections::store(&raw.store, cx);
+    let sync = sections::sync(&raw.sync, platform.as_ref(), cx);
+    let rooms_from = sections::rooms_from(raw.rooms_from.as_ref(), sync.as_ref(), cx);
     let sinks = sinks::sinks(&raw.sinks, cx);
     let rooms = rooms::rooms(&raw.rooms, &sinks, cx);
     let http = sections::http(&raw.http, &raw.source, kind, platform.as_ref(), &rooms, cx);
@@ -258,6 +270,8 @@ fn validate(raw: raw::Raw, cx: &mut ctx::Ctx) -> Option<Config> {
         delivery,
         store,
         http,
+        sync,
+        rooms_from,
         room_index: rooms
             .iter()
             .enumerate()

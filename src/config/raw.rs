@@ -11,6 +11,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{Payload, SinkKind, SourceKind, SyncMode};
+use crate::locale::Privacy;
 use crate::model::ChangeKind;
 
 pub(super) type Text = Spanned<String>;
@@ -35,6 +36,10 @@ pub(super) struct Raw {
     pub(super) store: RawStore,
     #[serde(default)]
     pub(super) http: RawHttp,
+    #[serde(default)]
+    pub(super) sync: RawSync,
+    #[serde(default)]
+    pub(super) rooms_from: Option<Spanned<RawRoomsFrom>>,
     #[serde(default)]
     pub(super) rooms: Vec<Spanned<RawRoom>>,
     #[serde(default)]
@@ -64,6 +69,21 @@ pub(super) struct RawDisplay {
     pub(super) time_zone: Option<Text>,
     pub(super) locale: Option<Text>,
     pub(super) clock: Option<Text>,
+    pub(super) privacy: Option<Privacy>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSync {
+    pub(super) interval: Option<Text>,
+    pub(super) days: Option<Spanned<u64>>,
+    pub(super) stale_after: Option<Text>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoomsFrom {
+    pub(super) levels: Vec<Text>,
 }
 
 #[derive(Deserialize, Default)]
@@ -102,6 +122,7 @@ pub(super) struct RawRoom {
     #[serde(default)]
     pub(super) panels: Vec<Text>,
     pub(super) token_env: Option<Text>,
+    pub(super) privacy: Option<Privacy>,
 }
 
 #[derive(Deserialize)]
@@ -126,6 +147,7 @@ pub(super) struct RawSink {
     pub(super) quiet_hours: Option<Text>,
     pub(super) timeout: Option<Text>,
     pub(super) max_age: Option<Text>,
+    pub(super) privacy: Option<Privacy>,
 }
 
 #[derive(Deserialize, Default)]

@@ -9,7 +9,7 @@ use toml::Spanned;
 use super::ctx::Ctx;
 use super::raw::RawRoom;
 use super::sinks::{Payload, SinkConfig};
-use crate::locale::{HourCycle, Locale};
+use crate::locale::{HourCycle, Locale, Privacy};
 use crate::model::RoomId;
 
 #[derive(Debug, Clone)]
@@ -23,6 +23,8 @@ pub struct RoomConfig {
     pub panels: Vec<String>,
     /// Bearer token required to pull this room over HTTP.
     pub token: Option<SecretString>,
+    /// How much of a booking its displays and notices show.
+    pub privacy: Option<Privacy>,
 }
 
 pub(super) fn rooms(
@@ -64,6 +66,7 @@ pub(super) fn rooms(
                 .token_env
                 .as_ref()
                 .and_then(|t| cx.secret(&format!("{at}.token_env"), t)),
+            privacy: r.privacy,
         });
     }
     rooms

@@ -14,8 +14,8 @@ use url::Url;
 
 use super::ctx::Ctx;
 use super::raw::{
-    RawDelivery, RawDisplay, RawHttp, RawLark, RawPlatform, RawSchedule, RawSource, RawStore,
-    RawTemplates,
+    RawDelivery, RawDisplay, RawHttp, RawLark, RawPlatform, RawRoomsFrom, RawSchedule, RawSource,
+    RawStore, RawSync, RawTemplates,
 };
 use super::rooms::RoomConfig;
 use crate::locale::{HourCycle, Locale, Style};
@@ -144,7 +144,111 @@ pub(super) fn display(d: &RawDisplay, cx: &mut Ctx) -> Style {
         hour_cycle: cx
             .hour_cycle("display.clock", &d.clock)
             .unwrap_or(HourCycle::H24),
+        privacy: d.privacy.unwrap_or_default(),
     }
+}
+
+// -------------------------------------------------------------------- sync
+
+pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(300);
+pub const DEFAULT_SYNC_DAYS: u32 = 7;
+/// The room APIs advise a window within 30 days.
+pub const MAX_SYNC_DAYS: u32 = 30;
+/// The shortest interval accepted (the platform's own room pads poll every
+/// 5 minutes).
+const MIN_SYNC_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Backfill and reconciliation from the room APIs.
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    /// How often every room is fetched again.
+    pub interval: Duration,
+    /// Days ahead of local midnight today that are fetched.
+    pub days: u32,
+    /// A room whose last successful fetch is older than this is stale (its
+    /// page says "schedule as of …", `/readyz` names it).
+    pub stale_after: Duration,
+}
+
+/// `[sync]`: on by default when the app's credentials are there (the room
+/// APIs need them); `interval = "off"` keeps the event-only behaviour.
+pub(super) fn sync(
+    s: &RawSync,
+    platform: Option<&PlatformConfig>,
+    cx: &mut Ctx,
+) -> Option<SyncConfig> {
+    let credentials = platform.is_some_and(|p| p.app_secret.is_some());
+    let interval = cx.duration_or_off("sync.interval", &s.interval, DEFAULT_SYNC_INTERVAL)?;
+    let Some(at) = &s.interval else {
+        // Not asked for: only where it can work.
+        return credentials.then(|| SyncConfig {
+            interval,
+            days: DEFAULT_SYNC_DAYS,
+            stale_after: interval * 3,
+        });
+    };
+    if !credentials {
+        cx.push(
+            "sync.interval",
+            at,
+            "the room APIs need the app's credentials: set [platform] app_id and app_secret_env (and its variable), or interval = \"off\"",
+        );
+        return None;
+    }
+    if interval < MIN_SYNC_INTERVAL {
+        cx.push("sync.interval", at, "must be at least 30s");
+    }
+    let days = match &s.days {
+        None => DEFAULT_SYNC_DAYS,
+        Some(d) if (1..=u64::from(MAX_SYNC_DAYS)).contains(d.get_ref()) => *d.get_ref() as u32,
+        Some(d) => {
+            cx.push(
+                "sync.days",
+                d,
+                format!("must be 1 to {MAX_SYNC_DAYS} (the room APIs advise a window within 30 days)"),
+            );
+            DEFAULT_SYNC_DAYS
+        }
+    };
+    let stale_after = cx
+        .duration("sync.stale_after", &s.stale_after)
+        .unwrap_or(interval * 3);
+    Some(SyncConfig {
+        interval,
+        days,
+        stale_after,
+    })
+}
+
+/// `[rooms_from]`: every room under these buildings or floors is shown.
+#[derive(Debug, Clone)]
+pub struct RoomsFrom {
+    pub levels: Vec<String>,
+}
+
+pub(super) fn rooms_from(
+    r: Option<&Spanned<RawRoomsFrom>>,
+    sync: Option<&SyncConfig>,
+    cx: &mut Ctx,
+) -> Option<RoomsFrom> {
+    let r = r?;
+    if sync.is_none() {
+        cx.push(
+            "rooms_from",
+            r,
+            "rooms come from the room directory, which needs [sync] (and the app's credentials)",
+        );
+        return None;
+    }
+    let mut levels = Vec::new();
+    for l in &r.get_ref().levels {
+        if l.get_ref().trim().is_empty() {
+            cx.push("rooms_from.levels", l, "empty level id");
+        } else {
+            levels.push(l.get_ref().clone());
+        }
+    }
+    Some(RoomsFrom { levels })
 }
 
 // ---------------------------------------------------------------- schedule

@@ -13,9 +13,10 @@ use url::Url;
 
 use super::ctx::Ctx;
 use super::raw::RawSink;
-use crate::locale::{HourCycle, Locale};
+use crate::locale::{HourCycle, Locale, Privacy};
 use crate::model::{ChangeKind, RoomId};
 use crate::render::names;
+pub use crate::retry::RateLimit;
 
 pub(super) const DEFAULT_SINK_TIMEOUT: Duration = Duration::from_secs(10);
 pub(super) const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
@@ -145,6 +146,9 @@ pub struct SinkConfig {
     /// A message still undelivered this long after it was queued is given
     /// up (a dead letter, logged with sink and booking).
     pub max_age: Duration,
+    /// How much of a booking this sink shows (never more than the room
+    /// allows).
+    pub privacy: Option<Privacy>,
 }
 
 impl SinkConfig {
@@ -155,32 +159,6 @@ impl SinkConfig {
                 (Some(k), Some(set)) => set.contains(&k),
                 _ => true,
             }
-    }
-}
-
-/// At most `count` requests in any `period`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
-    pub count: u32,
-    pub period: Duration,
-}
-
-impl RateLimit {
-    /// `"5/s"`, `"100/min"`, `"20/m"`, `"1000/h"`.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let bad = || format!("`{s}` is not a rate like \"5/s\", \"100/min\" or \"1000/h\"");
-        let (n, per) = s.split_once('/').ok_or_else(bad)?;
-        let count: u32 = n.trim().parse().map_err(|_| bad())?;
-        let period = match per.trim() {
-            "s" | "sec" | "second" => Duration::from_secs(1),
-            "m" | "min" | "minute" => Duration::from_secs(60),
-            "h" | "hour" => Duration::from_secs(3600),
-            _ => return Err(bad()),
-        };
-        if count == 0 {
-            return Err(bad());
-        }
-        Ok(RateLimit { count, period })
     }
 }
 
@@ -275,6 +253,7 @@ fn sink(at: &str, spanned: &Spanned<RawSink>, cx: &mut Ctx) -> Option<SinkConfig
         tz: cx.tz(&format!("{at}.time_zone"), &s.time_zone),
         locale: cx.locale(&format!("{at}.locale"), &s.locale),
         hour_cycle: cx.hour_cycle(&format!("{at}.clock"), &s.clock),
+        privacy: s.privacy,
         name: s.name.get_ref().clone(),
         kind,
         payload,

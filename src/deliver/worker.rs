@@ -14,11 +14,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::http::{self, Attempt};
 use crate::clock::TimeSource;
-use crate::config::{Payload, QuietHours, RateLimit, SinkConfig};
+use crate::config::{Payload, QuietHours, SinkConfig};
 use crate::error::Chain;
 use crate::message::Message;
 use crate::metrics::{SinkStats, SinksStats};
-use crate::retry::{Policy, jitter};
+use crate::retry::{Limiter, Policy, jitter};
 use crate::store::{OutboxState, SharedStore};
 
 /// Backoff between attempts of one message.
@@ -26,39 +26,6 @@ pub(crate) const BACKOFF: Policy = Policy::Exponential {
     base: Duration::from_secs(1),
     cap: Duration::from_secs(300),
 };
-
-/// Sliding-window rate limits: remembers the last `count` send times per
-/// limit.
-#[derive(Debug)]
-pub(crate) struct Limiter {
-    limits: Vec<(RateLimit, VecDeque<Instant>)>,
-}
-
-impl Limiter {
-    pub(crate) fn new(limits: &[RateLimit]) -> Self {
-        Limiter {
-            limits: limits.iter().map(|l| (*l, VecDeque::new())).collect(),
-        }
-    }
-
-    /// The earliest instant the next request may go.
-    pub(crate) fn next_free(&self, now: Instant) -> Instant {
-        self.limits
-            .iter()
-            .filter(|(l, sent)| sent.len() >= l.count as usize)
-            .filter_map(|(l, sent)| sent.front().map(|first| *first + l.period))
-            .fold(now, Instant::max)
-    }
-
-    pub(crate) fn record(&mut self, now: Instant) {
-        for (l, sent) in &mut self.limits {
-            sent.push_back(now);
-            while sent.len() > l.count as usize {
-                sent.pop_front();
-            }
-        }
-    }
-}
 
 /// If `now` is inside the quiet hours (in `tz`), how long until they end.
 pub(crate) fn quiet_for(q: &QuietHours, tz: chrono_tz::Tz, now: DateTime<Utc>) -> Option<Duration> {
@@ -354,6 +321,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn limiter_windows() {
+        use crate::retry::RateLimit;
         let mut l = Limiter::new(&[
             RateLimit {
                 count: 2,

@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::HttpConfig;
 use crate::lark::webhook::{self, Intake, SignatureHeaders, WebhookError};
-use crate::metrics::{LarkStats, Metrics, SinksStats};
+use crate::clock::TimeSource;
+use crate::metrics::{ApiStats, LarkStats, Metrics, SinksStats, SyncStats};
 use crate::render::names;
 use crate::source::{Ack, Inbound};
 use crate::store::SharedStore;
@@ -36,6 +37,19 @@ pub(crate) struct Health {
     /// The long connection's counters (when that is a source).
     pub lark: Option<Arc<LarkStats>>,
     pub store: Option<SharedStore>,
+    /// The room APIs' side, when `[sync]` is on.
+    pub platform: Option<PlatformHealth>,
+}
+
+/// What `/readyz` and `/metrics` read of the reconciliation.
+#[derive(Clone)]
+pub struct PlatformHealth {
+    pub api: Arc<ApiStats>,
+    pub sync: Arc<SyncStats>,
+    pub stale_after: Duration,
+    /// The configured rooms (each is stale until fetched once).
+    pub rooms: Vec<String>,
+    pub clock: TimeSource,
 }
 
 /// A question for the core, which owns the schedule.
@@ -375,7 +389,12 @@ async fn readyz(State(s): State<Server>) -> Response {
         .store
         .as_ref()
         .is_none_or(|st| st.lock().writable());
-    let body = json!({"source": connected, "store": store});
+    let mut body = json!({"source": connected, "store": store});
+    if let Some(p) = &s.health.platform {
+        let now = (p.clock)().timestamp_millis();
+        let before = now - i64::try_from(p.stale_after.as_millis()).unwrap_or(i64::MAX);
+        body["stale_rooms"] = json!(p.sync.stale(&p.rooms, before));
+    }
     let code = if connected && store {
         StatusCode::OK
     } else {
@@ -386,7 +405,12 @@ async fn readyz(State(s): State<Server>) -> Response {
 
 async fn metrics(State(s): State<Server>) -> Response {
     let h = &s.health;
-    let out = crate::metrics::exposition(&h.metrics, &h.sinks, h.lark.as_deref());
+    let platform = h.platform.as_ref().map(|p| crate::metrics::Platform {
+        api: &p.api,
+        sync: &p.sync,
+        now_ms: (p.clock)().timestamp_millis(),
+    });
+    let out = crate::metrics::exposition(&h.metrics, &h.sinks, h.lark.as_deref(), platform);
     (
         StatusCode::OK,
         [(

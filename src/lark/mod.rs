@@ -3,6 +3,7 @@
 //! hands event payloads to the core as `Inbound` and sends
 //! back whatever acknowledgement the core gives.
 
+pub mod api;
 pub mod client;
 pub(crate) mod endpoint;
 pub mod frame;

@@ -9,6 +9,7 @@
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -17,12 +18,13 @@ use subtle::ConstantTimeEq;
 
 use crate::config::{Config, Payload, SinkConfig, SinkIndex};
 use crate::decode::{self, DecodeError, Decoded};
+use crate::directory::Directory;
 use crate::locale::Style;
 use crate::message::{Message, Subject, digest_hex};
-use crate::model::{Change, RoomEvent, RoomId};
-use crate::render::view::{self, ViewModel};
+use crate::model::{BookingKey, Change, ChangeKind, RoomEvent, RoomId};
+use crate::render::view::{self, RoomMeta, ViewModel};
 use crate::render::{Format, RenderError, Templates};
-use crate::schedule::{Schedule, Skip, Status, Written};
+use crate::schedule::{Fetch, Schedule, Skip, Status, Written};
 use crate::store::Loaded;
 
 /// What an applied event caused: everything the run loop commits, sends
@@ -30,8 +32,10 @@ use crate::store::Loaded;
 #[derive(Debug)]
 pub struct Applied {
     pub event_id: String,
-    /// Room changes it made.
+    /// Room changes it made, and how many of them booked or cancelled.
     pub changes: usize,
+    pub added: usize,
+    pub removed: usize,
     /// The rooms whose schedule changed (each once).
     pub rooms: Vec<RoomId>,
     /// The earliest clock boundary of the changed bookings, if any.
@@ -74,6 +78,10 @@ pub struct Pipeline {
     schedule: Schedule,
     /// Hand back what the store must keep with each applied event.
     persist: bool,
+    /// What the platform says about each room.
+    directory: Directory,
+    /// When each room's schedule was last fetched from the platform.
+    synced: HashMap<RoomId, DateTime<Utc>, foldhash::fast::RandomState>,
 }
 
 impl Pipeline {
@@ -83,6 +91,8 @@ impl Pipeline {
             config,
             templates,
             persist: false,
+            directory: Directory::default(),
+            synced: HashMap::default(),
         }
     }
 
@@ -133,31 +143,41 @@ impl Pipeline {
         }
         let mut ev = *ev;
         if self.config.schedule.ignore_unknown_rooms {
-            let cfg = &self.config;
-            ev.rooms.retain(|r| cfg.room(r).is_some());
+            ev.rooms.retain(|r| self.configured(r));
         }
         match self.schedule.apply_at(&ev, Some(now)) {
             Err(why) => Outcome::Skipped {
                 event_id: ev.event_id,
                 why,
             },
-            Ok(changes) => Outcome::Applied(self.applied(ev.event_id, &changes, now)),
+            Ok(changes) => Outcome::Applied(self.applied(ev.event_id, &changes, &[], now)),
         }
     }
 
-    fn applied(&self, event_id: String, changes: &[Change], now: DateTime<Utc>) -> Applied {
+    /// What `changes` caused: notices (none for the `silent` rooms),
+    /// snapshots, and what the store must keep.
+    fn applied(
+        &self,
+        event_id: String,
+        changes: &[Change],
+        silent: &[RoomId],
+        now: DateTime<Utc>,
+    ) -> Applied {
         let mut messages = Vec::new();
         let mut render_errors = Vec::new();
-        self.render_changes(changes, now, &mut messages, &mut render_errors);
+        self.render_changes(changes, silent, now, &mut messages, &mut render_errors);
         let mut rooms: Vec<RoomId> = Vec::with_capacity(1);
         for c in changes {
             if !rooms.contains(&c.room) {
                 rooms.push(c.room.clone());
             }
         }
+        let count = |k| changes.iter().filter(|c| c.kind == k).count();
         Applied {
             event_id,
             changes: changes.len(),
+            added: count(ChangeKind::Booked),
+            removed: count(ChangeKind::Cancelled),
             rooms,
             next_boundary: self.boundary_of(changes, now),
             messages,
@@ -167,6 +187,94 @@ impl Pipeline {
             } else {
                 Written::default()
             },
+        }
+    }
+
+    /// Merge a completed fetch from the room APIs. Its changes are
+    /// announced like an event's (caused by `sync:<instant>`), except in
+    /// rooms fetched for the first time, whose panels are updated silently.
+    pub(crate) fn sync(&mut self, fetch: &Fetch, now: DateTime<Utc>) -> Applied {
+        let event_id: Arc<str> = format!(
+            "sync:{}",
+            fetch.began.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
+        .into();
+        let silent: Vec<RoomId> = fetch
+            .rooms
+            .iter()
+            .filter(|r| !self.synced.contains_key(*r))
+            .cloned()
+            .collect();
+        let changes = self.schedule.merge(fetch, &event_id, now);
+        for r in &fetch.rooms {
+            let t = self.synced.entry(r.clone()).or_insert(fetch.began);
+            *t = (*t).max(fetch.began);
+        }
+        self.applied(event_id.to_string(), &changes, &silent, now)
+    }
+
+    /// Titles fetched for bookings; the rooms whose displays change.
+    pub(crate) fn set_titles(&mut self, titles: &[(BookingKey, String)], now: DateTime<Utc>) -> Applied {
+        self.schedule.clear_written();
+        let mut rooms: Vec<RoomId> = Vec::new();
+        for (key, title) in titles {
+            if self.schedule.set_title(key, title)
+                && let Some(b) = self.schedule.booking(key)
+            {
+                for r in &b.rooms {
+                    if !rooms.contains(r) {
+                        rooms.push(r.clone());
+                    }
+                }
+            }
+        }
+        let event_id: Arc<str> = format!(
+            "sync:{}",
+            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
+        .into();
+        let (mut messages, mut render_errors) = (Vec::new(), Vec::new());
+        self.clock_snapshots(&rooms, now, &event_id, &mut messages, &mut render_errors);
+        Applied {
+            event_id: event_id.to_string(),
+            changes: 0,
+            added: 0,
+            removed: 0,
+            next_boundary: None,
+            messages,
+            render_errors,
+            written: if self.persist {
+                self.schedule.written()
+            } else {
+                Written::default()
+            },
+            rooms,
+        }
+    }
+
+    /// The room directory, as last fetched (or restored).
+    pub(crate) fn set_directory(&mut self, directory: Directory) {
+        self.directory = directory;
+    }
+
+    pub(crate) fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// What is known of a room besides its schedule.
+    pub(crate) fn room_meta(&self, room: &RoomId, now: DateTime<Utc>) -> RoomMeta<'_> {
+        let synced_at = self.synced.get(room).copied();
+        let stale = match (&self.config.sync, synced_at) {
+            (Some(s), Some(at)) => chrono::Duration::from_std(s.stale_after)
+                .is_ok_and(|d| now - at > d),
+            (Some(_), None) => false,
+            (None, _) => false,
+        };
+        RoomMeta {
+            name: self.config.room(room).and_then(|r| r.name.as_deref()),
+            info: self.directory.get(room),
+            synced_at,
+            stale,
         }
     }
 
@@ -183,6 +291,12 @@ impl Pipeline {
     pub(crate) fn restore(&mut self, loaded: Loaded) {
         for e in loaded.entries {
             self.schedule.restore(e);
+        }
+        for (room, at) in loaded.synced {
+            self.synced.insert(RoomId::new(&room), at);
+        }
+        if let Some(d) = loaded.directory.and_then(|(json, _)| Directory::from_json(&json)) {
+            self.directory = d;
         }
         for (uid, at) in loaded.series_deleted {
             self.schedule.restore_series_delete(&uid, at);
@@ -207,6 +321,7 @@ impl Pipeline {
     fn render_changes(
         &self,
         changes: &[Change],
+        silent: &[RoomId],
         now: DateTime<Utc>,
         out: &mut Vec<Message>,
         errors: &mut Vec<(String, RenderError)>,
@@ -218,8 +333,11 @@ impl Pipeline {
                 if sink.payload != Payload::Notice || !sink.wants(&c.room, Some(c.kind)) {
                     continue;
                 }
+                if silent.contains(&c.room) {
+                    continue;
+                }
                 let style = cfg.style(room_cfg, Some(sink));
-                let vm = view::notice(&style, c, room_cfg.and_then(|r| r.name.as_deref()), now);
+                let vm = view::notice(&style, c, &self.room_meta(&c.room, now), now);
                 match self.templates.render(&sink.template, style.locale, vm) {
                     Ok(r) => out.push(Message {
                         sink: i,
@@ -389,13 +507,7 @@ impl Pipeline {
         let v = self
             .schedule
             .view(room, now, style.next_midnight(now), self.soon());
-        view::snapshot(
-            style,
-            room,
-            self.config.room(room).and_then(|r| r.name.as_deref()),
-            &v,
-            now,
-        )
+        view::snapshot(style, room, &self.room_meta(room, now), &v, now)
     }
 
     /// A room's status at `now`, in its own zone.
@@ -422,20 +534,36 @@ impl Pipeline {
     /// Is this a room to show: configured, or (unless unknown rooms are
     /// ignored) one the schedule knows?
     pub(crate) fn knows_room(&self, room: &RoomId) -> bool {
-        self.config.room(room).is_some()
+        self.configured(room)
             || (!self.config.schedule.ignore_unknown_rooms
                 && self.schedule.rooms().any(|r| r == room))
     }
 
-    /// Every room to show: configured ones first, then any other room the
-    /// schedule knows (unless unknown rooms are ignored).
+    /// Listed in `[[rooms]]`, or under a `[rooms_from]` level.
+    fn configured(&self, room: &RoomId) -> bool {
+        self.config.room(room).is_some()
+            || self.config.rooms_from.as_ref().is_some_and(|f| {
+                self.directory.get(room).is_some_and(|i| i.under(&f.levels))
+            })
+    }
+
+    /// Every room to show: configured ones first, then those under
+    /// `[rooms_from]` levels, then any other room the schedule knows (unless
+    /// unknown rooms are ignored).
     pub fn all_rooms(&self) -> Vec<RoomId> {
         let mut v: Vec<RoomId> = self.config.rooms.iter().map(|r| r.id.clone()).collect();
+        if let Some(from) = &self.config.rooms_from {
+            for r in self.directory.under(&from.levels) {
+                if self.config.room(&r).is_none() {
+                    v.push(r);
+                }
+            }
+        }
         if !self.config.schedule.ignore_unknown_rooms {
             let mut extra: Vec<RoomId> = self
                 .schedule
                 .rooms()
-                .filter(|r| self.config.room(r).is_none())
+                .filter(|r| self.config.room(r).is_none() && !v.contains(r))
                 .cloned()
                 .collect();
             extra.sort();

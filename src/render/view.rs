@@ -11,8 +11,9 @@ use chrono::{DateTime, Datelike, Duration, Utc};
 use chrono_tz::Tz;
 use serde_json::{Map, Value};
 
-use crate::locale::{Locale, Style, zone_abbr_of};
-use crate::model::{Booking, Change, ChangeKind, Organizer, RoomId};
+use crate::directory::RoomInfo;
+use crate::locale::{Locale, Privacy, Style, zone_abbr_of};
+use crate::model::{Booking, Change, ChangeKind, RoomId};
 use crate::schedule::{RoomView, Status};
 
 /// A view model, ready for [`crate::render::Templates::render`].
@@ -77,24 +78,53 @@ pub fn span(style: &Style, start: DateTime<Utc>, end: DateTime<Utc>, now: DateTi
     Value::Object(m)
 }
 
-fn organizer(o: &Organizer) -> Value {
+/// The organizer as far as privacy allows: `open_id`, `user_id`,
+/// `union_id`, `name` (null when hidden or unknown).
+fn organizer(b: &Booking, privacy: Privacy) -> Value {
+    let o = &b.organizer;
+    let show = privacy >= Privacy::Organizer && !b.is_private();
+    fn f(show: bool, v: &Option<std::sync::Arc<str>>) -> Option<&str> {
+        if show { v.as_deref() } else { None }
+    }
     obj! {
-        "open_id" => o.open_id.as_deref(),
-        "user_id" => o.user_id.as_deref(),
-        "union_id" => o.union_id.as_deref(),
+        "open_id" => f(show, &o.open_id),
+        "user_id" => f(show, &o.user_id),
+        "union_id" => f(show, &o.union_id),
+        "name" => f(show, &o.name),
     }
 }
 
 /// A booking: a span plus `key` (`{uid}_{original_time}`), `uid`,
-/// `original_time`, `recurring_exception`, `organizer` (`open_id`,
-/// `user_id`, `union_id`, each possibly null).
+/// `original_time`, `recurring_exception`, `organizer` (see above),
+/// `title` (only where privacy is `title`, never for a private booking),
+/// `private`, and `who`: the one line a display shows about it (the
+/// title, else the organizer's name, as privacy allows; "Private" for a
+/// private booking; else null).
 fn booking_map(style: &Style, b: &Booking, now: DateTime<Utc>) -> Map<String, Value> {
     let mut m = Map::new();
+    let private = b.is_private();
+    let title = b
+        .title
+        .as_deref()
+        .filter(|_| style.privacy == Privacy::Title && !private);
+    let name = b
+        .organizer
+        .name
+        .as_deref()
+        .filter(|_| style.privacy >= Privacy::Organizer && !private);
+    let who = if private {
+        Some(labels(style.locale).private)
+    } else {
+        title.or(name)
+    };
     m.insert("key".into(), b.key.to_string().into());
     m.insert("uid".into(), b.key.uid.to_string().into());
     m.insert("original_time".into(), b.key.original_time.into());
     m.insert("recurring_exception".into(), b.key.is_exception().into());
-    m.insert("organizer".into(), organizer(&b.organizer));
+    m.insert("organizer".into(), organizer(b, style.privacy));
+    m.insert("title".into(), title.into());
+    m.insert("private".into(), private.into());
+    m.insert("who".into(), who.into());
     span_into(&mut m, style, b.start, b.end, now);
     m
 }
@@ -103,16 +133,59 @@ pub fn booking(style: &Style, b: &Booking, now: DateTime<Utc>) -> Value {
     Value::Object(booking_map(style, b, now))
 }
 
-/// `id`, `name` (configured name, or the id), `configured`, `time_zone`,
-/// `locale`, `clock` (`24h` | `12h`).
-pub fn room(id: &RoomId, name: Option<&str>, style: &Style) -> Value {
+/// What is known of a room besides its schedule.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RoomMeta<'a> {
+    /// The configured name.
+    pub name: Option<&'a str>,
+    /// What the room directory says.
+    pub info: Option<&'a RoomInfo>,
+    /// When its schedule was last fetched from the platform (`None`:
+    /// never, or the room APIs are not in use).
+    pub synced_at: Option<DateTime<Utc>>,
+    /// That was too long ago (`[sync] stale_after`).
+    pub stale: bool,
+}
+
+impl<'a> RoomMeta<'a> {
+    /// A room known only by its configured name (if any).
+    pub fn named(name: Option<&'a str>) -> Self {
+        RoomMeta {
+            name,
+            ..RoomMeta::default()
+        }
+    }
+}
+
+/// `id`, `name` (configured name, else the directory's, else the id),
+/// `configured`, `time_zone`, `locale`, `clock` (`24h` | `12h`),
+/// `building`, `floor`, `capacity` (from the directory, or null),
+/// `disabled`, `disabled_until` (an instant or null), `disabled_text`
+/// ("Out of service until …" / "停用至 …", or null).
+pub fn room(id: &RoomId, meta: &RoomMeta<'_>, style: &Style, now: DateTime<Utc>) -> Value {
+    let info = meta.info;
+    let name = meta
+        .name
+        .or(info.map(|i| i.name.as_str()).filter(|n| !n.is_empty()));
+    let disabled = info.and_then(|i| i.disabled_at(now));
+    let l = labels(style.locale);
+    let disabled_text = disabled.map(|d| match d.until {
+        Some(u) => format!("{} {}", l.disabled_until, style.date_time(u)),
+        None => l.disabled.to_string(),
+    });
     obj! {
         "id" => id.as_str(),
         "name" => name.unwrap_or(id.as_str()),
-        "configured" => name.is_some(),
+        "configured" => meta.name.is_some(),
         "time_zone" => style.tz.name(),
         "locale" => style.locale.tag(),
         "clock" => style.hour_cycle.as_str(),
+        "building" => info.and_then(|i| i.building.as_deref()),
+        "floor" => info.and_then(|i| i.floor.as_deref()),
+        "capacity" => info.and_then(|i| i.capacity),
+        "disabled" => disabled.is_some(),
+        "disabled_until" => disabled.and_then(|d| d.until).map_or(Value::Null, |u| time(style, u, now)),
+        "disabled_text" => disabled_text,
     }
 }
 
@@ -132,6 +205,15 @@ pub struct Labels {
     pub stale: &'static str,
     /// Before a time: "as of 14:03" / "截至 14:03".
     pub as_of: &'static str,
+    /// A booking whose organizer the platform hides.
+    pub private: &'static str,
+    /// A room out of service: "Out of service" / "停用", and before a
+    /// time, "Out of service until" / "停用至".
+    pub disabled: &'static str,
+    pub disabled_until: &'static str,
+    /// Before a time, when the schedule could not be fetched for a while:
+    /// "Schedule as of" / "日程截至".
+    pub schedule_as_of: &'static str,
 }
 
 pub fn labels(l: Locale) -> Labels {
@@ -149,6 +231,10 @@ pub fn labels(l: Locale) -> Labels {
             no_more_today: "No more bookings today",
             stale: "Offline: showing the last schedule received",
             as_of: "as of",
+            private: "Private",
+            disabled: "Out of service",
+            disabled_until: "Out of service until",
+            schedule_as_of: "Schedule as of",
         },
         Locale::ZhCn => Labels {
             free: "空闲",
@@ -163,6 +249,10 @@ pub fn labels(l: Locale) -> Labels {
             no_more_today: "今日无更多预订",
             stale: "连接中断：显示的是最后收到的日程",
             as_of: "截至",
+            private: "私人日程",
+            disabled: "停用",
+            disabled_until: "停用至",
+            schedule_as_of: "日程截至",
         },
     }
 }
@@ -172,7 +262,9 @@ fn labels_value(l: &Labels) -> Value {
         "free" => l.free, "busy" => l.busy, "starting_soon" => l.starting_soon,
         "booked" => l.booked, "rescheduled" => l.rescheduled, "cancelled" => l.cancelled,
         "now" => l.now, "next" => l.next, "until" => l.until, "no_more_today" => l.no_more_today,
-        "stale" => l.stale, "as_of" => l.as_of,
+        "stale" => l.stale, "as_of" => l.as_of, "private" => l.private,
+        "disabled" => l.disabled, "disabled_until" => l.disabled_until,
+        "schedule_as_of" => l.schedule_as_of,
     }
 }
 
@@ -189,14 +281,14 @@ pub fn change_label(locale: Locale, kind: ChangeKind) -> &'static str {
 /// `change_label`, `is_booked`, `is_rescheduled`, `is_cancelled`, `room`,
 /// `booking`, `previous` (a span for `rescheduled`, else null), `event_id`,
 /// `now` (an instant).
-pub fn notice(style: &Style, c: &Change, room_name: Option<&str>, now: DateTime<Utc>) -> ViewModel {
+pub fn notice(style: &Style, c: &Change, meta: &RoomMeta<'_>, now: DateTime<Utc>) -> ViewModel {
     ViewModel(obj! {
         "change" => c.kind.as_str(),
         "change_label" => change_label(style.locale, c.kind),
         "is_booked" => c.kind == ChangeKind::Booked,
         "is_rescheduled" => c.kind == ChangeKind::Rescheduled,
         "is_cancelled" => c.kind == ChangeKind::Cancelled,
-        "room" => room(&c.room, room_name, style),
+        "room" => room(&c.room, meta, style, now),
         "booking" => booking(style, &c.booking, now),
         "previous" => c.previous.map_or(Value::Null, |(s, e)| span(style, s, e, now)),
         "event_id" => &*c.event_id,
@@ -209,11 +301,13 @@ pub fn notice(style: &Style, c: &Change, room_name: Option<&str>, now: DateTime<
 /// booking plus `remaining` (`25 min`), `remaining_text` (`25 min left` /
 /// `还剩 25 分钟`) and `remaining_minutes`, or null), `next` (the
 /// rest of the local day's bookings), `has_next`, `free_until` and
-/// `busy_until` (instants or null), `now`, `labels`.
+/// `busy_until` (instants or null), `now`, `labels`, `synced_at` (when the
+/// schedule was last fetched from the platform: an instant or null) and
+/// `sync_stale` (that was longer ago than `[sync] stale_after`).
 pub fn snapshot(
     style: &Style,
     id: &RoomId,
-    room_name: Option<&str>,
+    meta: &RoomMeta<'_>,
     v: &RoomView<'_>,
     now: DateTime<Utc>,
 ) -> ViewModel {
@@ -229,7 +323,7 @@ pub fn snapshot(
         Value::Object(m)
     });
     ViewModel(obj! {
-        "room" => room(id, room_name, style),
+        "room" => room(id, meta, style, now),
         "status" => v.status.as_str(),
         "status_label" => match v.status {
             Status::Free => l.free,
@@ -246,5 +340,7 @@ pub fn snapshot(
         "busy_until" => v.busy_until.map_or(Value::Null, |t| time(style, t, now)),
         "now" => time(style, now, now),
         "labels" => labels_value(&l),
+        "synced_at" => meta.synced_at.map_or(Value::Null, |t| time(style, t, now)),
+        "sync_stale" => meta.stale,
     })
 }

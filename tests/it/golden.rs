@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use roomcast::locale::{HourCycle, Locale, Style};
+use roomcast::locale::{HourCycle, Locale, Privacy, Style};
 use roomcast::model::{
     Booking, BookingKey, Change, ChangeKind, EventKind, Organizer, RoomEvent, RoomId,
 };
@@ -87,6 +87,7 @@ fn render_case(t: &Templates, case: &Case, locale: Locale) -> String {
         } else {
             HourCycle::H24
         },
+        privacy: Privacy::Organizer,
     };
     let room = RoomId::new("omm_golden");
     let name = Some("Golden Room");
@@ -124,7 +125,7 @@ fn render_case(t: &Templates, case: &Case, locale: Locale) -> String {
 
         for tpl in NOTICE_TEMPLATES {
             let r = t
-                .render(tpl, locale, view::notice(&style, &change, name, now))
+                .render(tpl, locale, view::notice(&style, &change, &view::RoomMeta::named(name), now))
                 .unwrap_or_else(|e| panic!("{tpl}: {e}"));
             out.push_str(&format!(
                 "=== {tpl} · {}\n{}\n",
@@ -157,7 +158,7 @@ fn render_case(t: &Templates, case: &Case, locale: Locale) -> String {
 
         for tpl in SNAPSHOT_TEMPLATES {
             let r = t
-                .render(tpl, locale, view::snapshot(&style, &room, name, &v, at))
+                .render(tpl, locale, view::snapshot(&style, &room, &view::RoomMeta::named(name), &v, at))
                 .unwrap_or_else(|e| panic!("{tpl}: {e}"));
             out.push_str(&format!("=== {tpl} · {label}\n{}\n", r.body.trim_end()));
         }

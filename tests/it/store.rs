@@ -231,7 +231,7 @@ async fn sigkill_mid_burst_loses_nothing() {
     };
     let rooms: Vec<String> = (0..10).map(|i| format!("omm_crash{i:027}")).collect();
     let mut cfg = format!(
-        "[source]\nkind = \"lark\"\n[platform]\napp_id = \"cli_a1b2c3d4e5f60718\"\napp_secret_env = \"APP_SECRET\"\ndomain = \"{}\"\n[store]\npath = \"roomcast.db\"\n[display]\ntime_zone = \"{tz}\"\n[delivery]\nheartbeat = \"off\"\n[[sinks]]\nname = \"wh\"\nkind = \"webhook\"\nurl = \"{}/webhook/in\"\n[[sinks]]\nname = \"pn\"\nkind = \"panel\"\nurl = \"{}/panel/{{room}}\"\n",
+        "[source]\nkind = \"lark\"\n[platform]\napp_id = \"cli_a1b2c3d4e5f60718\"\napp_secret_env = \"APP_SECRET\"\ndomain = \"{}\"\n[sync]\ninterval = \"off\"\n[store]\npath = \"roomcast.db\"\n[display]\ntime_zone = \"{tz}\"\n[delivery]\nheartbeat = \"off\"\n[[sinks]]\nname = \"wh\"\nkind = \"webhook\"\nurl = \"{}/webhook/in\"\n[[sinks]]\nname = \"pn\"\nkind = \"panel\"\nurl = \"{}/panel/{{room}}\"\n",
         gw.base_url(),
         f.base,
         f.base

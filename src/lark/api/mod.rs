@@ -400,8 +400,7 @@ impl Api {
         let mut refreshed = false;
         let mut attempt = 0;
         let data = loop {
-            let stats = self.stats.api(api);
-            stats.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.stats.called(api.name());
             match self.attempt(api, &body, false).await {
                 Ok(d) => break d,
                 Err((e, _)) if e.token_invalid() && !refreshed => {
@@ -410,14 +409,14 @@ impl Api {
                     let _ = self.token(true).await?;
                 }
                 Err((e, wait)) if e.retryable() && attempt + 1 < ATTEMPTS => {
-                    self.stats.failed(api, &e.code());
+                    self.stats.failed(api.name(), &e.code());
                     let delay = BACKOFF.delay(attempt, jitter()).max(wait.unwrap_or_default());
                     tracing::debug!(api = api.name(), code = %e.code(), retry_in_ms = delay.as_millis() as u64, "platform call failed; retrying");
                     attempt += 1;
                     tokio::time::sleep(delay).await;
                 }
                 Err((e, _)) => {
-                    self.stats.failed(api, &e.code());
+                    self.stats.failed(api.name(), &e.code());
                     return Err(e);
                 }
             }

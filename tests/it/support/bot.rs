@@ -19,8 +19,14 @@ use tokio_util::sync::CancellationToken;
 use super::{ROOM_A, jsonl, temp_dir, write};
 
 /// The long-connection config the lark tests share: one room (Alpha), a
-/// file sink of notices, `extra` appended.
+/// file sink of notices, `extra` appended; no reconciliation with the room
+/// APIs unless `extra` has a `[sync]` table.
 pub fn lark_config(base_url: &str, extra: &str) -> String {
+    let sync = if extra.contains("[sync]") {
+        ""
+    } else {
+        "[sync]\ninterval = \"off\"\n"
+    };
     format!(
         r#"[source]
 kind = "lark"
@@ -28,7 +34,7 @@ kind = "lark"
 app_id = "cli_a1b2c3d4e5f60718"
 app_secret_env = "APP_SECRET"
 domain = "{base_url}"
-[display]
+{sync}[display]
 time_zone = "Asia/Shanghai"
 locale = "en"
 [[rooms]]

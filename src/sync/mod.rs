@@ -1,0 +1,380 @@
+//! Backfill and reconciliation: a task that owns the platform's REST
+//! client, fetches every room's busy instances at start and every
+//! `[sync] interval` (and the rooms an event touched, soon after it), the
+//! room directory hourly, and titles where some display shows them; and
+//! hands what it found to the core, which merges it into the schedule
+//! (`Schedule::merge`, the same rules as events) and commits it like an
+//! event. A failed or partial fetch hands over nothing: the last known
+//! schedule stays, and its age shows.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::TimeSource;
+use crate::config::{Config, SyncConfig};
+use crate::directory::{Directory, Disabled, RoomInfo};
+use crate::error::Chain;
+use crate::lark::api::{self, Api, ApiError};
+use crate::locale::{Privacy, start_of_day};
+use crate::model::{BookingKey, Organizer, RoomId};
+use crate::schedule::{Fetch, FetchedInstance};
+
+/// How long after an event its rooms are fetched again (events for one
+/// booking usually come in a burst: one fetch serves them all).
+pub const COALESCE: Duration = Duration::from_secs(1);
+/// How often the room directory is fetched again.
+pub const DIRECTORY_EVERY: Duration = Duration::from_secs(3600);
+/// After a failed directory fetch, how long until the next try.
+const DIRECTORY_RETRY: Duration = Duration::from_secs(300);
+
+/// What the task found, for the core.
+#[derive(Debug)]
+pub enum Found {
+    /// A completed fetch of some rooms' schedules.
+    Schedule(Fetch),
+    /// Titles of bookings (for rooms or sinks that show titles).
+    Titles(Vec<(BookingKey, String)>),
+    /// The room directory.
+    Directory(Directory),
+}
+
+/// A room to fetch and the zone its day is counted in.
+#[derive(Debug, Clone)]
+struct Room {
+    id: RoomId,
+    tz: Tz,
+    /// Some display of it shows titles.
+    titles: bool,
+}
+
+/// The reconciliation task.
+pub struct Syncer {
+    api: Arc<Api>,
+    sync: SyncConfig,
+    config: Arc<Config>,
+    clock: TimeSource,
+    /// The directory as known (restored from the store, then fetched).
+    directory: Directory,
+    /// Titles already known (fetched once per booking).
+    titles: HashSet<BookingKey>,
+}
+
+impl Syncer {
+    pub fn new(
+        api: Arc<Api>,
+        sync: SyncConfig,
+        config: Arc<Config>,
+        clock: TimeSource,
+        directory: Directory,
+    ) -> Self {
+        Syncer {
+            api,
+            sync,
+            config,
+            clock,
+            directory,
+            titles: HashSet::new(),
+        }
+    }
+
+    /// Run until `stop`: everything at once, then on the timers and on
+    /// demand (`wanted`: rooms an event touched).
+    pub async fn run(
+        mut self,
+        mut wanted: mpsc::Receiver<Vec<RoomId>>,
+        out: mpsc::Sender<Found>,
+        stop: CancellationToken,
+    ) {
+        let start = Instant::now();
+        let (mut directory_due, mut full_due) = (start, start);
+        let mut want: BTreeSet<RoomId> = BTreeSet::new();
+        let mut want_due: Option<Instant> = None;
+        loop {
+            let next = [Some(directory_due), Some(full_due), want_due]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(full_due);
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => return,
+                rooms = wanted.recv() => match rooms {
+                    Some(rooms) => {
+                        want.extend(rooms);
+                        want_due.get_or_insert(Instant::now() + COALESCE);
+                        continue;
+                    }
+                    // The core is gone.
+                    None => return,
+                },
+                () = tokio::time::sleep_until(next) => {}
+            }
+            let now = Instant::now();
+            if directory_due <= now {
+                directory_due = now
+                    + match self.directory(&out).await {
+                        Ok(()) => DIRECTORY_EVERY,
+                        Err(()) => DIRECTORY_RETRY,
+                    };
+            }
+            if full_due <= now {
+                full_due = now + self.sync.interval;
+                want.clear();
+                want_due = None;
+                let rooms = self.rooms();
+                self.fetch(&rooms, &out).await;
+            } else if want_due.is_some_and(|d| d <= now) {
+                want_due = None;
+                let rooms: Vec<Room> = self
+                    .rooms()
+                    .into_iter()
+                    .filter(|r| want.contains(&r.id))
+                    .collect();
+                want.clear();
+                self.fetch(&rooms, &out).await;
+            }
+            if out.is_closed() {
+                return;
+            }
+        }
+    }
+
+    /// The rooms to fetch: every configured room, and those under
+    /// `[rooms_from]` levels.
+    fn rooms(&self) -> Vec<Room> {
+        let cfg = &self.config;
+        let titles = |id: &RoomId| {
+            let room = cfg.room(id);
+            std::iter::once(None)
+                .chain(cfg.sinks.iter().filter(|s| s.wants(id, None)).map(Some))
+                .any(|sink| cfg.style(room, sink).privacy == Privacy::Title)
+        };
+        let mut v: Vec<Room> = cfg
+            .rooms
+            .iter()
+            .map(|r| Room {
+                id: r.id.clone(),
+                tz: cfg.style(Some(r), None).tz,
+                titles: titles(&r.id),
+            })
+            .collect();
+        if let Some(from) = &cfg.rooms_from {
+            for id in self.directory.under(&from.levels) {
+                if cfg.room(&id).is_none() {
+                    v.push(Room {
+                        titles: titles(&id),
+                        id,
+                        tz: cfg.display.tz,
+                    });
+                }
+            }
+        }
+        v
+    }
+
+    /// The window a room's fetch covers: its local midnight today, and
+    /// `days` later.
+    fn window(&self, tz: Tz, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        let today = now.with_timezone(&tz).date_naive();
+        let from = start_of_day(tz, today).unwrap_or(now);
+        (from, from + chrono::Duration::days(i64::from(self.sync.days)))
+    }
+
+    /// Fetch these rooms' schedules (and titles where wanted), in calls of
+    /// at most 20 rooms sharing one window.
+    async fn fetch(&mut self, rooms: &[Room], out: &mpsc::Sender<Found>) {
+        let now = (self.clock)();
+        let mut by_window: BTreeMap<(DateTime<Utc>, DateTime<Utc>), Vec<&Room>> = BTreeMap::new();
+        for r in rooms {
+            by_window.entry(self.window(r.tz, now)).or_default().push(r);
+        }
+        let mut want_titles: Vec<BookingKey> = Vec::new();
+        for ((from, to), rooms) in by_window {
+            for chunk in rooms.chunks(api::FREEBUSY_MAX_ROOMS) {
+                let ids: Vec<&str> = chunk.iter().map(|r| r.id.as_str()).collect();
+                let began = (self.clock)();
+                let found = match self.api.freebusy(&ids, from, to).await {
+                    Ok(f) => f,
+                    Err(e) => {
+                        tracing::warn!(rooms = ids.len(), first = ids.first().copied().unwrap_or(""), error = %Chain(&e), "fetching room schedules failed; the last known schedule stays");
+                        continue;
+                    }
+                };
+                let fetch = to_fetch(chunk, found, from, to, began);
+                for i in &fetch.instances {
+                    let wants = chunk.iter().any(|r| r.titles && r.id == i.room);
+                    if wants && i.organizer.is_some() && !self.titles.contains(&i.key) {
+                        want_titles.push(i.key.clone());
+                    }
+                }
+                if out.send(Found::Schedule(fetch)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        want_titles.sort();
+        want_titles.dedup();
+        self.fetch_titles(&want_titles, out).await;
+    }
+
+    /// Titles of these bookings, at most 50 a call.
+    async fn fetch_titles(&mut self, keys: &[BookingKey], out: &mpsc::Sender<Found>) {
+        for chunk in keys.chunks(api::SUMMARY_MAX) {
+            let ask: Vec<(&str, i64)> = chunk.iter().map(|k| (&*k.uid, k.original_time)).collect();
+            match self.api.summaries(&ask).await {
+                Ok(s) => {
+                    let titles: Vec<(BookingKey, String)> = s
+                        .infos
+                        .into_iter()
+                        .map(|i| (BookingKey::new(&i.uid, i.original_time), i.summary))
+                        .collect();
+                    self.titles.extend(titles.iter().map(|(k, _)| k.clone()));
+                    if !titles.is_empty() && out.send(Found::Titles(titles)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(bookings = chunk.len(), error = %Chain(&e), "fetching meeting titles failed");
+                    if let Some(scope) = e.missing_scope() {
+                        tracing::warn!(scope, "titles need this scope granted to the app");
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Fetch the room directory and hand it over.
+    async fn directory(&mut self, out: &mpsc::Sender<Found>) -> Result<(), ()> {
+        match fetch_directory(&self.api).await {
+            Ok(d) => {
+                self.directory = d.clone();
+                let _ = out.send(Found::Directory(d)).await;
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(error = %Chain(&e), "fetching the room directory failed; names and floors come from the config and the last copy");
+                Err(())
+            }
+        }
+    }
+}
+
+/// A freebusy answer as a [`Fetch`] of the rooms it could read.
+fn to_fetch(
+    chunk: &[&Room],
+    found: api::FreeBusy,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    began: DateTime<Utc>,
+) -> Fetch {
+    let unreadable: HashSet<&str> = found.error_room_ids.iter().map(String::as_str).collect();
+    if !unreadable.is_empty() {
+        tracing::warn!(rooms = ?unreadable, "the platform could not read these rooms' schedules (is the app allowed to see them?)");
+    }
+    let rooms: Vec<RoomId> = chunk
+        .iter()
+        .filter(|r| !unreadable.contains(r.id.as_str()))
+        .map(|r| r.id.clone())
+        .collect();
+    let mut instances = Vec::new();
+    for (room, list) in found.free_busy {
+        let room = RoomId::new(&room);
+        if !rooms.contains(&room) {
+            continue;
+        }
+        for i in list {
+            instances.push(FetchedInstance {
+                room: room.clone(),
+                key: BookingKey::new(&i.uid, i.original_time),
+                start: i.start_time,
+                end: i.end_time,
+                organizer: i.organizer_info.map(|o| Organizer {
+                    open_id: o.open_id.filter(|s| !s.is_empty()).map(|s| Arc::from(s.as_str())),
+                    name: o.name.filter(|s| !s.is_empty()).map(|s| Arc::from(s.as_str())),
+                    ..Organizer::default()
+                }),
+            });
+        }
+    }
+    Fetch {
+        rooms,
+        from,
+        to,
+        began,
+        instances,
+    }
+}
+
+/// Every room the app can see, with its building and floor names.
+pub async fn fetch_directory(api: &Api) -> Result<Directory, ApiError> {
+    let rooms = api.rooms(None).await?;
+    let mut level_ids: Vec<String> = rooms
+        .iter()
+        .flat_map(|r| r.path.iter().chain(r.room_level_id.iter()))
+        .cloned()
+        .collect();
+    level_ids.sort();
+    level_ids.dedup();
+    let mut names: HashMap<String, (String, Option<String>)> = HashMap::new();
+    for chunk in level_ids.chunks(50) {
+        for l in api.levels(chunk).await? {
+            names.insert(l.room_level_id, (l.name, l.parent_id));
+        }
+    }
+    let mut d = Directory::default();
+    for r in rooms {
+        let info = room_info(&r, &names);
+        d.rooms.insert(RoomId::new(&r.room_id), info);
+    }
+    Ok(d)
+}
+
+/// A room of the directory: its floor is the level it sits in, its
+/// building that level's parent (when they have names).
+fn room_info(r: &api::Room, names: &HashMap<String, (String, Option<String>)>) -> RoomInfo {
+    let named = |id: &str| {
+        names
+            .get(id)
+            .map(|(n, _)| n.clone())
+            .filter(|n| !n.is_empty())
+    };
+    let own = r.room_level_id.as_deref().or(r.path.last().map(String::as_str));
+    let parent = own
+        .and_then(|l| names.get(l))
+        .and_then(|(_, p)| p.clone())
+        .filter(|p| !p.is_empty() && p != "0");
+    let (building, floor) = match (own.and_then(named), parent.as_deref().and_then(named)) {
+        (Some(f), Some(b)) => (Some(b), Some(f)),
+        (Some(b), None) => (Some(b), None),
+        _ => (None, None),
+    };
+    let disabled = r.room_status.as_ref().filter(|s| !s.status).map(|s| Disabled {
+        until: s
+            .disable_end_time
+            .filter(|t| *t > 0)
+            .and_then(|t| DateTime::from_timestamp(t, 0)),
+        reason: s.disable_reason.clone().filter(|r| !r.is_empty()),
+    });
+    let mut path = r.path.clone();
+    if let Some(l) = &r.room_level_id
+        && !path.contains(l)
+    {
+        path.push(l.clone());
+    }
+    RoomInfo {
+        name: r.name.clone(),
+        capacity: r.capacity,
+        building,
+        floor,
+        path,
+        disabled,
+    }
+}
