@@ -14,3 +14,4 @@ mod replay;
 mod sinks;
 mod store;
 mod support;
+mod sync;
