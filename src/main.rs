@@ -71,6 +71,8 @@ enum Command {
     /// Show each room's view (status, current and next bookings); from the
     /// store when one is configured.
     Rooms {
+        #[command(subcommand)]
+        action: Option<RoomsAction>,
         /// The instant to show (RFC 3339); default: now.
         #[arg(long)]
         at: Option<DateTime<Utc>>,
@@ -78,6 +80,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Call each of the platform's APIs once with the configured
+    /// credentials; say per API "ok" or the scope to grant.
+    Doctor,
+}
+
+#[derive(Subcommand)]
+enum RoomsAction {
+    /// Print ready-to-paste `[[rooms]]` blocks for every room the app can
+    /// see (needs the app's credentials and `vc:room:readonly`).
+    Discover,
 }
 
 #[derive(Subcommand)]
@@ -167,8 +179,53 @@ async fn dispatch(cli: Cli) -> Exit {
         Command::Run => run(checked).await,
         Command::Preview { event, at } => preview(&checked, &event, instant(at, &clock)),
         Command::Outbox { action } => outbox(&checked, action),
-        Command::Rooms { at, json } => rooms(&checked, instant(at, &clock), json, &clock).await,
+        Command::Rooms {
+            action: Some(RoomsAction::Discover),
+            ..
+        } => discover(&checked).await,
+        Command::Rooms { at, json, .. } => rooms(&checked, instant(at, &clock), json, &clock).await,
+        Command::Doctor => doctor(&checked, clock()).await,
     }
+}
+
+async fn discover(checked: &Checked) -> Exit {
+    match roomcast::sync::tools::discover(&checked.config).await {
+        Ok(text) => {
+            print!("{text}");
+            Exit::Ok
+        }
+        Err(e) => fail(&e, Exit::Platform),
+    }
+}
+
+async fn doctor(checked: &Checked, now: DateTime<Utc>) -> Exit {
+    let titles = roomcast::sync::titles_wanted(&checked.config);
+    let checks = match roomcast::sync::tools::doctor(&checked.config, titles, now).await {
+        Ok(c) => c,
+        Err(e) => return fail(&e, Exit::Config),
+    };
+    let mut code = Exit::Ok;
+    for c in &checks {
+        let (mark, text) = match &c.result {
+            Ok(t) => ("ok ", t.as_str()),
+            Err(t) if c.required => {
+                code = Exit::Platform;
+                ("ERR", t.as_str())
+            }
+            Err(t) => ("-- ", t.as_str()),
+        };
+        let scope = c.api.scope();
+        let scope = if scope.is_empty() {
+            String::new()
+        } else {
+            format!(" [{scope}]")
+        };
+        println!("{mark} {:<22}{scope}: {text}", c.api.name());
+    }
+    if !titles {
+        println!("(titles are not shown by any room or sink: meeting_room/summary is optional)");
+    }
+    code
 }
 
 async fn run(checked: Checked) -> Exit {

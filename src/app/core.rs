@@ -210,7 +210,13 @@ impl Core<'_> {
                     }
                 }
                 if applied.changes > 0 {
-                    tracing::info!(rooms = fetch.rooms.len(), changes = applied.changes, added = applied.added, removed = applied.removed, "schedule fetched: the platform knew changes the event stream had not brought");
+                    tracing::info!(
+                        rooms = fetch.rooms.len(),
+                        changes = applied.changes,
+                        added = applied.added,
+                        removed = applied.removed,
+                        "schedule fetched: the platform knew changes the event stream had not brought"
+                    );
                 }
                 self.count(&applied);
                 timers.booking_boundary(applied.next_boundary);
@@ -218,17 +224,11 @@ impl Core<'_> {
                     ack: None,
                     applied,
                     remember: false,
-                    synced: fetch.rooms.iter().map(|r| (r.clone(), fetch.began)).collect(),
-                }
-            }
-            Found::Titles(titles) => {
-                let applied = pipeline.set_titles(&titles, now);
-                self.count(&applied);
-                Pending {
-                    ack: None,
-                    applied,
-                    remember: false,
-                    synced: Vec::new(),
+                    synced: fetch
+                        .rooms
+                        .iter()
+                        .map(|r| (r.clone(), fetch.began))
+                        .collect(),
                 }
             }
             Found::Directory(d) => {
@@ -254,7 +254,13 @@ impl Core<'_> {
         let rooms = pipeline.all_rooms();
         self.signals.raise(rooms.iter());
         let (mut messages, mut errors) = (Vec::new(), Vec::new());
-        pipeline.clock_snapshots(&pipeline.panel_rooms(), now, &instant_id("sync", now), &mut messages, &mut errors);
+        pipeline.clock_snapshots(
+            &pipeline.panel_rooms(),
+            now,
+            &instant_id("sync", now),
+            &mut messages,
+            &mut errors,
+        );
         for (sink, e) in &errors {
             tracing::error!(%sink, error = %e, "render failed");
         }

@@ -238,8 +238,9 @@ impl App {
             return Ok(None);
         };
         let api_stats = Arc::new(ApiStats::default());
-        let Some(api) = crate::lark::api::Api::new(platform, cfg.lark.request_timeout, api_stats.clone())
-            .map_err(StartError::Api)?
+        let Some(api) =
+            crate::lark::api::Api::new(platform, cfg.lark.request_timeout, api_stats.clone())
+                .map_err(StartError::Api)?
         else {
             return Ok(None);
         };

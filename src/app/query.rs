@@ -33,14 +33,10 @@ pub(super) fn answer(p: &Pipeline, q: Query, now: DateTime<Utc>) {
 
 /// Every room: (id, name, status).
 fn rooms(p: &Pipeline, now: DateTime<Utc>) -> Vec<(String, String, &'static str)> {
-    let cfg = p.config();
     p.all_rooms()
         .into_iter()
         .map(|r| {
-            let name = cfg
-                .room(&r)
-                .and_then(|c| c.name.clone())
-                .unwrap_or_else(|| r.to_string());
+            let name = p.room_name(&r);
             let status = p.status(&r, now).as_str();
             (r.to_string(), name, status)
         })

@@ -150,10 +150,10 @@ pub(super) fn display(d: &RawDisplay, cx: &mut Ctx) -> Style {
 
 // -------------------------------------------------------------------- sync
 
-pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(300);
-pub const DEFAULT_SYNC_DAYS: u32 = 7;
+pub(super) const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(300);
+pub(super) const DEFAULT_SYNC_DAYS: u32 = 7;
 /// The room APIs advise a window within 30 days.
-pub const MAX_SYNC_DAYS: u32 = 30;
+pub(super) const MAX_SYNC_DAYS: u32 = 30;
 /// The shortest interval accepted (the platform's own room pads poll every
 /// 5 minutes).
 const MIN_SYNC_INTERVAL: Duration = Duration::from_secs(30);
@@ -205,7 +205,9 @@ pub(super) fn sync(
             cx.push(
                 "sync.days",
                 d,
-                format!("must be 1 to {MAX_SYNC_DAYS} (the room APIs advise a window within 30 days)"),
+                format!(
+                    "must be 1 to {MAX_SYNC_DAYS} (the room APIs advise a window within 30 days)"
+                ),
             );
             DEFAULT_SYNC_DAYS
         }

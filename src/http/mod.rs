@@ -17,9 +17,9 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::TimeSource;
 use crate::config::HttpConfig;
 use crate::lark::webhook::{self, Intake, SignatureHeaders, WebhookError};
-use crate::clock::TimeSource;
 use crate::metrics::{ApiStats, LarkStats, Metrics, SinksStats, SyncStats};
 use crate::render::names;
 use crate::source::{Ack, Inbound};
@@ -43,7 +43,7 @@ pub(crate) struct Health {
 
 /// What `/readyz` and `/metrics` read of the reconciliation.
 #[derive(Clone)]
-pub struct PlatformHealth {
+pub(crate) struct PlatformHealth {
     pub api: Arc<ApiStats>,
     pub sync: Arc<SyncStats>,
     pub stale_after: Duration,

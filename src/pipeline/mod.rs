@@ -21,7 +21,7 @@ use crate::decode::{self, DecodeError, Decoded};
 use crate::directory::Directory;
 use crate::locale::Style;
 use crate::message::{Message, Subject, digest_hex};
-use crate::model::{BookingKey, Change, ChangeKind, RoomEvent, RoomId};
+use crate::model::{Change, ChangeKind, RoomEvent, RoomId};
 use crate::render::view::{self, RoomMeta, ViewModel};
 use crate::render::{Format, RenderError, Templates};
 use crate::schedule::{Fetch, Schedule, Skip, Status, Written};
@@ -196,7 +196,9 @@ impl Pipeline {
     pub(crate) fn sync(&mut self, fetch: &Fetch, now: DateTime<Utc>) -> Applied {
         let event_id: Arc<str> = format!(
             "sync:{}",
-            fetch.began.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            fetch
+                .began
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         )
         .into();
         let silent: Vec<RoomId> = fetch
@@ -213,45 +215,6 @@ impl Pipeline {
         self.applied(event_id.to_string(), &changes, &silent, now)
     }
 
-    /// Titles fetched for bookings; the rooms whose displays change.
-    pub(crate) fn set_titles(&mut self, titles: &[(BookingKey, String)], now: DateTime<Utc>) -> Applied {
-        self.schedule.clear_written();
-        let mut rooms: Vec<RoomId> = Vec::new();
-        for (key, title) in titles {
-            if self.schedule.set_title(key, title)
-                && let Some(b) = self.schedule.booking(key)
-            {
-                for r in &b.rooms {
-                    if !rooms.contains(r) {
-                        rooms.push(r.clone());
-                    }
-                }
-            }
-        }
-        let event_id: Arc<str> = format!(
-            "sync:{}",
-            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        )
-        .into();
-        let (mut messages, mut render_errors) = (Vec::new(), Vec::new());
-        self.clock_snapshots(&rooms, now, &event_id, &mut messages, &mut render_errors);
-        Applied {
-            event_id: event_id.to_string(),
-            changes: 0,
-            added: 0,
-            removed: 0,
-            next_boundary: None,
-            messages,
-            render_errors,
-            written: if self.persist {
-                self.schedule.written()
-            } else {
-                Written::default()
-            },
-            rooms,
-        }
-    }
-
     /// The room directory, as last fetched (or restored).
     pub(crate) fn set_directory(&mut self, directory: Directory) {
         self.directory = directory;
@@ -265,8 +228,9 @@ impl Pipeline {
     pub(crate) fn room_meta(&self, room: &RoomId, now: DateTime<Utc>) -> RoomMeta<'_> {
         let synced_at = self.synced.get(room).copied();
         let stale = match (&self.config.sync, synced_at) {
-            (Some(s), Some(at)) => chrono::Duration::from_std(s.stale_after)
-                .is_ok_and(|d| now - at > d),
+            (Some(s), Some(at)) => {
+                chrono::Duration::from_std(s.stale_after).is_ok_and(|d| now - at > d)
+            }
             (Some(_), None) => false,
             (None, _) => false,
         };
@@ -276,6 +240,20 @@ impl Pipeline {
             synced_at,
             stale,
         }
+    }
+
+    /// A room's name: configured, else the directory's, else its id.
+    pub(crate) fn room_name(&self, room: &RoomId) -> String {
+        self.config
+            .room(room)
+            .and_then(|r| r.name.clone())
+            .or_else(|| {
+                self.directory
+                    .get(room)
+                    .map(|i| i.name.clone())
+                    .filter(|n| !n.is_empty())
+            })
+            .unwrap_or_else(|| room.to_string())
     }
 
     /// Apply a decoded event to the schedule alone (trial schedules of
@@ -295,7 +273,10 @@ impl Pipeline {
         for (room, at) in loaded.synced {
             self.synced.insert(RoomId::new(&room), at);
         }
-        if let Some(d) = loaded.directory.and_then(|(json, _)| Directory::from_json(&json)) {
+        if let Some(d) = loaded
+            .directory
+            .and_then(|(json, _)| Directory::from_json(&json))
+        {
             self.directory = d;
         }
         for (uid, at) in loaded.series_deleted {
@@ -542,9 +523,11 @@ impl Pipeline {
     /// Listed in `[[rooms]]`, or under a `[rooms_from]` level.
     fn configured(&self, room: &RoomId) -> bool {
         self.config.room(room).is_some()
-            || self.config.rooms_from.as_ref().is_some_and(|f| {
-                self.directory.get(room).is_some_and(|i| i.under(&f.levels))
-            })
+            || self
+                .config
+                .rooms_from
+                .as_ref()
+                .is_some_and(|f| self.directory.get(room).is_some_and(|i| i.under(&f.levels)))
     }
 
     /// Every room to show: configured ones first, then those under

@@ -203,8 +203,41 @@ fn registry(escape: fn(&str) -> String) -> Handlebars<'static> {
     let mut h = Handlebars::new();
     h.set_strict_mode(true);
     h.register_escape_fn(escape);
+    h.register_helper("md", Box::new(md));
     h
 }
+
+/// Text people typed (meeting titles, names) made inert in chat markup:
+/// every character that Feishu/Lark cards, Slack, DingTalk or WeCom read as
+/// markup, a link or a mention (`<at id=all>`, `<!channel>`, `**`, `[…](…)`)
+/// becomes its full-width twin, and line breaks become spaces. Output
+/// escaping (JSON, HTML) still applies after.
+pub fn inert(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '<' => '＜',
+            '>' => '＞',
+            '*' => '＊',
+            '_' => '＿',
+            '~' => '～',
+            '`' => '｀',
+            '[' => '［',
+            ']' => '］',
+            '#' => '＃',
+            '|' => '｜',
+            '&' => '＆',
+            '@' => '＠',
+            '\n' | '\r' => ' ',
+            c => c,
+        })
+        .collect()
+}
+
+handlebars::handlebars_helper!(md: |v: Json| match v {
+    serde_json::Value::String(s) => inert(s),
+    serde_json::Value::Null => String::new(),
+    other => inert(&other.to_string()),
+});
 
 /// Split `name[.locale].format.hbs` into (registered name, format).
 fn parse_file_name(file: &str) -> Result<(String, Format), String> {

@@ -42,6 +42,8 @@ pub struct FetchedInstance {
     pub end: DateTime<Utc>,
     /// `None`: the platform hides the organizer (a private booking).
     pub organizer: Option<Organizer>,
+    /// The meeting's title, when it was asked for.
+    pub title: Option<Arc<str>>,
 }
 
 /// What a fetch says of one booking.
@@ -50,6 +52,7 @@ struct Seen {
     rooms: Vec<RoomId>,
     spans: BTreeSet<(DateTime<Utc>, DateTime<Utc>)>,
     organizer: Option<Organizer>,
+    title: Option<Arc<str>>,
 }
 
 impl Schedule {
@@ -69,6 +72,9 @@ impl Schedule {
             if s.organizer.is_none() {
                 s.organizer = i.organizer.clone();
             }
+            if s.title.is_none() {
+                s.title = i.title.clone();
+            }
         }
         // Bookings the fetch should have shown: live in a covered room
         // within the window.
@@ -87,7 +93,15 @@ impl Schedule {
         }
         let mut changes = Vec::new();
         for key in keys {
-            self.merge_one(&key, seen.remove(&key), fetch, &covered, event_id, now, &mut changes);
+            self.merge_one(
+                &key,
+                seen.remove(&key),
+                fetch,
+                &covered,
+                event_id,
+                now,
+                &mut changes,
+            );
         }
         changes
     }
@@ -111,7 +125,13 @@ impl Schedule {
         };
         let first = old.first();
         let mut rooms: Vec<RoomId> = first
-            .map(|b| b.rooms.iter().filter(|r| !covered.contains(r)).cloned().collect())
+            .map(|b| {
+                b.rooms
+                    .iter()
+                    .filter(|r| !covered.contains(r))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         let new: Vec<Arc<Booking>> = match seen {
             None if rooms.is_empty() => Vec::new(),
@@ -142,7 +162,10 @@ impl Schedule {
                     (Some(o), _) => self.intern_organizer(o),
                     (None, _) => self.intern_organizer(&Organizer::default()),
                 };
-                let title = first.and_then(|b| b.title.clone());
+                let title = s
+                    .title
+                    .clone()
+                    .or_else(|| first.and_then(|b| b.title.clone()));
                 let mut spans = s.spans;
                 spans.extend(
                     old.iter()

@@ -32,8 +32,8 @@ mod merge;
 mod seen;
 mod view;
 
-use seen::Seen;
 pub use merge::{Fetch, FetchedInstance};
+use seen::Seen;
 pub use view::{RoomView, Status};
 
 use crate::model::{
@@ -74,16 +74,10 @@ impl Entry {
 
 /// The occurrence a change is named by: the first not yet over at `now`
 /// (the last if all are; the first without a `now`).
-fn representative(
-    instances: &[Arc<Booking>],
-    now: Option<DateTime<Utc>>,
-) -> Option<&Arc<Booking>> {
+fn representative(instances: &[Arc<Booking>], now: Option<DateTime<Utc>>) -> Option<&Arc<Booking>> {
     match now {
         None => instances.first(),
-        Some(now) => instances
-            .iter()
-            .find(|b| b.end > now)
-            .or(instances.last()),
+        Some(now) => instances.iter().find(|b| b.end > now).or(instances.last()),
     }
 }
 
@@ -354,10 +348,7 @@ impl Schedule {
     /// The occurrence of `key` that starts at `start`.
     fn instance(&self, key: &BookingKey, start: DateTime<Utc>) -> Option<&Booking> {
         let e = self.entries.get(key)?;
-        let i = e
-            .instances
-            .binary_search_by(|b| b.start.cmp(&start))
-            .ok()?;
+        let i = e.instances.binary_search_by(|b| b.start.cmp(&start)).ok()?;
         e.instances.get(i).map(|b| &**b)
     }
 
@@ -457,10 +448,7 @@ impl Schedule {
     /// A booking by key: its first occurrence (`None` if unknown or
     /// deleted).
     pub fn booking(&self, key: &BookingKey) -> Option<&Booking> {
-        self.entries
-            .get(key)
-            .and_then(|e| e.first())
-            .map(|b| &**b)
+        self.entries.get(key).and_then(|e| e.first()).map(|b| &**b)
     }
 
     /// Every occurrence of a booking, by start.
@@ -469,29 +457,6 @@ impl Schedule {
             .get(key)
             .map(|e| e.instances.iter().map(|b| &**b).collect())
             .unwrap_or_default()
-    }
-
-    /// Set a booking's title (every occurrence); `false` if unknown or
-    /// unchanged.
-    pub(crate) fn set_title(&mut self, key: &BookingKey, title: &str) -> bool {
-        let Some(e) = self.entries.get_mut(key) else {
-            return false;
-        };
-        if e.instances.is_empty() || e.first().and_then(|b| b.title.as_deref()) == Some(title) {
-            return false;
-        }
-        let title: Arc<str> = Arc::from(title);
-        for b in &mut e.instances {
-            Arc::make_mut(b).title = Some(title.clone());
-        }
-        self.touched.push(key.clone());
-        true
-    }
-
-    /// Keys written since the last `apply`/`merge` began (for a store
-    /// write after [`Schedule::set_title`]).
-    pub(crate) fn clear_written(&mut self) {
-        self.touched.clear();
     }
 
     /// Rooms that have (or had) bookings.

@@ -246,7 +246,10 @@ impl Store {
                     organizer: Arc::new(organizer),
                     title: title.map(|t| Arc::from(t.as_str())),
                 }),
-                occurrences: occurrences.into_iter().map(|(s, e)| (at(s), at(e))).collect(),
+                occurrences: occurrences
+                    .into_iter()
+                    .map(|(s, e)| (at(s), at(e)))
+                    .collect(),
                 key,
                 last_change: at(last),
             });
@@ -258,9 +261,11 @@ impl Store {
         }
         l.directory = self
             .conn
-            .query_row("SELECT rooms, fetched_at FROM directory WHERE id = 1", [], |r| {
-                Ok((r.get::<_, String>(0)?, at(r.get::<_, i64>(1)?)))
-            })
+            .query_row(
+                "SELECT rooms, fetched_at FROM directory WHERE id = 1",
+                [],
+                |r| Ok((r.get::<_, String>(0)?, at(r.get::<_, i64>(1)?))),
+            )
             .optional()?;
         let mut q = self.conn.prepare("SELECT uid, at FROM series_deleted")?;
         for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
@@ -354,8 +359,11 @@ impl Store {
                         None => (0, 0, "[]".into(), "{}".into(), 1),
                     };
                     let occurrences = (e.occurrences.len() > 1).then(|| {
-                        let v: Vec<(i64, i64)> =
-                            e.occurrences.iter().map(|(s, e)| (ms(*s), ms(*e))).collect();
+                        let v: Vec<(i64, i64)> = e
+                            .occurrences
+                            .iter()
+                            .map(|(s, e)| (ms(*s), ms(*e)))
+                            .collect();
                         serde_json::to_string(&v).unwrap_or_default()
                     });
                     let title = e.booking.as_ref().and_then(|b| b.title.as_deref());

@@ -7,6 +7,8 @@
 //! event. A failed or partial fetch hands over nothing: the last known
 //! schedule stays, and its age shows.
 
+pub mod tools;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,16 +33,17 @@ use crate::schedule::{Fetch, FetchedInstance};
 pub const COALESCE: Duration = Duration::from_secs(1);
 /// How often the room directory is fetched again.
 pub const DIRECTORY_EVERY: Duration = Duration::from_secs(3600);
+/// How long a fetched title is used before it is asked for again.
+const TITLES_EVERY: Duration = Duration::from_secs(86400);
 /// After a failed directory fetch, how long until the next try.
 const DIRECTORY_RETRY: Duration = Duration::from_secs(300);
 
 /// What the task found, for the core.
 #[derive(Debug)]
 pub enum Found {
-    /// A completed fetch of some rooms' schedules.
+    /// A completed fetch of some rooms' schedules (with titles where some
+    /// display shows them).
     Schedule(Fetch),
-    /// Titles of bookings (for rooms or sinks that show titles).
-    Titles(Vec<(BookingKey, String)>),
     /// The room directory.
     Directory(Directory),
 }
@@ -62,8 +65,8 @@ pub struct Syncer {
     clock: TimeSource,
     /// The directory as known (restored from the store, then fetched).
     directory: Directory,
-    /// Titles already known (fetched once per booking).
-    titles: HashSet<BookingKey>,
+    /// Titles already fetched, and when.
+    titles: HashMap<BookingKey, (Arc<str>, Instant)>,
 }
 
 impl Syncer {
@@ -80,7 +83,7 @@ impl Syncer {
             config,
             clock,
             directory,
-            titles: HashSet::new(),
+            titles: HashMap::new(),
         }
     }
 
@@ -150,12 +153,7 @@ impl Syncer {
     /// `[rooms_from]` levels.
     fn rooms(&self) -> Vec<Room> {
         let cfg = &self.config;
-        let titles = |id: &RoomId| {
-            let room = cfg.room(id);
-            std::iter::once(None)
-                .chain(cfg.sinks.iter().filter(|s| s.wants(id, None)).map(Some))
-                .any(|sink| cfg.style(room, sink).privacy == Privacy::Title)
-        };
+        let titles = |id: &RoomId| shows_titles(cfg, id);
         let mut v: Vec<Room> = cfg
             .rooms
             .iter()
@@ -184,7 +182,10 @@ impl Syncer {
     fn window(&self, tz: Tz, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
         let today = now.with_timezone(&tz).date_naive();
         let from = start_of_day(tz, today).unwrap_or(now);
-        (from, from + chrono::Duration::days(i64::from(self.sync.days)))
+        (
+            from,
+            from + chrono::Duration::days(i64::from(self.sync.days)),
+        )
     }
 
     /// Fetch these rooms' schedules (and titles where wanted), in calls of
@@ -195,7 +196,6 @@ impl Syncer {
         for r in rooms {
             by_window.entry(self.window(r.tz, now)).or_default().push(r);
         }
-        let mut want_titles: Vec<BookingKey> = Vec::new();
         for ((from, to), rooms) in by_window {
             for chunk in rooms.chunks(api::FREEBUSY_MAX_ROOMS) {
                 let ids: Vec<&str> = chunk.iter().map(|r| r.id.as_str()).collect();
@@ -207,46 +207,54 @@ impl Syncer {
                         continue;
                     }
                 };
-                let fetch = to_fetch(chunk, found, from, to, began);
-                for i in &fetch.instances {
-                    let wants = chunk.iter().any(|r| r.titles && r.id == i.room);
-                    if wants && i.organizer.is_some() && !self.titles.contains(&i.key) {
-                        want_titles.push(i.key.clone());
-                    }
-                }
+                let mut fetch = to_fetch(chunk, found, from, to, began);
+                self.titles(chunk, &mut fetch).await;
                 if out.send(Found::Schedule(fetch)).await.is_err() {
                     return;
                 }
             }
         }
-        want_titles.sort();
-        want_titles.dedup();
-        self.fetch_titles(&want_titles, out).await;
     }
 
-    /// Titles of these bookings, at most 50 a call.
-    async fn fetch_titles(&mut self, keys: &[BookingKey], out: &mpsc::Sender<Found>) {
-        for chunk in keys.chunks(api::SUMMARY_MAX) {
-            let ask: Vec<(&str, i64)> = chunk.iter().map(|k| (&*k.uid, k.original_time)).collect();
-            match self.api.summaries(&ask).await {
+    /// Attach titles to the instances of rooms whose displays show them:
+    /// only where the platform named an organizer (a private booking's
+    /// title is never asked for); fetched once a day per booking.
+    async fn titles(&mut self, chunk: &[&Room], fetch: &mut Fetch) {
+        let wanted = |room: &RoomId| chunk.iter().any(|r| r.titles && r.id == *room);
+        let fresh = |at: &Instant| at.elapsed() < TITLES_EVERY;
+        let mut ask: Vec<BookingKey> = fetch
+            .instances
+            .iter()
+            .filter(|i| wanted(&i.room) && i.organizer.is_some())
+            .filter(|i| !self.titles.get(&i.key).is_some_and(|(_, at)| fresh(at)))
+            .map(|i| i.key.clone())
+            .collect();
+        ask.sort();
+        ask.dedup();
+        for part in ask.chunks(api::SUMMARY_MAX) {
+            let keys: Vec<(&str, i64)> = part.iter().map(|k| (&*k.uid, k.original_time)).collect();
+            match self.api.summaries(&keys).await {
                 Ok(s) => {
-                    let titles: Vec<(BookingKey, String)> = s
-                        .infos
-                        .into_iter()
-                        .map(|i| (BookingKey::new(&i.uid, i.original_time), i.summary))
-                        .collect();
-                    self.titles.extend(titles.iter().map(|(k, _)| k.clone()));
-                    if !titles.is_empty() && out.send(Found::Titles(titles)).await.is_err() {
-                        return;
+                    for i in s.infos {
+                        let t: Arc<str> = Arc::from(i.summary.as_str());
+                        self.titles.insert(
+                            BookingKey::new(&i.uid, i.original_time),
+                            (t, Instant::now()),
+                        );
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(bookings = chunk.len(), error = %Chain(&e), "fetching meeting titles failed");
+                    tracing::warn!(bookings = part.len(), error = %Chain(&e), "fetching meeting titles failed");
                     if let Some(scope) = e.missing_scope() {
                         tracing::warn!(scope, "titles need this scope granted to the app");
                     }
-                    return;
+                    break;
                 }
+            }
+        }
+        for i in &mut fetch.instances {
+            if wanted(&i.room) && i.organizer.is_some() {
+                i.title = self.titles.get(&i.key).map(|(t, _)| t.clone());
             }
         }
     }
@@ -265,6 +273,19 @@ impl Syncer {
             }
         }
     }
+}
+
+/// Does some display of this room (its pages, or a sink) show titles?
+pub fn shows_titles(cfg: &Config, id: &RoomId) -> bool {
+    let room = cfg.room(id);
+    std::iter::once(None)
+        .chain(cfg.sinks.iter().filter(|s| s.wants(id, None)).map(Some))
+        .any(|sink| cfg.style(room, sink).privacy == Privacy::Title)
+}
+
+/// Does any configured room show titles (so the titles API is needed)?
+pub fn titles_wanted(cfg: &Config) -> bool {
+    cfg.display.privacy == Privacy::Title || cfg.rooms.iter().any(|r| shows_titles(cfg, &r.id))
 }
 
 /// A freebusy answer as a [`Fetch`] of the rooms it could read.
@@ -297,10 +318,17 @@ fn to_fetch(
                 start: i.start_time,
                 end: i.end_time,
                 organizer: i.organizer_info.map(|o| Organizer {
-                    open_id: o.open_id.filter(|s| !s.is_empty()).map(|s| Arc::from(s.as_str())),
-                    name: o.name.filter(|s| !s.is_empty()).map(|s| Arc::from(s.as_str())),
+                    open_id: o
+                        .open_id
+                        .filter(|s| !s.is_empty())
+                        .map(|s| Arc::from(s.as_str())),
+                    name: o
+                        .name
+                        .filter(|s| !s.is_empty())
+                        .map(|s| Arc::from(s.as_str())),
                     ..Organizer::default()
                 }),
+                title: None,
             });
         }
     }
@@ -346,7 +374,10 @@ fn room_info(r: &api::Room, names: &HashMap<String, (String, Option<String>)>) -
             .map(|(n, _)| n.clone())
             .filter(|n| !n.is_empty())
     };
-    let own = r.room_level_id.as_deref().or(r.path.last().map(String::as_str));
+    let own = r
+        .room_level_id
+        .as_deref()
+        .or(r.path.last().map(String::as_str));
     let parent = own
         .and_then(|l| names.get(l))
         .and_then(|(_, p)| p.clone())
@@ -356,13 +387,17 @@ fn room_info(r: &api::Room, names: &HashMap<String, (String, Option<String>)>) -
         (Some(b), None) => (Some(b), None),
         _ => (None, None),
     };
-    let disabled = r.room_status.as_ref().filter(|s| !s.status).map(|s| Disabled {
-        until: s
-            .disable_end_time
-            .filter(|t| *t > 0)
-            .and_then(|t| DateTime::from_timestamp(t, 0)),
-        reason: s.disable_reason.clone().filter(|r| !r.is_empty()),
-    });
+    let disabled = r
+        .room_status
+        .as_ref()
+        .filter(|s| !s.status)
+        .map(|s| Disabled {
+            until: s
+                .disable_end_time
+                .filter(|t| *t > 0)
+                .and_then(|t| DateTime::from_timestamp(t, 0)),
+            reason: s.disable_reason.clone().filter(|r| !r.is_empty()),
+        });
     let mut path = r.path.clone();
     if let Some(l) = &r.room_level_id
         && !path.contains(l)

@@ -125,7 +125,11 @@ fn render_case(t: &Templates, case: &Case, locale: Locale) -> String {
 
         for tpl in NOTICE_TEMPLATES {
             let r = t
-                .render(tpl, locale, view::notice(&style, &change, &view::RoomMeta::named(name), now))
+                .render(
+                    tpl,
+                    locale,
+                    view::notice(&style, &change, &view::RoomMeta::named(name), now),
+                )
                 .unwrap_or_else(|e| panic!("{tpl}: {e}"));
             out.push_str(&format!(
                 "=== {tpl} · {}\n{}\n",
@@ -158,7 +162,11 @@ fn render_case(t: &Templates, case: &Case, locale: Locale) -> String {
 
         for tpl in SNAPSHOT_TEMPLATES {
             let r = t
-                .render(tpl, locale, view::snapshot(&style, &room, &view::RoomMeta::named(name), &v, at))
+                .render(
+                    tpl,
+                    locale,
+                    view::snapshot(&style, &room, &view::RoomMeta::named(name), &v, at),
+                )
                 .unwrap_or_else(|e| panic!("{tpl}: {e}"));
             out.push_str(&format!("=== {tpl} · {label}\n{}\n", r.body.trim_end()));
         }

@@ -27,7 +27,7 @@ use crate::config::PlatformConfig;
 use crate::metrics::ApiStats;
 use crate::retry::{Limiter, Policy, RateLimit, jitter, retryable_status};
 
-pub use types::{BusyInstance, FreeBusy, Level, Room, RoomStatus, Summary, Summaries};
+pub use types::{BusyInstance, FreeBusy, Level, Room, RoomStatus, Summaries, Summary};
 
 /// At most this many rooms in one freebusy call (the reference page).
 pub const FREEBUSY_MAX_ROOMS: usize = 20;
@@ -179,9 +179,11 @@ impl ApiError {
         match self {
             // 99991672: the app lacks the API's scope; 121005: no
             // permission for the room (vc); 403 without a code.
-            ApiError::Code { api, code, .. } if matches!(code, 99991672 | 99991679 | 121005) => {
-                Some(api.scope())
-            }
+            ApiError::Code {
+                api,
+                code: 99991672 | 99991679 | 121005,
+                ..
+            } => Some(api.scope()),
             ApiError::Status { api, status: 403 } => Some(api.scope()),
             _ => None,
         }
@@ -291,9 +293,7 @@ impl Api {
             return Ok(t.value.clone());
         }
         let body = json!({"app_id": self.app_id, "app_secret": self.app_secret.expose_secret()});
-        let (status, bytes, _) = self
-            .send(Endpoint::Token, None, Body::Json(body))
-            .await?;
+        let (status, bytes, _) = self.send(Endpoint::Token, None, Body::Json(body)).await?;
         let api = Endpoint::Token;
         let a: TokenAnswer =
             serde_json::from_slice(&bytes).map_err(|source| ApiError::Decode { api, source })?;
@@ -315,7 +315,9 @@ impl Api {
             value: value.clone(),
             renew_at: Instant::now() + life.saturating_sub(TOKEN_MARGIN).max(life / 2),
         });
-        self.stats.tokens.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.stats
+            .tokens
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(value)
     }
 
@@ -332,7 +334,8 @@ impl Api {
         url.set_path(api.path());
         let rb = match body {
             Body::Query(q) => {
-                url.query_pairs_mut().extend_pairs(q.iter().map(|(k, v)| (*k, v.as_str())));
+                url.query_pairs_mut()
+                    .extend_pairs(q.iter().map(|(k, v)| (*k, v.as_str())));
                 self.http.get(url)
             }
             Body::Json(v) => self.http.post(url).json(&v),
@@ -341,13 +344,10 @@ impl Api {
             Some(t) => rb.bearer_auth(t.expose_secret()),
             None => rb,
         };
-        let resp = rb
-            .send()
-            .await
-            .map_err(|source| ApiError::Transport {
-                api,
-                source: source.without_url(),
-            })?;
+        let resp = rb.send().await.map_err(|source| ApiError::Transport {
+            api,
+            source: source.without_url(),
+        })?;
         let status = resp.status().as_u16();
         let reset = resp
             .headers()
@@ -396,7 +396,11 @@ impl Api {
     }
 
     /// An authenticated call with the retry rules; `data` decoded as `T`.
-    async fn call<T: DeserializeOwned>(&self, api: Endpoint, body: Body<'_>) -> Result<T, ApiError> {
+    async fn call<T: DeserializeOwned>(
+        &self,
+        api: Endpoint,
+        body: Body<'_>,
+    ) -> Result<T, ApiError> {
         let mut refreshed = false;
         let mut attempt = 0;
         let data = loop {
@@ -410,7 +414,9 @@ impl Api {
                 }
                 Err((e, wait)) if e.retryable() && attempt + 1 < ATTEMPTS => {
                     self.stats.failed(api.name(), &e.code());
-                    let delay = BACKOFF.delay(attempt, jitter()).max(wait.unwrap_or_default());
+                    let delay = BACKOFF
+                        .delay(attempt, jitter())
+                        .max(wait.unwrap_or_default());
                     tracing::debug!(api = api.name(), code = %e.code(), retry_in_ms = delay.as_millis() as u64, "platform call failed; retrying");
                     attempt += 1;
                     tokio::time::sleep(delay).await;
@@ -432,7 +438,8 @@ impl Api {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<FreeBusy, ApiError> {
-        let mut q: Vec<(&str, String)> = rooms.iter().map(|r| ("room_ids", r.to_string())).collect();
+        let mut q: Vec<(&str, String)> =
+            rooms.iter().map(|r| ("room_ids", r.to_string())).collect();
         q.push(("time_min", from.to_rfc3339_opts(SecondsFormat::Secs, true)));
         q.push(("time_max", to.to_rfc3339_opts(SecondsFormat::Secs, true)));
         self.call(Endpoint::FreeBusy, Body::Query(&q)).await

@@ -31,6 +31,9 @@ pub enum Repeat {
     Weekly,
 }
 
+/// A span of time.
+pub type Span = (DateTime<Utc>, DateTime<Utc>);
+
 /// A booking on the fake calendar.
 #[derive(Debug, Clone)]
 pub struct FakeBooking {
@@ -42,7 +45,7 @@ pub struct FakeBooking {
     /// `(name, open_id)`; `None`: a private booking (no organizer info).
     pub organizer: Option<(String, String)>,
     /// Occurrence's original start → its new span, or `None` (cancelled).
-    pub exceptions: BTreeMap<DateTime<Utc>, Option<(DateTime<Utc>, DateTime<Utc>)>>,
+    pub exceptions: BTreeMap<DateTime<Utc>, Option<Span>>,
     pub title: Option<String>,
 }
 
@@ -90,6 +93,10 @@ pub struct PlatformState {
     pub calls: BTreeMap<String, usize>,
     /// Each freebusy call's room count.
     pub freebusy_rooms: Vec<usize>,
+    /// Every booking a title was asked for.
+    pub titles_asked: Vec<String>,
+    /// APIs (by the name `calls` counts) the app lacks the scope for.
+    pub denied: Vec<String>,
     /// Problems the fake refused (a client bug if any).
     pub refused: Vec<String>,
 }
@@ -114,7 +121,10 @@ impl FakePlatform {
             base,
         };
         let app = Router::new()
-            .route("/open-apis/auth/v3/tenant_access_token/internal", post(token))
+            .route(
+                "/open-apis/auth/v3/tenant_access_token/internal",
+                post(token),
+            )
             .route("/open-apis/meeting_room/freebusy/batch_get", get(freebusy))
             .route("/open-apis/meeting_room/summary/batch_get", post(summary))
             .route("/open-apis/vc/v1/rooms", get(rooms))
@@ -165,8 +175,30 @@ impl FakePlatform {
 }
 
 fn count(f: &FakePlatform, path: &str) {
-    *f.state.lock().unwrap().calls.entry(path.into()).or_default() += 1;
+    *f.state
+        .lock()
+        .unwrap()
+        .calls
+        .entry(path.into())
+        .or_default() += 1;
     f.changed.notify_waiters();
+}
+
+/// The platform's answer when the app lacks the API's scope.
+fn denied(f: &FakePlatform, path: &str) -> Option<Response> {
+    f.state
+        .lock()
+        .unwrap()
+        .denied
+        .iter()
+        .any(|d| d == path)
+        .then(|| {
+            code(
+                StatusCode::BAD_REQUEST,
+                99991672,
+                "Access denied. One of the following scopes is required",
+            )
+        })
 }
 
 fn code(status: StatusCode, code: i64, msg: &str) -> Response {
@@ -175,18 +207,27 @@ fn code(status: StatusCode, code: i64, msg: &str) -> Response {
 
 /// `Err` with the platform's answer when the bearer token is missing or
 /// not valid now.
+#[allow(clippy::result_large_err)]
 fn authorized(f: &FakePlatform, headers: &HeaderMap) -> Result<(), Response> {
     let Some(t) = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
     else {
-        return Err(code(StatusCode::BAD_REQUEST, 99991661, "Missing access token for authorization"));
+        return Err(code(
+            StatusCode::BAD_REQUEST,
+            99991661,
+            "Missing access token for authorization",
+        ));
     };
     let st = f.state.lock().unwrap();
     match st.tokens.get(t) {
         Some(exp) if *exp > Instant::now() => Ok(()),
-        _ => Err(code(StatusCode::BAD_REQUEST, 99991663, "Invalid access token for authorization")),
+        _ => Err(code(
+            StatusCode::BAD_REQUEST,
+            99991663,
+            "Invalid access token for authorization",
+        )),
     }
 }
 
@@ -200,7 +241,8 @@ async fn token(State(f): State<FakePlatform>, Json(body): Json<Value>) -> Respon
     let life = st.token_life;
     st.tokens
         .insert(value.clone(), Instant::now() + Duration::from_secs(life));
-    Json(json!({"code": 0, "msg": "ok", "tenant_access_token": value, "expire": life})).into_response()
+    Json(json!({"code": 0, "msg": "ok", "tenant_access_token": value, "expire": life}))
+        .into_response()
 }
 
 /// Query pairs, keeping repeated keys.
@@ -213,7 +255,11 @@ fn pairs(q: &str) -> Vec<(String, String)> {
 /// Every instance of `b` overlapping `[from, to)`: occurrences of a series
 /// (original_time 0), exceptions in place of theirs (original_time: the
 /// occurrence's original start in seconds).
-fn instances(b: &FakeBooking, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<(i64, DateTime<Utc>, DateTime<Utc>)> {
+fn instances(
+    b: &FakeBooking,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<(i64, DateTime<Utc>, DateTime<Utc>)> {
     let step = match b.repeat {
         Repeat::Once => None,
         Repeat::Daily => Some(chrono::Duration::days(1)),
@@ -255,13 +301,24 @@ fn instances(b: &FakeBooking, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<(i6
     out
 }
 
-async fn freebusy(State(f): State<FakePlatform>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+async fn freebusy(
+    State(f): State<FakePlatform>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
     count(&f, "freebusy");
     if let Err(r) = authorized(&f, &headers) {
         return r;
     }
+    if let Some(r) = denied(&f, "freebusy") {
+        return r;
+    }
     let q = pairs(&q.unwrap_or_default());
-    let rooms: Vec<String> = q.iter().filter(|(k, _)| k == "room_ids").map(|(_, v)| v.clone()).collect();
+    let rooms: Vec<String> = q
+        .iter()
+        .filter(|(k, _)| k == "room_ids")
+        .map(|(_, v)| v.clone())
+        .collect();
     let time = |k: &str| {
         q.iter()
             .find(|(n, _)| n == k)
@@ -269,8 +326,16 @@ async fn freebusy(State(f): State<FakePlatform>, headers: HeaderMap, RawQuery(q)
             .map(|t| t.with_timezone(&Utc))
     };
     let (Some(from), Some(to)) = (time("time_min"), time("time_max")) else {
-        f.state.lock().unwrap().refused.push("freebusy: times not RFC 3339".into());
-        return code(StatusCode::OK, 100003, "time format must follow RFC3339 standard");
+        f.state
+            .lock()
+            .unwrap()
+            .refused
+            .push("freebusy: times not RFC 3339".into());
+        return code(
+            StatusCode::OK,
+            100003,
+            "time format must follow RFC3339 standard",
+        );
     };
     let mut st = f.state.lock().unwrap();
     st.freebusy_rooms.push(rooms.len());
@@ -284,7 +349,11 @@ async fn freebusy(State(f): State<FakePlatform>, headers: HeaderMap, RawQuery(q)
             return (StatusCode::from_u16(s).unwrap(), "upstream timed out").into_response();
         }
         Some(Answer::RateLimited(reset)) => {
-            let mut r = code(StatusCode::TOO_MANY_REQUESTS, 99991400, "request trigger frequency limit");
+            let mut r = code(
+                StatusCode::TOO_MANY_REQUESTS,
+                99991400,
+                "request trigger frequency limit",
+            );
             r.headers_mut()
                 .insert("x-ogw-ratelimit-reset", reset.to_string().parse().unwrap());
             return r;
@@ -322,15 +391,23 @@ async fn freebusy(State(f): State<FakePlatform>, headers: HeaderMap, RawQuery(q)
     .into_response()
 }
 
-async fn summary(State(f): State<FakePlatform>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn summary(
+    State(f): State<FakePlatform>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     count(&f, "summary");
     if let Err(r) = authorized(&f, &headers) {
         return r;
     }
-    let st = f.state.lock().unwrap();
+    if let Some(r) = denied(&f, "summary") {
+        return r;
+    }
+    let mut st = f.state.lock().unwrap();
     let (mut infos, mut errors) = (Vec::new(), Vec::new());
     for u in body["EventUids"].as_array().cloned().unwrap_or_default() {
         let uid = u["uid"].as_str().unwrap_or_default();
+        st.titles_asked.push(uid.to_string());
         match st.bookings.iter().find(|b| b.uid == uid).and_then(|b| b.title.clone()) {
             Some(t) => infos.push(json!({"uid": uid, "original_time": u["original_time"], "summary": t})),
             None => errors.push(json!({"uid": uid, "original_time": u["original_time"], "error_msg": "no permission"})),
@@ -340,9 +417,16 @@ async fn summary(State(f): State<FakePlatform>, headers: HeaderMap, Json(body): 
 }
 
 /// The room list, two rooms a page.
-async fn rooms(State(f): State<FakePlatform>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+async fn rooms(
+    State(f): State<FakePlatform>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
     count(&f, "rooms");
     if let Err(r) = authorized(&f, &headers) {
+        return r;
+    }
+    if let Some(r) = denied(&f, "rooms") {
         return r;
     }
     let q = pairs(&q.unwrap_or_default());
@@ -374,9 +458,16 @@ async fn rooms(State(f): State<FakePlatform>, headers: HeaderMap, RawQuery(q): R
     .into_response()
 }
 
-async fn levels(State(f): State<FakePlatform>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn levels(
+    State(f): State<FakePlatform>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     count(&f, "levels");
     if let Err(r) = authorized(&f, &headers) {
+        return r;
+    }
+    if let Some(r) = denied(&f, "levels") {
         return r;
     }
     let st = f.state.lock().unwrap();
