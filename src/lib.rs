@@ -6,7 +6,8 @@
 //!  sources                 intake            state                  render             deliver
 //!  lark WS client ─json─▶ decode ─RoomEvent─▶ schedule (pure) ─Δ─▶ handlebars ─msg─▶ per-sink ordered
 //!  webhook (http)         dedup               + store              view models       workers ─HTTP─▶
-//!  replay (file)                                                                       panels, chat bots
+//!  replay (file)                               ▲                                       panels, chat bots
+//!  room APIs (sync) ── Fetch ─────────────────┘ merge, same rules
 //! ```
 //!
 //! Module map (one job each), from the bottom up; a module imports only
@@ -28,9 +29,11 @@
 //! | [`render`] | template registry (embedded defaults + override dir) and view models |
 //! | [`config`] | TOML → validated [`config::Config`], one file per section; every problem with key and line |
 //! | [`message`] | an outgoing message and its idempotency key |
-//! | [`lark`] | the platform edge: endpoint discovery, protobuf frames, the long-connection client, webhook verification |
+//! | [`directory`] | what the platform says about each room (name, building, floor, capacity, out of service); pure data |
+//! | [`lark`] | the platform edge: endpoint discovery, protobuf frames, the long-connection client, webhook verification; [`lark::api`]: the REST client (token, free/busy, titles, rooms), knowing nothing of schedules |
 //! | [`store`] | durable schedule, seen ids and delivery outbox in SQLite (WAL); `store::SharedStore` |
 //! | [`pipeline`] | decode → token check → apply → render for one payload, handing back all a commit needs; pure but for the schedule it owns |
+//! | [`sync`] | backfill and reconciliation: a task that fetches what the platform says is booked and hands it to the core (which merges it with `Schedule::merge`, the events' rules); `rooms discover`, `doctor` |
 //! | [`deliver`] | sink kinds, one ordered worker per sink; pure request building in `deliver::http` |
 //! | `http` | axum: webhook intake, pull endpoints, the live room page, health, readiness, metrics |
 //! | [`check`] | `roomcast check`: config + templates + trial renders, every problem at once, typed |

@@ -163,11 +163,11 @@ impl Config {
                 .and_then(|s| s.hour_cycle)
                 .or(room.and_then(|r| r.hour_cycle))
                 .unwrap_or(d.hour_cycle),
-            // The stricter of room and sink: a sink cannot show more of a
-            // room than the room allows.
-            privacy: match (room.and_then(|r| r.privacy), sink.and_then(|s| s.privacy)) {
-                (Some(r), Some(s)) => r.min(s),
-                (r, s) => r.or(s).unwrap_or(d.privacy),
+            // A sink may show less of a room than the room allows, never
+            // more.
+            privacy: {
+                let room = room.and_then(|r| r.privacy).unwrap_or(d.privacy);
+                sink.and_then(|s| s.privacy).map_or(room, |s| s.min(room))
             },
         }
     }
