@@ -63,6 +63,11 @@ impl Roomcast {
     /// sets its log level (default `warn`); `ROOMCAST_BIN` runs another
     /// build of roomcast (an A/B against an older commit, same harness).
     pub async fn start(gw: &Gateway, rest: &str) -> Roomcast {
+        Roomcast::start_with_secret(gw, rest, "bench-secret").await
+    }
+
+    /// [`Roomcast::start`] with this app secret.
+    pub async fn start_with_secret(gw: &Gateway, rest: &str, secret: &str) -> Roomcast {
         let dir = std::env::temp_dir().join(format!(
             "roomcast-bench-{}-{}",
             std::process::id(),
@@ -90,7 +95,7 @@ impl Roomcast {
                 &std::env::var("LOG").unwrap_or_else(|_| "warn".into()),
             ])
             .current_dir(&dir)
-            .env("APP_SECRET", "bench-secret")
+            .env("APP_SECRET", secret)
             .stdout(std::process::Stdio::null())
             .kill_on_drop(true)
             .spawn()

@@ -26,7 +26,7 @@ use crate::pipeline::{Applied, Outcome, Pipeline};
 use crate::schedule::Skip;
 use crate::source::{Ack, Inbound};
 use crate::store::{EventWrite, SharedStore, StoreError};
-use crate::sync::Found;
+use crate::sync::{Found, Wanted};
 
 /// How many waiting payloads are applied and committed together.
 const BATCH: usize = 256;
@@ -45,7 +45,7 @@ pub(super) struct Core<'a> {
     pub(super) metrics: &'a Metrics,
     /// The reconciliation, when `[sync]` is on: its counters, and where
     /// the rooms an event touched are asked for again.
-    pub(super) sync: Option<(&'a SyncStats, mpsc::Sender<Vec<RoomId>>)>,
+    pub(super) sync: Option<(&'a SyncStats, &'a Wanted)>,
 }
 
 /// One applied event (or fetch) waiting for its commit.
@@ -151,15 +151,7 @@ impl Core<'_> {
         if let Some((_, want)) = &self.sync {
             // The event cannot describe a series: ask the platform again
             // about the rooms it touched (the syncer coalesces).
-            let mut rooms: Vec<RoomId> = Vec::new();
-            for r in pending.iter().flat_map(|p| p.applied.rooms.iter()) {
-                if !rooms.contains(r) {
-                    rooms.push(r.clone());
-                }
-            }
-            if !rooms.is_empty() {
-                let _ = want.try_send(rooms);
-            }
+            want.ask(pending.iter().flat_map(|p| p.applied.rooms.iter()));
         }
         self.commit_and_send(pipeline, pending, now).await
     }

@@ -31,7 +31,7 @@ use crate::render::Templates;
 use crate::source::Inbound;
 use crate::source::replay::{self, ReplayError};
 use crate::store::{SharedStore, Store, StoreError};
-use crate::sync::{Found, Syncer};
+use crate::sync::{Found, Syncer, Wanted};
 
 pub use restore::load_schedule;
 
@@ -195,7 +195,7 @@ impl App {
             shutdown: &shutdown,
             metrics: &self.metrics,
             signals: &signals,
-            sync: sync.as_ref().map(|s| (&*s.stats, s.want.clone())),
+            sync: sync.as_ref().map(|s| (&*s.stats, &*s.want)),
         };
         let store_failure = core.run(&mut pipeline, rx, query_rx, found_rx).await;
         if let Some(s) = sync {
@@ -244,7 +244,7 @@ impl App {
         else {
             return Ok(None);
         };
-        let (want_tx, want_rx) = mpsc::channel(64);
+        let want = Arc::new(Wanted::default());
         let stop = shutdown.child_token();
         let syncer = Syncer::new(
             Arc::new(api),
@@ -253,11 +253,11 @@ impl App {
             self.clock.clone(),
             pipeline.directory().clone(),
         );
-        let task = tokio::spawn(syncer.run(want_rx, found, stop.clone()));
+        let task = tokio::spawn(syncer.run(want.clone(), found, stop.clone()));
         Ok(Some(SyncTask {
             task,
             stop,
-            want: want_tx,
+            want,
             stats: Arc::new(SyncStats::default()),
             api: api_stats,
             stale_after: sc.stale_after,
@@ -320,7 +320,7 @@ impl App {
 struct SyncTask {
     task: JoinHandle<()>,
     stop: CancellationToken,
-    want: mpsc::Sender<Vec<crate::model::RoomId>>,
+    want: Arc<Wanted>,
     stats: Arc<SyncStats>,
     api: Arc<ApiStats>,
     stale_after: std::time::Duration,

@@ -302,7 +302,8 @@ fn panel_headers_read_env() {
 
 #[test]
 fn sync_is_on_with_credentials_and_checked() {
-    let lark = "[source]\nkind = \"lark\"\n[platform]\napp_id = \"cli_a\"\napp_secret_env = \"SECRET\"\n";
+    let lark =
+        "[source]\nkind = \"lark\"\n[platform]\napp_id = \"cli_a\"\napp_secret_env = \"SECRET\"\n";
     let c = ok(lark);
     let s = c.sync.expect("on by default with credentials");
     assert_eq!(
@@ -310,13 +311,26 @@ fn sync_is_on_with_credentials_and_checked() {
         (Duration::from_secs(300), 7, Duration::from_secs(900))
     );
     assert!(ok(MIN).sync.is_none(), "no credentials: off");
-    assert!(ok(&format!("{lark}[sync]\ninterval = \"off\"\n")).sync.is_none());
-    let c = ok(&format!("{lark}[sync]\ninterval = \"2m\"\ndays = 14\nstale_after = \"1h\"\n"));
+    assert!(
+        ok(&format!("{lark}[sync]\ninterval = \"off\"\n"))
+            .sync
+            .is_none()
+    );
+    let c = ok(&format!(
+        "{lark}[sync]\ninterval = \"2m\"\ndays = 14\nstale_after = \"1h\"\n"
+    ));
     let s = c.sync.unwrap();
-    assert_eq!((s.interval.as_secs(), s.days, s.stale_after.as_secs()), (120, 14, 3600));
+    assert_eq!(
+        (s.interval.as_secs(), s.days, s.stale_after.as_secs()),
+        (120, 14, 3600)
+    );
     let i = issues(&format!("{lark}[sync]\ninterval = \"5s\"\ndays = 31\n"));
     let got: Vec<(&str, Option<usize>)> = i.iter().map(|x| (x.key.as_str(), x.line)).collect();
-    assert_eq!(got, [("sync.interval", Some(7)), ("sync.days", Some(8))], "{i:?}");
+    assert_eq!(
+        got,
+        [("sync.interval", Some(7)), ("sync.days", Some(8))],
+        "{i:?}"
+    );
     let i = issues(&format!("{MIN}[sync]\ninterval = \"5m\"\n"));
     assert_eq!(i[0].key, "sync.interval");
     assert!(i[0].message.contains("app_secret_env"), "{i:?}");
@@ -334,10 +348,23 @@ fn privacy_room_and_sink_the_stricter_wins() {
     let d = c.room(&RoomId::new("omm_d"));
     let s = Some(&c.sinks[0]);
     assert_eq!(c.style(t, None).privacy, Privacy::Title);
-    assert_eq!(c.style(t, s).privacy, Privacy::Organizer, "a sink shows less");
+    assert_eq!(
+        c.style(t, s).privacy,
+        Privacy::Organizer,
+        "a sink shows less"
+    );
     assert_eq!(c.style(d, None).privacy, Privacy::Busy, "the default");
-    assert_eq!(c.style(d, s).privacy, Privacy::Busy, "never more than the room");
-    let i = issues(&format!("{MIN}[[rooms]]\nid = \"omm_x\"\nprivacy = \"everything\"\n"));
-    assert_eq!((i[0].key.as_str(), i[0].line), ("rooms[0].privacy", Some(6)));
+    assert_eq!(
+        c.style(d, s).privacy,
+        Privacy::Busy,
+        "never more than the room"
+    );
+    let i = issues(&format!(
+        "{MIN}[[rooms]]\nid = \"omm_x\"\nprivacy = \"everything\"\n"
+    ));
+    assert_eq!(
+        (i[0].key.as_str(), i[0].line),
+        ("rooms[0].privacy", Some(6))
+    );
     assert!(i[0].message.contains("busy"), "{i:?}");
 }

@@ -20,7 +20,9 @@ use chrono::{DateTime, Utc};
 use super::{Schedule, diff, representative};
 use crate::model::{Booking, BookingKey, Change, Organizer, RoomId};
 
-/// One completed fetch: every busy instance of `rooms` over `[from, to)`.
+/// One completed fetch: every booking of `rooms` over `[from, to)`, as
+/// [`Fetch::new`] groups the instances the platform lists (grouping is done
+/// where the fetch is made, off the core's thread).
 #[derive(Debug, Clone, Default)]
 pub struct Fetch {
     /// The rooms it covers (rooms the platform could not read are not
@@ -30,7 +32,73 @@ pub struct Fetch {
     pub to: DateTime<Utc>,
     /// When the call was made, on our clock.
     pub began: DateTime<Utc>,
-    pub instances: Vec<FetchedInstance>,
+    bookings: BTreeMap<BookingKey, Seen>,
+}
+
+impl Fetch {
+    /// Group `instances` (those of covered rooms) by booking.
+    pub fn new(
+        rooms: Vec<RoomId>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        began: DateTime<Utc>,
+        instances: Vec<FetchedInstance>,
+    ) -> Fetch {
+        let covered: BTreeSet<&RoomId> = rooms.iter().collect();
+        let mut bookings: BTreeMap<BookingKey, Seen> = BTreeMap::new();
+        for i in instances.into_iter().filter(|i| covered.contains(&i.room)) {
+            let s = bookings.entry(i.key).or_default();
+            if !s.rooms.contains(&i.room) {
+                s.rooms.push(i.room);
+            }
+            s.spans.insert((i.start, i.end));
+            if s.organizer.is_none() {
+                s.organizer = i.organizer;
+            }
+            if s.title.is_none() {
+                s.title = i.title;
+            }
+        }
+        Fetch {
+            rooms,
+            from,
+            to,
+            began,
+            bookings,
+        }
+    }
+
+    /// Bookings seen in a room `wants` titles for, with an organizer
+    /// (a private booking's title is never asked for).
+    pub fn wanting_titles(&self, wants: impl Fn(&RoomId) -> bool) -> Vec<BookingKey> {
+        self.bookings
+            .iter()
+            .filter(|(_, s)| s.organizer.is_some() && s.rooms.iter().any(&wants))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Give those bookings their titles.
+    pub fn set_titles(
+        &mut self,
+        wants: impl Fn(&RoomId) -> bool,
+        title: impl Fn(&BookingKey) -> Option<Arc<str>>,
+    ) {
+        for (k, s) in &mut self.bookings {
+            if s.organizer.is_some() && s.rooms.iter().any(&wants) {
+                s.title = title(k);
+            }
+        }
+    }
+
+    /// The bookings it found.
+    pub fn len(&self) -> usize {
+        self.bookings.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bookings.is_empty()
+    }
 }
 
 /// One busy instance of one room.
@@ -47,7 +115,7 @@ pub struct FetchedInstance {
 }
 
 /// What a fetch says of one booking.
-#[derive(Default)]
+#[derive(Debug, Clone, Default)]
 struct Seen {
     rooms: Vec<RoomId>,
     spans: BTreeSet<(DateTime<Utc>, DateTime<Utc>)>,
@@ -62,46 +130,36 @@ impl Schedule {
     pub fn merge(&mut self, fetch: &Fetch, event_id: &Arc<str>, now: DateTime<Utc>) -> Vec<Change> {
         self.touched.clear();
         let covered: BTreeSet<&RoomId> = fetch.rooms.iter().collect();
-        let mut seen: BTreeMap<BookingKey, Seen> = BTreeMap::new();
-        for i in fetch.instances.iter().filter(|i| covered.contains(&i.room)) {
-            let s = seen.entry(i.key.clone()).or_default();
-            if !s.rooms.contains(&i.room) {
-                s.rooms.push(i.room.clone());
-            }
-            s.spans.insert((i.start, i.end));
-            if s.organizer.is_none() {
-                s.organizer = i.organizer.clone();
-            }
-            if s.title.is_none() {
-                s.title = i.title.clone();
-            }
-        }
         // Bookings the fetch should have shown: live in a covered room
         // within the window.
-        let mut keys: BTreeSet<BookingKey> = seen.keys().cloned().collect();
+        let mut missing: BTreeSet<BookingKey> = BTreeSet::new();
         for room in &fetch.rooms {
             if let Some(set) = self.by_room.get(room) {
-                keys.extend(
-                    set.range(..(fetch.to, BookingKey::default()))
-                        .filter(|(start, k)| {
-                            self.instance(k, *start)
-                                .is_some_and(|b| overlaps(b, fetch.from, fetch.to))
-                        })
-                        .map(|(_, k)| k.clone()),
-                );
+                for (start, k) in set.range(..(fetch.to, BookingKey::default())) {
+                    if !fetch.bookings.contains_key(k)
+                        && self
+                            .instance(k, *start)
+                            .is_some_and(|b| overlaps(b, fetch.from, fetch.to))
+                    {
+                        missing.insert(k.clone());
+                    }
+                }
             }
         }
         let mut changes = Vec::new();
-        for key in keys {
+        for (key, seen) in &fetch.bookings {
             self.merge_one(
-                &key,
-                seen.remove(&key),
+                key,
+                Some(seen),
                 fetch,
                 &covered,
                 event_id,
                 now,
                 &mut changes,
             );
+        }
+        for key in &missing {
+            self.merge_one(key, None, fetch, &covered, event_id, now, &mut changes);
         }
         changes
     }
@@ -110,16 +168,27 @@ impl Schedule {
     fn merge_one(
         &mut self,
         key: &BookingKey,
-        seen: Option<Seen>,
+        seen: Option<&Seen>,
         fetch: &Fetch,
         covered: &BTreeSet<&RoomId>,
         event_id: &Arc<str>,
         now: DateTime<Utc>,
         changes: &mut Vec<Change>,
     ) {
-        let (old, last_change, applied_at) = match self.entries.get(key) {
+        if let Some(e) = self.entries.get(key) {
             // An event applied after the fetch began knows better.
-            Some(e) if e.applied_at.is_some_and(|a| a > fetch.began) => return,
+            if e.applied_at.is_some_and(|a| a > fetch.began) {
+                return;
+            }
+            // The usual case: the fetch says what we know. Tell that
+            // before allocating anything.
+            if let Some(s) = seen
+                && unchanged(&e.instances, s, fetch, covered)
+            {
+                return;
+            }
+        }
+        let (old, last_change, applied_at) = match self.entries.get(key) {
             Some(e) => (e.instances.clone(), e.last_change, e.applied_at),
             None => (Vec::new(), fetch.began, None),
         };
@@ -145,8 +214,8 @@ impl Schedule {
                 })
                 .collect(),
             Some(s) => {
-                for r in s.rooms {
-                    let r = self.intern_room(&r);
+                for r in &s.rooms {
+                    let r = self.intern_room(r);
                     if !rooms.contains(&r) {
                         rooms.push(r);
                     }
@@ -166,12 +235,24 @@ impl Schedule {
                     .title
                     .clone()
                     .or_else(|| first.and_then(|b| b.title.clone()));
-                let mut spans = s.spans;
+                let mut spans = s.spans.clone();
                 spans.extend(
                     old.iter()
                         .filter(|b| !overlaps(b, fetch.from, fetch.to))
                         .map(|b| (b.start, b.end)),
                 );
+                // The usual case: nothing changed. Say so before building
+                // anything.
+                let same = first.is_some_and(|f| {
+                    f.rooms == rooms && f.organizer == organizer && f.title == title
+                }) && old.len() == spans.len()
+                    && old
+                        .iter()
+                        .zip(&spans)
+                        .all(|(b, (s, e))| b.start == *s && b.end == *e);
+                if same {
+                    return;
+                }
                 spans
                     .into_iter()
                     .map(|(start, end)| {
@@ -200,6 +281,48 @@ impl Schedule {
         self.entries.remove(key);
         self.replace(key, old, new, last_change, applied_at);
     }
+}
+
+/// Does the fetch show exactly what `old` holds: the same rooms (those it
+/// covers and those it keeps), the same occurrences in its window, the same
+/// organizer and title?
+fn unchanged(old: &[Arc<Booking>], s: &Seen, fetch: &Fetch, covered: &BTreeSet<&RoomId>) -> bool {
+    let Some(first) = old.first() else {
+        return false;
+    };
+    // Rooms as the merge would list them: the kept ones (not covered) in
+    // their order, then those the fetch saw.
+    let rooms = first
+        .rooms
+        .iter()
+        .filter(|r| !covered.contains(r))
+        .chain(s.rooms.iter());
+    if !rooms.eq(first.rooms.iter()) {
+        return false;
+    }
+    let organizer_same = match &s.organizer {
+        None => first.organizer.is_unknown(),
+        Some(o) if o.same_person(&first.organizer) => {
+            o.name.is_none() || o.name == first.organizer.name
+        }
+        Some(o) => *o == *first.organizer,
+    };
+    let title_same = s.title.is_none() || s.title == first.title;
+    if !organizer_same || !title_same {
+        return false;
+    }
+    // Occurrences: those outside the window are kept; inside, the fetched.
+    let mut inside = old.iter().filter(|b| overlaps(b, fetch.from, fetch.to));
+    let outside = old
+        .iter()
+        .filter(|b| !overlaps(b, fetch.from, fetch.to))
+        .count();
+    outside + s.spans.len() == old.len()
+        && s.spans.iter().all(|(st, en)| {
+            inside
+                .next()
+                .is_some_and(|b| b.start == *st && b.end == *en)
+        })
 }
 
 /// Does an occurrence fall in `[from, to)`?

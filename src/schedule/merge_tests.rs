@@ -41,13 +41,13 @@ fn fetch(
     began: DateTime<Utc>,
     instances: Vec<FetchedInstance>,
 ) -> Fetch {
-    Fetch {
-        rooms: rooms.iter().map(|r| RoomId::new(r)).collect(),
+    Fetch::new(
+        rooms.iter().map(|r| RoomId::new(r)).collect(),
         from,
-        to: from + Duration::days(7),
+        from + Duration::days(7),
         began,
         instances,
-    }
+    )
 }
 
 /// A weekly series (Mondays 10:00) and a daily one (09:00) over a week.

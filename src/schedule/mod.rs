@@ -203,7 +203,26 @@ impl Schedule {
                 let rooms: Vec<RoomId> = ev.rooms.iter().map(|r| self.intern_room(r)).collect();
                 let organizer = self.organizer_for(&ev.organizer, old.first());
                 let title = old.first().and_then(|b| b.title.clone());
-                let new: Vec<Arc<Booking>> = if !ev.key.is_exception() && old.len() > 1 {
+                let series = !ev.key.is_exception() && old.len() > 1;
+                if series
+                    && old
+                        .first()
+                        .is_some_and(|b| b.rooms == rooms && b.organizer == organizer)
+                {
+                    // A known series the event leaves as it is: nothing to
+                    // rebuild (its times come from the fetch it triggers).
+                    self.entries.insert(
+                        ev.key.clone(),
+                        Entry {
+                            instances: old,
+                            last_change: ev.event_time,
+                            applied_at: now,
+                        },
+                    );
+                    self.touched.push(ev.key.clone());
+                    return Ok(changes);
+                }
+                let new: Vec<Arc<Booking>> = if series {
                     // A series whose occurrences came from the room APIs:
                     // the event's one instance cannot move them all.
                     old.iter()

@@ -28,15 +28,43 @@ use crate::locale::{Privacy, start_of_day};
 use crate::model::{BookingKey, Organizer, RoomId};
 use crate::schedule::{Fetch, FetchedInstance};
 
-/// How long after an event its rooms are fetched again (events for one
-/// booking usually come in a burst: one fetch serves them all).
+/// How long after the last event of a burst its rooms are fetched again
+/// (events for one booking usually come in a burst: one fetch serves them
+/// all)...
 pub const COALESCE: Duration = Duration::from_secs(1);
+/// ...but never later than this after the first (a steady stream of
+/// events does not hold the fetch back for ever).
+pub const COALESCE_MAX: Duration = Duration::from_secs(10);
 /// How often the room directory is fetched again.
 pub const DIRECTORY_EVERY: Duration = Duration::from_secs(3600);
 /// How long a fetched title is used before it is asked for again.
 const TITLES_EVERY: Duration = Duration::from_secs(86400);
 /// After a failed directory fetch, how long until the next try.
 const DIRECTORY_RETRY: Duration = Duration::from_secs(300);
+
+/// Rooms an event touched, to be fetched again soon: a set (a burst of
+/// events asks once per room, and nothing is lost while a fetch runs).
+#[derive(Debug, Default)]
+pub struct Wanted {
+    rooms: std::sync::Mutex<BTreeSet<RoomId>>,
+    notify: tokio::sync::Notify,
+}
+
+impl Wanted {
+    /// Ask for these rooms.
+    pub fn ask<'a>(&self, rooms: impl IntoIterator<Item = &'a RoomId>) {
+        let mut set = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        let before = set.len();
+        set.extend(rooms.into_iter().cloned());
+        if set.len() > before {
+            self.notify.notify_one();
+        }
+    }
+
+    fn take(&self) -> BTreeSet<RoomId> {
+        std::mem::take(&mut *self.rooms.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
 
 /// What the task found, for the core.
 #[derive(Debug)]
@@ -91,7 +119,7 @@ impl Syncer {
     /// demand (`wanted`: rooms an event touched).
     pub async fn run(
         mut self,
-        mut wanted: mpsc::Receiver<Vec<RoomId>>,
+        wanted: Arc<Wanted>,
         out: mpsc::Sender<Found>,
         stop: CancellationToken,
     ) {
@@ -99,6 +127,7 @@ impl Syncer {
         let (mut directory_due, mut full_due) = (start, start);
         let mut want: BTreeSet<RoomId> = BTreeSet::new();
         let mut want_due: Option<Instant> = None;
+        let mut want_first: Option<Instant> = None;
         loop {
             let next = [Some(directory_due), Some(full_due), want_due]
                 .into_iter()
@@ -108,15 +137,15 @@ impl Syncer {
             tokio::select! {
                 biased;
                 () = stop.cancelled() => return,
-                rooms = wanted.recv() => match rooms {
-                    Some(rooms) => {
-                        want.extend(rooms);
-                        want_due.get_or_insert(Instant::now() + COALESCE);
-                        continue;
+                () = wanted.notify.notified() => {
+                    want.extend(wanted.take());
+                    if !want.is_empty() {
+                        let now = Instant::now();
+                        let first = *want_first.get_or_insert(now);
+                        want_due = Some((now + COALESCE).min(first + COALESCE_MAX));
                     }
-                    // The core is gone.
-                    None => return,
-                },
+                    continue;
+                }
                 () = tokio::time::sleep_until(next) => {}
             }
             let now = Instant::now();
@@ -131,10 +160,14 @@ impl Syncer {
                 full_due = now + self.sync.interval;
                 want.clear();
                 want_due = None;
+                want_first = None;
                 let rooms = self.rooms();
                 self.fetch(&rooms, &out).await;
             } else if want_due.is_some_and(|d| d <= now) {
                 want_due = None;
+                want_first = None;
+                // Asked for since the timer started: served by this fetch.
+                want.extend(wanted.take());
                 let rooms: Vec<Room> = self
                     .rooms()
                     .into_iter()
@@ -207,7 +240,14 @@ impl Syncer {
                         continue;
                     }
                 };
-                let mut fetch = to_fetch(chunk, found, from, to, began);
+                // Thousands of instances: converted off the core's thread.
+                let ids: Vec<RoomId> = chunk.iter().map(|r| r.id.clone()).collect();
+                let Ok(mut fetch) =
+                    tokio::task::spawn_blocking(move || to_fetch(&ids, found, from, to, began))
+                        .await
+                else {
+                    continue;
+                };
                 self.titles(chunk, &mut fetch).await;
                 if out.send(Found::Schedule(fetch)).await.is_err() {
                     return;
@@ -216,21 +256,17 @@ impl Syncer {
         }
     }
 
-    /// Attach titles to the instances of rooms whose displays show them:
+    /// Attach titles to the bookings of rooms whose displays show them:
     /// only where the platform named an organizer (a private booking's
     /// title is never asked for); fetched once a day per booking.
     async fn titles(&mut self, chunk: &[&Room], fetch: &mut Fetch) {
         let wanted = |room: &RoomId| chunk.iter().any(|r| r.titles && r.id == *room);
         let fresh = |at: &Instant| at.elapsed() < TITLES_EVERY;
-        let mut ask: Vec<BookingKey> = fetch
-            .instances
-            .iter()
-            .filter(|i| wanted(&i.room) && i.organizer.is_some())
-            .filter(|i| !self.titles.get(&i.key).is_some_and(|(_, at)| fresh(at)))
-            .map(|i| i.key.clone())
+        let ask: Vec<BookingKey> = fetch
+            .wanting_titles(wanted)
+            .into_iter()
+            .filter(|k| !self.titles.get(k).is_some_and(|(_, at)| fresh(at)))
             .collect();
-        ask.sort();
-        ask.dedup();
         for part in ask.chunks(api::SUMMARY_MAX) {
             let keys: Vec<(&str, i64)> = part.iter().map(|k| (&*k.uid, k.original_time)).collect();
             match self.api.summaries(&keys).await {
@@ -252,11 +288,7 @@ impl Syncer {
                 }
             }
         }
-        for i in &mut fetch.instances {
-            if wanted(&i.room) && i.organizer.is_some() {
-                i.title = self.titles.get(&i.key).map(|(t, _)| t.clone());
-            }
-        }
+        fetch.set_titles(wanted, |k| self.titles.get(k).map(|(t, _)| t.clone()));
     }
 
     /// Fetch the room directory and hand it over.
@@ -288,9 +320,10 @@ pub fn titles_wanted(cfg: &Config) -> bool {
     cfg.display.privacy == Privacy::Title || cfg.rooms.iter().any(|r| shows_titles(cfg, &r.id))
 }
 
-/// A freebusy answer as a [`Fetch`] of the rooms it could read.
+/// A freebusy answer as a [`Fetch`] of the rooms it could read. Ids are
+/// shared: a week of a series lists its uid and organizer once a day.
 fn to_fetch(
-    chunk: &[&Room],
+    chunk: &[RoomId],
     found: api::FreeBusy,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
@@ -302,43 +335,53 @@ fn to_fetch(
     }
     let rooms: Vec<RoomId> = chunk
         .iter()
-        .filter(|r| !unreadable.contains(r.id.as_str()))
-        .map(|r| r.id.clone())
+        .filter(|r| !unreadable.contains(r.as_str()))
+        .cloned()
         .collect();
+    let mut uids: HashMap<String, Arc<str>> = HashMap::new();
+    let mut people: HashMap<(Option<String>, Option<String>), Organizer> = HashMap::new();
     let mut instances = Vec::new();
     for (room, list) in found.free_busy {
-        let room = RoomId::new(&room);
-        if !rooms.contains(&room) {
+        let Some(room) = rooms.iter().find(|r| r.as_str() == room) else {
             continue;
-        }
+        };
         for i in list {
+            let uid = match uids.get(&i.uid) {
+                Some(u) => u.clone(),
+                None => {
+                    let u: Arc<str> = Arc::from(i.uid.as_str());
+                    uids.insert(i.uid, u.clone());
+                    u
+                }
+            };
+            let organizer = i.organizer_info.map(|o| {
+                let id = (
+                    o.open_id.filter(|s| !s.is_empty()),
+                    o.name.filter(|s| !s.is_empty()),
+                );
+                people
+                    .entry(id.clone())
+                    .or_insert_with(|| Organizer {
+                        open_id: id.0.map(|s| Arc::from(s.as_str())),
+                        name: id.1.map(|s| Arc::from(s.as_str())),
+                        ..Organizer::default()
+                    })
+                    .clone()
+            });
             instances.push(FetchedInstance {
                 room: room.clone(),
-                key: BookingKey::new(&i.uid, i.original_time),
+                key: BookingKey {
+                    uid,
+                    original_time: i.original_time,
+                },
                 start: i.start_time,
                 end: i.end_time,
-                organizer: i.organizer_info.map(|o| Organizer {
-                    open_id: o
-                        .open_id
-                        .filter(|s| !s.is_empty())
-                        .map(|s| Arc::from(s.as_str())),
-                    name: o
-                        .name
-                        .filter(|s| !s.is_empty())
-                        .map(|s| Arc::from(s.as_str())),
-                    ..Organizer::default()
-                }),
+                organizer,
                 title: None,
             });
         }
     }
-    Fetch {
-        rooms,
-        from,
-        to,
-        began,
-        instances,
-    }
+    Fetch::new(rooms, from, to, began, instances)
 }
 
 /// Every room the app can see, with its building and floor names.

@@ -437,10 +437,19 @@ async fn a_504_storm_keeps_the_last_schedule_and_marks_it_stale() {
         metrics.contains("roomcast_sync_oldest_age_seconds"),
         "{metrics}"
     );
-    // The platform is back: fresh again.
-    s.p.with(|st| st.outage = None);
-    let calls = s.freebusy();
-    s.fetched(calls, 1).await;
+    // The platform is back (with a new booking, to see when the fetch is
+    // applied): fresh again.
+    s.p.with(|st| {
+        st.outage = None;
+        st.bookings.push(FakeBooking::new(
+            "m2",
+            ROOM_A,
+            sh(4, 17, 0),
+            60,
+            Repeat::Once,
+        ));
+    });
+    s.panel_shows(ROOM_A, "17:00–18:00").await;
     let ready: Value = get("/readyz").await.unwrap().json().await.unwrap();
     assert_eq!(ready["stale_rooms"], serde_json::json!([]), "{ready}");
     bot.stop().await.expect("clean stop");
@@ -818,5 +827,47 @@ async fn the_directory_names_rooms_and_marks_those_out_of_service() {
     let g = s.panel(gamma).unwrap();
     assert_eq!(g["room"]["name"], "Gamma");
     assert_eq!(g["room"]["building"], "Lab \"B\"");
+    bot.stop().await.expect("clean stop");
+}
+
+/// A room the platform says it cannot read (`error_room_ids`) keeps what
+/// it showed: a partial fetch concludes nothing about it.
+#[tokio::test(start_paused = true)]
+async fn a_room_the_platform_cannot_read_keeps_its_schedule() {
+    let s = setup().await;
+    s.book(FakeBooking::new(
+        "a1",
+        ROOM_A,
+        sh(4, 14, 0),
+        60,
+        Repeat::Once,
+    ));
+    s.book(FakeBooking::new(
+        "b1",
+        ROOM_B,
+        sh(4, 14, 0),
+        60,
+        Repeat::Once,
+    ));
+    let bot = s.bot("", "").start().await;
+    s.panel_shows(ROOM_B, "14:00–15:00").await;
+    s.p.with(|st| {
+        st.unreadable = vec![ROOM_B.to_string()];
+        st.bookings.clear();
+    });
+    s.f.wait("A's cancellation", |st| {
+        st.hits.iter().any(|h| h.service == "webhook")
+    })
+    .await;
+    let calls = s.freebusy();
+    s.fetched(calls, 1).await;
+    let n = s.notices();
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert_eq!(n[0]["room"]["id"], ROOM_A);
+    assert_eq!(
+        next_ranges(&s.panel(ROOM_B).unwrap()),
+        ["14:00–15:00"],
+        "B is kept"
+    );
     bot.stop().await.expect("clean stop");
 }

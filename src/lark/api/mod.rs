@@ -206,15 +206,21 @@ pub struct Api {
     stats: Arc<ApiStats>,
 }
 
-/// The wire shape every answer shares.
+/// The wire shape every answer shares; `data` decoded straight into the
+/// API's type.
 #[derive(serde::Deserialize)]
-struct Envelope {
+#[serde(bound = "T: DeserializeOwned")]
+struct Envelope<T> {
     #[serde(default)]
     code: i64,
     #[serde(default)]
     msg: String,
-    #[serde(default)]
-    data: Value,
+    #[serde(default = "none")]
+    data: Option<T>,
+}
+
+fn none<T>() -> Option<T> {
+    None
 }
 
 /// The token answer (flat, not under `data`).
@@ -328,7 +334,7 @@ impl Api {
         api: Endpoint,
         token: Option<&SecretString>,
         body: Body<'_>,
-    ) -> Result<(u16, Vec<u8>, Option<Duration>), ApiError> {
+    ) -> Result<(u16, axum::body::Bytes, Option<Duration>), ApiError> {
         self.pace(api).await;
         let mut url = self.base.clone();
         url.set_path(api.path());
@@ -359,17 +365,18 @@ impl Api {
             api,
             source: source.without_url(),
         })?;
-        Ok((status, bytes.to_vec(), reset))
+        Ok((status, bytes, reset))
     }
 
-    /// One attempt of an authenticated call: `data`, or why not.
-    async fn attempt(
+    /// One attempt of an authenticated call: `data`, or why not. The
+    /// answer is decoded on the blocking pool: a week of a thousand rooms
+    /// is megabytes of JSON, and the core's thread has events to apply.
+    async fn attempt<T: DeserializeOwned + Send + 'static>(
         &self,
         api: Endpoint,
         body: &Body<'_>,
-        refresh: bool,
-    ) -> Result<Value, (ApiError, Option<Duration>)> {
-        let token = self.token(refresh).await.map_err(|e| (e, None))?;
+    ) -> Result<T, (ApiError, Option<Duration>)> {
+        let token = self.token(false).await.map_err(|e| (e, None))?;
         let body = match body {
             Body::Query(q) => Body::Query(q),
             Body::Json(v) => Body::Json(v.clone()),
@@ -378,8 +385,36 @@ impl Api {
             .send(api, Some(&token), body)
             .await
             .map_err(|e| (e, None))?;
-        match serde_json::from_slice::<Envelope>(&bytes) {
-            Ok(e) if e.code == 0 && status < 300 => Ok(e.data),
+        let (parsed, head) = tokio::task::spawn_blocking(move || {
+            let parsed = serde_json::from_slice::<Envelope<T>>(&bytes);
+            // A failure whose `data` has another shape still has a code.
+            let head = parsed.as_ref().err().and_then(|_| {
+                serde_json::from_slice::<Envelope<serde::de::IgnoredAny>>(&bytes)
+                    .ok()
+                    .filter(|e| e.code != 0)
+                    .map(|e| (e.code, e.msg))
+            });
+            (parsed, head)
+        })
+        .await
+        .unwrap_or_else(|e| (Err(serde::de::Error::custom(e)), None));
+        if let Some((code, msg)) = head {
+            return Err((
+                ApiError::Code {
+                    api,
+                    code,
+                    msg,
+                    status,
+                },
+                reset,
+            ));
+        }
+        match parsed {
+            Ok(Envelope {
+                code: 0,
+                data: Some(d),
+                ..
+            }) if status < 300 => Ok(d),
             Ok(e) if e.code != 0 => Err((
                 ApiError::Code {
                     api,
@@ -389,24 +424,31 @@ impl Api {
                 },
                 reset,
             )),
-            Ok(_) => Err((ApiError::Status { api, status }, reset)),
+            Ok(_) if status >= 300 => Err((ApiError::Status { api, status }, reset)),
+            Ok(_) => Err((
+                ApiError::Decode {
+                    api,
+                    source: serde::de::Error::custom("the answer has no data"),
+                },
+                None,
+            )),
             Err(_) if status >= 300 => Err((ApiError::Status { api, status }, reset)),
             Err(source) => Err((ApiError::Decode { api, source }, None)),
         }
     }
 
     /// An authenticated call with the retry rules; `data` decoded as `T`.
-    async fn call<T: DeserializeOwned>(
+    async fn call<T: DeserializeOwned + Send + 'static>(
         &self,
         api: Endpoint,
         body: Body<'_>,
     ) -> Result<T, ApiError> {
         let mut refreshed = false;
         let mut attempt = 0;
-        let data = loop {
+        loop {
             self.stats.called(api.name());
-            match self.attempt(api, &body, false).await {
-                Ok(d) => break d,
+            match self.attempt(api, &body).await {
+                Ok(d) => return Ok(d),
                 Err((e, _)) if e.token_invalid() && !refreshed => {
                     // The platform refused our token: renew it once.
                     refreshed = true;
@@ -426,8 +468,7 @@ impl Api {
                     return Err(e);
                 }
             }
-        };
-        serde_json::from_value(data).map_err(|source| ApiError::Decode { api, source })
+        }
     }
 
     /// Busy instances of up to [`FREEBUSY_MAX_ROOMS`] rooms in

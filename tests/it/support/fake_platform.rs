@@ -97,6 +97,9 @@ pub struct PlatformState {
     pub titles_asked: Vec<String>,
     /// APIs (by the name `calls` counts) the app lacks the scope for.
     pub denied: Vec<String>,
+    /// Freebusy answers by query, while nothing changes (the bench asks
+    /// the same windows again and again).
+    cache: HashMap<String, String>,
     /// Problems the fake refused (a client bug if any).
     pub refused: Vec<String>,
 }
@@ -109,18 +112,33 @@ pub struct FakePlatform {
 }
 
 impl FakePlatform {
+    /// A fake on its own port.
     pub async fn start() -> FakePlatform {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let fake = FakePlatform {
+        let fake = FakePlatform::new(format!("http://{}", listener.local_addr().unwrap()));
+        let app = fake.router();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        fake
+    }
+
+    /// A fake served by someone else at `base` (the fake gateway, which
+    /// shares the platform's domain): mount [`FakePlatform::router`] there.
+    pub fn new(base: String) -> FakePlatform {
+        FakePlatform {
             state: Arc::new(Mutex::new(PlatformState {
                 token_life: 7200,
                 ..PlatformState::default()
             })),
             changed: Arc::default(),
             base,
-        };
-        let app = Router::new()
+        }
+    }
+
+    /// Its routes.
+    pub fn router(&self) -> Router {
+        Router::new()
             .route(
                 "/open-apis/auth/v3/tenant_access_token/internal",
                 post(token),
@@ -129,21 +147,21 @@ impl FakePlatform {
             .route("/open-apis/meeting_room/summary/batch_get", post(summary))
             .route("/open-apis/vc/v1/rooms", get(rooms))
             .route("/open-apis/vc/v1/room_levels/mget", post(levels))
-            .with_state(fake.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        fake
+            .with_state(self.clone())
     }
 
     pub fn with<T>(&self, f: impl FnOnce(&mut PlatformState) -> T) -> T {
-        let r = f(&mut self.state.lock().unwrap());
+        let mut st = self.state.lock().unwrap();
+        st.cache.clear();
+        let r = f(&mut st);
+        drop(st);
         self.changed.notify_waiters();
         r
     }
 
     pub fn calls(&self, path: &str) -> usize {
-        self.with(|s| s.calls.get(path).copied().unwrap_or(0))
+        let st = self.state.lock().unwrap();
+        st.calls.get(path).copied().unwrap_or(0)
     }
 
     /// Wait until `cond` holds (the fake's state changes on every call).
@@ -313,7 +331,8 @@ async fn freebusy(
     if let Some(r) = denied(&f, "freebusy") {
         return r;
     }
-    let q = pairs(&q.unwrap_or_default());
+    let raw = q.unwrap_or_default();
+    let q = pairs(&raw);
     let rooms: Vec<String> = q
         .iter()
         .filter(|(k, _)| k == "room_ids")
@@ -360,6 +379,9 @@ async fn freebusy(
         }
         None => {}
     }
+    if let Some(body) = st.cache.get(&raw) {
+        return ([("content-type", "application/json")], body.clone()).into_response();
+    }
     let mut free_busy = serde_json::Map::new();
     let mut errors = Vec::new();
     for room in &rooms {
@@ -384,11 +406,13 @@ async fn freebusy(
         }
         free_busy.insert(room.clone(), Value::Array(list));
     }
-    Json(json!({"code": 0, "msg": "success", "data": {
+    let body = json!({"code": 0, "msg": "success", "data": {
         "time_min": from.to_rfc3339(), "time_max": to.to_rfc3339(),
         "free_busy": free_busy, "error_room_ids": errors,
-    }}))
-    .into_response()
+    }})
+    .to_string();
+    st.cache.insert(raw, body.clone());
+    ([("content-type", "application/json")], body).into_response()
 }
 
 async fn summary(

@@ -156,6 +156,12 @@ fn data_frame(message_id: &str, sum: usize, seq: usize, payload: Vec<u8>, n: u64
 
 impl Gateway {
     pub async fn start() -> Gateway {
+        Gateway::start_with(Router::new()).await
+    }
+
+    /// A gateway that also serves `extra` routes (the platform's REST
+    /// APIs share its domain).
+    pub async fn start_with(extra: Router) -> Gateway {
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 answer_pings: true,
@@ -168,7 +174,8 @@ impl Gateway {
         let app = Router::new()
             .route("/callback/ws/endpoint", post(endpoint))
             .route("/ws/v2", get(upgrade))
-            .with_state(shared.clone());
+            .with_state(shared.clone())
+            .merge(extra);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
