@@ -723,7 +723,7 @@ async fn doctor_names_the_scope_to_grant() {
     );
     let run = || {
         Command::new(env!("CARGO_BIN_EXE_roomcast"))
-            .args(["doctor"])
+            .args(["doctor", "--log", "trace"])
             .current_dir(&dir)
             .env("APP_SECRET", APP_SECRET)
             .env("VT", "tok")
@@ -733,6 +733,11 @@ async fn doctor_names_the_scope_to_grant() {
     let out = run();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(out.status.code(), Some(0), "{text}");
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !logs.contains(APP_SECRET) && !text.contains(APP_SECRET),
+        "the app secret is never logged, even at trace level"
+    );
     for api in [
         "tenant_access_token",
         "vc/rooms",
