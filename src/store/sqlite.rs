@@ -8,7 +8,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::{EventWrite, Loaded, OutboxRow, OutboxState, StoreError};
+use serde::{Deserialize, Serialize};
+
+use super::{CommitItem, Loaded, Mark, OutboxRow, OutboxState, StoreError};
 use crate::message::{Message, Subject};
 use crate::model::{Booking, BookingKey, Organizer, RoomId};
 use crate::render::Format;
@@ -17,7 +19,17 @@ use crate::schedule::EntryRow;
 /// `PRAGMA application_id`: marks a file as roomcast's ("RMCS").
 pub(crate) const APPLICATION_ID: i32 = 0x524d_4353;
 /// The schema this build writes; each step up is a migration below.
-pub(crate) const SCHEMA_VERSION: i32 = 2;
+pub(crate) const SCHEMA_VERSION: i32 = 3;
+
+/// The booking log is folded into `bookings` once it holds this many rows
+/// (one a commit)...
+const FOLD_ROWS: i64 = 512;
+/// ...or this many bytes of booking rows.
+const FOLD_BYTES: i64 = 8 << 20;
+
+/// SQLite's page cache for the running app (KiB): the log appends and the
+/// outbox need little; folds read the bookings table.
+const CACHE_KIB: i64 = 4096;
 
 const MIGRATIONS: &[&str] = &[
     // 1: the first schema
@@ -44,17 +56,82 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE bookings ADD COLUMN title TEXT;
      CREATE TABLE room_sync (room TEXT PRIMARY KEY, synced_at INTEGER NOT NULL) WITHOUT ROWID;
      CREATE TABLE directory (id INTEGER PRIMARY KEY CHECK (id = 1), rooms TEXT NOT NULL, fetched_at INTEGER NOT NULL);",
+    // 3: writes in arrival order. Seen ids are appended (no random key to
+    // insert under); a commit's booking rows are one appended log row,
+    // folded into `bookings` from time to time.
+    "CREATE TABLE seen_log (id INTEGER PRIMARY KEY, event_id TEXT NOT NULL, at INTEGER NOT NULL);
+     INSERT INTO seen_log (event_id, at) SELECT event_id, at FROM seen ORDER BY at;
+     DROP TABLE seen;
+     CREATE TABLE booking_log (id INTEGER PRIMARY KEY, rows TEXT NOT NULL);",
 ];
 
 /// The store.
 pub struct Store {
     conn: Connection,
-    /// Delivery outcomes go through their own connection without a sync per
-    /// commit: losing one to a power cut only means a resend (receivers
-    /// de-duplicate by key), and the next event commit syncs them anyway.
-    marks: Connection,
     path: PathBuf,
     _lock: Option<File>,
+    /// Booking-log rows and bytes not yet folded.
+    log_rows: i64,
+    log_bytes: i64,
+}
+
+/// One booking row as the log keeps it.
+#[derive(Serialize, Deserialize)]
+struct LogRow {
+    u: String,
+    o: i64,
+    /// Tombstone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    d: bool,
+    #[serde(default)]
+    s: i64,
+    #[serde(default)]
+    e: i64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    r: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    g: Option<Organizer>,
+    l: i64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    c: Vec<(i64, i64)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    t: Option<String>,
+}
+
+impl LogRow {
+    fn of(e: &EntryRow) -> LogRow {
+        let b = e.booking.as_ref();
+        LogRow {
+            u: e.key.uid.to_string(),
+            o: e.key.original_time,
+            d: b.is_none(),
+            s: b.map_or(0, |b| ms(b.start)),
+            e: b.map_or(0, |b| ms(b.end)),
+            r: b.map(|b| b.rooms.iter().map(|r| r.to_string()).collect())
+                .unwrap_or_default(),
+            g: b.map(|b| (*b.organizer).clone()),
+            l: ms(e.last_change),
+            c: e.occurrences.iter().map(|(s, e)| (ms(*s), ms(*e))).collect(),
+            t: b.and_then(|b| b.title.as_deref().map(str::to_string)),
+        }
+    }
+
+    fn entry(self) -> EntryRow {
+        let key = BookingKey::new(&self.u, self.o);
+        EntryRow {
+            booking: (!self.d).then(|| Booking {
+                key: key.clone(),
+                start: at(self.s),
+                end: at(self.e),
+                rooms: self.r.iter().map(|r| RoomId::new(r)).collect(),
+                organizer: Arc::new(self.g.unwrap_or_default()),
+                title: self.t.map(|t| Arc::from(t.as_str())),
+            }),
+            occurrences: self.c.into_iter().map(|(s, e)| (at(s), at(e))).collect(),
+            key,
+            last_change: at(self.l),
+        }
+    }
 }
 
 fn ms(t: DateTime<Utc>) -> i64 {
@@ -156,17 +233,22 @@ impl Store {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })?;
+        conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let marks = Connection::open(path)?;
-        marks.pragma_update(None, "synchronous", "NORMAL")?;
-        marks.busy_timeout(std::time::Duration::from_secs(5))?;
         let mut s = Store {
             conn,
-            marks,
             path: path.to_path_buf(),
             _lock: Some(lock),
+            log_rows: 0,
+            log_bytes: 0,
         };
         s.migrate()?;
+        let (rows, bytes): (i64, i64) = s.conn.query_row(
+            "SELECT count(*), coalesce(sum(length(rows)), 0) FROM booking_log",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        (s.log_rows, s.log_bytes) = (rows, bytes);
         Ok(s)
     }
 
@@ -179,13 +261,12 @@ impl Store {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let marks = Connection::open_with_flags(path, flags)?;
-        marks.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(Store {
             conn,
-            marks,
             path: path.to_path_buf(),
             _lock: None,
+            log_rows: 0,
+            log_bytes: 0,
         })
     }
 
@@ -254,6 +335,13 @@ impl Store {
                 last_change: at(last),
             });
         }
+        // Then what the log has since the last fold, in order (a later row
+        // of a key replaces an earlier one).
+        let mut q = self.conn.prepare("SELECT rows FROM booking_log ORDER BY id")?;
+        for row in q.query_map([], |r| r.get::<_, String>(0))? {
+            let rows: Vec<LogRow> = serde_json::from_str(&row?).unwrap_or_default();
+            l.entries.extend(rows.into_iter().map(LogRow::entry));
+        }
         let mut q = self.conn.prepare("SELECT room, synced_at FROM room_sync")?;
         for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
             let (room, t) = row?;
@@ -274,7 +362,7 @@ impl Store {
         }
         let mut q = self
             .conn
-            .prepare("SELECT event_id FROM seen ORDER BY at DESC LIMIT ?1")?;
+            .prepare("SELECT event_id FROM seen_log ORDER BY id DESC LIMIT ?1")?;
         for row in q.query_map([seen_limit as i64], |r| r.get::<_, String>(0))? {
             l.seen.push(row?);
         }
@@ -311,26 +399,28 @@ impl Store {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
-    /// Commit a batch of applied events, each with its booking rows and the
-    /// outbox rows it caused, in one transaction. Returns the outbox ids in
-    /// the order given.
+    /// Commit a batch of applied events (or fetches), each with its
+    /// booking rows and the outbox rows it caused, in one transaction, with
+    /// the delivery outcomes recorded since the last one. Every write is an
+    /// append: the batch's booking rows are one log row, its seen ids and
+    /// outbox rows go at the end of their tables. Gives each message its
+    /// outbox id.
     pub(crate) fn commit(
         &mut self,
         now: DateTime<Utc>,
-        events: &[EventWrite<'_>],
-    ) -> Result<Vec<i64>, StoreError> {
+        items: &mut [CommitItem],
+        sinks: &[String],
+        marks: &[Mark],
+    ) -> Result<(), StoreError> {
+        let rows: Vec<LogRow> = items
+            .iter()
+            .flat_map(|i| i.written.entries.iter().map(LogRow::of))
+            .collect();
+        let log = (!rows.is_empty()).then(|| serde_json::to_string(&rows).unwrap_or_default());
         let tx = self.conn.transaction()?;
-        let mut ids = Vec::new();
         {
             let mut seen =
-                tx.prepare_cached("INSERT OR IGNORE INTO seen (event_id, at) VALUES (?1, ?2)")?;
-            let mut book = tx.prepare_cached(
-                "INSERT INTO bookings (uid, original_time, start_ms, end_ms, rooms, organizer, last_change, deleted, occurrences, title)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                 ON CONFLICT (uid, original_time) DO UPDATE SET start_ms = excluded.start_ms, end_ms = excluded.end_ms,
-                   rooms = excluded.rooms, organizer = excluded.organizer, last_change = excluded.last_change, deleted = excluded.deleted,
-                   occurrences = excluded.occurrences, title = excluded.title",
-            )?;
+                tx.prepare_cached("INSERT INTO seen_log (event_id, at) VALUES (?1, ?2)")?;
             let mut synced = tx.prepare_cached(
                 "INSERT INTO room_sync (room, synced_at) VALUES (?1, ?2)
                  ON CONFLICT (room) DO UPDATE SET synced_at = max(synced_at, excluded.synced_at)",
@@ -340,50 +430,18 @@ impl Store {
                 "INSERT INTO outbox (sink, room, subject, booking, event_id, idempotency_key, format, body, created)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
-            for ev in events {
-                if let Some(id) = ev.event_id {
+            for item in items.iter_mut() {
+                if let Some(id) = &item.event_id {
                     seen.execute(params![id, ms(now)])?;
                 }
-                for (room, t) in &ev.synced {
-                    synced.execute(params![room, ms(*t)])?;
+                for (room, t) in &item.synced {
+                    synced.execute(params![room.as_str(), ms(*t)])?;
                 }
-                for e in ev.entries {
-                    let (s, en, rooms, org, deleted) = match &e.booking {
-                        Some(b) => (
-                            ms(b.start),
-                            ms(b.end),
-                            serde_json::to_string(&b.rooms).unwrap_or_else(|_| "[]".into()),
-                            serde_json::to_string(&*b.organizer).unwrap_or_else(|_| "{}".into()),
-                            0,
-                        ),
-                        None => (0, 0, "[]".into(), "{}".into(), 1),
-                    };
-                    let occurrences = (e.occurrences.len() > 1).then(|| {
-                        let v: Vec<(i64, i64)> = e
-                            .occurrences
-                            .iter()
-                            .map(|(s, e)| (ms(*s), ms(*e)))
-                            .collect();
-                        serde_json::to_string(&v).unwrap_or_default()
-                    });
-                    let title = e.booking.as_ref().and_then(|b| b.title.as_deref());
-                    book.execute(params![
-                        &*e.key.uid,
-                        e.key.original_time,
-                        s,
-                        en,
-                        rooms,
-                        org,
-                        ms(e.last_change),
-                        deleted,
-                        occurrences,
-                        title
-                    ])?;
-                }
-                if let Some((uid, t)) = &ev.series_deleted {
+                if let Some((uid, t)) = &item.written.series_deleted {
                     series.execute(params![&**uid, ms(*t)])?;
                 }
-                for (sink, m) in &ev.outbox {
+                for m in &mut item.messages {
+                    let sink = sinks.get(m.sink.get()).map_or("", String::as_str);
                     out.execute(params![
                         sink,
                         m.room.as_str(),
@@ -395,47 +453,94 @@ impl Store {
                         m.body,
                         ms(now)
                     ])?;
-                    ids.push(tx.last_insert_rowid());
+                    m.outbox_id = Some(tx.last_insert_rowid());
+                }
+            }
+            if let Some(log) = &log {
+                tx.prepare_cached("INSERT INTO booking_log (rows) VALUES (?1)")?
+                    .execute([log])?;
+            }
+            apply_marks(&tx, marks)?;
+        }
+        tx.commit()?;
+        if let Some(log) = log {
+            self.log_rows += 1;
+            self.log_bytes += log.len() as i64;
+        }
+        Ok(())
+    }
+
+    /// Record delivery outcomes (in their own transaction: losing them to a
+    /// power cut only means a resend, which receivers de-duplicate by key).
+    pub(crate) fn record(&mut self, marks: &[Mark]) -> Result<(), StoreError> {
+        if marks.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction()?;
+        apply_marks(&tx, marks)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Is the booking log big enough to fold?
+    pub(crate) fn fold_due(&self) -> bool {
+        self.log_rows >= FOLD_ROWS || self.log_bytes >= FOLD_BYTES
+    }
+
+    /// Fold the booking log into `bookings` (each key written once, as its
+    /// last row says) and empty it, in one transaction.
+    pub(crate) fn fold(&mut self) -> Result<usize, StoreError> {
+        if self.log_rows == 0 && self._lock.is_some() {
+            return Ok(0);
+        }
+        let tx = self.conn.transaction()?;
+        let mut last: std::collections::HashMap<(String, i64), LogRow> =
+            std::collections::HashMap::new();
+        let mut upto = 0i64;
+        {
+            let mut q = tx.prepare("SELECT id, rows FROM booking_log ORDER BY id")?;
+            let rows = q.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+            for row in rows {
+                let (id, text) = row?;
+                upto = id;
+                for r in serde_json::from_str::<Vec<LogRow>>(&text).unwrap_or_default() {
+                    last.insert((r.u.clone(), r.o), r);
                 }
             }
         }
-        tx.commit()?;
-        Ok(ids)
-    }
-
-    /// Record a delivery outcome.
-    pub fn mark(
-        &self,
-        id: i64,
-        state: OutboxState,
-        error: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.marks
-            .prepare_cached(
-                "UPDATE outbox SET state = ?2, attempts = attempts + 1, last_error = ?3, done_at = ?4 WHERE id = ?1",
-            )?
-            .execute(params![id, state.as_str(), error, ms(now)])?;
-        Ok(())
-    }
-
-    /// Record that these messages were delivered, in one transaction.
-    pub(crate) fn mark_delivered(
-        &mut self,
-        ids: &[i64],
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let tx = self.marks.transaction()?;
+        let n = last.len();
         {
-            let mut q = tx.prepare_cached(
-                "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, done_at = ?2 WHERE id = ?1",
+            let mut book = tx.prepare_cached(
+                "INSERT INTO bookings (uid, original_time, start_ms, end_ms, rooms, organizer, last_change, deleted, occurrences, title)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (uid, original_time) DO UPDATE SET start_ms = excluded.start_ms, end_ms = excluded.end_ms,
+                   rooms = excluded.rooms, organizer = excluded.organizer, last_change = excluded.last_change, deleted = excluded.deleted,
+                   occurrences = excluded.occurrences, title = excluded.title",
             )?;
-            for id in ids {
-                q.execute(params![id, ms(now)])?;
+            // In key order: neighbouring keys share pages.
+            let mut rows: Vec<LogRow> = last.into_values().collect();
+            rows.sort_by(|a, b| (&a.u, a.o).cmp(&(&b.u, b.o)));
+            for r in rows {
+                let occurrences =
+                    (r.c.len() > 1).then(|| serde_json::to_string(&r.c).unwrap_or_default());
+                book.execute(params![
+                    r.u,
+                    r.o,
+                    r.s,
+                    r.e,
+                    serde_json::to_string(&r.r).unwrap_or_else(|_| "[]".into()),
+                    serde_json::to_string(&r.g.unwrap_or_default()).unwrap_or_else(|_| "{}".into()),
+                    r.l,
+                    i64::from(r.d),
+                    occurrences,
+                    r.t
+                ])?;
             }
         }
+        tx.execute("DELETE FROM booking_log WHERE id <= ?1", [upto])?;
         tx.commit()?;
-        Ok(())
+        (self.log_rows, self.log_bytes) = (0, 0);
+        Ok(n)
     }
 
     /// Keep the room directory (JSON, as `sync` shapes it).
@@ -464,9 +569,11 @@ impl Store {
 
     /// Forget what is older than `before`: seen ids, bookings that ended,
     /// tombstones, finished outbox rows. Returns rows removed.
-    pub(crate) fn prune(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+    pub(crate) fn prune(&mut self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+        // Ended bookings still in the log go with this fold.
+        self.fold()?;
         let b = ms(before);
-        let mut n = self.conn.execute("DELETE FROM seen WHERE at < ?1", [b])?;
+        let mut n = self.conn.execute("DELETE FROM seen_log WHERE at < ?1", [b])?;
         n += self.conn.execute("DELETE FROM bookings WHERE (deleted = 0 AND end_ms < ?1) OR (deleted = 1 AND last_change < ?1)", [b])?;
         n += self
             .conn
@@ -485,4 +592,15 @@ impl Store {
             .optional()
             .is_ok_and(|v| v.is_some())
     }
+}
+
+/// Apply delivery outcomes in a transaction.
+fn apply_marks(tx: &rusqlite::Transaction<'_>, marks: &[Mark]) -> Result<(), StoreError> {
+    let mut q = tx.prepare_cached(
+        "UPDATE outbox SET state = ?2, attempts = attempts + 1, last_error = coalesce(?3, last_error), done_at = ?4 WHERE id = ?1",
+    )?;
+    for m in marks {
+        q.execute(params![m.id, m.state.as_str(), m.error, ms(m.at)])?;
+    }
+    Ok(())
 }
