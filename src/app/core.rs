@@ -2,8 +2,11 @@
 //! waits on three things: payloads from the sources, questions from the
 //! HTTP server, and the next clock wake-up. Each is one named step.
 //!
-//! Invariants: acks go out only after the commit that holds their event;
-//! a failed commit stops intake (every later event is answered "retry").
+//! Commits run on the store's thread, one batch in flight: while it is,
+//! the core goes on applying (the next batch), answering queries and
+//! ticking. Invariants: acks and messages go out only after the commit
+//! that holds their event; a failed commit stops intake (every waiting and
+//! later event is answered "retry").
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -25,7 +28,7 @@ use crate::model::RoomId;
 use crate::pipeline::{Applied, Outcome, Pipeline};
 use crate::schedule::Skip;
 use crate::source::{Ack, Inbound};
-use crate::store::{EventWrite, SharedStore, StoreError};
+use crate::store::{CommitItem, Committed, StoreError, Writer};
 use crate::sync::{Found, Wanted};
 
 /// How many waiting payloads are applied and committed together.
@@ -36,7 +39,8 @@ pub(super) struct Core<'a> {
     pub(super) deliverer: &'a Deliverer,
     pub(super) clock: &'a TimeSource,
     pub(super) heartbeat: Option<Duration>,
-    pub(super) store: Option<&'a SharedStore>,
+    /// The store's writer, when there is a store.
+    pub(super) store: Option<&'a Writer>,
     pub(super) retention: Option<Duration>,
     /// Cancelled by the core itself when the store fails.
     pub(super) shutdown: &'a CancellationToken,
@@ -69,10 +73,32 @@ impl Pending {
     }
 }
 
+/// A batch handed to the store's writer, and its reply.
+struct Flight {
+    pending: Vec<Pending>,
+    reply: oneshot::Receiver<Committed>,
+}
+
+/// The core's own state between steps.
+#[derive(Default)]
+struct Intake {
+    /// Applied, waiting for the commit in flight to land (the next batch).
+    waiting: Vec<Pending>,
+    flight: Option<Flight>,
+    /// The store failed: nothing more can be made durable.
+    failure: Option<StoreError>,
+}
+
+/// At most this many applied events wait for a commit; then the sources
+/// wait (back-pressure), nothing is dropped.
+const MAX_WAITING: usize = 8192;
+
 impl Core<'_> {
-    /// Apply inbound payloads a batch at a time (one transaction, then the
-    /// acks), answer queries, push panels when the clock says so; until
-    /// every source is gone. Returns the store's failure, if it failed.
+    /// Apply inbound payloads as they come, commit them a batch at a time
+    /// on the store's thread (acks when the batch is on disk), answer
+    /// queries, push panels when the clock says so; until every source is
+    /// gone and the last batch landed. Returns the store's failure, if it
+    /// failed.
     pub(super) async fn run(
         &self,
         pipeline: &mut Pipeline,
@@ -81,29 +107,35 @@ impl Core<'_> {
         mut found: mpsc::Receiver<Found>,
     ) -> Option<StoreError> {
         let mut timers = Timers::new(pipeline, (self.clock)(), self.heartbeat, self.retention);
-        let mut failure = None;
-        loop {
+        let mut s = Intake::default();
+        let mut open = true;
+        while open || s.flight.is_some() || !s.waiting.is_empty() {
             let sleep_for = timers
                 .next_wake()
                 .map(|w| (w - (self.clock)()).to_std().unwrap_or_default());
+            let room = s.waiting.len() < MAX_WAITING;
             tokio::select! {
                 biased;
-                m = rx.recv() => {
-                    let Some(first) = m else { break };
-                    let batch = take_batch(first, &mut rx);
-                    if let Err(e) = self.apply_batch(pipeline, batch, &mut timers, failure.is_some()).await {
-                        failure = Some(e);
+                r = landed(&mut s.flight), if s.flight.is_some() => {
+                    if let Some(f) = s.flight.take() {
+                        self.landed(&mut s, f.pending, r).await;
                     }
+                }
+                m = rx.recv(), if open && room => {
+                    let Some(first) = m else {
+                        open = false;
+                        continue;
+                    };
+                    let batch = take_batch(first, &mut rx);
+                    self.apply_batch(pipeline, batch, &mut timers, &mut s).await;
                 }
                 Some(q) = queries.recv() => {
                     // Views change by the minute at most: a display that
                     // polls gets the same body (and ETag) within a minute.
                     query::answer(pipeline, q, clock::minute_start((self.clock)()));
                 }
-                Some(f) = found.recv(), if failure.is_none() => {
-                    if let Err(e) = self.apply_found(pipeline, f, &mut timers).await {
-                        failure = Some(e);
-                    }
+                Some(f) = found.recv(), if s.failure.is_none() && room => {
+                    self.apply_found(pipeline, f, &mut timers, &mut s).await;
                 }
                 () = sleep(sleep_for) => {
                     let now = (self.clock)();
@@ -112,73 +144,114 @@ impl Core<'_> {
                 }
             }
         }
-        failure
+        s.failure
     }
 
-    /// Apply a batch, commit what it changed, then send its messages and
-    /// acks. With the store already failed, every event is answered
-    /// "retry". `Err`: the commit failed (intake stops).
+    /// Apply a batch; what changed waits for its commit. With the store
+    /// already failed, every event is answered "retry".
     async fn apply_batch(
         &self,
         pipeline: &mut Pipeline,
         batch: Vec<Inbound>,
         timers: &mut Timers,
-        failed: bool,
-    ) -> Result<(), StoreError> {
+        s: &mut Intake,
+    ) {
         let now = (self.clock)();
-        let mut pending = Vec::new();
+        let mut applied = 0;
         for inb in batch {
             add(&self.metrics.received, 1);
-            if failed {
+            if s.failure.is_some() {
                 // The store is gone: nothing more can be made durable.
                 answer(inb.ack, Ack::Retry);
                 continue;
             }
             match self.handle(pipeline, &inb, now) {
-                Some(applied) => {
-                    timers.booking_boundary(applied.next_boundary);
-                    pending.push(Pending::event(inb.ack, applied));
+                Some(a) => {
+                    timers.booking_boundary(a.next_boundary);
+                    if let Some((_, want)) = &self.sync {
+                        // The event cannot describe a series: ask the
+                        // platform again about its rooms (coalesced).
+                        want.ask(a.rooms.iter());
+                    }
+                    s.waiting.push(Pending::event(inb.ack, a));
+                    applied += 1;
                 }
                 None => answer(inb.ack, Ack::Ok),
             }
         }
-        if pending.is_empty() {
-            return Ok(());
+        if applied > 0 {
+            self.metrics
+                .last_event_ms
+                .store(now.timestamp_millis(), Ordering::Relaxed);
         }
-        self.metrics
-            .last_event_ms
-            .store(now.timestamp_millis(), Ordering::Relaxed);
-        if let Some((_, want)) = &self.sync {
-            // The event cannot describe a series: ask the platform again
-            // about the rooms it touched (the syncer coalesces).
-            want.ask(pending.iter().flat_map(|p| p.applied.rooms.iter()));
-        }
-        self.commit_and_send(pipeline, pending, now).await
+        self.advance(s, now).await;
     }
 
-    /// Commit, then announce the changed rooms, send the messages and
-    /// answer the sources. A failed commit answers "retry" and stops.
-    async fn commit_and_send(
-        &self,
-        pipeline: &Pipeline,
-        mut pending: Vec<Pending>,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        if let Err(e) = self.commit(pipeline, &mut pending, now) {
-            tracing::error!(error = %Chain(&e), events = pending.len(), "store commit failed: asking the platform to redeliver and stopping");
-            for p in pending {
-                answer(p.ack, Ack::Retry);
-            }
-            self.shutdown.cancel();
-            return Err(e);
+    /// Hand what waits to the writer unless a commit is in flight (it goes
+    /// when that one lands). Without a store there is nothing to wait for.
+    async fn advance(&self, s: &mut Intake, now: DateTime<Utc>) {
+        if s.flight.is_some() || s.waiting.is_empty() {
+            return;
         }
+        let mut pending = std::mem::take(&mut s.waiting);
+        let Some(writer) = self.store else {
+            self.release(pending).await;
+            return;
+        };
+        let items = pending
+            .iter_mut()
+            .map(|p| CommitItem {
+                event_id: p.remember.then(|| p.applied.event_id.clone()),
+                synced: std::mem::take(&mut p.synced),
+                written: std::mem::take(&mut p.applied.written),
+                messages: std::mem::take(&mut p.applied.messages),
+            })
+            .collect();
+        s.flight = Some(Flight {
+            pending,
+            reply: writer.submit(items, now),
+        });
+    }
+
+    /// A commit landed: on success its messages and acks go out and the
+    /// next batch is handed over; on failure every event waiting is
+    /// answered "retry" and intake stops.
+    async fn landed(
+        &self,
+        s: &mut Intake,
+        mut pending: Vec<Pending>,
+        r: Result<Committed, oneshot::error::RecvError>,
+    ) {
+        let r = r.unwrap_or(Err(StoreError::WriterGone));
+        match r {
+            Ok(items) => {
+                for (p, item) in pending.iter_mut().zip(items) {
+                    p.applied.messages = item.messages;
+                }
+                self.release(pending).await;
+                self.advance(s, (self.clock)()).await;
+            }
+            Err(e) => {
+                let events = pending.len() + s.waiting.len();
+                tracing::error!(error = %Chain(&e), events, "store commit failed: asking the platform to redeliver and stopping");
+                for p in pending.into_iter().chain(s.waiting.drain(..)) {
+                    answer(p.ack, Ack::Retry);
+                }
+                self.shutdown.cancel();
+                s.failure = Some(e);
+            }
+        }
+    }
+
+    /// Committed (or nothing to commit to): announce the changed rooms,
+    /// send the messages and answer the sources.
+    async fn release(&self, pending: Vec<Pending>) {
         self.signals
             .raise(pending.iter().flat_map(|p| p.applied.rooms.iter()));
         for p in pending {
             self.send(p.applied.messages).await;
             answer(p.ack, Ack::Ok);
         }
-        Ok(())
     }
 
     /// Merge what the reconciliation found, like an event: committed, then
@@ -188,7 +261,8 @@ impl Core<'_> {
         pipeline: &mut Pipeline,
         found: Found,
         timers: &mut Timers,
-    ) -> Result<(), StoreError> {
+        s: &mut Intake,
+    ) {
         let now = (self.clock)();
         let pending = match found {
             Found::Schedule(fetch) => {
@@ -225,10 +299,11 @@ impl Core<'_> {
             }
             Found::Directory(d) => {
                 self.directory(pipeline, d, now).await;
-                return Ok(());
+                return;
             }
         };
-        self.commit_and_send(pipeline, vec![pending], now).await
+        s.waiting.push(pending);
+        self.advance(s, now).await;
     }
 
     /// A new room directory: kept, and every panel pushed (names, floors
@@ -237,10 +312,8 @@ impl Core<'_> {
         if pipeline.directory() == &d {
             return;
         }
-        if let Some(store) = self.store
-            && let Err(e) = store.lock().save_directory(&d.to_json(), now)
-        {
-            tracing::error!(error = %Chain(&e), "cannot keep the room directory");
+        if let Some(store) = self.store {
+            store.handle().save_directory(d.to_json(), now);
         }
         pipeline.set_directory(d);
         let rooms = pipeline.all_rooms();
@@ -319,45 +392,6 @@ impl Core<'_> {
         None
     }
 
-    /// Commit the batch's rows and outbox messages in one transaction, and
-    /// give each message its outbox id.
-    fn commit(
-        &self,
-        pipeline: &Pipeline,
-        pending: &mut [Pending],
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let Some(store) = self.store else {
-            return Ok(());
-        };
-        let cfg = pipeline.config();
-        let sink_name = |m: &Message| cfg.sink(m.sink).map_or("", |s| s.name.as_str());
-        let writes: Vec<EventWrite<'_>> = pending
-            .iter()
-            .map(|p| EventWrite {
-                event_id: p.remember.then_some(p.applied.event_id.as_str()),
-                synced: p.synced.iter().map(|(r, t)| (r.as_str(), *t)).collect(),
-                entries: &p.applied.written.entries,
-                series_deleted: p.applied.written.series_deleted.clone(),
-                outbox: p
-                    .applied
-                    .messages
-                    .iter()
-                    .map(|m| (sink_name(m), m))
-                    .collect(),
-            })
-            .collect();
-        let committed = store.lock().commit(now, &writes);
-        drop(writes);
-        let mut ids = committed?.into_iter();
-        for p in pending {
-            for m in &mut p.applied.messages {
-                m.outbox_id = ids.next();
-            }
-        }
-        Ok(())
-    }
-
     /// What the clock made due: pruning, and panel pushes.
     async fn tick(&self, pipeline: &mut Pipeline, due: Due, now: DateTime<Utc>) {
         if let Some(before) = due.prune_before {
@@ -382,11 +416,9 @@ impl Core<'_> {
 
     fn prune(&self, pipeline: &mut Pipeline, before: DateTime<Utc>) {
         let n = pipeline.prune(before);
+        tracing::debug!(bookings = n, "pruned");
         if let Some(store) = self.store {
-            match store.lock().prune(before) {
-                Ok(rows) => tracing::debug!(bookings = n, rows, "pruned"),
-                Err(e) => tracing::error!(error = %Chain(&e), "pruning the store failed"),
-            }
+            store.handle().prune(before);
         }
     }
 
@@ -414,6 +446,14 @@ fn take_batch(first: Inbound, rx: &mut mpsc::Receiver<Inbound>) -> Vec<Inbound> 
 fn answer(ack: Option<oneshot::Sender<Ack>>, a: Ack) {
     if let Some(ack) = ack {
         let _ = ack.send(a);
+    }
+}
+
+/// The reply of the commit in flight (never, without one).
+async fn landed(f: &mut Option<Flight>) -> Result<Committed, oneshot::error::RecvError> {
+    match f {
+        Some(f) => (&mut f.reply).await,
+        None => std::future::pending().await,
     }
 }
 

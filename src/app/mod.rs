@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{self, TimeSource};
-use crate::config::{Config, HttpConfig, SourceKind, StoreConfig, SyncMode};
+use crate::config::{Config, HttpConfig, SourceKind, SyncMode};
 use crate::deliver::{DeliverError, Deliverer};
 use crate::error::{Chain, Exit};
 use crate::http::{self, Health, Live, RoomSignals};
@@ -30,7 +30,7 @@ use crate::pipeline::Pipeline;
 use crate::render::Templates;
 use crate::source::Inbound;
 use crate::source::replay::{self, ReplayError};
-use crate::store::{SharedStore, Store, StoreError};
+use crate::store::{Store, StoreError, Writer};
 use crate::sync::{Found, Syncer, Wanted};
 
 pub use restore::load_schedule;
@@ -141,13 +141,14 @@ impl App {
     /// Run until the source ends (replay) or `shutdown` fires.
     pub async fn run(self, shutdown: CancellationToken) -> Result<Summary, AppError> {
         let cfg = self.config.clone();
-        let store = open_store(cfg.store.as_ref())?;
+        let (store, loaded) = open_store(&cfg)?;
+        let handle = store.as_ref().map(Writer::handle);
         let mut pipeline =
             Pipeline::new(cfg.clone(), self.templates.clone()).persisting(store.is_some());
-        let deliverer = Deliverer::start(&cfg.sinks, QUEUE, self.clock.clone(), store.clone())
+        let deliverer = Deliverer::start(&cfg.sinks, QUEUE, self.clock.clone(), handle.clone())
             .map_err(StartError::from)?;
-        if let Some(store) = &store {
-            restore::restore(&mut pipeline, store, &deliverer, (self.clock)()).await?;
+        if let (Some(loaded), Some(handle)) = (loaded, &handle) {
+            restore::restore(&mut pipeline, loaded, handle, &deliverer, (self.clock)()).await;
         }
         let (tx, rx) = mpsc::channel::<Inbound>(QUEUE);
         let listener = self.bind(cfg.http.as_ref()).await?;
@@ -163,7 +164,7 @@ impl App {
                 metrics: self.metrics.clone(),
                 sinks: deliverer.stats.clone(),
                 lark,
-                store: store.clone(),
+                store: handle.clone(),
                 platform: sync.as_ref().map(|s| http::PlatformHealth {
                     api: s.api.clone(),
                     sync: s.stats.clone(),
@@ -219,6 +220,10 @@ impl App {
         };
         let stats = deliverer.stats.clone();
         deliverer.finish(cfg.delivery.drain_timeout).await;
+        drop(handle);
+        if let Some(w) = store {
+            w.finish().await;
+        }
         if let Some(e) = store_failure {
             return Err(RunError::Store(e).into());
         }
@@ -327,9 +332,15 @@ struct SyncTask {
 }
 
 /// The store `[store]` names, opened for this run (locked, checked,
-/// migrated).
-fn open_store(sc: Option<&StoreConfig>) -> Result<Option<SharedStore>, StartError> {
-    let Some(sc) = sc else { return Ok(None) };
+/// migrated), what it holds, and its writer thread started.
+fn open_store(
+    cfg: &Config,
+) -> Result<(Option<Writer>, Option<crate::store::Loaded>), StartError> {
+    let Some(sc) = &cfg.store else {
+        return Ok((None, None));
+    };
     let store = Store::open(&sc.path, sc.sync == SyncMode::Full)?;
-    Ok(Some(SharedStore::new(store)))
+    let loaded = store.load(cfg.schedule.dedup_capacity)?;
+    let sinks = cfg.sinks.iter().map(|s| s.name.clone()).collect();
+    Ok((Some(Writer::start(store, sinks)?), Some(loaded)))
 }

@@ -12,18 +12,18 @@ use crate::deliver::Deliverer;
 use crate::pipeline::Pipeline;
 use crate::render::Templates;
 use crate::source::replay::{self, ReplayError};
-use crate::store::{OutboxState, SharedStore, Store};
+use crate::store::{Loaded, OutboxState, Store, StoreHandle};
 
 /// Start-up with a store: the schedule and seen ids back in memory,
 /// pending messages re-queued in order, every panel pushed its current
 /// view.
 pub(super) async fn restore(
     p: &mut Pipeline,
-    store: &SharedStore,
+    mut loaded: Loaded,
+    store: &StoreHandle,
     deliverer: &Deliverer,
     now: DateTime<Utc>,
-) -> Result<(), StartError> {
-    let mut loaded = store.lock().load(p.config().schedule.dedup_capacity)?;
+) {
     let (bookings, pending) = (loaded.entries.len(), loaded.pending.len());
     let rows = std::mem::take(&mut loaded.pending);
     p.restore(loaded);
@@ -36,12 +36,12 @@ pub(super) async fn restore(
             }
             None => {
                 tracing::warn!(sink = %row.sink, id = row.id, "queued message for a sink no longer configured; marked failed");
-                store.lock().mark(
+                store.mark(
                     row.id,
                     OutboxState::Failed,
                     Some("sink no longer configured"),
                     now,
-                )?;
+                );
             }
         }
     }
@@ -56,7 +56,6 @@ pub(super) async fn restore(
         deliverer.send(m).await;
     }
     tracing::info!(bookings, pending, panels, "state restored from the store");
-    Ok(())
 }
 
 /// The schedule for `roomcast rooms`, without delivering anything: from the

@@ -94,6 +94,11 @@ impl SinkIndex {
     pub fn get(self) -> usize {
         self.0
     }
+
+    #[cfg(test)]
+    pub(crate) fn new(i: usize) -> Self {
+        SinkIndex(i)
+    }
 }
 
 /// The whole validated config.

@@ -21,7 +21,7 @@ use crate::error::Chain;
 use crate::message::Message;
 use crate::metrics::{SinkStats, SinksStats};
 use crate::render::Format;
-use crate::store::SharedStore;
+use crate::store::StoreHandle;
 
 /// Why delivery could not start.
 #[derive(Debug, thiserror::Error)]
@@ -99,7 +99,7 @@ impl Deliverer {
         sinks: &[SinkConfig],
         queue: usize,
         clock: TimeSource,
-        store: Option<SharedStore>,
+        store: Option<StoreHandle>,
     ) -> Result<Self, DeliverError> {
         let tracker = TaskTracker::new();
         let stop = CancellationToken::new();
@@ -249,7 +249,7 @@ fn write_lines<W: Write>(
     stats: &[(String, SinkStats)],
     i: usize,
     jsonl_sink: Option<String>,
-    store: Option<SharedStore>,
+    store: Option<StoreHandle>,
     clock: TimeSource,
 ) {
     let name = &stats[i].0;
@@ -275,9 +275,8 @@ fn write_lines<W: Write>(
                 stats[i].1.delivered.fetch_add(n, Ordering::Relaxed);
                 if let Some(store) = &store
                     && !ids.is_empty()
-                    && let Err(e) = store.lock().mark_delivered(&ids, clock())
                 {
-                    tracing::error!(sink = %name, error = %Chain(&e), "cannot record deliveries");
+                    store.delivered(&ids, clock());
                 }
                 ids.clear();
             }

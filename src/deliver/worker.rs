@@ -19,7 +19,7 @@ use crate::error::Chain;
 use crate::message::Message;
 use crate::metrics::{SinkStats, SinksStats};
 use crate::retry::{Limiter, Policy, jitter};
-use crate::store::{OutboxState, SharedStore};
+use crate::store::{OutboxState, StoreHandle};
 
 /// Backoff between attempts of one message.
 pub(crate) const BACKOFF: Policy = Policy::Exponential {
@@ -82,7 +82,7 @@ pub(crate) struct Worker {
     index: usize,
     clock: TimeSource,
     /// Where outcomes are recorded (the outbox), if there is a store.
-    store: Option<SharedStore>,
+    store: Option<StoreHandle>,
 }
 
 impl Worker {
@@ -92,7 +92,7 @@ impl Worker {
         stats: Arc<SinksStats>,
         index: usize,
         clock: TimeSource,
-        store: Option<SharedStore>,
+        store: Option<StoreHandle>,
     ) -> Self {
         Worker {
             sink,
@@ -110,10 +110,8 @@ impl Worker {
 
     /// Record a message's fate in the outbox.
     fn record(&self, m: &Message, state: OutboxState, error: Option<&str>) {
-        if let (Some(store), Some(id)) = (&self.store, m.outbox_id)
-            && let Err(e) = store.lock().mark(id, state, error, (self.clock)())
-        {
-            tracing::error!(sink = %self.sink.name, error = %Chain(&e), "cannot record a delivery outcome");
+        if let (Some(store), Some(id)) = (&self.store, m.outbox_id) {
+            store.mark(id, state, error, (self.clock)());
         }
     }
 

@@ -23,7 +23,7 @@ use crate::lark::webhook::{self, Intake, SignatureHeaders, WebhookError};
 use crate::metrics::{ApiStats, LarkStats, Metrics, SinksStats, SyncStats};
 use crate::render::names;
 use crate::source::{Ack, Inbound};
-use crate::store::SharedStore;
+use crate::store::StoreHandle;
 
 pub(crate) mod live;
 
@@ -36,7 +36,7 @@ pub(crate) struct Health {
     pub sinks: Arc<SinksStats>,
     /// The long connection's counters (when that is a source).
     pub lark: Option<Arc<LarkStats>>,
-    pub store: Option<SharedStore>,
+    pub store: Option<StoreHandle>,
     /// The room APIs' side, when `[sync]` is on.
     pub platform: Option<PlatformHealth>,
 }
@@ -388,7 +388,7 @@ async fn readyz(State(s): State<Server>) -> Response {
         .health
         .store
         .as_ref()
-        .is_none_or(|st| st.lock().writable());
+        .is_none_or(StoreHandle::healthy);
     let mut body = json!({"source": connected, "store": store});
     if let Some(p) = &s.health.platform {
         let now = (p.clock)().timestamp_millis();

@@ -1,7 +1,9 @@
 //! The durable store: schedule, seen delivery ids and the delivery outbox in
-//! one embedded SQLite file (WAL). Each applied event is committed in one
-//! transaction with the messages it caused; the platform is acknowledged
-//! only after the commit.
+//! one embedded SQLite file (WAL). Applied events are committed with the
+//! messages they caused; the platform is acknowledged only after the
+//! commit. One thread owns the connection ([`Writer`]): the core hands it
+//! a batch and goes on reading, and whatever it applied meanwhile is the
+//! next batch (group commit).
 //!
 //! The interface is small on purpose ([`Store`]'s methods are all the rest
 //! of the code uses), so a shared PostgreSQL backend can sit behind it.
@@ -9,16 +11,18 @@
 mod sqlite;
 #[cfg(test)]
 mod tests;
+mod writer;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 
 use crate::message::Message;
-use crate::schedule::EntryRow;
+use crate::model::RoomId;
+use crate::schedule::{EntryRow, Written};
 
 pub use sqlite::Store;
+pub(crate) use writer::{Committed, StoreHandle, Writer};
 
 /// Why the store cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +51,9 @@ pub enum StoreError {
     Missing(PathBuf),
     #[error("store")]
     Sqlite(#[from] rusqlite::Error),
+    /// The writer thread is gone (it panicked, or could not start).
+    #[error("store: the writer thread has stopped")]
+    WriterGone,
     #[error("store: {what}")]
     Io {
         what: String,
@@ -126,31 +133,24 @@ pub struct Loaded {
     pub directory: Option<(String, DateTime<Utc>)>,
 }
 
-/// One event's (or one fetch's) writes.
+/// One applied event's (or one fetch's) writes, handed to the writer and
+/// back (with each message's outbox id set).
 #[derive(Debug, Default)]
-pub(crate) struct EventWrite<'a> {
+pub(crate) struct CommitItem {
     /// The delivery id to remember (`None` for a fetch).
-    pub event_id: Option<&'a str>,
+    pub event_id: Option<String>,
     /// Rooms a fetch covered, and when it began.
-    pub synced: Vec<(&'a str, DateTime<Utc>)>,
-    pub entries: &'a [EntryRow],
-    pub series_deleted: Option<(Arc<str>, DateTime<Utc>)>,
-    /// (sink name, message)
-    pub outbox: Vec<(&'a str, &'a Message)>,
+    pub synced: Vec<(RoomId, DateTime<Utc>)>,
+    pub written: Written,
+    /// Messages to keep in the outbox until delivered.
+    pub messages: Vec<Message>,
 }
 
-/// The store as the core and the sink workers share it.
-#[derive(Clone)]
-pub(crate) struct SharedStore(Arc<Mutex<Store>>);
-
-impl SharedStore {
-    pub(crate) fn new(store: Store) -> Self {
-        SharedStore(Arc::new(Mutex::new(store)))
-    }
-
-    /// Lock the store; a panic elsewhere while holding it does not make
-    /// the data wrong, so a poisoned lock is taken anyway.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Store> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
+/// A delivery outcome to record against an outbox row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Mark {
+    pub id: i64,
+    pub state: OutboxState,
+    pub error: Option<String>,
+    pub at: DateTime<Utc>,
 }

@@ -70,6 +70,8 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     _lock: Option<File>,
+    /// `sync = "full"`: every commit reaches the disk before it returns.
+    durable: bool,
     /// Booking-log rows and bytes not yet folded.
     log_rows: i64,
     log_bytes: i64,
@@ -239,6 +241,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             _lock: Some(lock),
+            durable,
             log_rows: 0,
             log_bytes: 0,
         };
@@ -265,6 +268,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             _lock: None,
+            durable: false,
             log_rows: 0,
             log_bytes: 0,
         })
@@ -470,16 +474,25 @@ impl Store {
         Ok(())
     }
 
-    /// Record delivery outcomes (in their own transaction: losing them to a
-    /// power cut only means a resend, which receivers de-duplicate by key).
+    /// Record delivery outcomes in their own transaction, without waiting
+    /// for the disk: losing them to a power cut only means a resend, which
+    /// receivers de-duplicate by key (the next durable commit syncs them).
     pub(crate) fn record(&mut self, marks: &[Mark]) -> Result<(), StoreError> {
         if marks.is_empty() {
             return Ok(());
         }
-        let tx = self.conn.transaction()?;
-        apply_marks(&tx, marks)?;
-        tx.commit()?;
-        Ok(())
+        if self.durable {
+            self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        }
+        let res = (|| -> Result<(), StoreError> {
+            let tx = self.conn.transaction()?;
+            apply_marks(&tx, marks)?;
+            Ok(tx.commit()?)
+        })();
+        if self.durable {
+            self.conn.pragma_update(None, "synchronous", "FULL")?;
+        }
+        res
     }
 
     /// Is the booking log big enough to fold?
@@ -585,19 +598,12 @@ impl Store {
         Ok(n)
     }
 
-    /// Whether the store answers and can write (for health checks).
-    pub(crate) fn writable(&self) -> bool {
-        self.conn
-            .query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
-            .optional()
-            .is_ok_and(|v| v.is_some())
-    }
 }
 
 /// Apply delivery outcomes in a transaction.
 fn apply_marks(tx: &rusqlite::Transaction<'_>, marks: &[Mark]) -> Result<(), StoreError> {
     let mut q = tx.prepare_cached(
-        "UPDATE outbox SET state = ?2, attempts = attempts + 1, last_error = coalesce(?3, last_error), done_at = ?4 WHERE id = ?1",
+        "UPDATE outbox SET state = ?2, attempts = attempts + 1, last_error = ?3, done_at = ?4 WHERE id = ?1",
     )?;
     for m in marks {
         q.execute(params![m.id, m.state.as_str(), m.error, ms(m.at)])?;

@@ -24,9 +24,22 @@ fn dir() -> PathBuf {
     d
 }
 
+fn sinks() -> Vec<String> {
+    vec!["chat".to_string()]
+}
+
+fn mark(id: i64, state: OutboxState, at: DateTime<Utc>) -> Mark {
+    Mark {
+        id,
+        state,
+        error: None,
+        at,
+    }
+}
+
 fn msg(i: i64) -> Message {
     Message {
-        sink: SinkIndex::UNSET,
+        sink: SinkIndex::new(0),
         outbox_id: None,
         idempotency_key: format!("k{i}"),
         event_id: Arc::from(format!("e{i}").as_str()),
@@ -57,24 +70,24 @@ fn round_trip_and_restart() {
     let (m1, m2) = (msg(1), msg(2));
     {
         let mut s = Store::open(&p, true).unwrap();
-        let ids = s
-            .commit(
-                now,
-                &[EventWrite {
-                    event_id: Some("e1"),
-                    entries: &[EntryRow {
-                        key: b.key.clone(),
-                        booking: Some(b.clone()),
-                        occurrences: Vec::new(),
-                        last_change: now,
-                    }],
-                    outbox: vec![("chat", &m1), ("chat", &m2)],
-                    ..Default::default()
+        let mut items = [CommitItem {
+            event_id: Some("e1".into()),
+            written: Written {
+                entries: vec![EntryRow {
+                    key: b.key.clone(),
+                    booking: Some(b.clone()),
+                    occurrences: Vec::new(),
+                    last_change: now,
                 }],
-            )
-            .unwrap();
+                series_deleted: None,
+            },
+            messages: vec![m1, m2],
+            ..Default::default()
+        }];
+        s.commit(now, &mut items, &sinks(), &[]).unwrap();
+        let ids: Vec<i64> = items[0].messages.iter().filter_map(|m| m.outbox_id).collect();
         assert_eq!(ids.len(), 2);
-        s.mark(ids[0], OutboxState::Delivered, None, now).unwrap();
+        s.record(&[mark(ids[0], OutboxState::Delivered, now)]).unwrap();
         assert!(
             matches!(Store::open(&p, true), Err(StoreError::Locked(_))),
             "a second instance is refused"
@@ -151,24 +164,24 @@ fn prune_and_retry() {
     let d = dir();
     let mut s = Store::open(&d.join("rc.db"), false).unwrap();
     let old = at(1_000_000_000_000);
-    let m = msg(1);
-    let ids = s
-        .commit(
-            old,
-            &[EventWrite {
-                event_id: Some("e1"),
-                outbox: vec![("chat", &m)],
-                ..Default::default()
-            }],
-        )
-        .unwrap();
-    s.mark(ids[0], OutboxState::Dead, Some("HTTP 500"), old)
-        .unwrap();
+    let mut items = [CommitItem {
+        event_id: Some("e1".into()),
+        messages: vec![msg(1)],
+        ..Default::default()
+    }];
+    s.commit(old, &mut items, &sinks(), &[]).unwrap();
+    let ids: Vec<i64> = items[0].messages.iter().filter_map(|m| m.outbox_id).collect();
+    s.record(&[Mark {
+        error: Some("HTTP 500".into()),
+        ..mark(ids[0], OutboxState::Dead, old)
+    }])
+    .unwrap();
     assert_eq!(s.outbox().unwrap().len(), 1);
     assert!(s.retry(ids[0]).unwrap());
     assert!(!s.retry(ids[0]).unwrap(), "only dead or failed rows");
     assert_eq!(s.load(10).unwrap().pending.len(), 1);
-    s.mark(ids[0], OutboxState::Delivered, None, old).unwrap();
+    s.record(&[mark(ids[0], OutboxState::Delivered, old)])
+        .unwrap();
     assert_eq!(
         s.prune(at(1_100_000_000_000)).unwrap(),
         2,
