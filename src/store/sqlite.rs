@@ -236,7 +236,9 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })?;
         conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Another process writing (`roomcast outbox retry`, a backup) is
+        // waited for; only a lock held this long fails a commit.
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
         let mut s = Store {
             conn,
             path: path.to_path_buf(),
