@@ -67,6 +67,8 @@ pub struct LarkStats {
     pub messages: AtomicU64,
     pub acks_ok: AtomicU64,
     pub acks_retry: AtomicU64,
+    /// Socket writes that carried acks (a committed batch shares one).
+    pub ack_writes: AtomicU64,
     pub rejected: AtomicU64,
     pub pings: AtomicU64,
 }
@@ -281,6 +283,11 @@ pub(crate) fn exposition(
             "roomcast_lark_connects_total",
             "Long connections established (reconnects included).",
             get(&l.connects),
+        ));
+        counters.push((
+            "roomcast_lark_ack_writes_total",
+            "Socket writes carrying acknowledgements (the acks of a committed batch share one).",
+            get(&l.ack_writes),
         ));
     }
     for (name, help, v) in counters {

@@ -248,9 +248,15 @@ impl Core<'_> {
     async fn release(&self, pending: Vec<Pending>) {
         self.signals
             .raise(pending.iter().flat_map(|p| p.applied.rooms.iter()));
+        let mut acks = Vec::with_capacity(pending.len());
         for p in pending {
             self.send(p.applied.messages).await;
-            answer(p.ack, Ack::Ok);
+            acks.push(p.ack);
+        }
+        // All at once, with no await between: the source writes them in
+        // one go.
+        for ack in acks {
+            answer(ack, Ack::Ok);
         }
     }
 

@@ -3,8 +3,8 @@
 //!
 //! One task owns the socket: a `select!` over shutdown, finished acks, the
 //! ping timer, the liveness watchdog and the next inbound frame. Acks are
-//! sent as the core answers, so they may go out of order, as the official
-//! clients' do.
+//! sent as the core answers (a committed batch at once, in one socket
+//! write), so they may go out of order, as the official clients' do.
 
 use std::future::Future;
 use std::pin::pin;
@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::stream::FuturesUnordered;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use secrecy::SecretString;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -268,9 +268,9 @@ impl LarkClient {
                     self.drain(&mut ws, &mut acks, conn_id).await;
                     return Ended::Shutdown;
                 }
-                Some((frame, started, ack)) = acks.next(), if !acks.is_empty() => {
-                    if let Err(lost) = self.ack(&mut ws, frame, started, ack).await {
-                        return lost;
+                Some(first) = acks.next(), if !acks.is_empty() => {
+                    if let Err(e) = self.send_acks(&mut ws, first, &mut acks).await {
+                        return Ended::Lost(format!("sending acks failed: {}", Chain(&e)));
                     }
                 }
                 () = &mut ping => {
@@ -416,13 +416,28 @@ impl LarkClient {
             .map_err(|e| Ended::Lost(format!("sending an ack failed: {}", Chain(&e))))
     }
 
-    async fn send_ack(
+    /// Send `first` and every other ack already answered in one socket
+    /// write (a commit answers a whole batch at once).
+    async fn send_acks<F>(
         &self,
         ws: &mut Ws,
-        frame: Frame,
-        started: Instant,
-        ack: Ack,
-    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        first: (Frame, Instant, Ack),
+        acks: &mut FuturesUnordered<F>,
+    ) -> Result<(), tokio_tungstenite::tungstenite::Error>
+    where
+        F: Future<Output = (Frame, Instant, Ack)>,
+    {
+        let mut next = Some(first);
+        while let Some((frame, started, ack)) = next {
+            ws.feed(self.ack_message(frame, started, ack)).await?;
+            next = acks.next().now_or_never().flatten();
+        }
+        self.stats.ack_writes.fetch_add(1, Ordering::Relaxed);
+        ws.flush().await
+    }
+
+    /// The ack frame for an answered message, counted.
+    fn ack_message(&self, frame: Frame, started: Instant, ack: Ack) -> Message {
         let code = match ack {
             Ack::Ok => {
                 self.stats.acks_ok.fetch_add(1, Ordering::Relaxed);
@@ -434,8 +449,18 @@ impl LarkClient {
             }
         };
         let rt = started.elapsed().as_millis();
-        ws.send(Message::Binary(frame.ack(code, rt).to_bytes().into()))
-            .await
+        Message::Binary(frame.ack(code, rt).to_bytes().into())
+    }
+
+    async fn send_ack(
+        &self,
+        ws: &mut Ws,
+        frame: Frame,
+        started: Instant,
+        ack: Ack,
+    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        self.stats.ack_writes.fetch_add(1, Ordering::Relaxed);
+        ws.send(self.ack_message(frame, started, ack)).await
     }
 
     /// Shutdown: read no more, send the acks still owed (within the
@@ -448,8 +473,8 @@ impl LarkClient {
         let deadline = Instant::now() + Duration::from_secs(3);
         while !acks.is_empty() {
             match tokio::time::timeout_at(deadline, acks.next()).await {
-                Ok(Some((frame, started, ack))) => {
-                    if self.send_ack(ws, frame, started, ack).await.is_err() {
+                Ok(Some(first)) => {
+                    if self.send_acks(ws, first, acks).await.is_err() {
                         break;
                     }
                 }

@@ -409,11 +409,32 @@ async fn a_commit_waiting_on_the_disk_holds_acks_but_not_the_runtime() {
         "no event is acknowledged before its commit lands"
     );
 
+    let ack_writes = || async {
+        let m = reqwest::get(format!("{}/metrics", bot.base))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        m.lines()
+            .find_map(|l| l.strip_prefix("roomcast_lark_ack_writes_total "))
+            .and_then(|v| v.parse::<u64>().ok())
+            .expect("ack writes counted")
+    };
+    let writes_before = ack_writes().await;
+
     db.execute_batch("ROLLBACK").expect("release the lock");
     gw.wait("every event acked once committed", |g| {
         g.ack_count == 41 && g.unacked.is_empty()
     })
     .await;
+    // The batch in flight, then everything applied meanwhile: one socket
+    // write each.
+    let writes = ack_writes().await - writes_before;
+    assert!(
+        (1..=2).contains(&writes),
+        "40 acks left in {writes} socket writes"
+    );
     assert!(
         gw.with(|g| g.acks.iter().all(|a| a.code == 200)),
         "all acknowledged as applied"

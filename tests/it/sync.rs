@@ -367,6 +367,10 @@ async fn a_restart_reannounces_nothing() {
     let calls = s.freebusy();
     let bot = s.bot("", "").store().in_dir(&dir).start().await;
     s.fetched(calls, 2).await;
+    s.f.wait("the cancellation", |st| {
+        st.hits.iter().filter(|h| h.service == "webhook").count() >= 2
+    })
+    .await;
     let n = s.notices();
     let got: Vec<(&str, &str)> = n
         .iter()
