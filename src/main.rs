@@ -312,6 +312,17 @@ fn preview(checked: &Checked, event: &Path, now: DateTime<Utc>) -> Exit {
             Outcome::Challenge { .. } => {
                 println!("# url_verification challenge; nothing to send")
             }
+            Outcome::OverCap {
+                event_id,
+                rooms,
+                cap,
+                ..
+            } => {
+                println!(
+                    "# event {event_id}: over the [schedule] cap {} ({rooms} rooms); not applied",
+                    cap.as_str()
+                )
+            }
         }
     }
     rc

@@ -30,6 +30,11 @@ pub struct Metrics {
     pub webhook_unauthorized: AtomicU64,
     /// Live room pages connected now (open event streams).
     pub page_streams: AtomicU64,
+    /// Events refused for naming more than `max_rooms_per_event` rooms.
+    pub over_rooms_per_event: AtomicU64,
+    /// Events whose new rooms outside the config went over
+    /// `max_unknown_rooms` (left out, or the event refused).
+    pub over_unknown_rooms: AtomicU64,
 }
 
 /// Add `n` to a counter.
@@ -296,6 +301,12 @@ pub(crate) fn exposition(
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP roomcast_events_over_cap_total Events over a [schedule] cap (acknowledged; not applied, or applied without the rooms over it).\n# TYPE roomcast_events_over_cap_total counter\nroomcast_events_over_cap_total{{cap=\"rooms_per_event\"}} {}\nroomcast_events_over_cap_total{{cap=\"unknown_rooms\"}} {}",
+        get(&m.over_rooms_per_event),
+        get(&m.over_unknown_rooms)
+    );
     if let Some(l) = lark {
         let _ = writeln!(
             out,

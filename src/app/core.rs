@@ -25,7 +25,7 @@ use crate::http::{Query, RoomSignals};
 use crate::message::Message;
 use crate::metrics::{Metrics, SyncStats, add};
 use crate::model::RoomId;
-use crate::pipeline::{Applied, Outcome, Pipeline};
+use crate::pipeline::{Applied, Cap, Outcome, Pipeline};
 use crate::schedule::Skip;
 use crate::source::{Ack, Inbound};
 use crate::store::{CommitItem, Committed, StoreError, Writer};
@@ -369,6 +369,10 @@ impl Core<'_> {
                 }
                 add(&m.render_errors, a.render_errors.len() as u64);
                 add(&m.messages, a.messages.len() as u64);
+                if a.dropped_rooms > 0 {
+                    add(&m.over_unknown_rooms, 1);
+                    tracing::warn!(%origin, event_id = %a.event_id, rooms = a.dropped_rooms, cap = Cap::UnknownRooms.as_str(), "new rooms outside the config left out of an event: [schedule] max_unknown_rooms reached");
+                }
                 return Some(a);
             }
             Outcome::Skipped { event_id, why } => {
@@ -389,6 +393,15 @@ impl Core<'_> {
             Outcome::Malformed(e) => {
                 add(&m.malformed, 1);
                 tracing::warn!(%origin, error = %e, "malformed event");
+            }
+            Outcome::OverCap {
+                event_id,
+                booking,
+                rooms,
+                cap,
+            } => {
+                add(over_cap(m, cap), 1);
+                tracing::warn!(%origin, %event_id, %booking, rooms, cap = cap.as_str(), "event over a [schedule] cap: acknowledged and not applied");
             }
             Outcome::Challenge { .. } => {
                 add(&m.ignored, 1);
@@ -452,6 +465,14 @@ fn take_batch(first: Inbound, rx: &mut mpsc::Receiver<Inbound>) -> Vec<Inbound> 
 fn answer(ack: Option<oneshot::Sender<Ack>>, a: Ack) {
     if let Some(ack) = ack {
         let _ = ack.send(a);
+    }
+}
+
+/// The counter of a cap.
+fn over_cap(m: &Metrics, cap: Cap) -> &std::sync::atomic::AtomicU64 {
+    match cap {
+        Cap::RoomsPerEvent => &m.over_rooms_per_event,
+        Cap::UnknownRooms => &m.over_unknown_rooms,
     }
 }
 

@@ -36,12 +36,13 @@ pub(super) async fn restore(
             }
             None => {
                 tracing::warn!(sink = %row.sink, id = row.id, "queued message for a sink no longer configured; marked failed");
-                store.mark(
+                // Not waited for: nothing is sent for it.
+                drop(store.mark(
                     row.id,
                     OutboxState::Failed,
                     Some("sink no longer configured"),
                     now,
-                );
+                ));
             }
         }
     }

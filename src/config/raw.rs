@@ -93,6 +93,8 @@ pub(super) struct RawSchedule {
     pub(super) ignore_unknown_rooms: bool,
     pub(super) starting_soon: Option<Text>,
     pub(super) dedup_capacity: Option<Spanned<u64>>,
+    pub(super) max_rooms_per_event: Option<Spanned<u64>>,
+    pub(super) max_unknown_rooms: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]

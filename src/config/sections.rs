@@ -257,6 +257,10 @@ pub(super) fn rooms_from(
 
 /// How long before a booking a room shows "starting soon".
 pub const DEFAULT_STARTING_SOON: chrono::Duration = chrono::Duration::minutes(10);
+/// More rooms than this in one event: refused (acknowledged, not applied).
+pub(super) const DEFAULT_MAX_ROOMS_PER_EVENT: usize = 200;
+/// At most this many rooms not in the config are kept.
+pub(super) const DEFAULT_MAX_UNKNOWN_ROOMS: usize = 1000;
 
 #[derive(Debug, Clone)]
 pub struct ScheduleConfig {
@@ -265,6 +269,10 @@ pub struct ScheduleConfig {
     pub starting_soon: chrono::Duration,
     /// How many recent delivery ids are remembered for de-duplication.
     pub dedup_capacity: usize,
+    /// An event naming more rooms is refused (acknowledged, not applied).
+    pub max_rooms_per_event: usize,
+    /// How many rooms outside the config the schedule keeps at most.
+    pub max_unknown_rooms: usize,
 }
 
 pub(super) fn schedule(s: &RawSchedule, cx: &mut Ctx) -> ScheduleConfig {
@@ -284,10 +292,20 @@ pub(super) fn schedule(s: &RawSchedule, cx: &mut Ctx) -> ScheduleConfig {
         None => crate::schedule::DEFAULT_DEDUP_CAPACITY,
         Some(v) => cx.at_least("schedule.dedup_capacity", v, 1, ""),
     };
+    let max_rooms_per_event = match &s.max_rooms_per_event {
+        None => DEFAULT_MAX_ROOMS_PER_EVENT,
+        Some(v) => cx.at_least("schedule.max_rooms_per_event", v, 1, ""),
+    };
+    let max_unknown_rooms = match &s.max_unknown_rooms {
+        None => DEFAULT_MAX_UNKNOWN_ROOMS,
+        Some(v) => usize::try_from(*v.get_ref()).unwrap_or(usize::MAX),
+    };
     ScheduleConfig {
         ignore_unknown_rooms: s.ignore_unknown_rooms,
         starting_soon,
         dedup_capacity,
+        max_rooms_per_event,
+        max_unknown_rooms,
     }
 }
 

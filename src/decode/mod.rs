@@ -281,9 +281,11 @@ pub fn decode(payload: &[u8]) -> Result<Decoded, DecodeError> {
     let rooms = match body.meeting_rooms {
         Some(list) => {
             let mut rooms: Vec<RoomId> = Vec::with_capacity(list.len());
-            for (i, r) in list.into_iter().enumerate() {
+            // Linear however many rooms an event names.
+            let mut seen = std::collections::HashSet::with_capacity(list.len());
+            for (i, r) in list.iter().enumerate() {
                 let id = match r {
-                    RoomRef::Object { open_id } | RoomRef::Id(open_id) => open_id,
+                    RoomRef::Object { open_id } | RoomRef::Id(open_id) => open_id.as_str(),
                 };
                 if id.is_empty() {
                     return Err(DecodeError::Field {
@@ -291,9 +293,8 @@ pub fn decode(payload: &[u8]) -> Result<Decoded, DecodeError> {
                         problem: "is empty".into(),
                     });
                 }
-                let id = RoomId::new(&id);
-                if !rooms.contains(&id) {
-                    rooms.push(id);
+                if seen.insert(id) {
+                    rooms.push(RoomId::new(id));
                 }
             }
             rooms

@@ -276,7 +276,9 @@ fn write_lines<W: Write>(
                 if let Some(store) = &store
                     && !ids.is_empty()
                 {
-                    store.delivered(&ids, clock());
+                    // Written before the next batch: a crash repeats at
+                    // most this one.
+                    let _ = store.delivered(&ids, clock()).blocking_recv();
                 }
                 ids.clear();
             }

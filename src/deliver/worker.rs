@@ -108,21 +108,22 @@ impl Worker {
         &self.stats[self.index].1
     }
 
-    /// Record a message's fate in the outbox.
-    fn record(&self, m: &Message, state: OutboxState, error: Option<&str>) {
+    /// Record a message's fate in the outbox, and wait until it is
+    /// written: a crash then repeats at most the message in flight.
+    async fn record(&self, m: &Message, state: OutboxState, error: Option<&str>) {
         if let (Some(store), Some(id)) = (&self.store, m.outbox_id) {
-            store.mark(id, state, error, (self.clock)());
+            let _ = store.mark(id, state, error, (self.clock)()).await;
         }
     }
 
     /// Queue a message; for snapshot sinks a queued snapshot of the same
     /// room is replaced in place (latest state wins, order kept).
-    fn enqueue(&self, q: &mut VecDeque<Pending>, msg: Message) {
+    async fn enqueue(&self, q: &mut VecDeque<Pending>, msg: Message) {
         if self.sink.payload == Payload::Snapshot
             && let Some(p) = q.iter_mut().find(|p| p.msg.room == msg.room)
         {
             let old = std::mem::replace(&mut p.msg, msg);
-            self.record(&old, OutboxState::Superseded, None);
+            self.record(&old, OutboxState::Superseded, None).await;
             self.stats().coalesced.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -147,7 +148,7 @@ impl Worker {
         let mut open = true;
         loop {
             while let Ok(m) = rx.try_recv() {
-                self.enqueue(&mut q, m);
+                self.enqueue(&mut q, m).await;
             }
             if q.is_empty() {
                 if !open {
@@ -155,7 +156,7 @@ impl Worker {
                 }
                 tokio::select! {
                     m = rx.recv() => match m {
-                        Some(m) => self.enqueue(&mut q, m),
+                        Some(m) => self.enqueue(&mut q, m).await,
                         None => open = false,
                     },
                     _ = stop.cancelled() => break,
@@ -179,7 +180,7 @@ impl Worker {
                 tokio::select! {
                     () = sleep_until(ready) => {}
                     m = rx.recv(), if open => match m {
-                        Some(m) => self.enqueue(&mut q, m),
+                        Some(m) => self.enqueue(&mut q, m).await,
                         None => open = false,
                     },
                     _ = stop.cancelled() => break,
@@ -192,12 +193,12 @@ impl Worker {
             match self.attempt(&p.msg).await {
                 Attempt::Delivered => {
                     self.stats().delivered.fetch_add(1, Ordering::Relaxed);
-                    self.record(&p.msg, OutboxState::Delivered, None);
+                    self.record(&p.msg, OutboxState::Delivered, None).await;
                     tracing::debug!(sink = %name, key = %p.msg.idempotency_key, attempt = p.attempt + 1, "delivered");
                 }
                 Attempt::Failed { reason } => {
                     self.stats().failed.fetch_add(1, Ordering::Relaxed);
-                    self.record(&p.msg, OutboxState::Failed, Some(&reason));
+                    self.record(&p.msg, OutboxState::Failed, Some(&reason)).await;
                     tracing::error!(sink = %name, room = %p.msg.room, booking = p.msg.booking.as_deref().unwrap_or("-"), event = %p.msg.event_id, %reason, "delivery failed; not retryable");
                 }
                 Attempt::Retry { after, reason } => {
@@ -207,7 +208,7 @@ impl Worker {
                         .max(after.unwrap_or_default());
                     if age + wait > self.sink.max_age {
                         self.stats().dead.fetch_add(1, Ordering::Relaxed);
-                        self.record(&p.msg, OutboxState::Dead, Some(&reason));
+                        self.record(&p.msg, OutboxState::Dead, Some(&reason)).await;
                         tracing::error!(sink = %name, room = %p.msg.room, booking = p.msg.booking.as_deref().unwrap_or("-"), event = %p.msg.event_id, attempts = p.attempt + 1, %reason, "dead letter: still undelivered at max_age");
                         continue;
                     }
@@ -222,7 +223,7 @@ impl Worker {
                     {
                         newer.attempt = p.attempt;
                         newer.not_before = newer.not_before.max(p.not_before);
-                        self.record(&p.msg, OutboxState::Superseded, None);
+                        self.record(&p.msg, OutboxState::Superseded, None).await;
                         self.stats().coalesced.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }

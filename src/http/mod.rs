@@ -215,9 +215,12 @@ async fn webhook_push(State(s): State<Server>, headers: HeaderMap, body: Bytes) 
                     json!({"msg": "shutting down"}),
                 );
             }
-            match tokio::time::timeout(Duration::from_secs(10), ack_rx).await {
-                Ok(Ok(Ack::Ok)) => json_response(StatusCode::OK, json!({"msg": "success"})),
-                _ => json_response(
+            // No deadline of our own: the answer is the state. 200 once
+            // applied and committed; 500 only if it was not applied (the
+            // store failed, or roomcast stopped before taking it).
+            match ack_rx.await {
+                Ok(Ack::Ok) => json_response(StatusCode::OK, json!({"msg": "success"})),
+                Ok(Ack::Retry) | Err(_) => json_response(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     json!({"msg": "not stored; retry"}),
                 ),

@@ -9,7 +9,7 @@
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -21,7 +21,7 @@ use crate::decode::{self, DecodeError, Decoded};
 use crate::directory::Directory;
 use crate::locale::Style;
 use crate::message::{Message, Subject, digest_hex};
-use crate::model::{Change, ChangeKind, RoomEvent, RoomId};
+use crate::model::{Change, ChangeKind, EventKind, RoomEvent, RoomId};
 use crate::render::view::{self, RoomMeta, ViewModel};
 use crate::render::{Format, RenderError, Templates};
 use crate::schedule::{Fetch, Schedule, Skip, Status, Written};
@@ -46,6 +46,8 @@ pub struct Applied {
     pub render_errors: Vec<(String, RenderError)>,
     /// The rows the store must keep (empty unless the pipeline persists).
     pub written: Written,
+    /// New rooms outside the config left out (over `max_unknown_rooms`).
+    pub dropped_rooms: usize,
 }
 
 /// What handling one payload did.
@@ -69,6 +71,34 @@ pub enum Outcome {
         challenge: String,
         token_ok: bool,
     },
+    /// Over a `[schedule]` cap: acknowledged (a redelivery would not
+    /// help) and applied to nothing.
+    OverCap {
+        event_id: String,
+        /// The booking's key (`uid@original_time`).
+        booking: String,
+        /// Rooms the event named, or the new unknown rooms it brought.
+        rooms: usize,
+        cap: Cap,
+    },
+}
+
+/// Which `[schedule]` cap an event went over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cap {
+    /// `max_rooms_per_event`
+    RoomsPerEvent,
+    /// `max_unknown_rooms`
+    UnknownRooms,
+}
+
+impl Cap {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cap::RoomsPerEvent => "rooms_per_event",
+            Cap::UnknownRooms => "unknown_rooms",
+        }
+    }
 }
 
 /// Decode, check, apply and render.
@@ -142,16 +172,62 @@ impl Pipeline {
             };
         }
         let mut ev = *ev;
-        if self.config.schedule.ignore_unknown_rooms {
+        let caps = &self.config.schedule;
+        if ev.rooms.len() > caps.max_rooms_per_event {
+            return Outcome::OverCap {
+                event_id: ev.event_id,
+                booking: ev.key.to_string(),
+                rooms: ev.rooms.len(),
+                cap: Cap::RoomsPerEvent,
+            };
+        }
+        if caps.ignore_unknown_rooms {
             ev.rooms.retain(|r| self.configured(r));
+        }
+        let dropped = self.cap_unknown_rooms(&mut ev);
+        if dropped > 0 && ev.rooms.is_empty() && ev.kind != EventKind::Deleted {
+            return Outcome::OverCap {
+                event_id: ev.event_id,
+                booking: ev.key.to_string(),
+                rooms: dropped,
+                cap: Cap::UnknownRooms,
+            };
         }
         match self.schedule.apply_at(&ev, Some(now)) {
             Err(why) => Outcome::Skipped {
                 event_id: ev.event_id,
                 why,
             },
-            Ok(changes) => Outcome::Applied(self.applied(ev.event_id, &changes, &[], now)),
+            Ok(changes) => {
+                let mut a = self.applied(ev.event_id, &changes, &[], now);
+                a.dropped_rooms = dropped;
+                Outcome::Applied(a)
+            }
         }
+    }
+
+    /// Keep the schedule's rooms outside the config under
+    /// `max_unknown_rooms`: if the event's new unknown rooms would go over,
+    /// none of them is taken (the event applies to its other rooms).
+    /// Returns how many were left out.
+    fn cap_unknown_rooms(&self, ev: &mut RoomEvent) -> usize {
+        let new = |r: &RoomId| !self.schedule.has_room(r) && !self.configured(r);
+        let fresh = ev.rooms.iter().filter(|r| new(r)).count();
+        if fresh == 0 {
+            return 0;
+        }
+        // Counted only when an event brings a new room: rare once the
+        // schedule knows the tenant's rooms.
+        let known = self
+            .schedule
+            .rooms()
+            .filter(|r| !self.configured(r))
+            .count();
+        if known + fresh <= self.config.schedule.max_unknown_rooms {
+            return 0;
+        }
+        ev.rooms.retain(|r| !new(r));
+        fresh
     }
 
     /// What `changes` caused: notices (none for the `silent` rooms),
@@ -166,12 +242,10 @@ impl Pipeline {
         let mut messages = Vec::new();
         let mut render_errors = Vec::new();
         self.render_changes(changes, silent, now, &mut messages, &mut render_errors);
-        let mut rooms: Vec<RoomId> = Vec::with_capacity(1);
-        for c in changes {
-            if !rooms.contains(&c.room) {
-                rooms.push(c.room.clone());
-            }
-        }
+        let rooms: Vec<RoomId> = distinct(changes.iter().map(|c| &c.room))
+            .into_iter()
+            .cloned()
+            .collect();
         let count = |k| changes.iter().filter(|c| c.kind == k).count();
         Applied {
             event_id,
@@ -187,6 +261,7 @@ impl Pipeline {
             } else {
                 Written::default()
             },
+            dropped_rooms: 0,
         }
     }
 
@@ -341,14 +416,11 @@ impl Pipeline {
             }
         }
         // One snapshot per room, however many changes touched it.
-        let mut rooms: Vec<(&RoomId, &Arc<str>)> = Vec::new();
+        let mut seen = HashSet::with_capacity(changes.len());
         for c in changes {
-            if !rooms.iter().any(|(r, _)| *r == &c.room) {
-                rooms.push((&c.room, &c.event_id));
+            if seen.insert(&c.room) {
+                self.push_snapshots(&c.room, &c.event_id, now, out, errors);
             }
-        }
-        for (room, event_id) in rooms {
-            self.push_snapshots(room, event_id, now, out, errors);
         }
     }
 
@@ -543,10 +615,11 @@ impl Pipeline {
             }
         }
         if !self.config.schedule.ignore_unknown_rooms {
+            let listed: HashSet<&RoomId> = v.iter().collect();
             let mut extra: Vec<RoomId> = self
                 .schedule
                 .rooms()
-                .filter(|r| self.config.room(r).is_none() && !v.contains(r))
+                .filter(|r| self.config.room(r).is_none() && !listed.contains(r))
                 .cloned()
                 .collect();
             extra.sort();
@@ -554,4 +627,11 @@ impl Pipeline {
         }
         v
     }
+}
+
+/// Each item once, in first-seen order (linear: an event may name many
+/// rooms).
+fn distinct<'a, T: Eq + std::hash::Hash + 'a>(items: impl Iterator<Item = &'a T>) -> Vec<&'a T> {
+    let mut seen = HashSet::new();
+    items.filter(|i| seen.insert(*i)).collect()
 }

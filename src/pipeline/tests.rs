@@ -87,6 +87,7 @@ fn summary(o: &Outcome) -> (String, Sent) {
         Outcome::Rejected { .. } => ("rejected".into(), vec![]),
         Outcome::Malformed(_) => ("malformed".into(), vec![]),
         Outcome::Challenge { token_ok, .. } => (format!("challenge ok={token_ok}"), vec![]),
+        Outcome::OverCap { cap, rooms, .. } => (format!("over {} ({rooms})", cap.as_str()), vec![]),
     }
 }
 

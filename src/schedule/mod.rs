@@ -483,6 +483,11 @@ impl Schedule {
         self.by_room.keys()
     }
 
+    /// Does the schedule know this room (it has or had bookings)?
+    pub fn has_room(&self, room: &RoomId) -> bool {
+        self.by_room.contains_key(room)
+    }
+
     /// Forget occurrences that ended before `before` (a booking with none
     /// left goes), and tombstones older than it. Delivery ids are kept by
     /// the store's own retention.
@@ -559,8 +564,11 @@ fn diff(
         ),
         (Some(o), Some(n)) => {
             let moved = o.start != n.start || o.end != n.end;
+            // Linear in the rooms however many an event names.
+            let (old_rooms, new_rooms): (HashSet<&RoomId>, HashSet<&RoomId>) =
+                (o.rooms.iter().collect(), n.rooms.iter().collect());
             for r in &n.rooms {
-                if !o.rooms.contains(r) {
+                if !old_rooms.contains(r) {
                     out.push(change(r, ChangeKind::Booked, n, None));
                 } else if moved {
                     out.push(change(
@@ -572,7 +580,7 @@ fn diff(
                 }
             }
             for r in &o.rooms {
-                if !n.rooms.contains(r) {
+                if !new_rooms.contains(r) {
                     out.push(change(r, ChangeKind::Cancelled, o, None));
                 }
             }

@@ -5,24 +5,19 @@
 //! pings and HTTP; the batch's acks go out when its reply lands, and what
 //! was applied meanwhile is the next batch (group commit, one in flight).
 //! Delivery outcomes ([`StoreHandle`], from the sink workers) ride along
-//! with the next commit, or are written on their own once the writer has
-//! been idle a moment; they never wait for the disk.
+//! with a commit waiting beside them, or are written at once on their own
+//! without waiting for the disk (a process crash keeps them; a power cut
+//! may lose the last few, which only means a resend under the same key).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::Duration;
+use std::sync::mpsc;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
 use super::{CommitItem, Mark, OutboxState, Store, StoreError};
 use crate::error::Chain;
-
-/// Delivery outcomes wait at most this long for a commit to ride with.
-const MARK_DELAY: Duration = Duration::from_millis(200);
-/// ...or until this many have gathered.
-const MARK_BATCH: usize = 4096;
 
 /// What a commit hands back: the items, each message with its outbox id.
 pub(crate) type Committed = Result<Vec<CommitItem>, StoreError>;
@@ -33,7 +28,8 @@ enum Job {
         now: DateTime<Utc>,
         reply: oneshot::Sender<Committed>,
     },
-    Marks(Vec<Mark>),
+    /// Outcomes, and who waits until they are written.
+    Marks(Vec<Mark>, Option<oneshot::Sender<()>>),
     Directory {
         json: String,
         now: DateTime<Utc>,
@@ -57,28 +53,42 @@ impl StoreHandle {
         }
     }
 
-    /// Record one delivery outcome.
-    pub(crate) fn mark(&self, id: i64, state: OutboxState, error: Option<&str>, at: DateTime<Utc>) {
-        self.send(Job::Marks(vec![Mark {
+    /// Record one delivery outcome; the receiver answers once it is
+    /// written (a sink waits for it before its next message, so a crash
+    /// repeats at most the one message in flight).
+    pub(crate) fn mark(
+        &self,
+        id: i64,
+        state: OutboxState,
+        error: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> oneshot::Receiver<()> {
+        self.record(vec![Mark {
             id,
             state,
             error: error.map(str::to_string),
             at,
-        }]));
+        }])
     }
 
-    /// Record that these were delivered.
-    pub(crate) fn delivered(&self, ids: &[i64], at: DateTime<Utc>) {
-        let marks = ids
-            .iter()
-            .map(|&id| Mark {
-                id,
-                state: OutboxState::Delivered,
-                error: None,
-                at,
-            })
-            .collect();
-        self.send(Job::Marks(marks));
+    /// Record that these were delivered (answered once written).
+    pub(crate) fn delivered(&self, ids: &[i64], at: DateTime<Utc>) -> oneshot::Receiver<()> {
+        self.record(
+            ids.iter()
+                .map(|&id| Mark {
+                    id,
+                    state: OutboxState::Delivered,
+                    error: None,
+                    at,
+                })
+                .collect(),
+        )
+    }
+
+    fn record(&self, marks: Vec<Mark>) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Job::Marks(marks, Some(tx)));
+        rx
     }
 
     /// Keep the room directory (JSON).
@@ -151,10 +161,12 @@ impl Writer {
     }
 }
 
-/// The thread: take what is waiting, commit it, reply; write outcomes when
-/// idle; fold the booking log when it has grown.
+/// The thread: take what is waiting, commit it (with the outcomes that
+/// came meanwhile), reply; write the outcomes left; fold the booking log
+/// when it has grown.
 fn run(mut store: Store, rx: &mpsc::Receiver<Job>, sinks: &[String], healthy: &AtomicBool) {
     let mut marks: Vec<Mark> = Vec::new();
+    let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     let ok = |r: Result<(), StoreError>, what: &str| match r {
         Ok(()) => healthy.store(true, Ordering::Relaxed),
         Err(e) => {
@@ -162,21 +174,7 @@ fn run(mut store: Store, rx: &mpsc::Receiver<Job>, sinks: &[String], healthy: &A
             tracing::error!(error = %Chain(&e), "store: {what} failed");
         }
     };
-    loop {
-        let first = if marks.is_empty() {
-            rx.recv().ok()
-        } else {
-            match rx.recv_timeout(MARK_DELAY) {
-                Ok(job) => Some(job),
-                Err(RecvTimeoutError::Timeout) => {
-                    ok(store.record(&marks), "recording delivery outcomes");
-                    marks.clear();
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => None,
-            }
-        };
-        let Some(first) = first else { break };
+    while let Ok(first) = rx.recv() {
         let mut next = Some(first);
         while let Some(job) = next {
             match job {
@@ -189,10 +187,14 @@ fn run(mut store: Store, rx: &mpsc::Receiver<Job>, sinks: &[String], healthy: &A
                     healthy.store(r.is_ok(), Ordering::Relaxed);
                     if r.is_ok() {
                         marks.clear();
+                        answer(&mut waiting);
                     }
                     let _ = reply.send(r.map(|()| items));
                 }
-                Job::Marks(m) => marks.extend(m),
+                Job::Marks(m, reply) => {
+                    marks.extend(m);
+                    waiting.extend(reply);
+                }
                 Job::Directory { json, now } => {
                     ok(store.save_directory(&json, now), "keeping the room directory");
                 }
@@ -206,10 +208,12 @@ fn run(mut store: Store, rx: &mpsc::Receiver<Job>, sinks: &[String], healthy: &A
             }
             next = rx.try_recv().ok();
         }
-        if marks.len() >= MARK_BATCH {
+        if !marks.is_empty() {
             ok(store.record(&marks), "recording delivery outcomes");
             marks.clear();
         }
+        // Written, or failed (logged): either way the sink goes on.
+        answer(&mut waiting);
         if store.fold_due() {
             match store.fold() {
                 Ok(n) => tracing::debug!(bookings = n, "booking log folded"),
@@ -217,8 +221,13 @@ fn run(mut store: Store, rx: &mpsc::Receiver<Job>, sinks: &[String], healthy: &A
             }
         }
     }
-    ok(store.record(&marks), "recording delivery outcomes");
     if let Err(e) = store.fold() {
         tracing::warn!(error = %Chain(&e), "store: folding the booking log at exit failed (it is replayed at the next start)");
+    }
+}
+
+fn answer(waiting: &mut Vec<oneshot::Sender<()>>) {
+    for w in waiting.drain(..) {
+        let _ = w.send(());
     }
 }

@@ -468,3 +468,94 @@ async fn live_page_stream_follows_events_and_the_minute() {
     bot.stop_and_read().await;
     assert_eq!(events.next().await, None);
 }
+
+/// The caps: an event naming 40,000 rooms is acknowledged (200: a
+/// redelivery would not help), applied to nothing and counted, while
+/// `/healthz` is answered; rooms outside the config stop at
+/// `max_unknown_rooms` (an event bringing only new ones is refused; one
+/// that also names a configured room applies to that room alone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_over_the_caps_are_acknowledged_counted_and_applied_to_nothing() {
+    roomcast::tls::init();
+    let bot = TestBot::builder()
+        .tag("caps")
+        .config(
+            "[source]\nkind = \"webhook\"\n[platform]\napp_id = \"cli_a1b2c3d4e5f60718\"\nverification_token_env = \"VT\"\n[http]\nlisten = \"127.0.0.1:0\"\nmax_body_bytes = 4000000\n[schedule]\nmax_unknown_rooms = 2\n",
+        )
+        .store()
+        .rooms(format!("[[rooms]]\nid = \"{ROOM_A}\"\nname = \"Alpha\"\n"))
+        .sink("[[sinks]]\nname = \"n\"\nkind = \"file\"\npath = \"n.jsonl\"\ntemplate = \"webhook\"\n")
+        .env("VT", "tok")
+        .start()
+        .await;
+    let span = (ms(2026, 5, 1, 2, 0), ms(2026, 5, 1, 3, 0));
+    let t0 = ms(2026, 5, 1, 0, 0);
+    let many: Vec<String> = (0..40_000).map(|i| format!("omm_flood{i:027}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let flood = event("created", "flood-1", t0, ("f1", 0), span, &many);
+    assert!(flood.len() > 1_000_000, "{} bytes", flood.len());
+
+    let health = async {
+        reqwest::get(format!("{}/healthz", bot.base))
+            .await
+            .expect("healthz")
+            .status()
+    };
+    let (pushed, health) = tokio::join!(bot.post(&flood, &[]), health);
+    assert_eq!(pushed.0, 200, "acknowledged: a redelivery would not help");
+    assert_eq!(health, 200);
+
+    // Two rooms outside the config fit; a third does not.
+    for (i, room) in ["omm_x1", "omm_x2"].iter().enumerate() {
+        let e = event("created", &format!("u-{i}"), t0, (&format!("u{i}"), 0), span, &[room]);
+        assert_eq!(bot.post(&e, &[]).await.0, 200);
+    }
+    let third = event("created", "u-3", t0, ("u3", 0), span, &["omm_x3"]);
+    assert_eq!(bot.post(&third, &[]).await.0, 200);
+    let mixed = event("created", "u-4", t0, ("u4", 0), span, &[ROOM_A, "omm_x4"]);
+    assert_eq!(bot.post(&mixed, &[]).await.0, 200);
+
+    let metrics = reqwest::get(format!("{}/metrics", bot.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("roomcast_events_over_cap_total{cap=\"rooms_per_event\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("roomcast_events_over_cap_total{cap=\"unknown_rooms\"} 2"),
+        "{metrics}"
+    );
+    let rooms: Value = reqwest::get(format!("{}/rooms", bot.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut ids: Vec<&str> = rooms["rooms"]
+        .as_array()
+        .expect("rooms")
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, [ROOM_A, "omm_x1", "omm_x2"]);
+    let notices = bot.stop_and_read().await;
+    let got: Vec<(&str, &str)> = notices
+        .iter()
+        .map(|n| {
+            (
+                n["body"]["booking"]["uid"].as_str().unwrap_or_default(),
+                n["room"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [("u0", "omm_x1"), ("u1", "omm_x2"), ("u4", ROOM_A)],
+        "nothing from the flood or the refused room"
+    );
+}
