@@ -333,9 +333,7 @@ struct SyncTask {
 
 /// The store `[store]` names, opened for this run (locked, checked,
 /// migrated), what it holds, and its writer thread started.
-fn open_store(
-    cfg: &Config,
-) -> Result<(Option<Writer>, Option<crate::store::Loaded>), StartError> {
+fn open_store(cfg: &Config) -> Result<(Option<Writer>, Option<crate::store::Loaded>), StartError> {
     let Some(sc) = &cfg.store else {
         return Ok((None, None));
     };

@@ -198,7 +198,8 @@ impl Worker {
                 }
                 Attempt::Failed { reason } => {
                     self.stats().failed.fetch_add(1, Ordering::Relaxed);
-                    self.record(&p.msg, OutboxState::Failed, Some(&reason)).await;
+                    self.record(&p.msg, OutboxState::Failed, Some(&reason))
+                        .await;
                     tracing::error!(sink = %name, room = %p.msg.room, booking = p.msg.booking.as_deref().unwrap_or("-"), event = %p.msg.event_id, %reason, "delivery failed; not retryable");
                 }
                 Attempt::Retry { after, reason } => {

@@ -387,11 +387,7 @@ async fn readyz(State(s): State<Server>) -> Response {
         .lark
         .as_ref()
         .is_none_or(|l| l.connected.load(Ordering::Relaxed));
-    let store = s
-        .health
-        .store
-        .as_ref()
-        .is_none_or(StoreHandle::healthy);
+    let store = s.health.store.as_ref().is_none_or(StoreHandle::healthy);
     let mut body = json!({"source": connected, "store": store});
     if let Some(p) = &s.health.platform {
         let now = (p.clock)().timestamp_millis();

@@ -113,7 +113,10 @@ impl LogRow {
                 .unwrap_or_default(),
             g: b.map(|b| (*b.organizer).clone()),
             l: ms(e.last_change),
-            c: e.occurrences.iter().map(|(s, e)| (ms(*s), ms(*e))).collect(),
+            c: e.occurrences
+                .iter()
+                .map(|(s, e)| (ms(*s), ms(*e)))
+                .collect(),
             t: b.and_then(|b| b.title.as_deref().map(str::to_string)),
         }
     }
@@ -343,7 +346,9 @@ impl Store {
         }
         // Then what the log has since the last fold, in order (a later row
         // of a key replaces an earlier one).
-        let mut q = self.conn.prepare("SELECT rows FROM booking_log ORDER BY id")?;
+        let mut q = self
+            .conn
+            .prepare("SELECT rows FROM booking_log ORDER BY id")?;
         for row in q.query_map([], |r| r.get::<_, String>(0))? {
             let rows: Vec<LogRow> = serde_json::from_str(&row?).unwrap_or_default();
             l.entries.extend(rows.into_iter().map(LogRow::entry));
@@ -588,7 +593,9 @@ impl Store {
         // Ended bookings still in the log go with this fold.
         self.fold()?;
         let b = ms(before);
-        let mut n = self.conn.execute("DELETE FROM seen_log WHERE at < ?1", [b])?;
+        let mut n = self
+            .conn
+            .execute("DELETE FROM seen_log WHERE at < ?1", [b])?;
         n += self.conn.execute("DELETE FROM bookings WHERE (deleted = 0 AND end_ms < ?1) OR (deleted = 1 AND last_change < ?1)", [b])?;
         n += self
             .conn
@@ -599,7 +606,6 @@ impl Store {
         )?;
         Ok(n)
     }
-
 }
 
 /// Apply delivery outcomes in a transaction.

@@ -85,9 +85,14 @@ fn round_trip_and_restart() {
             ..Default::default()
         }];
         s.commit(now, &mut items, &sinks(), &[]).unwrap();
-        let ids: Vec<i64> = items[0].messages.iter().filter_map(|m| m.outbox_id).collect();
+        let ids: Vec<i64> = items[0]
+            .messages
+            .iter()
+            .filter_map(|m| m.outbox_id)
+            .collect();
         assert_eq!(ids.len(), 2);
-        s.record(&[mark(ids[0], OutboxState::Delivered, now)]).unwrap();
+        s.record(&[mark(ids[0], OutboxState::Delivered, now)])
+            .unwrap();
         assert!(
             matches!(Store::open(&p, true), Err(StoreError::Locked(_))),
             "a second instance is refused"
@@ -170,7 +175,11 @@ fn prune_and_retry() {
         ..Default::default()
     }];
     s.commit(old, &mut items, &sinks(), &[]).unwrap();
-    let ids: Vec<i64> = items[0].messages.iter().filter_map(|m| m.outbox_id).collect();
+    let ids: Vec<i64> = items[0]
+        .messages
+        .iter()
+        .filter_map(|m| m.outbox_id)
+        .collect();
     s.record(&[Mark {
         error: Some("HTTP 500".into()),
         ..mark(ids[0], OutboxState::Dead, old)

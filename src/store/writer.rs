@@ -196,7 +196,10 @@ fn run(mut store: Store, rx: &mpsc::Receiver<Job>, sinks: &[String], healthy: &A
                     waiting.extend(reply);
                 }
                 Job::Directory { json, now } => {
-                    ok(store.save_directory(&json, now), "keeping the room directory");
+                    ok(
+                        store.save_directory(&json, now),
+                        "keeping the room directory",
+                    );
                 }
                 Job::Prune { before } => match store.prune(before) {
                     Ok(rows) => {

@@ -507,7 +507,14 @@ async fn events_over_the_caps_are_acknowledged_counted_and_applied_to_nothing() 
 
     // Two rooms outside the config fit; a third does not.
     for (i, room) in ["omm_x1", "omm_x2"].iter().enumerate() {
-        let e = event("created", &format!("u-{i}"), t0, (&format!("u{i}"), 0), span, &[room]);
+        let e = event(
+            "created",
+            &format!("u-{i}"),
+            t0,
+            (&format!("u{i}"), 0),
+            span,
+            &[room],
+        );
         assert_eq!(bot.post(&e, &[]).await.0, 200);
     }
     let third = event("created", "u-3", t0, ("u3", 0), span, &["omm_x3"]);

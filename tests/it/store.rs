@@ -389,7 +389,8 @@ async fn a_commit_waiting_on_the_disk_holds_acks_but_not_the_runtime() {
     gw.wait("first ack", |g| g.ack_count == 1).await;
 
     let db = rusqlite::Connection::open(bot.dir.join("state/roomcast.db")).expect("open");
-    db.execute_batch("BEGIN IMMEDIATE").expect("take the write lock");
+    db.execute_batch("BEGIN IMMEDIATE")
+        .expect("take the write lock");
     send(1, 41);
     let applied = || bot.metrics.applied.load(Relaxed);
     while applied() < 41 {
