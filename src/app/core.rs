@@ -31,8 +31,12 @@ use crate::source::{Ack, Inbound};
 use crate::store::{CommitItem, Committed, StoreError, Writer};
 use crate::sync::{Found, Wanted};
 
-/// How many waiting payloads are applied and committed together.
-const BATCH: usize = 256;
+/// How many waiting payloads are applied in one step. Small, so that the
+/// work overlaps: after each chunk the core yields, and the source writes
+/// the acks just released (and reads on) while the writer commits and the
+/// core applies the next chunk; what a commit in flight keeps waiting is
+/// still committed as one group.
+const CHUNK: usize = 16;
 
 /// The core's collaborators.
 pub(super) struct Core<'a> {
@@ -128,6 +132,7 @@ impl Core<'_> {
                     };
                     let batch = take_batch(first, &mut rx);
                     self.apply_batch(pipeline, batch, &mut timers, &mut s).await;
+                    tokio::task::yield_now().await;
                 }
                 Some(q) = queries.recv() => {
                     // Views change by the minute at most: a display that
@@ -449,10 +454,11 @@ impl Core<'_> {
     }
 }
 
-/// The first payload and whatever else is waiting, up to [`BATCH`].
+/// The first payload and whatever else is waiting, up to [`CHUNK`].
 fn take_batch(first: Inbound, rx: &mut mpsc::Receiver<Inbound>) -> Vec<Inbound> {
-    let mut batch = vec![first];
-    while batch.len() < BATCH {
+    let mut batch = Vec::with_capacity(CHUNK);
+    batch.push(first);
+    while batch.len() < CHUNK {
         match rx.try_recv() {
             Ok(m) => batch.push(m),
             Err(_) => break,

@@ -119,6 +119,9 @@ struct EventHead {
 
 #[derive(Deserialize)]
 struct Body {
+    /// The v1 event type (v2 has it in the header).
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
     #[serde(default)]
     event_time: Option<Millis>,
     #[serde(default)]
@@ -141,12 +144,42 @@ struct Stamp {
 }
 
 /// A room reference: an object with `open_id` (as sent) or a bare string (as
-/// the reference page's type column says).
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RoomRef {
-    Object { open_id: String },
-    Id(String),
+/// the reference page's type column says). Read in one pass (serde's
+/// untagged enums buffer every element first).
+struct RoomRef(String);
+
+impl<'de> Deserialize<'de> for RoomRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RoomRef;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a room id or an object with `open_id`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RoomRef, E> {
+                Ok(RoomRef(v.to_string()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<RoomRef, E> {
+                Ok(RoomRef(v))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<RoomRef, A::Error> {
+                let mut id = None;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key == "open_id" {
+                        if id.is_some() {
+                            return Err(de::Error::duplicate_field("open_id"));
+                        }
+                        id = Some(map.next_value::<String>()?);
+                    } else {
+                        map.next_value::<de::IgnoredAny>()?;
+                    }
+                }
+                id.map(RoomRef)
+                    .ok_or_else(|| de::Error::missing_field("open_id"))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 fn field_err<E: fmt::Display>(prefix: &str, e: serde_path_to_error::Error<E>) -> DecodeError {
@@ -204,12 +237,12 @@ pub fn decode(payload: &[u8]) -> Result<Decoded, DecodeError> {
     }
 
     let v2 = env.schema.is_some();
-    let (event_type, event_id, token, header_time) = if v2 {
+    let (event_type, event_id, token, header_time, body) = if v2 {
         let header = env.header.ok_or(DecodeError::Missing("header"))?;
         let t = header
             .event_type
             .ok_or(DecodeError::Missing("header.event_type"))?;
-        (t, header.event_id, header.token, header.create_time)
+        (t, header.event_id, header.token, header.create_time, None)
     } else {
         if let Some(k) = env.kind.as_deref()
             && k != "event_callback"
@@ -220,9 +253,24 @@ pub fn decode(payload: &[u8]) -> Result<Decoded, DecodeError> {
             });
         }
         let raw = env.event.ok_or(DecodeError::Missing("event"))?;
-        let head: EventHead = parse_with_path(raw.get(), "event.")?;
-        let t = head.kind.ok_or(DecodeError::Missing("event.type"))?;
-        (t, env.uuid, env.token, None)
+        // One pass on the usual path: the body as a meeting-room event.
+        // Only if that fails is the type read alone (another event type
+        // has another shape, and is ignored rather than malformed).
+        let (t, body) = match parse_with_path::<Body>(raw.get(), "event.") {
+            Ok(mut b) => match b.kind.take() {
+                Some(t) => (t, Some(b)),
+                None => return Err(DecodeError::Missing("event.type")),
+            },
+            Err(e) => {
+                let head: EventHead = parse_with_path(raw.get(), "event.")?;
+                let t = head.kind.ok_or(DecodeError::Missing("event.type"))?;
+                if EventKind::from_type(&t).is_some() {
+                    return Err(e);
+                }
+                (t, None)
+            }
+        };
+        (t, env.uuid, env.token, None, body)
     };
 
     let Some(kind) = EventKind::from_type(&event_type) else {
@@ -243,8 +291,13 @@ pub fn decode(payload: &[u8]) -> Result<Decoded, DecodeError> {
         });
     }
 
-    let raw = env.event.ok_or(DecodeError::Missing("event"))?;
-    let body: Body = parse_with_path(raw.get(), "event.")?;
+    let body: Body = match body {
+        Some(b) => b,
+        None => {
+            let raw = env.event.ok_or(DecodeError::Missing("event"))?;
+            parse_with_path(raw.get(), "event.")?
+        }
+    };
 
     let event_ms = match (body.event_time, header_time) {
         (Some(Millis(ms)), _) | (None, Some(Millis(ms))) => ms,
@@ -283,10 +336,8 @@ pub fn decode(payload: &[u8]) -> Result<Decoded, DecodeError> {
             let mut rooms: Vec<RoomId> = Vec::with_capacity(list.len());
             // Linear however many rooms an event names.
             let mut seen = std::collections::HashSet::with_capacity(list.len());
-            for (i, r) in list.iter().enumerate() {
-                let id = match r {
-                    RoomRef::Object { open_id } | RoomRef::Id(open_id) => open_id.as_str(),
-                };
+            for (i, RoomRef(id)) in list.iter().enumerate() {
+                let id = id.as_str();
                 if id.is_empty() {
                     return Err(DecodeError::Field {
                         field: format!("event.meeting_rooms[{i}].open_id"),

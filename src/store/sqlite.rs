@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use rusqlite::wal::CheckpointMode;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,12 @@ pub(crate) const SCHEMA_VERSION: i32 = 3;
 const FOLD_ROWS: i64 = 512;
 /// ...or this many bytes of booking rows.
 const FOLD_BYTES: i64 = 8 << 20;
+
+/// The WAL is checkpointed (on its own thread) once it holds this many
+/// pages, SQLite's own default...
+const CHECKPOINT_PAGES: i32 = 1000;
+/// ...and by the commit itself if it grew this far all the same.
+const CHECKPOINT_INLINE_PAGES: i32 = 64_000;
 
 /// SQLite's page cache for the running app (KiB): the log appends and the
 /// outbox need little; folds read the bookings table.
@@ -514,21 +521,8 @@ impl Store {
             return Ok(0);
         }
         let tx = self.conn.transaction()?;
-        let mut last: std::collections::HashMap<(String, i64), LogRow> =
-            std::collections::HashMap::new();
+        let mut n = 0;
         let mut upto = 0i64;
-        {
-            let mut q = tx.prepare("SELECT id, rows FROM booking_log ORDER BY id")?;
-            let rows = q.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
-            for row in rows {
-                let (id, text) = row?;
-                upto = id;
-                for r in serde_json::from_str::<Vec<LogRow>>(&text).unwrap_or_default() {
-                    last.insert((r.u.clone(), r.o), r);
-                }
-            }
-        }
-        let n = last.len();
         {
             let mut book = tx.prepare_cached(
                 "INSERT INTO bookings (uid, original_time, start_ms, end_ms, rooms, organizer, last_change, deleted, occurrences, title)
@@ -537,30 +531,77 @@ impl Store {
                    rooms = excluded.rooms, organizer = excluded.organizer, last_change = excluded.last_change, deleted = excluded.deleted,
                    occurrences = excluded.occurrences, title = excluded.title",
             )?;
-            // In key order: neighbouring keys share pages.
-            let mut rows: Vec<LogRow> = last.into_values().collect();
-            rows.sort_by(|a, b| (&a.u, a.o).cmp(&(&b.u, b.o)));
-            for r in rows {
-                let occurrences =
-                    (r.c.len() > 1).then(|| serde_json::to_string(&r.c).unwrap_or_default());
-                book.execute(params![
-                    r.u,
-                    r.o,
-                    r.s,
-                    r.e,
-                    serde_json::to_string(&r.r).unwrap_or_else(|_| "[]".into()),
-                    serde_json::to_string(&r.g.unwrap_or_default()).unwrap_or_else(|_| "{}".into()),
-                    r.l,
-                    i64::from(r.d),
-                    occurrences,
-                    r.t
-                ])?;
+            // One log row (one commit) at a time, in commit order: a later
+            // row for a key overwrites an earlier one, and memory holds
+            // one commit's rows, however long the log.
+            let mut q = tx.prepare("SELECT id, rows FROM booking_log ORDER BY id")?;
+            let mut log = q.query([])?;
+            while let Some(row) = log.next()? {
+                upto = row.get(0)?;
+                let text: String = row.get(1)?;
+                let mut rows = serde_json::from_str::<Vec<LogRow>>(&text).unwrap_or_default();
+                // In key order: neighbouring keys share pages.
+                rows.sort_by(|a, b| (&a.u, a.o).cmp(&(&b.u, b.o)));
+                for r in rows {
+                    let occurrences =
+                        (r.c.len() > 1).then(|| serde_json::to_string(&r.c).unwrap_or_default());
+                    book.execute(params![
+                        r.u,
+                        r.o,
+                        r.s,
+                        r.e,
+                        serde_json::to_string(&r.r).unwrap_or_else(|_| "[]".into()),
+                        serde_json::to_string(&r.g.unwrap_or_default())
+                            .unwrap_or_else(|_| "{}".into()),
+                        r.l,
+                        i64::from(r.d),
+                        occurrences,
+                        r.t
+                    ])?;
+                    n += 1;
+                }
             }
         }
         tx.execute("DELETE FROM booking_log WHERE id <= ?1", [upto])?;
         tx.commit()?;
         (self.log_rows, self.log_bytes) = (0, 0);
         Ok(n)
+    }
+
+    /// Checkpoint the WAL on a thread of its own (its own connection), so
+    /// that copying the log into the database and syncing it never delays
+    /// a commit: after each commit that leaves the WAL at
+    /// [`CHECKPOINT_PAGES`] or more, the checkpointer is woken (wake-ups
+    /// coalesce). Should it be gone, commits checkpoint themselves once the
+    /// WAL reaches [`CHECKPOINT_INLINE_PAGES`].
+    pub(crate) fn start_checkpointer(&mut self) -> Result<(), StoreError> {
+        let conn = Connection::open(&self.path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("checkpoint".into())
+            .spawn(move || {
+                while rx.recv().is_ok() {
+                    while rx.try_recv().is_ok() {}
+                    if let Err(e) = conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
+                        tracing::warn!(error = %crate::error::Chain(&e), "store: WAL checkpoint failed (retried after the next commit)");
+                    }
+                }
+            })
+            .map_err(|source| StoreError::Io {
+                what: "cannot start the store's checkpoint thread".into(),
+                source,
+            })?;
+        self.conn.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
+            if pages >= CHECKPOINT_PAGES {
+                let _ = tx.send(());
+            }
+            if pages >= CHECKPOINT_INLINE_PAGES {
+                wal.checkpoint_v2(CheckpointMode::PASSIVE)?;
+            }
+            Ok(())
+        }))?;
+        Ok(())
     }
 
     /// Keep the room directory (JSON, as `sync` shapes it).

@@ -116,7 +116,8 @@ pub(crate) struct Writer {
 impl Writer {
     /// Start the thread; `sinks` names each sink index (the outbox keeps
     /// names, which survive config changes).
-    pub(crate) fn start(store: Store, sinks: Vec<String>) -> Result<Writer, StoreError> {
+    pub(crate) fn start(mut store: Store, sinks: Vec<String>) -> Result<Writer, StoreError> {
+        store.start_checkpointer()?;
         let (tx, rx) = mpsc::channel();
         let healthy = Arc::new(AtomicBool::new(true));
         let (done_tx, done) = oneshot::channel();
