@@ -46,6 +46,8 @@ fn env_or(name: &str, default: usize) -> usize {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Client {
+    /// The least any client must do per event (see [`floor`]).
+    Floor,
     Node,
     Durable,
     NoStore,
@@ -54,6 +56,7 @@ enum Client {
 impl Client {
     fn label(self) -> &'static str {
         match self {
+            Client::Floor => "floor (ack only)",
             Client::Node => "Node SDK",
             Client::Durable => "roomcast durable",
             Client::NoStore => "roomcast no store",
@@ -116,6 +119,11 @@ async fn start(gw: &mut LeanGateway, client: Client, http: Option<u16>) -> Proc 
     let dir = temp_dir();
     let before = gw.connections();
     let child = match client {
+        Client::Floor => tokio::process::Command::new(std::env::current_exe().expect("bench path"))
+            .args(["--floor", &gw.base_url])
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the floor client"),
         Client::Node => tokio::process::Command::new("node")
             .arg(repo().join("benches/node/client.js"))
             .current_dir(&dir)
@@ -352,6 +360,7 @@ async fn health_under_load(gw: &mut LeanGateway, events: usize) {
     let rss_before = status_kib(p.pid, "VmRSS:");
     let stop = Arc::new(AtomicBool::new(false));
     let poller = poll_healthz(port, stop.clone());
+    roomcast::tls::init();
     let client = reqwest::Client::new();
     let mut posts = Vec::new();
     for k in 0..5 {
@@ -395,8 +404,56 @@ async fn health_under_load(gw: &mut LeanGateway, events: usize) {
     );
 }
 
+/// The floor: a client that reads each frame, decodes it and writes its
+/// ack — no JSON, no state, no disk, acks of what was read together in one
+/// write. What the gateway and the machine allow any client of this
+/// protocol; run as its own process (`intake --floor URL`).
+async fn floor(base: &str) {
+    use futures_util::{FutureExt, SinkExt, StreamExt};
+    use roomcast::lark::frame::{Frame, METHOD_DATA};
+    use tokio_tungstenite::tungstenite::Message;
+    roomcast::tls::init();
+    let r: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/callback/ws/endpoint"))
+        .body("{}")
+        .send()
+        .await
+        .expect("endpoint")
+        .json()
+        .await
+        .expect("endpoint JSON");
+    let url = r["data"]["URL"].as_str().expect("URL").to_string();
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
+        .await
+        .expect("connect");
+    while let Some(Ok(first)) = ws.next().await {
+        let mut next = Some(first);
+        while let Some(msg) = next {
+            if let Message::Binary(b) = &msg
+                && let Ok(f) = Frame::from_bytes(b)
+                && f.method == METHOD_DATA
+                && ws
+                    .feed(Message::Binary(f.ack(200, 0).to_bytes().into()))
+                    .await
+                    .is_err()
+            {
+                return;
+            }
+            next = ws.next().now_or_never().flatten().and_then(Result::ok);
+        }
+        if ws.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--floor") {
+        floor(args.get(i + 1).expect("--floor URL")).await;
+        return;
+    }
     // `cargo test --benches` passes no `--bench`: a tiny smoke run only.
     let benching = std::env::args().any(|a| a == "--bench");
     let events = env_or("EVENTS", if benching { 100_000 } else { 500 });
@@ -409,9 +466,9 @@ async fn main() {
         .collect();
     let only = std::env::var("ONLY").ok();
     let with_node = benching && std::env::var("NODE").as_deref() != Ok("0") && node_ready();
-    let mut clients = vec![Client::Durable, Client::NoStore];
+    let mut clients = vec![Client::Floor, Client::Durable, Client::NoStore];
     if with_node {
-        clients.insert(0, Client::Node);
+        clients.insert(1, Client::Node);
     } else if benching {
         eprintln!("the Node SDK is not installed (npm failed, or NODE=0): roomcast alone");
     }

@@ -20,7 +20,7 @@ use crate::schedule::EntryRow;
 /// `PRAGMA application_id`: marks a file as roomcast's ("RMCS").
 pub(crate) const APPLICATION_ID: i32 = 0x524d_4353;
 /// The schema this build writes; each step up is a migration below.
-pub(crate) const SCHEMA_VERSION: i32 = 3;
+pub(crate) const SCHEMA_VERSION: i32 = 4;
 
 /// The booking log is folded into `bookings` once it holds this many rows
 /// (one a commit)...
@@ -38,7 +38,7 @@ const CHECKPOINT_INLINE_PAGES: i32 = 64_000;
 /// outbox need little; folds read the bookings table.
 const CACHE_KIB: i64 = 4096;
 
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: the first schema
     "CREATE TABLE seen (event_id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
      CREATE INDEX seen_at ON seen(at);
@@ -70,6 +70,11 @@ const MIGRATIONS: &[&str] = &[
      INSERT INTO seen_log (event_id, at) SELECT event_id, at FROM seen ORDER BY at;
      DROP TABLE seen;
      CREATE TABLE booking_log (id INTEGER PRIMARY KEY, rows TEXT NOT NULL);",
+    // 4: a commit's seen ids are one appended row (a JSON array), as its
+    // booking rows are: one insert a commit, not one an event.
+    "CREATE TABLE seen_batch (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, ids TEXT NOT NULL);
+     INSERT INTO seen_batch (at, ids) SELECT at, json_array(event_id) FROM seen_log ORDER BY id;
+     DROP TABLE seen_log;",
 ];
 
 /// The store.
@@ -378,11 +383,17 @@ impl Store {
             let (u, t) = row?;
             l.series_deleted.push((u, at(t)));
         }
+        // Newest first, up to the limit.
         let mut q = self
             .conn
-            .prepare("SELECT event_id FROM seen_log ORDER BY id DESC LIMIT ?1")?;
-        for row in q.query_map([seen_limit as i64], |r| r.get::<_, String>(0))? {
-            l.seen.push(row?);
+            .prepare("SELECT ids FROM seen_batch ORDER BY id DESC")?;
+        let mut rows = q.query([])?;
+        while l.seen.len() < seen_limit {
+            let Some(row) = rows.next()? else { break };
+            let ids: Vec<String> =
+                serde_json::from_str(row.get_ref(0)?.as_str().unwrap_or("[]")).unwrap_or_default();
+            let room = seen_limit - l.seen.len();
+            l.seen.extend(ids.into_iter().rev().take(room));
         }
         l.pending = self.outbox_rows("state = 'pending'")?;
         Ok(l)
@@ -437,8 +448,6 @@ impl Store {
         let log = (!rows.is_empty()).then(|| serde_json::to_string(&rows).unwrap_or_default());
         let tx = self.conn.transaction()?;
         {
-            let mut seen =
-                tx.prepare_cached("INSERT INTO seen_log (event_id, at) VALUES (?1, ?2)")?;
             let mut synced = tx.prepare_cached(
                 "INSERT INTO room_sync (room, synced_at) VALUES (?1, ?2)
                  ON CONFLICT (room) DO UPDATE SET synced_at = max(synced_at, excluded.synced_at)",
@@ -448,10 +457,15 @@ impl Store {
                 "INSERT INTO outbox (sink, room, subject, booking, event_id, idempotency_key, format, body, created)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
+            let ids: Vec<&str> = items.iter().filter_map(|i| i.event_id.as_deref()).collect();
+            if !ids.is_empty() {
+                tx.prepare_cached("INSERT INTO seen_batch (at, ids) VALUES (?1, ?2)")?
+                    .execute(params![
+                        ms(now),
+                        serde_json::to_string(&ids).unwrap_or_default()
+                    ])?;
+            }
             for item in items.iter_mut() {
-                if let Some(id) = &item.event_id {
-                    seen.execute(params![id, ms(now)])?;
-                }
                 for (room, t) in &item.synced {
                     synced.execute(params![room.as_str(), ms(*t)])?;
                 }
@@ -592,15 +606,16 @@ impl Store {
                 what: "cannot start the store's checkpoint thread".into(),
                 source,
             })?;
-        self.conn.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
-            if pages >= CHECKPOINT_PAGES {
-                let _ = tx.send(());
-            }
-            if pages >= CHECKPOINT_INLINE_PAGES {
-                wal.checkpoint_v2(CheckpointMode::PASSIVE)?;
-            }
-            Ok(())
-        }))?;
+        self.conn
+            .wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
+                if pages >= CHECKPOINT_PAGES {
+                    let _ = tx.send(());
+                }
+                if pages >= CHECKPOINT_INLINE_PAGES {
+                    wal.checkpoint_v2(CheckpointMode::PASSIVE)?;
+                }
+                Ok(())
+            }))?;
         Ok(())
     }
 
@@ -636,7 +651,7 @@ impl Store {
         let b = ms(before);
         let mut n = self
             .conn
-            .execute("DELETE FROM seen_log WHERE at < ?1", [b])?;
+            .execute("DELETE FROM seen_batch WHERE at < ?1", [b])?;
         n += self.conn.execute("DELETE FROM bookings WHERE (deleted = 0 AND end_ms < ?1) OR (deleted = 1 AND last_change < ?1)", [b])?;
         n += self
             .conn

@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use rusqlite::Connection;
 
-use super::sqlite::SCHEMA_VERSION;
+use super::sqlite::{APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION};
 use super::*;
 use crate::config::SinkIndex;
 use crate::message::Subject;
@@ -196,4 +196,45 @@ fn prune_and_retry() {
         2,
         "the seen id and the delivered row"
     );
+}
+
+#[test]
+fn seen_ids_survive_the_move_to_one_row_a_commit() {
+    let d = dir();
+    let p = d.join("rc.db");
+    {
+        // A schema-3 file: one seen row an event.
+        let c = Connection::open(&p).unwrap();
+        for m in &MIGRATIONS[..3] {
+            c.execute_batch(m).unwrap();
+        }
+        for (i, id) in ["old-1", "old-2", "old-3"].iter().enumerate() {
+            c.execute(
+                "INSERT INTO seen_log (event_id, at) VALUES (?1, ?2)",
+                rusqlite::params![id, 1_700_000_000_000i64 + i as i64],
+            )
+            .unwrap();
+        }
+        c.pragma_update(None, "user_version", 3).unwrap();
+        c.pragma_update(None, "application_id", APPLICATION_ID)
+            .unwrap();
+    }
+    let mut s = Store::open(&p, true).unwrap();
+    let now = at(1_700_000_100_000);
+    let mut items: Vec<CommitItem> = ["new-1", "new-2"]
+        .iter()
+        .map(|id| CommitItem {
+            event_id: Some(id.to_string()),
+            ..Default::default()
+        })
+        .collect();
+    s.commit(now, &mut items, &sinks(), &[]).unwrap();
+    // Newest first, and the limit cuts inside a commit's row.
+    let l = s.load(10).unwrap();
+    assert_eq!(l.seen, ["new-2", "new-1", "old-3", "old-2", "old-1"]);
+    assert_eq!(s.load(3).unwrap().seen, ["new-2", "new-1", "old-3"]);
+    assert_eq!(s.load(1).unwrap().seen, ["new-2"]);
+    // Pruning forgets whole commits by their time.
+    s.prune(at(1_700_000_050_000)).unwrap();
+    assert_eq!(s.load(10).unwrap().seen, ["new-2", "new-1"]);
 }
