@@ -28,11 +28,11 @@ const FOLD_ROWS: i64 = 512;
 /// ...or this many bytes of booking rows.
 const FOLD_BYTES: i64 = 8 << 20;
 
-/// The WAL is checkpointed (on its own thread) once it holds this many
-/// pages, SQLite's own default...
+/// The WAL is checkpointed (by the writer, after replying) once it holds
+/// this many pages, SQLite's own default...
 const CHECKPOINT_PAGES: i32 = 1000;
 /// ...and by the commit itself if it grew this far all the same.
-const CHECKPOINT_INLINE_PAGES: i32 = 64_000;
+const CHECKPOINT_INLINE_PAGES: i32 = 16_000;
 
 /// SQLite's page cache for the running app (KiB): the log appends and the
 /// outbox need little; folds read the bookings table.
@@ -87,6 +87,8 @@ pub struct Store {
     /// Booking-log rows and bytes not yet folded.
     log_rows: i64,
     log_bytes: i64,
+    /// Pages in the WAL after the last commit (from SQLite's WAL hook).
+    wal_pages: Arc<std::sync::atomic::AtomicI32>,
 }
 
 /// One booking row as the log keeps it.
@@ -261,6 +263,7 @@ impl Store {
             durable,
             log_rows: 0,
             log_bytes: 0,
+            wal_pages: Arc::default(),
         };
         s.migrate()?;
         let (rows, bytes): (i64, i64) = s.conn.query_row(
@@ -288,6 +291,7 @@ impl Store {
             durable: false,
             log_rows: 0,
             log_bytes: 0,
+            wal_pages: Arc::default(),
         })
     }
 
@@ -582,40 +586,36 @@ impl Store {
         Ok(n)
     }
 
-    /// Checkpoint the WAL on a thread of its own (its own connection), so
-    /// that copying the log into the database and syncing it never delays
-    /// a commit: after each commit that leaves the WAL at
-    /// [`CHECKPOINT_PAGES`] or more, the checkpointer is woken (wake-ups
-    /// coalesce). Should it be gone, commits checkpoint themselves once the
-    /// WAL reaches [`CHECKPOINT_INLINE_PAGES`].
-    pub(crate) fn start_checkpointer(&mut self) -> Result<(), StoreError> {
-        let conn = Connection::open(&self.path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        std::thread::Builder::new()
-            .name("checkpoint".into())
-            .spawn(move || {
-                while rx.recv().is_ok() {
-                    while rx.try_recv().is_ok() {}
-                    if let Err(e) = conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
-                        tracing::warn!(error = %crate::error::Chain(&e), "store: WAL checkpoint failed (retried after the next commit)");
-                    }
-                }
-            })
-            .map_err(|source| StoreError::Io {
-                what: "cannot start the store's checkpoint thread".into(),
-                source,
-            })?;
+    /// Take over WAL checkpoints from the commits: SQLite would checkpoint
+    /// inside the commit that crosses 1,000 pages, before its acks could
+    /// leave. Instead the writer checkpoints after replying
+    /// ([`Store::checkpoint_due`]), while the core is busy with the next
+    /// batch. Should that not keep up, a commit checkpoints at
+    /// [`CHECKPOINT_INLINE_PAGES`] all the same.
+    pub(crate) fn defer_checkpoints(&mut self) -> Result<(), StoreError> {
+        let pages = self.wal_pages.clone();
         self.conn
-            .wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
-                if pages >= CHECKPOINT_PAGES {
-                    let _ = tx.send(());
-                }
-                if pages >= CHECKPOINT_INLINE_PAGES {
+            .wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, n: i32| {
+                pages.store(n, std::sync::atomic::Ordering::Relaxed);
+                if n >= CHECKPOINT_INLINE_PAGES {
                     wal.checkpoint_v2(CheckpointMode::PASSIVE)?;
                 }
                 Ok(())
             }))?;
+        Ok(())
+    }
+
+    /// Has the WAL grown enough to checkpoint?
+    pub(crate) fn checkpoint_due(&self) -> bool {
+        self.wal_pages.load(std::sync::atomic::Ordering::Relaxed) >= CHECKPOINT_PAGES
+    }
+
+    /// Copy the WAL into the database (without waiting for readers); the
+    /// next commit then starts the WAL over.
+    pub(crate) fn checkpoint(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE)?;
+        self.wal_pages.store(0, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 

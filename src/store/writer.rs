@@ -117,7 +117,7 @@ impl Writer {
     /// Start the thread; `sinks` names each sink index (the outbox keeps
     /// names, which survive config changes).
     pub(crate) fn start(mut store: Store, sinks: Vec<String>) -> Result<Writer, StoreError> {
-        store.start_checkpointer()?;
+        store.defer_checkpoints()?;
         let (tx, rx) = mpsc::channel();
         let healthy = Arc::new(AtomicBool::new(true));
         let (done_tx, done) = oneshot::channel();
@@ -223,6 +223,12 @@ fn run(mut store: Store, rx: &mpsc::Receiver<Job>, sinks: &[String], healthy: &A
                 Ok(n) => tracing::debug!(bookings = n, "booking log folded"),
                 Err(e) => ok(Err(e), "folding the booking log"),
             }
+        }
+        // After the replies: the core is busy with the next batch meanwhile.
+        if store.checkpoint_due()
+            && let Err(e) = store.checkpoint()
+        {
+            tracing::warn!(error = %Chain(&e), "store: WAL checkpoint failed (tried again after the next commit)");
         }
     }
     if let Err(e) = store.fold() {
