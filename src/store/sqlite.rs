@@ -114,27 +114,49 @@ struct LogRow {
     t: Option<String>,
 }
 
-impl LogRow {
-    fn of(e: &EntryRow) -> LogRow {
+/// A booking row as the log writes it: [`LogRow`]'s fields, borrowed from
+/// the schedule's row (no copies of its strings).
+#[derive(Serialize)]
+struct LogRowOut<'a> {
+    u: &'a str,
+    o: i64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    d: bool,
+    s: i64,
+    e: i64,
+    #[serde(skip_serializing_if = "<[RoomId]>::is_empty")]
+    r: &'a [RoomId],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    g: Option<&'a Organizer>,
+    l: i64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    c: Vec<(i64, i64)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    t: Option<&'a str>,
+}
+
+impl<'a> LogRowOut<'a> {
+    fn of(e: &'a EntryRow) -> Self {
         let b = e.booking.as_ref();
-        LogRow {
-            u: e.key.uid.to_string(),
+        LogRowOut {
+            u: &e.key.uid,
             o: e.key.original_time,
             d: b.is_none(),
             s: b.map_or(0, |b| ms(b.start)),
             e: b.map_or(0, |b| ms(b.end)),
-            r: b.map(|b| b.rooms.iter().map(|r| r.to_string()).collect())
-                .unwrap_or_default(),
-            g: b.map(|b| (*b.organizer).clone()),
+            r: b.map_or(&[], |b| b.rooms.as_slice()),
+            g: b.map(|b| &*b.organizer),
             l: ms(e.last_change),
             c: e.occurrences
                 .iter()
                 .map(|(s, e)| (ms(*s), ms(*e)))
                 .collect(),
-            t: b.and_then(|b| b.title.as_deref().map(str::to_string)),
+            t: b.and_then(|b| b.title.as_deref()),
         }
     }
+}
 
+impl LogRow {
     fn entry(self) -> EntryRow {
         let key = BookingKey::new(&self.u, self.o);
         EntryRow {
@@ -445,9 +467,9 @@ impl Store {
         sinks: &[String],
         marks: &[Mark],
     ) -> Result<(), StoreError> {
-        let rows: Vec<LogRow> = items
+        let rows: Vec<LogRowOut<'_>> = items
             .iter()
-            .flat_map(|i| i.written.entries.iter().map(LogRow::of))
+            .flat_map(|i| i.written.entries.iter().map(LogRowOut::of))
             .collect();
         let log = (!rows.is_empty()).then(|| serde_json::to_string(&rows).unwrap_or_default());
         let tx = self.conn.transaction()?;
