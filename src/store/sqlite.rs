@@ -24,9 +24,12 @@ pub(crate) const SCHEMA_VERSION: i32 = 4;
 
 /// The booking log is folded into `bookings` once it holds this many rows
 /// (one a commit)...
-const FOLD_ROWS: i64 = 512;
-/// ...or this many bytes of booking rows.
+const FOLD_ROWS: i64 = 65_536;
+/// ...or at least this many bytes of booking rows, and no fewer than the
+/// table holds (see [`Store::fold_due`])...
 const FOLD_BYTES: i64 = 8 << 20;
+/// ...counting this many bytes a row of the table.
+const FOLDED_ROW_BYTES: i64 = 256;
 
 /// The WAL is checkpointed (by the writer, after replying) once it holds
 /// this many pages, SQLite's own default...
@@ -87,6 +90,8 @@ pub struct Store {
     /// Booking-log rows and bytes not yet folded.
     log_rows: i64,
     log_bytes: i64,
+    /// Rows in `bookings` (after the last fold).
+    bookings_rows: i64,
     /// Pages in the WAL after the last commit (from SQLite's WAL hook).
     wal_pages: Arc<std::sync::atomic::AtomicI32>,
 }
@@ -285,6 +290,7 @@ impl Store {
             durable,
             log_rows: 0,
             log_bytes: 0,
+            bookings_rows: 0,
             wal_pages: Arc::default(),
         };
         s.migrate()?;
@@ -294,6 +300,9 @@ impl Store {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         (s.log_rows, s.log_bytes) = (rows, bytes);
+        s.bookings_rows = s
+            .conn
+            .query_row("SELECT count(*) FROM bookings", [], |r| r.get(0))?;
         Ok(s)
     }
 
@@ -313,6 +322,7 @@ impl Store {
             durable: false,
             log_rows: 0,
             log_bytes: 0,
+            bookings_rows: 0,
             wal_pages: Arc::default(),
         })
     }
@@ -549,60 +559,51 @@ impl Store {
         res
     }
 
-    /// Is the booking log big enough to fold?
+    /// Is the booking log big enough to fold? Once it holds as many bytes
+    /// as the `bookings` table (and at least [`FOLD_BYTES`]): a fold
+    /// rewrites about the whole table, so folding no sooner keeps its cost
+    /// per logged byte constant however large the table grows.
     pub(crate) fn fold_due(&self) -> bool {
-        self.log_rows >= FOLD_ROWS || self.log_bytes >= FOLD_BYTES
+        self.log_rows >= FOLD_ROWS
+            || self.log_bytes >= FOLD_BYTES.max(self.bookings_rows * FOLDED_ROW_BYTES)
     }
 
-    /// Fold the booking log into `bookings` (each key written once, as its
-    /// last row says) and empty it, in one transaction.
+    /// Fold the booking log into `bookings` and empty it, in one
+    /// transaction and one statement: SQLite reads the log's rows
+    /// (`json_each`), sorts them by key (its sorter spills to a temporary
+    /// file, so memory stays bounded however long the log) and upserts
+    /// them in key order, so each page of the table is written once; for
+    /// a key logged more than once the last row wins.
     pub(crate) fn fold(&mut self) -> Result<usize, StoreError> {
         if self.log_rows == 0 && self._lock.is_some() {
             return Ok(0);
         }
         let tx = self.conn.transaction()?;
-        let mut n = 0;
-        let mut upto = 0i64;
-        {
-            let mut book = tx.prepare_cached(
-                "INSERT INTO bookings (uid, original_time, start_ms, end_ms, rooms, organizer, last_change, deleted, occurrences, title)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                 ON CONFLICT (uid, original_time) DO UPDATE SET start_ms = excluded.start_ms, end_ms = excluded.end_ms,
-                   rooms = excluded.rooms, organizer = excluded.organizer, last_change = excluded.last_change, deleted = excluded.deleted,
-                   occurrences = excluded.occurrences, title = excluded.title",
-            )?;
-            // One log row (one commit) at a time, in commit order: a later
-            // row for a key overwrites an earlier one, and memory holds
-            // one commit's rows, however long the log.
-            let mut q = tx.prepare("SELECT id, rows FROM booking_log ORDER BY id")?;
-            let mut log = q.query([])?;
-            while let Some(row) = log.next()? {
-                upto = row.get(0)?;
-                let text: String = row.get(1)?;
-                let mut rows = serde_json::from_str::<Vec<LogRow>>(&text).unwrap_or_default();
-                // In key order: neighbouring keys share pages.
-                rows.sort_by(|a, b| (&a.u, a.o).cmp(&(&b.u, b.o)));
-                for r in rows {
-                    let occurrences =
-                        (r.c.len() > 1).then(|| serde_json::to_string(&r.c).unwrap_or_default());
-                    book.execute(params![
-                        r.u,
-                        r.o,
-                        r.s,
-                        r.e,
-                        serde_json::to_string(&r.r).unwrap_or_else(|_| "[]".into()),
-                        serde_json::to_string(&r.g.unwrap_or_default())
-                            .unwrap_or_else(|_| "{}".into()),
-                        r.l,
-                        i64::from(r.d),
-                        occurrences,
-                        r.t
-                    ])?;
-                    n += 1;
-                }
-            }
-        }
+        let upto: Option<i64> =
+            tx.query_row("SELECT max(id) FROM booking_log", [], |r| r.get(0))?;
+        let Some(upto) = upto else {
+            tx.commit()?;
+            (self.log_rows, self.log_bytes) = (0, 0);
+            return Ok(0);
+        };
+        let n = tx.execute(
+            "INSERT INTO bookings (uid, original_time, start_ms, end_ms, rooms, organizer, last_change, deleted, occurrences, title)
+             SELECT j.value ->> 'u', j.value ->> 'o',
+                    coalesce(j.value ->> 's', 0), coalesce(j.value ->> 'e', 0),
+                    coalesce(j.value -> 'r', '[]'), coalesce(j.value -> 'g', '{}'),
+                    j.value ->> 'l', coalesce(j.value ->> 'd', 0),
+                    CASE WHEN json_array_length(j.value -> 'c') > 1 THEN j.value -> 'c' END,
+                    j.value ->> 't'
+             FROM booking_log AS b, json_each(b.rows) AS j
+             WHERE b.id <= ?1
+             ORDER BY 1, 2, b.id, j.key
+             ON CONFLICT (uid, original_time) DO UPDATE SET start_ms = excluded.start_ms, end_ms = excluded.end_ms,
+               rooms = excluded.rooms, organizer = excluded.organizer, last_change = excluded.last_change, deleted = excluded.deleted,
+               occurrences = excluded.occurrences, title = excluded.title",
+            [upto],
+        )?;
         tx.execute("DELETE FROM booking_log WHERE id <= ?1", [upto])?;
+        self.bookings_rows = tx.query_row("SELECT count(*) FROM bookings", [], |r| r.get(0))?;
         tx.commit()?;
         (self.log_rows, self.log_bytes) = (0, 0);
         Ok(n)
@@ -637,7 +638,8 @@ impl Store {
     pub(crate) fn checkpoint(&mut self) -> Result<(), StoreError> {
         self.conn
             .wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE)?;
-        self.wal_pages.store(0, std::sync::atomic::Ordering::Relaxed);
+        self.wal_pages
+            .store(0, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 

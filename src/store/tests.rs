@@ -238,3 +238,112 @@ fn seen_ids_survive_the_move_to_one_row_a_commit() {
     s.prune(at(1_700_000_050_000)).unwrap();
     assert_eq!(s.load(10).unwrap().seen, ["new-2", "new-1"]);
 }
+
+#[test]
+fn a_fold_keeps_the_last_row_of_each_booking_exactly() {
+    let d = dir();
+    let p = d.join("rc.db");
+    let mut s = Store::open(&p, true).unwrap();
+    let now = at(1_700_000_000_000);
+    let booking = |uid: &str, ot: i64, start: i64, rooms: &[&str], title: Option<&str>| Booking {
+        key: BookingKey::new(uid, ot),
+        start: at(start),
+        end: at(start + 1_800_000),
+        rooms: rooms.iter().map(|r| RoomId::new(r)).collect(),
+        organizer: Arc::new(Organizer {
+            open_id: Some(Arc::from("ou_x")),
+            union_id: Some(Arc::from("on_\"quoted\" ü")),
+            ..Organizer::default()
+        }),
+        title: title.map(Arc::from),
+    };
+    let row = |b: Option<Booking>, key: BookingKey, occ: Vec<(i64, i64)>, t: i64| EntryRow {
+        key,
+        booking: b,
+        occurrences: occ.into_iter().map(|(a, b)| (at(a), at(b))).collect(),
+        last_change: at(t),
+    };
+    let t0 = 1_700_000_100_000;
+    let commits = vec![
+        vec![
+            row(
+                Some(booking("a", 0, t0, &["omm_1"], None)),
+                BookingKey::new("a", 0),
+                vec![],
+                1,
+            ),
+            row(
+                Some(booking(
+                    "b",
+                    0,
+                    t0,
+                    &["omm_2"],
+                    Some("Stand-up \\ \"daily\""),
+                )),
+                BookingKey::new("b", 0),
+                vec![(t0, t0 + 1_800_000), (t0 + 86_400_000, t0 + 88_200_000)],
+                2,
+            ),
+        ],
+        vec![row(
+            Some(booking("a", 0, t0 + 60_000, &["omm_1", "omm_3"], None)),
+            BookingKey::new("a", 0),
+            vec![],
+            3,
+        )],
+        vec![row(None, BookingKey::new("b", 0), vec![], 4)],
+        vec![row(
+            Some(booking("c", 1_700_000_000_000, t0, &["omm_1"], None)),
+            BookingKey::new("c", 1_700_000_000_000),
+            vec![],
+            5,
+        )],
+    ];
+    for (i, entries) in commits.into_iter().enumerate() {
+        let mut items = [CommitItem {
+            event_id: Some(format!("e{i}")),
+            written: Written {
+                entries,
+                series_deleted: None,
+            },
+            ..Default::default()
+        }];
+        s.commit(now, &mut items, &sinks(), &[]).unwrap();
+    }
+    // What a restart replays from the log, last row of each key winning...
+    let mut want: std::collections::BTreeMap<BookingKey, EntryRow> = Default::default();
+    for e in s.load(10).unwrap().entries {
+        want.insert(e.key.clone(), e);
+    }
+    assert_eq!(want.len(), 3);
+    assert_eq!(s.fold().unwrap(), 5, "every logged row upserted");
+    // ...is what the folded table holds, and the log is empty.
+    let got: std::collections::BTreeMap<BookingKey, EntryRow> = s
+        .load(10)
+        .unwrap()
+        .entries
+        .into_iter()
+        .map(|e| (e.key.clone(), e))
+        .collect();
+    assert_eq!(got, want);
+    assert!(!s.fold_due());
+    // A fold after more commits updates rows in place.
+    let mut items = [CommitItem {
+        event_id: Some("e9".into()),
+        written: Written {
+            entries: vec![row(None, BookingKey::new("a", 0), vec![], 9)],
+            series_deleted: None,
+        },
+        ..Default::default()
+    }];
+    s.commit(now, &mut items, &sinks(), &[]).unwrap();
+    s.fold().unwrap();
+    let a = s
+        .load(10)
+        .unwrap()
+        .entries
+        .into_iter()
+        .find(|e| e.key == BookingKey::new("a", 0))
+        .unwrap();
+    assert_eq!((a.booking, a.last_change), (None, at(9)));
+}
