@@ -35,6 +35,9 @@ pub struct Metrics {
     /// Events whose new rooms outside the config went over
     /// `max_unknown_rooms` (left out, or the event refused).
     pub over_unknown_rooms: AtomicU64,
+    /// Store commits of applied events, and the events they held.
+    pub commits: AtomicU64,
+    pub committed: AtomicU64,
 }
 
 /// Add `n` to a counter.
@@ -236,6 +239,16 @@ pub(crate) fn exposition(
             "roomcast_events_applied_total",
             "Events applied to the schedule.",
             get(&m.applied),
+        ),
+        (
+            "roomcast_store_commits_total",
+            "Store commits of applied events and fetches (each holds what was applied while the previous one was on its way to the disk).",
+            get(&m.commits),
+        ),
+        (
+            "roomcast_store_committed_total",
+            "Applied events and fetches those commits held (divided by the commits: the mean group size).",
+            get(&m.committed),
         ),
         (
             "roomcast_events_duplicate_total",

@@ -321,6 +321,25 @@ fn profile(pid: u32, client: Client) -> Option<std::process::Child> {
         .ok()
 }
 
+/// Store commits and the events they held, from roomcast's `/metrics`.
+async fn commit_groups(port: u16) -> (u64, u64) {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (
+        value("roomcast_store_commits_total "),
+        value("roomcast_store_committed_total "),
+    )
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -472,6 +491,7 @@ async fn main() {
     } else if benching {
         eprintln!("the Node SDK is not installed (npm failed, or NODE=0): roomcast alone");
     }
+    roomcast::tls::init();
     let mut gw = LeanGateway::start();
 
     let probe = temp_dir();
@@ -497,14 +517,19 @@ async fn main() {
             let n = if window == 1 { w1_events } else { events };
             let mut rates: Vec<Vec<f64>> = vec![Vec::new(); clients.len()];
             let mut rss: Vec<Vec<f64>> = vec![Vec::new(); clients.len()];
+            let mut groups: Vec<(u64, u64)> = Vec::new();
             for run in 0..runs {
                 // Each run's events are new bookings for every client
                 // (distinct uids per run), built before any is timed.
                 let frames = Arc::new(make(n, run));
                 for (c, &client) in clients.iter().enumerate() {
-                    let p = start(&mut gw, client, None).await;
+                    let port = (client == Client::Durable).then(free_port);
+                    let p = start(&mut gw, client, port).await;
                     let perf = profile(p.pid, client);
                     let b = gw.blast(frames.clone(), window).await;
+                    if let Some(port) = port {
+                        groups.push(commit_groups(port).await);
+                    }
                     if let Some(mut perf) = perf {
                         let _ = std::process::Command::new("kill")
                             .args(["-INT", &perf.id().to_string()])
@@ -520,6 +545,12 @@ async fn main() {
                 .iter()
                 .position(|c| *c == Client::Node)
                 .map(|i| median(rates[i].clone()));
+            if let Some(&(commits, events)) = groups.last() {
+                println!(
+                    "  durable commits (last run): {commits}, {:.1} events a commit",
+                    events as f64 / commits.max(1) as f64
+                );
+            }
             for (c, client) in clients.iter().enumerate() {
                 let m = median(rates[c].clone());
                 let ratio = node

@@ -212,6 +212,8 @@ impl Core<'_> {
                 messages: std::mem::take(&mut p.applied.messages),
             })
             .collect();
+        add(&self.metrics.commits, 1);
+        add(&self.metrics.committed, pending.len() as u64);
         s.flight = Some(Flight {
             pending,
             reply: writer.submit(items, now),

@@ -38,8 +38,8 @@ const CHECKPOINT_PAGES: i32 = 1000;
 const CHECKPOINT_INLINE_PAGES: i32 = 16_000;
 
 /// SQLite's page cache for the running app (KiB): the log appends and the
-/// outbox need little; folds read the bookings table.
-const CACHE_KIB: i64 = 4096;
+/// outbox need little, and a fold walks the table once, in key order.
+const CACHE_KIB: i64 = 2048;
 
 pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: the first schema
