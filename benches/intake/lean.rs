@@ -239,7 +239,15 @@ async fn run_blast(ws: &mut Ws, frames: &[Bytes], window: usize) -> Option<Blast
     }
     ws.flush().await.ok()?;
     while ((ok + other) as usize) < n {
-        let first = ws.next().await?.ok()?;
+        let first = match tokio::time::timeout(std::time::Duration::from_secs(20), ws.next()).await {
+            Ok(m) => m?.ok()?,
+            Err(_) => {
+                eprintln!(
+                    "blast stalled: {sent} of {n} frames sent, {ok} acked 200, {other} otherwise; nothing for 20 s"
+                );
+                return None;
+            }
+        };
         let mut next = Some(first);
         while let Some(msg) = next {
             match classify(msg) {
@@ -255,7 +263,9 @@ async fn run_blast(ws: &mut Ws, frames: &[Bytes], window: usize) -> Option<Blast
                     }
                 }
                 Got::Other(Some(pong)) => ws.feed(pong).await.ok()?,
-                Got::Other(None) => {}
+                Got::Other(None) => {
+                    eprintln!("gateway: a message neither ack nor ping ignored");
+                }
             }
             next = match ws.next().now_or_never() {
                 Some(Some(Ok(m))) => Some(m),
