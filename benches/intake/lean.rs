@@ -239,7 +239,8 @@ async fn run_blast(ws: &mut Ws, frames: &[Bytes], window: usize) -> Option<Blast
     }
     ws.flush().await.ok()?;
     while ((ok + other) as usize) < n {
-        let first = match tokio::time::timeout(std::time::Duration::from_secs(20), ws.next()).await {
+        let first = match tokio::time::timeout(std::time::Duration::from_secs(20), ws.next()).await
+        {
             Ok(m) => m?.ok()?,
             Err(_) => {
                 eprintln!(

@@ -36,6 +36,15 @@ pub enum Decoded {
         event_type: String,
         event_id: Option<String>,
     },
+    /// A meeting-room event listing more distinct rooms than allowed (how
+    /// many entries it listed).
+    TooManyRooms {
+        event_id: String,
+        key: BookingKey,
+        listed: usize,
+        /// The verification token it carries, if any.
+        token: Option<String>,
+    },
     /// A `url_verification` challenge (webhook mode).
     Challenge {
         challenge: String,
@@ -118,7 +127,7 @@ struct EventHead {
 }
 
 #[derive(Deserialize)]
-struct Body {
+struct Body<'a> {
     /// The v1 event type (v2 has it in the header).
     #[serde(default, rename = "type")]
     kind: Option<String>,
@@ -132,8 +141,9 @@ struct Body {
     start: Option<Stamp>,
     #[serde(default)]
     end: Option<Stamp>,
-    #[serde(default)]
-    meeting_rooms: Option<Vec<RoomRef>>,
+    /// Read apart, with a limit ([`parse_rooms`]).
+    #[serde(default, borrow)]
+    meeting_rooms: Option<&'a RawValue>,
     #[serde(default)]
     organizer: Option<Organizer>,
 }
@@ -215,6 +225,67 @@ fn parse_with_path<'a, T: Deserialize<'a>>(text: &'a str, prefix: &str) -> Resul
     }
 }
 
+/// An event's `meeting_rooms`: the distinct ids in order, or `Err(n)` when
+/// there are more than `limit` (`n`: the entries listed).
+fn parse_rooms(raw: &str, limit: usize) -> Result<Result<Vec<RoomId>, usize>, DecodeError> {
+    struct Rooms<'c> {
+        limit: usize,
+        /// The element being read, once inside the list.
+        at: &'c std::cell::Cell<Option<usize>>,
+    }
+    impl<'de> Visitor<'de> for Rooms<'_> {
+        type Value = Result<Result<Vec<RoomId>, usize>, DecodeError>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list of rooms")
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut rooms: Vec<RoomId> = Vec::new();
+            // Linear however many rooms an event names.
+            let mut seen = std::collections::HashSet::new();
+            let mut listed = 0;
+            self.at.set(Some(0));
+            while let Some(RoomRef(id)) = seq.next_element()? {
+                if id.is_empty() {
+                    while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                    return Ok(Err(DecodeError::Field {
+                        field: format!("event.meeting_rooms[{listed}].open_id"),
+                        problem: "is empty".into(),
+                    }));
+                }
+                listed += 1;
+                self.at.set(Some(listed));
+                if seen.insert(id.clone()) {
+                    if rooms.len() == self.limit {
+                        // Over the limit: count the rest, keep nothing.
+                        while seq.next_element::<de::IgnoredAny>()?.is_some() {
+                            listed += 1;
+                        }
+                        return Ok(Ok(Err(listed)));
+                    }
+                    rooms.push(RoomId::new(&id));
+                }
+            }
+            Ok(Ok(Ok(rooms)))
+        }
+    }
+    let at = std::cell::Cell::new(None);
+    let mut de = serde_json::Deserializer::from_str(raw);
+    match de.deserialize_seq(Rooms { limit, at: &at }) {
+        Ok(r) => r,
+        Err(e) => {
+            let mut problem = e.to_string();
+            if let Some(i) = problem.find(" at line ") {
+                problem.truncate(i);
+            }
+            let field = match at.get() {
+                Some(i) => format!("event.meeting_rooms[{i}]"),
+                None => "event.meeting_rooms".into(),
+            };
+            Err(DecodeError::Field { field, problem })
+        }
+    }
+}
+
 fn to_time(field: &'static str, ms: i64) -> Result<DateTime<Utc>, DecodeError> {
     DateTime::<Utc>::from_timestamp_millis(ms).ok_or_else(|| DecodeError::Field {
         field: field.into(),
@@ -224,6 +295,14 @@ fn to_time(field: &'static str, ms: i64) -> Result<DateTime<Utc>, DecodeError> {
 
 /// Decode one event payload (plaintext JSON, after any webhook decryption).
 pub fn decode(payload: &[u8]) -> Result<Decoded, DecodeError> {
+    decode_limited(payload, usize::MAX)
+}
+
+/// [`decode`], keeping at most `max_rooms` distinct rooms: an event that
+/// lists more is [`Decoded::TooManyRooms`], and the rest of its list is
+/// only checked to be JSON, never kept (its cost stays bounded by the
+/// limit, not by what the sender chose to list).
+pub fn decode_limited(payload: &[u8], max_rooms: usize) -> Result<Decoded, DecodeError> {
     let text =
         std::str::from_utf8(payload).map_err(|e| DecodeError::Json(format!("not UTF-8: {e}")))?;
     let env: Envelope = parse_with_path(text, "")?;
@@ -331,25 +410,18 @@ pub fn decode(payload: &[u8]) -> Result<Decoded, DecodeError> {
             problem: "ends before event.start.time_stamp".into(),
         });
     }
-    let rooms = match body.meeting_rooms {
-        Some(list) => {
-            let mut rooms: Vec<RoomId> = Vec::with_capacity(list.len());
-            // Linear however many rooms an event names.
-            let mut seen = std::collections::HashSet::with_capacity(list.len());
-            for (i, RoomRef(id)) in list.iter().enumerate() {
-                let id = id.as_str();
-                if id.is_empty() {
-                    return Err(DecodeError::Field {
-                        field: format!("event.meeting_rooms[{i}].open_id"),
-                        problem: "is empty".into(),
-                    });
-                }
-                if seen.insert(id) {
-                    rooms.push(RoomId::new(id));
-                }
+    let rooms = match body.meeting_rooms.filter(|r| r.get() != "null") {
+        Some(raw) => match parse_rooms(raw.get(), max_rooms)? {
+            Ok(rooms) => rooms,
+            Err(listed) => {
+                return Ok(Decoded::TooManyRooms {
+                    event_id,
+                    key: BookingKey::new(&uid, original_time),
+                    listed,
+                    token,
+                });
             }
-            rooms
-        }
+        },
         None if kind == EventKind::Deleted => Vec::new(),
         None => return Err(DecodeError::Missing("event.meeting_rooms")),
     };

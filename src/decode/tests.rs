@@ -238,3 +238,38 @@ fn garbage_is_a_json_error_never_a_panic() {
         assert!(decode(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
     }
 }
+
+#[test]
+fn rooms_over_the_limit_are_counted_not_kept() {
+    let with_rooms = |rooms: serde_json::Value| {
+        let mut v = seed();
+        v["event"]["meeting_rooms"] = rooms;
+        serde_json::to_vec(&v).unwrap()
+    };
+    let many: Vec<serde_json::Value> = (0..300)
+        .map(|i| json!({"open_id": format!("omm_{i}")}))
+        .collect();
+    match decode_limited(&with_rooms(json!(many)), 200).unwrap() {
+        Decoded::TooManyRooms { listed, key, .. } => {
+            assert_eq!(listed, 300);
+            assert_eq!(key.uid.as_ref(), seed()["event"]["uid"].as_str().unwrap());
+        }
+        other => panic!("expected TooManyRooms, got {other:?}"),
+    }
+    // Exactly at the limit, and repeats of one room, are an event.
+    let at_limit: Vec<serde_json::Value> = (0..200).map(|i| json!(format!("omm_{i}"))).collect();
+    match decode_limited(&with_rooms(json!(at_limit)), 200).unwrap() {
+        Decoded::Room(ev) => assert_eq!(ev.rooms.len(), 200),
+        other => panic!("expected an event, got {other:?}"),
+    }
+    let repeats = vec![json!({"open_id": "omm_same"}); 1000];
+    match decode_limited(&with_rooms(json!(repeats)), 200).unwrap() {
+        Decoded::Room(ev) => assert_eq!(ev.rooms, vec![RoomId::new("omm_same")]),
+        other => panic!("expected an event, got {other:?}"),
+    }
+    // A bad element is named by its index.
+    match decode_limited(&with_rooms(json!(["omm_a", 7])), 200) {
+        Err(DecodeError::Field { field, .. }) => assert_eq!(field, "event.meeting_rooms[1]"),
+        other => panic!("expected a field error, got {other:?}"),
+    }
+}

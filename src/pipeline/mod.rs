@@ -154,8 +154,25 @@ impl Pipeline {
     }
 
     pub fn handle(&mut self, payload: &[u8], now: DateTime<Utc>) -> Outcome {
-        let ev = match decode::decode(payload) {
+        let caps = &self.config.schedule;
+        let ev = match decode::decode_limited(payload, caps.max_rooms_per_event) {
             Err(e) => return Outcome::Malformed(e),
+            Ok(Decoded::TooManyRooms {
+                event_id,
+                key,
+                listed,
+                token,
+            }) => {
+                if !self.token_ok(token.as_deref()) {
+                    return Outcome::Rejected { event_id };
+                }
+                return Outcome::OverCap {
+                    event_id,
+                    booking: key.to_string(),
+                    rooms: listed,
+                    cap: Cap::RoomsPerEvent,
+                };
+            }
             Ok(Decoded::Other { event_type, .. }) => return Outcome::Ignored { event_type },
             Ok(Decoded::Challenge { challenge, token }) => {
                 let token_ok = self.token_ok(token.as_deref());
@@ -173,14 +190,6 @@ impl Pipeline {
         }
         let mut ev = *ev;
         let caps = &self.config.schedule;
-        if ev.rooms.len() > caps.max_rooms_per_event {
-            return Outcome::OverCap {
-                event_id: ev.event_id,
-                booking: ev.key.to_string(),
-                rooms: ev.rooms.len(),
-                cap: Cap::RoomsPerEvent,
-            };
-        }
         if caps.ignore_unknown_rooms {
             ev.rooms.retain(|r| self.configured(r));
         }
