@@ -78,10 +78,21 @@ pub(crate) fn decrypt(encrypt_key: &str, b64: &str) -> Result<Vec<u8>, WebhookEr
     Ok(plain.to_vec())
 }
 
+/// The body as pushed: encrypted (`encrypt` alone), or the event itself,
+/// whose routing fields are read in the same pass.
 #[derive(Deserialize)]
 struct Envelope<'a> {
+    /// Any JSON string (escapes such as `\/` included).
     #[serde(default, borrow)]
-    encrypt: Option<&'a str>,
+    encrypt: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    challenge: Option<String>,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    header: Option<PeekHeader>,
 }
 
 #[derive(Deserialize)]
@@ -114,8 +125,13 @@ pub(crate) fn open(
 ) -> Result<Intake, WebhookError> {
     let env: Envelope = serde_json::from_slice(body)
         .map_err(|e| WebhookError::BadRequest(format!("not JSON: {e}")))?;
-    let plain = match (env.encrypt, &secrets.encrypt_key) {
-        (Some(enc), Some(key)) => decrypt(key.expose_secret(), enc)?,
+    let (plain, peek) = match (env.encrypt, &secrets.encrypt_key) {
+        (Some(enc), Some(key)) => {
+            let plain = decrypt(key.expose_secret(), &enc)?;
+            let peek: Peek = serde_json::from_slice(&plain)
+                .map_err(|e| WebhookError::BadRequest(format!("not JSON: {e}")))?;
+            (plain, peek)
+        }
         (Some(_), None) => {
             return Err(WebhookError::BadRequest(
                 "encrypted body, but no encrypt_key_env is configured".into(),
@@ -126,10 +142,16 @@ pub(crate) fn open(
                 "plaintext body while an Encrypt Key is configured",
             ));
         }
-        (None, None) => body.to_vec(),
+        (None, None) => (
+            body.to_vec(),
+            Peek {
+                kind: env.kind,
+                challenge: env.challenge,
+                token: env.token,
+                header: env.header,
+            },
+        ),
     };
-    let peek: Peek = serde_json::from_slice(&plain)
-        .map_err(|e| WebhookError::BadRequest(format!("not JSON: {e}")))?;
     let token = peek
         .token
         .as_deref()
@@ -228,6 +250,21 @@ mod tests {
                 &Default::default()
             )
             .is_err()
+        );
+        // Any JSON string: some encoders write every `/` as `\/`, and
+        // any character may come as `\uXXXX`.
+        let escaped = format!(
+            r#"{{"encrypt":"{}"}}"#,
+            OWN.replace('/', "\\/").replacen('A', "\\u0041", 1)
+        );
+        assert_ne!(escaped, enc, "the vector has a `/` or an `A` to escape");
+        assert_eq!(
+            open(
+                &secrets(Some("xxxxxx"), Some("test key")),
+                escaped.as_bytes(),
+                &Default::default()
+            ),
+            Ok(Intake::Challenge("ajls384kdjx98XX".into()))
         );
     }
 
