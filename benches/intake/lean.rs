@@ -106,7 +106,8 @@ impl LeanGateway {
 
     /// Send every frame over the current connection keeping `window`
     /// unacknowledged; returns when all are acknowledged.
-    pub async fn blast(&self, frames: Arc<Vec<Bytes>>, window: usize) -> Blast {
+    /// `None`: the connection closed or stalled (reported on stderr).
+    pub async fn blast(&self, frames: Arc<Vec<Bytes>>, window: usize) -> Option<Blast> {
         let (done, rx) = oneshot::channel();
         self.jobs
             .send(Job {
@@ -115,7 +116,7 @@ impl LeanGateway {
                 done,
             })
             .expect("gateway running");
-        rx.await.expect("blast finished")
+        rx.await.ok()
     }
 }
 
