@@ -18,7 +18,12 @@
 //! webhook, and memory before and after those.
 //!
 //! Run: `cargo bench --bench intake` (env: EVENTS, W1_EVENTS, RUNS,
-//! WINDOWS, ONLY=growing|updates, NODE=0 to leave the Node SDK out). The
+//! WINDOWS, ONLY=growing|updates|health, NODE=0 to leave the Node SDK out,
+//! BASE_BIN=path to time another build's durable client beside this one,
+//! ROOMCAST_BIN to time another build instead, PROFILE=dir to `perf
+//! record` each client). A `floor` client (this bench as its own process,
+//! `--floor URL`) decodes each frame and acks it, nothing else: what the
+//! gateway and the machine allow any client. The
 //! Node SDK is installed on first use with `npm ci` in `benches/node`
 //! (version pinned in its `package.json` and lock file).
 
@@ -51,6 +56,8 @@ enum Client {
     Node,
     Durable,
     NoStore,
+    /// Another build, durable (`BASE_BIN`): an A/B in the same sitting.
+    Base,
 }
 
 impl Client {
@@ -60,6 +67,7 @@ impl Client {
             Client::Node => "Node SDK",
             Client::Durable => "roomcast durable",
             Client::NoStore => "roomcast no store",
+            Client::Base => "base build durable",
         }
     }
 }
@@ -134,8 +142,8 @@ async fn start(gw: &mut LeanGateway, client: Client, http: Option<u16>) -> Proc 
             .kill_on_drop(true)
             .spawn()
             .expect("start node (is Node.js installed?)"),
-        Client::Durable | Client::NoStore => {
-            let store = if client == Client::Durable {
+        Client::Durable | Client::NoStore | Client::Base => {
+            let store = if client != Client::NoStore {
                 "[store]\npath = \"roomcast.db\"\nsync = \"full\"\n"
             } else {
                 ""
@@ -148,8 +156,12 @@ async fn start(gw: &mut LeanGateway, client: Client, http: Option<u16>) -> Proc 
                 gw.base_url
             );
             std::fs::write(dir.join("config.toml"), config).expect("config");
-            let bin = std::env::var("ROOMCAST_BIN")
-                .unwrap_or_else(|_| env!("CARGO_BIN_EXE_roomcast").to_string());
+            let bin = if client == Client::Base {
+                std::env::var("BASE_BIN").expect("BASE_BIN")
+            } else {
+                std::env::var("ROOMCAST_BIN")
+                    .unwrap_or_else(|_| env!("CARGO_BIN_EXE_roomcast").to_string())
+            };
             tokio::process::Command::new(bin)
                 .args(["run", "--config", "config.toml", "--log", "warn"])
                 .current_dir(&dir)
@@ -486,6 +498,9 @@ async fn main() {
     let only = std::env::var("ONLY").ok();
     let with_node = benching && std::env::var("NODE").as_deref() != Ok("0") && node_ready();
     let mut clients = vec![Client::Floor, Client::Durable, Client::NoStore];
+    if std::env::var_os("BASE_BIN").is_some() {
+        clients.push(Client::Base);
+    }
     if with_node {
         clients.insert(1, Client::Node);
     } else if benching {
