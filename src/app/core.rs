@@ -31,12 +31,14 @@ use crate::source::{Ack, Inbound};
 use crate::store::{CommitItem, Committed, StoreError, Writer};
 use crate::sync::{Found, Wanted};
 
-/// How many waiting payloads are applied in one step. Small, so that the
-/// work overlaps: after each chunk the core yields, and the source writes
-/// the acks just released (and reads on) while the writer commits and the
-/// core applies the next chunk; what a commit in flight keeps waiting is
-/// still committed as one group.
-const CHUNK: usize = 16;
+/// How many waiting payloads are applied in one step: a quarter of what is
+/// waiting, at least [`MIN_CHUNK`], at most [`MAX_CHUNK`]. After each step
+/// the core yields, and the source writes the acks just released (and
+/// reads on) while the writer commits and the core applies the next step:
+/// the work overlaps in about four stages whatever the sender's window,
+/// and what waits for a commit in flight is still committed as one group.
+const MIN_CHUNK: usize = 16;
+const MAX_CHUNK: usize = 256;
 
 /// The core's collaborators.
 pub(super) struct Core<'a> {
@@ -456,11 +458,12 @@ impl Core<'_> {
     }
 }
 
-/// The first payload and whatever else is waiting, up to [`CHUNK`].
+/// The first payload and more of what is waiting (see [`MIN_CHUNK`]).
 fn take_batch(first: Inbound, rx: &mut mpsc::Receiver<Inbound>) -> Vec<Inbound> {
-    let mut batch = Vec::with_capacity(CHUNK);
+    let chunk = (rx.len() / 4).clamp(MIN_CHUNK, MAX_CHUNK);
+    let mut batch = Vec::with_capacity(chunk);
     batch.push(first);
-    while batch.len() < CHUNK {
+    while batch.len() < chunk {
         match rx.try_recv() {
             Ok(m) => batch.push(m),
             Err(_) => break,
