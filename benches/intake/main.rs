@@ -352,6 +352,18 @@ async fn commit_groups(port: u16) -> (u64, u64) {
     )
 }
 
+/// Bytes the process has caused to be written to storage so far
+/// (`/proc/PID/io` `write_bytes`: what reached the block layer).
+fn storage_writes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("write_bytes:")?.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -533,6 +545,7 @@ async fn main() {
             let mut rates: Vec<Vec<f64>> = vec![Vec::new(); clients.len()];
             let mut rss: Vec<Vec<f64>> = vec![Vec::new(); clients.len()];
             let mut groups: Vec<(u64, u64)> = Vec::new();
+            let mut written: Vec<Vec<f64>> = vec![Vec::new(); clients.len()];
             for run in 0..runs {
                 // Each run's events are new bookings for every client
                 // (distinct uids per run), built before any is timed.
@@ -559,6 +572,9 @@ async fn main() {
                                 if let Some(port) = port {
                                     groups.push(commit_groups(port).await);
                                 }
+                                if matches!(client, Client::Durable | Client::Base) {
+                                    written[c].push(storage_writes(p.pid) as f64 / b.ok as f64);
+                                }
                                 break (b, p);
                             }
                             None if attempt < 3 => {
@@ -584,6 +600,14 @@ async fn main() {
                 );
             }
             for (c, client) in clients.iter().enumerate() {
+                if !written[c].is_empty() {
+                    let w = median(written[c].clone());
+                    println!(
+                        "  {} storage writes: median {w:.0} bytes an event ({:.2} pages of 4 KiB)",
+                        client.label(),
+                        w / 4096.0
+                    );
+                }
                 let m = median(rates[c].clone());
                 let ratio = node
                     .filter(|_| *client != Client::Node)
