@@ -101,13 +101,26 @@ enum OutboxAction {
     },
 }
 
+/// `--log LEVEL` is roomcast's own level (dependencies log warnings and
+/// errors only: at debug, the template engine alone writes millions of
+/// lines); a full filter (`roomcast=debug,hyper=info`) or `RUST_LOG` is
+/// taken as it is. Colours only on a terminal (journald and files get
+/// plain text).
 fn init_logging(filter: &str) {
+    use std::io::IsTerminal;
+    let level = filter.trim().to_ascii_lowercase();
+    let filter = if ["trace", "debug", "info", "warn", "error", "off"].contains(&level.as_str()) {
+        format!("warn,roomcast={level}")
+    } else {
+        filter.to_string()
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,roomcast=info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
 }

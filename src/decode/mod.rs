@@ -404,7 +404,9 @@ pub fn decode_limited(payload: &[u8], max_rooms: usize) -> Result<Decoded, Decod
         (None, _, _) => return Err(DecodeError::Missing("event.start")),
         (_, None, _) => return Err(DecodeError::Missing("event.end")),
     };
-    if end < start {
+    // A delete needs only its key: times it carries do not matter (a
+    // cancellation refused here would be lost, redelivery or not).
+    if end < start && kind != EventKind::Deleted {
         return Err(DecodeError::Field {
             field: "event.end.time_stamp".into(),
             problem: "ends before event.start.time_stamp".into(),

@@ -273,3 +273,21 @@ fn rooms_over_the_limit_are_counted_not_kept() {
         other => panic!("expected a field error, got {other:?}"),
     }
 }
+
+#[test]
+fn a_delete_whose_end_is_before_its_start_is_still_a_delete() {
+    let mut v = seed();
+    v["event"]["type"] = json!("third_party_meeting_room_event_deleted");
+    v["event"]["start"]["time_stamp"] = json!("1700000600000");
+    v["event"]["end"]["time_stamp"] = json!("1700000000000");
+    match decode(&serde_json::to_vec(&v).unwrap()).unwrap() {
+        Decoded::Room(ev) => assert_eq!(ev.kind, EventKind::Deleted),
+        other => panic!("expected a delete, got {other:?}"),
+    }
+    // A create or an update with such times is still malformed.
+    v["event"]["type"] = json!("third_party_meeting_room_event_created");
+    assert!(matches!(
+        decode(&serde_json::to_vec(&v).unwrap()),
+        Err(DecodeError::Field { .. })
+    ));
+}

@@ -422,3 +422,21 @@ fn an_unreachable_sink_is_logged_with_its_cause() {
     );
     assert!(se.contains("1 failed"), "undelivered at shutdown: {se}");
 }
+
+#[test]
+fn logs_to_a_pipe_are_plain_and_debug_means_roomcast_at_debug() {
+    let d = shipped("logs");
+    let out = roomcast(&d, &["run", "--config", "config.toml", "--log", "debug"]);
+    let se = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{se}");
+    assert!(
+        !se.contains('\u{1b}'),
+        "no terminal colour codes in a pipe:\n{se}"
+    );
+    assert!(se.contains("DEBUG"), "roomcast's own debug lines:\n{se}");
+    assert!(
+        !se.contains("Rendering"),
+        "the template engine's debug lines stay out:\n{}",
+        se.lines().take(5).collect::<Vec<_>>().join("\n")
+    );
+}
