@@ -274,7 +274,7 @@ pub(crate) fn authorized(s: &Server, room: &str, headers: &HeaderMap, query: Opt
     let got = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer)
         .or(query);
     got.is_some_and(|g| {
         bool::from(subtle::ConstantTimeEq::ct_eq(
@@ -282,6 +282,15 @@ pub(crate) fn authorized(s: &Server, room: &str, headers: &HeaderMap, query: Opt
             secrecy::ExposeSecret::expose_secret(want).as_bytes(),
         ))
     })
+}
+
+/// The credentials of `Authorization: Bearer …` (the scheme in any case,
+/// with any spaces after it).
+fn bearer(v: &str) -> Option<&str> {
+    let (scheme, rest) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim_start())
 }
 
 pub(crate) fn unauthorized() -> Response {

@@ -73,7 +73,10 @@ pub(crate) fn decrypt(encrypt_key: &str, b64: &str) -> Result<Vec<u8>, WebhookEr
     let mut buf = ct.to_vec();
     let plain = dec
         .decrypt_padded::<Pkcs7>(&mut buf)
-        .map_err(|_| bad("`encrypt` does not decrypt with this Encrypt Key"))?;
+        // The sender does not hold our Encrypt Key: not authenticated.
+        .map_err(|_| {
+            WebhookError::Unauthorized("`encrypt` does not decrypt with this Encrypt Key")
+        })?;
     std::str::from_utf8(plain).map_err(|_| bad("decrypted body is not UTF-8"))?;
     Ok(plain.to_vec())
 }
@@ -243,14 +246,15 @@ mod tests {
             ),
             Ok(Intake::Challenge("ajls384kdjx98XX".into()))
         );
-        assert!(
+        // A sender without our Encrypt Key is not authenticated: 401.
+        assert!(matches!(
             open(
                 &secrets(None, Some("wrong key")),
                 enc.as_bytes(),
                 &Default::default()
-            )
-            .is_err()
-        );
+            ),
+            Err(WebhookError::Unauthorized(_))
+        ));
         // Any JSON string: some encoders write every `/` as `\/`, and
         // any character may come as `\uXXXX`.
         let escaped = format!(

@@ -297,6 +297,19 @@ async fn displays_that_poll_get_the_room_view_with_etags_and_tokens() {
             .status(),
         200
     );
+    // The scheme is case-insensitive (RFC 9110 §11.1).
+    for scheme in ["bearer", "BEARER", "Bearer  "] {
+        assert_eq!(
+            c.get(&url_a)
+                .header("Authorization", format!("{scheme} p4nel"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200,
+            "{scheme:?}"
+        );
+    }
     assert_eq!(
         c.get(format!("{}/rooms/omm_nobody.json", bot.base))
             .send()
