@@ -43,8 +43,9 @@ pub struct Message {
     pub sink: SinkIndex,
     /// Its row in the store's outbox, once committed.
     pub outbox_id: Option<i64>,
-    /// Stable per notice: the same event, room, change and sink always give
-    /// the same key, so a retried or replayed notice keeps it.
+    /// Stable per notice: the same event, room, change, booking and sink
+    /// always give the same key, so a retried or replayed notice keeps it;
+    /// two notices never share one.
     pub idempotency_key: String,
     /// The delivery id of the event that caused it.
     pub event_id: Arc<str>,

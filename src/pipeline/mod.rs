@@ -407,11 +407,14 @@ impl Pipeline {
                     Ok(r) => out.push(Message {
                         sink: i,
                         outbox_id: None,
+                        // The booking too: one event (a series delete) can
+                        // cancel several bookings in one room.
                         idempotency_key: digest_hex(&[
                             &sink.name,
                             &c.event_id,
                             c.room.as_str(),
                             c.kind.as_str(),
+                            &c.booking.key.to_string(),
                         ]),
                         event_id: c.event_id.clone(),
                         room: c.room.clone(),

@@ -275,3 +275,50 @@ fn clock_pushes_follow_boundaries_and_midnight() {
         Status::StartingSoon
     );
 }
+
+#[test]
+fn one_event_cancelling_a_series_and_its_exceptions_gives_each_notice_its_key() {
+    // A series and two exceptions in one room, then the series deleted:
+    // three cancellations from one event, in one room, of one kind.
+    let exception = |uuid: &str, original: u32, span: (u32, u32)| {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&event("created", uuid, 11, "m1", span, &[A])).unwrap();
+        v["event"]["original_time"] = json!(ms(original).to_string());
+        v.to_string()
+    };
+    let run = || {
+        let mut p = pipeline("");
+        for body in [
+            event("created", "e1", 10, "m1", (2, 3), &[A]),
+            exception("e2", 4, (5, 6)),
+            exception("e3", 7, (8, 9)),
+        ] {
+            assert!(matches!(
+                p.handle(body.as_bytes(), now()),
+                Outcome::Applied(_)
+            ));
+        }
+        match p.handle(
+            event("deleted", "e4", 20, "m1", (2, 3), &[A]).as_bytes(),
+            now(),
+        ) {
+            Outcome::Applied(a) => a
+                .messages
+                .into_iter()
+                .filter(|m| m.subject == Subject::Notice(ChangeKind::Cancelled))
+                .filter(|m| m.sink.get() == 0)
+                .map(|m| (m.booking.unwrap_or_default(), m.idempotency_key))
+                .collect::<BTreeMap<_, _>>(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let keys = run();
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    let distinct: std::collections::BTreeSet<_> = keys.values().collect();
+    assert_eq!(distinct.len(), 3, "one key per notice: {keys:?}");
+    assert_eq!(
+        run(),
+        keys,
+        "and the same keys when the events are replayed"
+    );
+}
