@@ -73,6 +73,9 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Replay(#[from] ReplayError),
+    /// The source's task ended without an answer (it panicked: a bug).
+    #[error("the event source stopped unexpectedly")]
+    SourceTask(#[source] tokio::task::JoinError),
 }
 
 /// Why the app could not run.
@@ -211,11 +214,13 @@ impl App {
                 Err(e) => tracing::error!(error = %Chain(&e), "HTTP server task failed"),
             }
         }
+        // A source task that failed ends the process with a failure code,
+        // never 0: a supervisor must restart it.
         let source_result = match source.await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %Chain(&e), "source task failed");
-                Ok(())
+                Err(RunError::SourceTask(e))
             }
         };
         let stats = deliverer.stats.clone();

@@ -46,21 +46,27 @@ pub(crate) struct ClientConfigJson {
     ping_interval: Option<u64>,
 }
 
+/// The longest interval the server may set (ping, reconnect, nonce): an
+/// hour. Larger values (up to 2^64−1 s were seen) would overflow instants.
+const MAX_INTERVAL_S: u64 = 3600;
+
 impl ClientConfig {
-    /// Apply what the server sent. A ping interval of 0 is ignored (it
-    /// would mean pinging in a busy loop).
+    /// Apply what the server sent, clamped to sane ranges: intervals at
+    /// most an hour; a ping interval of 0 is ignored (it would mean pinging
+    /// in a busy loop) and a reconnect interval is at least a second.
     pub(crate) fn update(&mut self, j: &ClientConfigJson) {
+        let secs = |v: u64, min: u64| Duration::from_secs(v.clamp(min, MAX_INTERVAL_S));
         if let Some(v) = j.reconnect_count {
             self.reconnect_count = v;
         }
         if let Some(v) = j.reconnect_interval {
-            self.reconnect_interval = Duration::from_secs(v);
+            self.reconnect_interval = secs(v, 1);
         }
         if let Some(v) = j.reconnect_nonce {
-            self.reconnect_nonce = Duration::from_secs(v);
+            self.reconnect_nonce = secs(v, 0);
         }
         if let Some(v) = j.ping_interval.filter(|v| *v > 0) {
-            self.ping_interval = Duration::from_secs(v);
+            self.ping_interval = secs(v, 1);
         }
     }
 }
@@ -200,5 +206,18 @@ mod tests {
         let zero: ClientConfigJson = serde_json::from_str(r#"{"PingInterval":0}"#).unwrap();
         c.update(&zero);
         assert_eq!(c.ping_interval, Duration::from_secs(5), "0 is ignored");
+        // Huge values (fuzzed: 2^64−1) are clamped, never overflow.
+        let huge: ClientConfigJson = serde_json::from_str(
+            r#"{"PingInterval":18446744073709551615,"ReconnectInterval":18446744073709551615,"ReconnectNonce":18446744073709551615}"#,
+        )
+        .unwrap();
+        c.update(&huge);
+        let hour = Duration::from_secs(3600);
+        assert_eq!(
+            (c.ping_interval, c.reconnect_interval, c.reconnect_nonce),
+            (hour, hour, hour)
+        );
+        let later = tokio::time::Instant::now() + c.ping_interval.saturating_mul(1000);
+        assert!(later > tokio::time::Instant::now());
     }
 }
