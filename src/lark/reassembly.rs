@@ -24,8 +24,9 @@ pub(crate) enum Push {
 #[derive(Debug)]
 struct Partial {
     sum: usize,
-    parts: Vec<Option<Vec<u8>>>,
-    have: usize,
+    /// The fragments received, by `seq`: memory follows what arrived, not
+    /// what a header claims (a `sum` of millions costs nothing up front).
+    parts: std::collections::BTreeMap<usize, Vec<u8>>,
     bytes: usize,
     started: Instant,
 }
@@ -63,6 +64,12 @@ impl Reassembler {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Fragment slots held across every partial message.
+    #[cfg(test)]
+    fn slots(&self) -> usize {
+        self.pending.values().map(|p| p.parts.len()).sum()
     }
 
     #[cfg(test)]
@@ -116,8 +123,7 @@ impl Reassembler {
             .entry(message_id.to_string())
             .or_insert_with(|| Partial {
                 sum,
-                parts: vec![None; sum],
-                have: 0,
+                parts: std::collections::BTreeMap::new(),
                 bytes: 0,
                 started: now,
             });
@@ -128,15 +134,11 @@ impl Reassembler {
                 format!("fragment says sum {sum}, an earlier one said a different sum"),
             );
         }
-        let slot = &mut p.parts[seq];
-        if slot.is_none() {
-            p.have += 1;
-            p.bytes += payload.len();
-        } else if let Some(old) = slot.as_ref() {
-            // A repeated fragment replaces the earlier copy.
-            p.bytes = p.bytes - old.len() + payload.len();
+        p.bytes += payload.len();
+        // A repeated fragment replaces the earlier copy.
+        if let Some(old) = p.parts.insert(seq, payload) {
+            p.bytes -= old.len();
         }
-        *slot = Some(payload);
         if p.bytes > self.max_bytes {
             let bytes = p.bytes;
             self.pending.remove(message_id);
@@ -148,14 +150,14 @@ impl Reassembler {
                 ),
             );
         }
-        if p.have < p.sum {
+        if p.parts.len() < p.sum {
             return Push::Pending;
         }
         let Some(p) = self.pending.remove(message_id) else {
             return Push::Pending;
         };
         let mut out = Vec::with_capacity(p.bytes);
-        for part in p.parts.into_iter().flatten() {
+        for part in p.parts.into_values() {
             out.extend_from_slice(&part);
         }
         Push::Complete(Box::new(frame), out)
@@ -299,5 +301,20 @@ mod tests {
         assert_eq!(r.len(), 2, "the oldest was evicted");
         let gone = r.expire(t0 + Duration::from_millis(6500));
         assert_eq!(gone, vec!["b".to_string()]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_claimed_sum_costs_nothing_until_fragments_arrive() {
+        // A 41-byte header claiming a million fragments (within an 8 MiB
+        // message limit) once cost a million slots (~24 MiB) up front.
+        let mut r = Reassembler::new(8 << 20, 256, Duration::from_secs(5));
+        let t0 = Instant::now();
+        for id in ["a", "b", "c"] {
+            assert!(matches!(
+                r.push(id, frag(id, "1000000", "999999", b"x"), t0),
+                Push::Pending
+            ));
+        }
+        assert_eq!((r.len(), r.slots()), (3, 3), "one slot a fragment received");
     }
 }
