@@ -149,7 +149,7 @@ async fn start(gw: &mut LeanGateway, client: Client, http: Option<u16>) -> Proc 
                 ""
             };
             let http = http
-                .map(|p| format!("[http]\nlisten = \"127.0.0.1:{p}\"\nwebhook = true\n"))
+                .map(|p| format!("[http]\nlisten = \"127.0.0.1:{p}\"\nwebhook = true\nallow_unauthenticated = true\n"))
                 .unwrap_or_default();
             let config = format!(
                 "[source]\nkind = \"lark\"\n[platform]\napp_id = \"cli_a1b2c3d4e5f60718\"\napp_secret_env = \"APP_SECRET\"\ndomain = \"{}\"\n[sync]\ninterval = \"off\"\n[display]\ntime_zone = \"Asia/Shanghai\"\n{store}{http}",

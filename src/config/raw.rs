@@ -159,6 +159,7 @@ pub(super) struct RawHttp {
     pub(super) webhook: Option<bool>,
     pub(super) webhook_path: Option<Text>,
     pub(super) max_body_bytes: Option<Spanned<u64>>,
+    pub(super) allow_unauthenticated: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize, Default)]

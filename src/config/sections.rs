@@ -501,9 +501,23 @@ pub(super) fn http(
         }
         None => DEFAULT_WEBHOOK_PATH.into(),
     };
+    let webhook = h.webhook.unwrap_or(kind == Some(SourceKind::Webhook));
+    let verification_token = platform.and_then(|p| p.verification_token.clone());
+    let encrypt_key = platform.and_then(|p| p.encrypt_key.clone());
+    let open_door = h
+        .allow_unauthenticated
+        .as_ref()
+        .is_some_and(|v| *v.get_ref());
+    if webhook && verification_token.is_none() && encrypt_key.is_none() && !open_door {
+        cx.push(
+            "http.webhook",
+            l,
+            "the webhook would accept pushes from anyone who can reach this port: set [platform] verification_token_env and/or encrypt_key_env (the console's Verification Token and Encrypt Key), or [http] allow_unauthenticated = true to accept that on purpose",
+        );
+    }
     Some(HttpConfig {
         listen,
-        webhook: h.webhook.unwrap_or(kind == Some(SourceKind::Webhook)),
+        webhook,
         webhook_path,
         max_body_bytes: h
             .max_body_bytes
@@ -511,8 +525,8 @@ pub(super) fn http(
             .map_or(DEFAULT_MAX_BODY_BYTES, |v| {
                 usize::try_from(*v.get_ref()).unwrap_or(usize::MAX)
             }),
-        verification_token: platform.and_then(|p| p.verification_token.clone()),
-        encrypt_key: platform.and_then(|p| p.encrypt_key.clone()),
+        verification_token,
+        encrypt_key,
         tokens: rooms
             .iter()
             .filter_map(|r| r.token.clone().map(|t| (r.id.to_string(), t)))

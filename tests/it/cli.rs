@@ -181,7 +181,7 @@ fn check_trial_renders_the_live_page_templates() {
         &d.join("tpl/room_panel.html.hbs"),
         "<main id=\"room\">{{room.title}}</main>",
     );
-    let cfg = "[source]\nkind = \"webhook\"\n[http]\nlisten = \"127.0.0.1:0\"\n[templates]\ndir = \"tpl\"\n";
+    let cfg = "[source]\nkind = \"webhook\"\n[http]\nlisten = \"127.0.0.1:0\"\nallow_unauthenticated = true\n[templates]\ndir = \"tpl\"\n";
     write(&d.join("c.toml"), cfg);
     let out = roomcast(&d, &["check", "--config", "c.toml"]);
     let se = text(&out.stderr);
@@ -439,4 +439,30 @@ fn logs_to_a_pipe_are_plain_and_debug_means_roomcast_at_debug() {
         "the template engine's debug lines stay out:\n{}",
         se.lines().take(5).collect::<Vec<_>>().join("\n")
     );
+}
+
+#[test]
+fn a_webhook_anyone_could_write_to_is_refused_unless_meant() {
+    let d = temp_dir("open-webhook");
+    let open = "[source]\nkind = \"webhook\"\n[http]\nlisten = \"127.0.0.1:0\"\n";
+    write(&d.join("c.toml"), open);
+    let out = roomcast(&d, &["check", "--config", "c.toml"]);
+    let se = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{se}");
+    assert!(
+        se.contains("http.webhook")
+            && se.contains("line 4")
+            && se.contains("allow_unauthenticated"),
+        "{se}"
+    );
+    // `run` refuses the same way, before listening.
+    let out = roomcast(&d, &["run", "--config", "c.toml"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    // Meant: accepted.
+    write(
+        &d.join("c.toml"),
+        &format!("{open}allow_unauthenticated = true\n"),
+    );
+    let out = roomcast(&d, &["check", "--config", "c.toml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
