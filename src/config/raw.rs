@@ -160,6 +160,7 @@ pub(super) struct RawHttp {
     pub(super) webhook_path: Option<Text>,
     pub(super) max_body_bytes: Option<Spanned<u64>>,
     pub(super) allow_unauthenticated: Option<Spanned<bool>>,
+    pub(super) max_push_age: Option<Text>,
 }
 
 #[derive(Deserialize, Default)]

@@ -452,6 +452,7 @@ pub(super) fn store(st: &RawStore, cx: &mut Ctx) -> Option<StoreConfig> {
 
 pub(super) const DEFAULT_WEBHOOK_PATH: &str = "/webhook/event";
 pub(super) const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+pub(super) const DEFAULT_MAX_PUSH_AGE: Duration = Duration::from_secs(300);
 
 /// The HTTP server: where it listens, the webhook intake and its secrets,
 /// the rooms' pull tokens.
@@ -462,6 +463,9 @@ pub struct HttpConfig {
     pub webhook: bool,
     pub webhook_path: String,
     pub max_body_bytes: usize,
+    /// A signed push whose timestamp is further than this from our clock
+    /// is refused (a captured push cannot be replayed later).
+    pub max_push_age: Duration,
     /// From `[platform]`: the token events must carry, and the Encrypt Key
     /// of encrypted pushes.
     pub verification_token: Option<SecretString>,
@@ -515,9 +519,13 @@ pub(super) fn http(
             "the webhook would accept pushes from anyone who can reach this port: set [platform] verification_token_env and/or encrypt_key_env (the console's Verification Token and Encrypt Key), or [http] allow_unauthenticated = true to accept that on purpose",
         );
     }
+    let max_push_age = cx
+        .duration("http.max_push_age", &h.max_push_age)
+        .unwrap_or(DEFAULT_MAX_PUSH_AGE);
     Some(HttpConfig {
         listen,
         webhook,
+        max_push_age,
         webhook_path,
         max_body_bytes: h
             .max_body_bytes

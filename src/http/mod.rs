@@ -129,6 +129,7 @@ impl Server {
             secrets: Arc::new(webhook::Secrets {
                 verification_token: config.verification_token.clone(),
                 encrypt_key: config.encrypt_key.clone(),
+                max_age: config.max_push_age,
             }),
             live,
         }
@@ -185,7 +186,8 @@ async fn webhook_push(State(s): State<Server>, headers: HeaderMap, body: Bytes) 
         .or(h("x-tt-logid"))
         .unwrap_or("-")
         .to_string();
-    match webhook::open(&s.secrets, &body, &sig) {
+    let now_s = (s.live.clock)().timestamp();
+    match webhook::open(&s.secrets, &body, &sig, now_s) {
         Err(WebhookError::Unauthorized(why)) => {
             s.health
                 .metrics

@@ -35,7 +35,13 @@ pub(crate) enum Intake {
 pub(crate) struct Secrets {
     pub verification_token: Option<SecretString>,
     pub encrypt_key: Option<SecretString>,
+    /// How far a signed push's timestamp may be from our clock (zero: the
+    /// default, five minutes).
+    pub max_age: std::time::Duration,
 }
+
+/// A signed push older or newer than this is refused by default.
+const DEFAULT_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// The request signature headers.
 #[derive(Debug, Clone, Default)]
@@ -125,6 +131,7 @@ pub(crate) fn open(
     secrets: &Secrets,
     body: &[u8],
     sig: &SignatureHeaders<'_>,
+    now_s: i64,
 ) -> Result<Intake, WebhookError> {
     let env: Envelope = serde_json::from_slice(body)
         .map_err(|e| WebhookError::BadRequest(format!("not JSON: {e}")))?;
@@ -187,6 +194,22 @@ pub(crate) fn open(
                 "X-Lark-Signature does not match",
             ));
         }
+        // Signed, so the timestamp is the sender's: a push captured and
+        // replayed once its delivery id is forgotten is too old.
+        let max = if secrets.max_age.is_zero() {
+            DEFAULT_MAX_AGE
+        } else {
+            secrets.max_age
+        };
+        let fresh = ts
+            .trim()
+            .parse::<i64>()
+            .is_ok_and(|t| now_s.abs_diff(t) <= max.as_secs());
+        if !fresh {
+            return Err(WebhookError::Unauthorized(
+                "X-Lark-Request-Timestamp is outside the accepted window ([http] max_push_age)",
+            ));
+        }
     }
     Ok(Intake::Event(plain))
 }
@@ -195,12 +218,16 @@ pub(crate) fn open(
 mod tests {
     use super::*;
 
+    /// The tests' clock: the signed vectors' timestamp.
+    const T0: i64 = 1_700_000_000;
+
     const OWN: &str = "AAECAwQFBgcICQoLDA0ODw9mLTIAZS9jAmGTQ1wAhHpnBHVL2wRjH9rPunQdQC1vLjsckayA10kZ8cPwtb62F8rC7JprUPR/4S2aZihfR+p8npX7UzWPithZmfKIPZgE";
 
     fn secrets(token: Option<&str>, key: Option<&str>) -> Secrets {
         Secrets {
             verification_token: token.map(|t| SecretString::from(t.to_string())),
             encrypt_key: key.map(|k| SecretString::from(k.to_string())),
+            max_age: std::time::Duration::ZERO,
         }
     }
 
@@ -226,11 +253,21 @@ mod tests {
     fn challenges_plain_and_encrypted() {
         let plain = br#"{"challenge":"c1","token":"xxxxxx","type":"url_verification"}"#;
         assert_eq!(
-            open(&secrets(Some("xxxxxx"), None), plain, &Default::default()),
+            open(
+                &secrets(Some("xxxxxx"), None),
+                plain,
+                &Default::default(),
+                T0
+            ),
             Ok(Intake::Challenge("c1".into()))
         );
         assert_eq!(
-            open(&secrets(Some("other"), None), plain, &Default::default()),
+            open(
+                &secrets(Some("other"), None),
+                plain,
+                &Default::default(),
+                T0
+            ),
             Err(WebhookError::Unauthorized(
                 "verification token does not match"
             ))
@@ -242,7 +279,8 @@ mod tests {
             open(
                 &secrets(Some("xxxxxx"), Some("test key")),
                 enc.as_bytes(),
-                &Default::default()
+                &Default::default(),
+                T0
             ),
             Ok(Intake::Challenge("ajls384kdjx98XX".into()))
         );
@@ -251,7 +289,8 @@ mod tests {
             open(
                 &secrets(None, Some("wrong key")),
                 enc.as_bytes(),
-                &Default::default()
+                &Default::default(),
+                T0
             ),
             Err(WebhookError::Unauthorized(_))
         ));
@@ -266,7 +305,8 @@ mod tests {
             open(
                 &secrets(Some("xxxxxx"), Some("test key")),
                 escaped.as_bytes(),
-                &Default::default()
+                &Default::default(),
+                T0
             ),
             Ok(Intake::Challenge("ajls384kdjx98XX".into()))
         );
@@ -303,28 +343,48 @@ mod tests {
             }
         }
         assert_eq!(
-            open(&s, body.as_bytes(), &sig(&good)),
+            open(&s, body.as_bytes(), &sig(&good), T0),
             Ok(Intake::Event(event.to_vec()))
         );
+        // The same signed push within five minutes either way is fresh;
+        // replayed later (or from a clock far ahead), it is refused.
+        for (now, fresh) in [
+            (T0 + 300, true),
+            (T0 - 300, true),
+            (T0 + 301, false),
+            (T0 - 3600, false),
+        ] {
+            assert_eq!(
+                open(&s, body.as_bytes(), &sig(&good), now).is_ok(),
+                fresh,
+                "at {now}"
+            );
+        }
+        let tight = Secrets {
+            max_age: std::time::Duration::from_secs(10),
+            ..s.clone()
+        };
+        assert!(open(&tight, body.as_bytes(), &sig(&good), T0 + 11).is_err());
         assert_eq!(
             open(
                 &s,
                 body.as_bytes(),
-                &sig("0000000000000000000000000000000000000000000000000000000000000000")
+                &sig("0000000000000000000000000000000000000000000000000000000000000000"),
+                T0
             ),
             Err(WebhookError::Unauthorized(
                 "X-Lark-Signature does not match"
             ))
         );
         assert_eq!(
-            open(&s, body.as_bytes(), &Default::default()),
+            open(&s, body.as_bytes(), &Default::default(), T0),
             Err(WebhookError::Unauthorized(
                 "missing X-Lark-Signature headers"
             ))
         );
         // A plaintext body while a key is configured is refused.
         assert!(matches!(
-            open(&s, event, &Default::default()),
+            open(&s, event, &Default::default(), T0),
             Err(WebhookError::Unauthorized(_))
         ));
         // Garbage is a 400, not a panic.
@@ -333,7 +393,7 @@ mod tests {
             br#"{"encrypt":"!!!"}"#,
             br#"{"encrypt":"AAAA"}"#,
         ] {
-            assert!(open(&s, g, &Default::default()).is_err());
+            assert!(open(&s, g, &Default::default(), T0).is_err());
         }
     }
 }

@@ -176,9 +176,12 @@ async fn encrypted_webhook_with_signatures() {
         (200, json!({"challenge": "enc-1"}))
     );
     let body = seal(&ev("e-1"));
-    let sign = roomcast::lark::webhook::signature("1700000000", "n0", "test key", body.as_bytes());
+    // Signed pushes carry the sender's time: this bot runs on the wall
+    // clock, so a push stamped now is fresh...
+    let now = chrono::Utc::now().timestamp().to_string();
+    let sign = roomcast::lark::webhook::signature(&now, "n0", "test key", body.as_bytes());
     let headers = [
-        ("X-Lark-Request-Timestamp", "1700000000"),
+        ("X-Lark-Request-Timestamp", now.as_str()),
         ("X-Lark-Request-Nonce", "n0"),
         ("X-Lark-Signature", sign.as_str()),
     ];
@@ -186,8 +189,18 @@ async fn encrypted_webhook_with_signatures() {
         bot.post(&body, &headers).await,
         (200, json!({"msg": "success"}))
     );
-    let forged = [
+    // ...and one signed in 2023, however valid its signature, is a replay.
+    let old_body = seal(&ev("e-old"));
+    let old_sign =
+        roomcast::lark::webhook::signature("1700000000", "n0", "test key", old_body.as_bytes());
+    let old = [
         ("X-Lark-Request-Timestamp", "1700000000"),
+        ("X-Lark-Request-Nonce", "n0"),
+        ("X-Lark-Signature", old_sign.as_str()),
+    ];
+    assert_eq!(bot.post(&old_body, &old).await.0, 401, "a replayed push");
+    let forged = [
+        ("X-Lark-Request-Timestamp", now.as_str()),
         ("X-Lark-Request-Nonce", "n0"),
         ("X-Lark-Signature", "00ff"),
     ];
