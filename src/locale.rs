@@ -181,13 +181,23 @@ impl Style {
         self.range_of(&self.local(start), &self.local(end))
     }
 
-    /// [`Style::range`] of instants already in the zone.
+    /// [`Style::range`] of instants already in the zone. A whole local day
+    /// is "All day" / "全天"; a span ending at the next local midnight ends
+    /// at "24:00" (in 12-hour styles "12:00 AM", midnight by convention).
     pub(crate) fn range_of(&self, start: &DateTime<Tz>, end: &DateTime<Tz>) -> String {
         let (ds, de) = (start.date_naive(), end.date_naive());
         // Ending exactly at the next local midnight still reads as one day.
         let ends_at_midnight =
             de == ds.succ_opt().unwrap_or(ds) && end.time() == chrono::NaiveTime::MIN;
-        if ds == de || ends_at_midnight {
+        if ends_at_midnight && start.time() == chrono::NaiveTime::MIN {
+            return match self.locale {
+                Locale::En => "All day".into(),
+                Locale::ZhCn => "全天".into(),
+            };
+        }
+        if ends_at_midnight && self.hour_cycle == HourCycle::H24 {
+            format!("{}–24:00", self.time_of(start))
+        } else if ds == de || ends_at_midnight {
             format!("{}–{}", self.time_of(start), self.time_of(end))
         } else {
             format!(
@@ -384,7 +394,30 @@ mod tests {
             s.range(start, start + Duration::hours(2)),
             "23:00–Fri, Jan 2 01:00"
         );
-        assert_eq!(s.range(start, start + Duration::hours(1)), "23:00–00:00");
+        assert_eq!(s.range(start, start + Duration::hours(1)), "23:00–24:00");
+    }
+
+    #[test]
+    fn a_whole_local_day_reads_all_day_not_midnight_to_midnight() {
+        // Shanghai; and New York on the day it springs forward (23 hours).
+        let sh = Utc.with_ymd_and_hms(2026, 11, 30, 16, 0, 0).unwrap(); // 00:00 CST
+        let ny = Utc.with_ymd_and_hms(2026, 3, 8, 5, 0, 0).unwrap(); // 00:00 EST
+        for (tz, start, hours) in [
+            (chrono_tz::Asia::Shanghai, sh, 24),
+            (chrono_tz::America::New_York, ny, 23),
+        ] {
+            for (locale, cycle, want) in [
+                (Locale::En, HourCycle::H24, "All day"),
+                (Locale::En, HourCycle::H12, "All day"),
+                (Locale::ZhCn, HourCycle::H12, "全天"),
+            ] {
+                let s = style(tz, locale, cycle);
+                assert_eq!(s.range(start, start + Duration::hours(hours)), want, "{tz}");
+            }
+        }
+        // A zero-length booking at midnight stays 00:00–00:00.
+        let s = style(chrono_tz::Asia::Shanghai, Locale::En, HourCycle::H24);
+        assert_eq!(s.range(sh, sh), "00:00–00:00");
     }
 
     #[test]
