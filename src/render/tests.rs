@@ -117,3 +117,20 @@ fn strict_mode_rejects_missing_variables() {
         Err(RenderError::Unknown { .. })
     ));
 }
+
+#[test]
+fn an_instant_on_another_local_day_names_its_day() {
+    use chrono::TimeZone;
+    let style = crate::locale::Style {
+        tz: chrono_tz::Asia::Shanghai,
+        locale: crate::locale::Locale::En,
+        hour_cycle: crate::locale::HourCycle::H24,
+        privacy: Default::default(),
+    };
+    // Tuesday 10:00 in Shanghai; busy until Wednesday 17:00.
+    let now = chrono::Utc.with_ymd_and_hms(2026, 12, 1, 2, 0, 0).unwrap();
+    let wed = chrono::Utc.with_ymd_and_hms(2026, 12, 2, 9, 0, 0).unwrap();
+    let today = chrono::Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
+    assert_eq!(view::time(&style, wed, now)["when"], "Wed, Dec 2 17:00");
+    assert_eq!(view::time(&style, today, now)["when"], "17:00");
+}

@@ -43,8 +43,20 @@ fn time_of(style: &Style, l: &DateTime<Tz>, t: DateTime<Utc>, now: DateTime<Utc>
         "date" => style.date_of(l),
         "iso_date" => format!("{:04}-{:02}-{:02}", l.year(), l.month(), l.day()),
         "time" => style.time_of(l),
+        "when" => when_of(style, l, now),
         "zone" => zone_abbr_of(l),
         "relative" => style.relative(t, now),
+    }
+}
+
+/// The time alone when the instant falls on today's local date, else its
+/// date and time: "17:00", "Wed, Dec 2 17:00" (a "busy until 17:00" two
+/// days on must not read as today).
+fn when_of(style: &Style, l: &DateTime<Tz>, now: DateTime<Utc>) -> String {
+    if l.date_naive() == style.local(now).date_naive() {
+        style.time_of(l)
+    } else {
+        format!("{} {}", style.date_of(l), style.time_of(l))
     }
 }
 

@@ -266,7 +266,19 @@ fn view_states() {
         v.next.is_empty(),
         "the next booking is after the local day ends"
     );
-    assert_eq!(v.free_until, None);
+    assert_eq!(
+        v.free_until,
+        Some(t(14, 0)),
+        "free until the next start, even past the local day"
+    );
+    // 5 minutes before the day ends, a booking 10 minutes later (after
+    // local midnight) makes the room "starting soon" already.
+    let v = s.view(&a, t(13, 55), t(14, 0), soon);
+    assert!(v.next.is_empty());
+    assert_eq!(
+        (v.status, v.free_until),
+        (Status::StartingSoon, Some(t(14, 0)))
+    );
 
     assert_eq!(s.next_boundary(t(9, 30), soon), Some(t(9, 50)));
     assert_eq!(s.next_boundary(t(14, 30), soon), Some(t(15, 0)));

@@ -111,7 +111,14 @@ impl Schedule {
             }
             until
         });
-        let first_next = next.first().map(|b| b.start);
+        // The next start, looking past the local day if need be: at 23:55
+        // a booking at 00:05 makes the room "starting soon" and bounds
+        // "free until" (`next` itself lists the rest of the day only).
+        let first_next = next.first().map(|b| b.start).or_else(|| {
+            set.range((day_end, BookingKey::new("", i64::MIN))..)
+                .filter(|(start, _)| *start > now)
+                .find_map(|(start, key)| self.shown(key, *start).map(|b| b.start))
+        });
         let status = match (current, first_next) {
             (Some(_), _) => Status::Busy,
             (None, Some(s)) if s - now <= soon => Status::StartingSoon,
