@@ -123,7 +123,7 @@ fn an_instant_on_another_local_day_names_its_day() {
     use chrono::TimeZone;
     let style = crate::locale::Style {
         tz: chrono_tz::Asia::Shanghai,
-        locale: crate::locale::Locale::En,
+        locale: Locale::En,
         hour_cycle: crate::locale::HourCycle::H24,
         privacy: Default::default(),
     };
