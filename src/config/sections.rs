@@ -474,6 +474,28 @@ pub struct HttpConfig {
     pub tokens: HashMap<String, SecretString>,
 }
 
+/// `ADDRESS:PORT` as people write it: `127.0.0.1:8080`, `[::1]:8080`,
+/// `:8080` (every interface) or `localhost:8080` (a host name, looked up
+/// once).
+fn listen_addr(a: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = a.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let hint = "write it as ADDRESS:PORT, e.g. \"127.0.0.1:8080\", \"0.0.0.0:8080\" or \":8080\"";
+    if let Some(port) = a.strip_prefix(':') {
+        return port
+            .parse::<u16>()
+            .map(|p| SocketAddr::from(([0, 0, 0, 0], p)))
+            .map_err(|_| format!("`{a}`: `{port}` is not a port; {hint}"));
+    }
+    match std::net::ToSocketAddrs::to_socket_addrs(a) {
+        Ok(mut addrs) => addrs
+            .next()
+            .ok_or_else(|| format!("`{a}` names no address; {hint}")),
+        Err(e) => Err(format!("`{a}` is not ADDRESS:PORT ({e}); {hint}")),
+    }
+}
+
 pub(super) fn http(
     h: &RawHttp,
     src: &Spanned<RawSource>,
@@ -493,10 +515,7 @@ pub(super) fn http(
         }
         return None;
     };
-    let listen = cx.parsed("http.listen", l, |a| {
-        a.parse::<SocketAddr>()
-            .map_err(|e| format!("`{a}` is not ADDRESS:PORT: {e}"))
-    })?;
+    let listen = cx.parsed("http.listen", l, |a| listen_addr(a))?;
     let webhook_path = match &h.webhook_path {
         Some(p) if p.get_ref().starts_with('/') => p.get_ref().clone(),
         Some(p) => {

@@ -368,3 +368,27 @@ fn privacy_room_and_sink_the_stricter_wins() {
     );
     assert!(i[0].message.contains("busy"), "{i:?}");
 }
+
+#[test]
+fn listen_takes_addresses_as_people_write_them() {
+    let at = |listen: &str| {
+        ok(&format!("{MIN}[http]\nlisten = \"{listen}\"\n"))
+            .http
+            .map(|h| h.listen.to_string())
+    };
+    assert_eq!(at("127.0.0.1:8080").as_deref(), Some("127.0.0.1:8080"));
+    assert_eq!(at(":8080").as_deref(), Some("0.0.0.0:8080"));
+    assert_eq!(at("[::1]:8080").as_deref(), Some("[::1]:8080"));
+    let local = at("localhost:8080").unwrap_or_default();
+    assert!(
+        local == "127.0.0.1:8080" || local == "[::1]:8080",
+        "{local}"
+    );
+    let bad = issues(&format!("{MIN}[http]\nlisten = \"8080\"\n"));
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    let text = format!("{:?}", bad[0]);
+    assert!(
+        text.contains("http.listen") && text.contains(":8080"),
+        "{text}"
+    );
+}
