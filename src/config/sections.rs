@@ -515,7 +515,7 @@ pub(super) fn http(
         }
         return None;
     };
-    let listen = cx.parsed("http.listen", l, |a| listen_addr(a))?;
+    let listen = cx.parsed("http.listen", l, listen_addr)?;
     let webhook_path = match &h.webhook_path {
         Some(p) if p.get_ref().starts_with('/') => p.get_ref().clone(),
         Some(p) => {
