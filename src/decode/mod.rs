@@ -286,6 +286,16 @@ fn parse_rooms(raw: &str, limit: usize) -> Result<Result<Vec<RoomId>, usize>, De
     }
 }
 
+/// 2000-01-01 UTC.
+fn plausible_from() -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp(946_684_800, 0).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+/// 2100-01-01 UTC.
+fn plausible_until() -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp(4_102_444_800, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 fn to_time(field: &'static str, ms: i64) -> Result<DateTime<Utc>, DecodeError> {
     DateTime::<Utc>::from_timestamp_millis(ms).ok_or_else(|| DecodeError::Field {
         field: field.into(),
@@ -404,6 +414,22 @@ pub fn decode_limited(payload: &[u8], max_rooms: usize) -> Result<Decoded, Decod
         (None, _, _) => return Err(DecodeError::Missing("event.start")),
         (_, None, _) => return Err(DecodeError::Missing("event.end")),
     };
+    // A booking's times must be plausible: 2000 to 2100 (a 1970 zero-length
+    // booking is a sender's bug, not a meeting). A delete is exempt: it
+    // needs only its key.
+    if kind != EventKind::Deleted {
+        for (field, t) in [
+            ("event.start.time_stamp", start),
+            ("event.end.time_stamp", end),
+        ] {
+            if !(plausible_from()..plausible_until()).contains(&t) {
+                return Err(DecodeError::Field {
+                    field: field.into(),
+                    problem: format!("{} is not between 2000 and 2100", t.to_rfc3339()),
+                });
+            }
+        }
+    }
     // A delete needs only its key: times it carries do not matter (a
     // cancellation refused here would be lost, redelivery or not).
     if end < start && kind != EventKind::Deleted {

@@ -291,3 +291,35 @@ fn a_delete_whose_end_is_before_its_start_is_still_a_delete() {
         Err(DecodeError::Field { .. })
     ));
 }
+
+#[test]
+fn booking_times_outside_2000_to_2100_are_malformed_naming_the_field() {
+    for (field, key, value) in [
+        ("event.start.time_stamp", "start", "0"),
+        ("event.end.time_stamp", "end", "4102444800001"),
+    ] {
+        let mut v = seed();
+        if key == "start" {
+            v["event"]["start"]["time_stamp"] = json!(value);
+            v["event"]["end"]["time_stamp"] = json!("0");
+        } else {
+            v["event"]["end"]["time_stamp"] = json!(value);
+        }
+        match decode(&serde_json::to_vec(&v).unwrap()) {
+            Err(DecodeError::Field { field: f, problem }) => {
+                assert_eq!(f, field, "{problem}");
+                assert!(problem.contains("2000 and 2100"), "{problem}");
+            }
+            other => panic!("{field}: expected a field error, got {other:?}"),
+        }
+    }
+    // A delete carrying such times is still a delete.
+    let mut v = seed();
+    v["event"]["type"] = json!("third_party_meeting_room_event_deleted");
+    v["event"]["start"]["time_stamp"] = json!("0");
+    v["event"]["end"]["time_stamp"] = json!("0");
+    assert!(matches!(
+        decode(&serde_json::to_vec(&v).unwrap()),
+        Ok(Decoded::Room(_))
+    ));
+}
