@@ -2,7 +2,6 @@
 //! poll, the live room page (HTML + server-sent events), health, readiness
 //! and metrics.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -159,8 +158,10 @@ pub(crate) async fn serve(
     app: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let addr: Option<SocketAddr> = listener.local_addr().ok();
-    tracing::info!(addr = ?addr, "HTTP server listening");
+    match listener.local_addr() {
+        Ok(addr) => tracing::info!(%addr, "HTTP server listening"),
+        Err(e) => tracing::info!(error = %e, "HTTP server listening (its address is unknown)"),
+    }
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
