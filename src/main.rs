@@ -151,9 +151,23 @@ fn fail(e: &(dyn std::error::Error + 'static), code: Exit) -> Exit {
     code
 }
 
+/// The environment for commands that only read the store (`rooms`,
+/// `outbox`): a secret they never use may be unset (an operator on the
+/// box need not hold the app secret to look at the queue).
+struct InspectEnv;
+
+impl roomcast::config::Env for InspectEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        ProcessEnv
+            .var(name)
+            .filter(|v| !v.is_empty())
+            .or_else(|| Some("(unset: not needed to read the store)".into()))
+    }
+}
+
 /// Load and check config + templates, or print every problem.
-fn load(path: &Path) -> Result<Checked, Exit> {
-    check::load(path, &ProcessEnv).map_err(|problems| {
+fn load(path: &Path, env: &dyn roomcast::config::Env) -> Result<Checked, Exit> {
+    check::load(path, env).map_err(|problems| {
         eprintln!(
             "error: {} problem{} found:",
             problems.len(),
@@ -172,7 +186,16 @@ fn instant(at: Option<DateTime<Utc>>, clock: &TimeSource) -> DateTime<Utc> {
 }
 
 async fn dispatch(cli: Cli) -> Exit {
-    let checked = match load(&cli.config) {
+    let inspect_only = matches!(
+        cli.command,
+        Command::Outbox { .. } | Command::Rooms { action: None, .. }
+    );
+    let env: &dyn roomcast::config::Env = if inspect_only {
+        &InspectEnv
+    } else {
+        &ProcessEnv
+    };
+    let checked = match load(&cli.config, env) {
         Ok(c) => c,
         Err(code) => return code,
     };

@@ -466,3 +466,35 @@ fn a_webhook_anyone_could_write_to_is_refused_unless_meant() {
     let out = roomcast(&d, &["check", "--config", "c.toml"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
+
+#[test]
+fn commands_that_read_the_store_need_no_secrets() {
+    let d = temp_dir("inspect");
+    let cfg = "[source]\nkind = \"lark\"\n[platform]\napp_id = \"cli_a1b2c3d4e5f60718\"\napp_secret_env = \"ROOMCAST_TEST_UNSET_SECRET\"\n[store]\npath = \"state/roomcast.db\"\n[[rooms]]\nid = \"omm_a\"\nname = \"Alpha\"\n";
+    write(&d.join("c.toml"), cfg);
+    // A store to read: created by a replay with the same store section.
+    write(
+        &d.join("seed.toml"),
+        "[source]\nkind = \"replay\"\nreplay_file = \"none.jsonl\"\n[store]\npath = \"state/roomcast.db\"\n",
+    );
+    write(&d.join("none.jsonl"), "");
+    let out = roomcast(&d, &["run", "--config", "seed.toml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for args in [
+        &["outbox", "--config", "c.toml"][..],
+        &["rooms", "--config", "c.toml"][..],
+    ] {
+        let out = roomcast(&d, args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+    // Commands that use the secret still ask for it.
+    let out = roomcast(&d, &["check", "--config", "c.toml"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("ROOMCAST_TEST_UNSET_SECRET"));
+}
