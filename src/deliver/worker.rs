@@ -215,6 +215,10 @@ impl Worker {
                     }
                     self.stats().retried.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(sink = %name, attempt = p.attempt + 1, retry_in_ms = wait.as_millis() as u64, %reason, "delivery failed; will retry");
+                    // Still pending: the attempt and its error are kept, so
+                    // `roomcast outbox` shows why it waits.
+                    self.record(&p.msg, OutboxState::Pending, Some(&reason))
+                        .await;
                     p.attempt += 1;
                     p.not_before = Instant::now() + wait;
                     // A newer snapshot of the room queued meanwhile

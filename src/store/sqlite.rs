@@ -691,7 +691,8 @@ impl Store {
 /// Apply delivery outcomes in a transaction.
 fn apply_marks(tx: &rusqlite::Transaction<'_>, marks: &[Mark]) -> Result<(), StoreError> {
     let mut q = tx.prepare_cached(
-        "UPDATE outbox SET state = ?2, attempts = attempts + 1, last_error = ?3, done_at = ?4 WHERE id = ?1",
+        "UPDATE outbox SET state = ?2, attempts = attempts + 1, last_error = ?3,
+           done_at = CASE WHEN ?2 = 'pending' THEN done_at ELSE ?4 END WHERE id = ?1",
     )?;
     for m in marks {
         q.execute(params![m.id, m.state.as_str(), m.error, ms(m.at)])?;

@@ -66,6 +66,21 @@ async fn queued_messages_survive_a_restart_and_keep_their_keys() {
         listing.contains("3 message(s)") && listing.contains("pending"),
         "two notices and the room's latest snapshot (the older one was superseded): {listing}"
     );
+    // A message that was tried shows its attempts and why they failed
+    // (the others wait behind it, in order, untried).
+    let tried = listing
+        .lines()
+        .find(|l| l.contains("pending") && l.contains("m1_0"))
+        .unwrap_or_default();
+    let attempts: u32 = tried
+        .split_whitespace()
+        .nth(4)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        attempts >= 1 && tried.to_lowercase().contains("connection refused"),
+        "{listing}"
+    );
 
     // Second run, same events again (a replay, as a redelivery would be),
     // sinks up: the queued messages go out, nothing is applied twice.
