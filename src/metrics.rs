@@ -61,6 +61,8 @@ pub struct SinkStats {
     pub dead: AtomicU64,
     /// Snapshots replaced by a newer one before they were sent.
     pub coalesced: AtomicU64,
+    /// Still queued at shutdown, kept in the store: sent at the next start.
+    pub kept: AtomicU64,
 }
 
 /// Every sink's counters, in config order, by name.
@@ -165,6 +167,9 @@ pub struct Summary {
     pub messages: u64,
     /// (sink, delivered, failed)
     pub sinks: Vec<(String, u64, u64)>,
+    /// Per sink, in the same order: left queued at shutdown and kept in the
+    /// store for the next start (not failed).
+    pub kept: Vec<u64>,
 }
 
 impl Summary {
@@ -185,6 +190,7 @@ impl Summary {
                 .iter()
                 .map(|(n, s)| (n.clone(), get(&s.delivered), get(&s.failed) + get(&s.dead)))
                 .collect(),
+            kept: sinks.iter().map(|(_, s)| get(&s.kept)).collect(),
         }
     }
 }
@@ -207,8 +213,11 @@ impl std::fmt::Display for Summary {
         if self.render_errors > 0 {
             write!(f, ", {} render errors", self.render_errors)?;
         }
-        for (name, ok, failed) in &self.sinks {
+        for (i, (name, ok, failed)) in self.sinks.iter().enumerate() {
             write!(f, "\n  sink {name}: {ok} delivered, {failed} failed")?;
+            if let Some(kept) = self.kept.get(i).filter(|k| **k > 0) {
+                write!(f, ", {kept} kept for the next start")?;
+            }
         }
         Ok(())
     }
@@ -339,6 +348,7 @@ pub(crate) fn exposition(
             ("dead", &st.dead),
             ("retried", &st.retried),
             ("coalesced", &st.coalesced),
+            ("kept", &st.kept),
         ] {
             let _ = writeln!(
                 out,

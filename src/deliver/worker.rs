@@ -238,11 +238,19 @@ impl Worker {
                 }
             }
         }
-        if !q.is_empty() {
-            tracing::error!(sink = %name, left = q.len(), "stopping with undelivered messages");
+        // What is left: kept in the store's outbox (sent at the next start,
+        // same keys), or, without a store, lost.
+        let kept = q.iter().filter(|p| p.msg.outbox_id.is_some()).count();
+        let lost = q.len() - kept;
+        if kept > 0 {
+            tracing::warn!(sink = %name, left = kept, "stopping with messages still queued; they are kept in the store and sent at the next start");
+            self.stats().kept.fetch_add(kept as u64, Ordering::Relaxed);
+        }
+        if lost > 0 {
+            tracing::error!(sink = %name, left = lost, "stopping with undelivered messages (no store keeps them: they are lost)");
             self.stats()
                 .failed
-                .fetch_add(q.len() as u64, Ordering::Relaxed);
+                .fetch_add(lost as u64, Ordering::Relaxed);
         }
     }
 

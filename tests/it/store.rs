@@ -54,6 +54,16 @@ async fn queued_messages_survive_a_restart_and_keep_their_keys() {
     );
     let s = run_once(&dir, clock.clone()).await.expect("first run");
     assert_eq!(s.applied, 2);
+    // Left queued at the stop, they are kept, not failed.
+    assert_eq!(
+        (
+            s.sinks.iter().map(|x| x.2).sum::<u64>(),
+            s.kept.iter().sum::<u64>()
+        ),
+        (0, 3),
+        "{s}"
+    );
+    assert!(s.to_string().contains("kept for the next start"), "{s}");
 
     // The queue is visible to operators.
     let out = Command::new(env!("CARGO_BIN_EXE_roomcast"))
