@@ -232,7 +232,14 @@ async fn webhook_push(State(s): State<Server>, headers: HeaderMap, body: Bytes) 
     }
 }
 
-async fn rooms(State(s): State<Server>) -> Response {
+/// `GET /rooms`: the rooms anyone may see. A room with `token_env` is
+/// listed only to a request carrying its token (its name and status are
+/// as private as its view).
+async fn rooms(
+    State(s): State<Server>,
+    axum::extract::Query(q): axum::extract::Query<TokenParam>,
+    headers: HeaderMap,
+) -> Response {
     let (tx, rx) = oneshot::channel();
     if s.queries.send(Query::Rooms(tx)).await.is_err() {
         return shutting_down();
@@ -240,6 +247,7 @@ async fn rooms(State(s): State<Server>) -> Response {
     let list = rx.await.unwrap_or_default();
     let rooms: Vec<_> = list
         .into_iter()
+        .filter(|(id, _, _)| authorized(&s, id, &headers, q.token.as_deref()))
         .map(|(id, name, status)| {
             json!({
                 "id": id,
