@@ -322,6 +322,9 @@ impl Templates {
             message,
         };
         let (name, format) = parse_file_name(file).map_err(issue)?;
+        // Before the parser sees it: a template is input too, and the
+        // engine recurses on nesting and on partials.
+        structure::check(&name, src).map_err(issue)?;
         // A replaced template may change format: drop the old one.
         if let Some(old) = self.index.remove(&name) {
             self.registry_mut(old.format).unregister_template(&name);
@@ -444,6 +447,83 @@ fn render_error_message(e: &handlebars::RenderError) -> String {
     match (e.line_no, e.column_no) {
         (Some(l), Some(c)) => format!("{reason} (line {l}, column {c})"),
         _ => reason,
+    }
+}
+
+/// What the template engine cannot be trusted with: nesting so deep its
+/// parser overflows the stack, and partials that include themselves.
+mod structure {
+    /// Deepest nesting of blocks a template may have.
+    pub(super) const MAX_DEPTH: usize = 64;
+
+    /// The tags of a template: the text between each `{{` and `}}`.
+    fn tags(src: &str) -> impl Iterator<Item = &str> {
+        src.split("{{")
+            .skip(1)
+            .filter_map(|t| t.split_once("}}").map(|(tag, _)| tag))
+    }
+
+    /// A tag without its whitespace-control `~` and surrounding blanks.
+    fn bare(tag: &str) -> &str {
+        tag.trim_start_matches('{').trim_start_matches('~').trim()
+    }
+
+    /// The first word of a tag body (a partial's or an inline's name).
+    fn first_word(s: &str) -> &str {
+        s.trim()
+            .trim_start_matches('"')
+            .split(|c: char| c.is_whitespace() || c == '"' || c == '~' || c == '}')
+            .next()
+            .unwrap_or("")
+    }
+
+    /// Refuse nesting deeper than [`MAX_DEPTH`] and partials that include
+    /// themselves (within the template: `{{#*inline "a"}}…{{> a}}…`, or the
+    /// template itself by its name).
+    pub(super) fn check(name: &str, src: &str) -> Result<(), String> {
+        let mut depth = 0usize;
+        // Inline partials being defined, innermost last: (name, depth).
+        let mut inline: Vec<(String, usize)> = Vec::new();
+        for tag in tags(src) {
+            let t = bare(tag);
+            if let Some(open) = t.strip_prefix('#') {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(format!(
+                        "blocks are nested deeper than {MAX_DEPTH} levels; flatten the template"
+                    ));
+                }
+                if let Some(def) = open.strip_prefix("*inline") {
+                    inline.push((first_word(def).to_string(), depth));
+                } else if let Some(partial) = open.strip_prefix('>') {
+                    refuse_self(name, &inline, first_word(partial))?;
+                }
+            } else if let Some(inv) = t.strip_prefix('^') {
+                if !inv.trim().is_empty() {
+                    depth += 1;
+                }
+            } else if t.starts_with('/') {
+                if inline.last().is_some_and(|(_, d)| *d == depth) {
+                    inline.pop();
+                }
+                depth = depth.saturating_sub(1);
+            } else if let Some(partial) = t.strip_prefix('>') {
+                refuse_self(name, &inline, first_word(partial))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn refuse_self(name: &str, inline: &[(String, usize)], partial: &str) -> Result<(), String> {
+        if partial.is_empty() {
+            return Ok(());
+        }
+        if partial == name || inline.iter().any(|(n, _)| n == partial) {
+            return Err(format!(
+                "partial `{partial}` includes itself: recursion is not allowed in templates"
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -134,3 +134,41 @@ fn an_instant_on_another_local_day_names_its_day() {
     assert_eq!(view::time(&style, wed, now)["when"], "Wed, Dec 2 17:00");
     assert_eq!(view::time(&style, today, now)["when"], "17:00");
 }
+
+#[test]
+fn recursion_and_deep_nesting_are_refused_not_a_stack_overflow() {
+    let dir = std::env::temp_dir().join(format!("roomcast-tpl-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let refused = |file: &str, src: &str| {
+        std::fs::write(dir.join(file), src).unwrap();
+        let issues = match Templates::load(Some(&dir)) {
+            Err(issues) => issues,
+            Ok(_) => panic!("{file} should be refused"),
+        };
+        std::fs::remove_file(dir.join(file)).unwrap();
+        issues
+            .iter()
+            .map(|i| i.message.clone())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let m = refused(
+        "loop.txt.hbs",
+        r#"{{#*inline "a"}}x{{> a}}{{/inline}}{{> a}}"#,
+    );
+    assert!(m.contains("includes itself"), "{m}");
+    let m = refused("selfie.txt.hbs", "{{> selfie}}");
+    assert!(m.contains("includes itself"), "{m}");
+    let deep = format!("{}x{}", "{{#if a}}".repeat(4000), "{{/if}}".repeat(4000));
+    let m = refused("deep.txt.hbs", &deep);
+    assert!(m.contains("nested deeper than 64"), "{m}");
+    // Ordinary partials and nesting are fine.
+    std::fs::write(
+        dir.join("fine.txt.hbs"),
+        r#"{{#*inline "row"}}{{name}}{{/inline}}{{#each next}}{{#if name}}{{> row}}{{/if}}{{/each}}"#,
+    )
+    .unwrap();
+    assert!(Templates::load(Some(&dir)).is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
+}
