@@ -117,6 +117,22 @@ pub fn load(path: &Path, env: &dyn Env) -> Result<Checked, Vec<Problem>> {
             issue,
         }]);
     }
+    // A replay's file must be readable: found by `check`, not first by
+    // `run` mid-start.
+    if config.source.kind == config::SourceKind::Replay
+        && let Some(f) = &config.source.replay_file
+        && let Err(e) = std::fs::File::open(f)
+    {
+        let issue = ConfigIssue {
+            key: "source.replay_file".into(),
+            line: config.source.replay_file_line,
+            message: format!("{} cannot be read: {e}", f.display()),
+        };
+        return Err(vec![Problem::Config {
+            path: path.to_path_buf(),
+            issue,
+        }]);
+    }
     let dir = config.templates_dir.as_ref().map(|d| d.path.as_path());
     let templates = Templates::load(dir).map_err(|issues| {
         issues

@@ -35,6 +35,8 @@ pub enum SourceKind {
 pub struct SourceConfig {
     pub kind: SourceKind,
     pub replay_file: Option<PathBuf>,
+    /// The line of `replay_file` (for `check`'s "cannot be read").
+    pub replay_file_line: Option<usize>,
 }
 
 /// The line `[source]` problems point at: its `kind`, or the table.
@@ -55,9 +57,11 @@ pub(super) fn source(src: &Spanned<RawSource>, cx: &mut Ctx) -> Option<SourceCon
         let at = source_line(src);
         cx.push("source.replay_file", &at, "replay needs `replay_file`");
     }
+    let replay_file_line = raw.replay_file.as_ref().map(|f| cx.line(f));
     Some(SourceConfig {
         kind: kind?,
         replay_file,
+        replay_file_line,
     })
 }
 

@@ -498,3 +498,22 @@ fn commands_that_read_the_store_need_no_secrets() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("ROOMCAST_TEST_UNSET_SECRET"));
 }
+
+#[test]
+fn check_finds_a_replay_file_that_cannot_be_read() {
+    let d = temp_dir("no-replay");
+    write(
+        &d.join("c.toml"),
+        "[source]\nkind = \"replay\"\nreplay_file = \"nope.jsonl\"\n",
+    );
+    for cmd in ["check", "run"] {
+        let out = roomcast(&d, &[cmd, "--config", "c.toml"]);
+        let se = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{cmd}: {se}");
+        assert!(
+            se.contains("source.replay_file") && se.contains("line 3") && se.contains("nope.jsonl"),
+            "{cmd}: {se}"
+        );
+        assert_eq!(se.matches("nope.jsonl").count(), 1, "said once: {se}");
+    }
+}
