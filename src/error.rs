@@ -33,7 +33,8 @@ pub enum Exit {
     Ok = 0,
     /// A runtime failure (I/O, a sink that could not be opened, …).
     Failure = 1,
-    // 2: command-line usage error (clap's own exit code).
+    /// A command-line usage error (also clap's own exit code).
+    Usage = 2,
     /// The config or a template is invalid.
     Config = 3,
     /// Input was rejected: malformed replay lines or preview event.

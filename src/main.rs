@@ -59,9 +59,10 @@ enum Command {
         /// The event file.
         #[arg(long)]
         event: PathBuf,
-        /// Render as if it were this instant (RFC 3339); default: now.
+        /// Render as if it were this instant: RFC 3339, or
+        /// "2026-12-01 14:30" in the display time zone; default: now.
         #[arg(long)]
-        at: Option<DateTime<Utc>>,
+        at: Option<String>,
     },
     /// List queued (pending), failed and dead-letter messages in the store.
     Outbox {
@@ -73,9 +74,10 @@ enum Command {
     Rooms {
         #[command(subcommand)]
         action: Option<RoomsAction>,
-        /// The instant to show (RFC 3339); default: now.
+        /// The instant to show: RFC 3339, or "2026-12-01 14:30" in the
+        /// display time zone; default: now.
         #[arg(long)]
-        at: Option<DateTime<Utc>>,
+        at: Option<String>,
         /// Print the panel JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -181,8 +183,31 @@ fn load(path: &Path, env: &dyn roomcast::config::Env) -> Result<Checked, Exit> {
 }
 
 /// The instant a command shows: `--at`, or now.
-fn instant(at: Option<DateTime<Utc>>, clock: &TimeSource) -> DateTime<Utc> {
-    at.unwrap_or_else(|| clock())
+fn instant(at: Option<&str>, tz: chrono_tz::Tz, clock: &TimeSource) -> Result<DateTime<Utc>, Exit> {
+    let Some(at) = at else { return Ok(clock()) };
+    parse_at(at, tz).map_err(|e| {
+        eprintln!("error: --at {e}");
+        Exit::Usage
+    })
+}
+
+/// RFC 3339, or a local date and time in `tz` (`2026-12-01 14:30`,
+/// seconds and a `T` allowed).
+fn parse_at(at: &str, tz: chrono_tz::Tz) -> Result<DateTime<Utc>, String> {
+    use chrono::TimeZone;
+    if let Ok(t) = DateTime::parse_from_rfc3339(at.trim()) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let local = ["%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(at.trim(), f).ok())
+        .ok_or_else(|| {
+            format!("`{at}` is not an instant: write RFC 3339 (2026-12-01T06:30:00Z) or a local time (2026-12-01 14:30, in {tz})")
+        })?;
+    tz.from_local_datetime(&local)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or_else(|| format!("`{at}` does not exist in {tz} (a clock change skips it)"))
 }
 
 async fn dispatch(cli: Cli) -> Exit {
@@ -213,13 +238,23 @@ async fn dispatch(cli: Cli) -> Exit {
             Exit::Ok
         }
         Command::Run => run(checked).await,
-        Command::Preview { event, at } => preview(&checked, &event, instant(at, &clock)),
+        Command::Preview { event, at } => {
+            match instant(at.as_deref(), checked.config.display.tz, &clock) {
+                Ok(at) => preview(&checked, &event, at),
+                Err(code) => code,
+            }
+        }
         Command::Outbox { action } => outbox(&checked, action),
         Command::Rooms {
             action: Some(RoomsAction::Discover),
             ..
         } => discover(&checked).await,
-        Command::Rooms { at, json, .. } => rooms(&checked, instant(at, &clock), json, &clock).await,
+        Command::Rooms { at, json, .. } => {
+            match instant(at.as_deref(), checked.config.display.tz, &clock) {
+                Ok(at) => rooms(&checked, at, json, &clock).await,
+                Err(code) => code,
+            }
+        }
         Command::Doctor => doctor(&checked, clock()).await,
     }
 }

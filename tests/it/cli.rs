@@ -333,6 +333,17 @@ fn rooms_shows_each_room_at_an_instant() {
     )
     .unwrap();
     assert_eq!(first["status"], "busy");
+    // The same instant as a local time in the display zone (Shanghai), and
+    // a time that is not one.
+    let local = roomcast(&repo(), &["rooms", "--at", "2026-12-01 15:10"]);
+    assert_eq!(text(&local.stdout), so, "{}", text(&local.stderr));
+    let bad = roomcast(&repo(), &["rooms", "--at", "tomorrow"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("2026-12-01 14:30"),
+        "{}",
+        text(&bad.stderr)
+    );
 }
 
 #[test]
