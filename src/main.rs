@@ -41,8 +41,17 @@ struct Cli {
     /// Log filter (e.g. `info`, `roomcast=debug`); `RUST_LOG` also works.
     #[arg(long, global = true, env = "ROOMCAST_LOG", default_value = "info")]
     log: String,
+    /// Log lines as text, or as one JSON object a line (for log shippers).
+    #[arg(long, global = true, env = "ROOMCAST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -108,7 +117,7 @@ enum OutboxAction {
 /// lines); a full filter (`roomcast=debug,hyper=info`) or `RUST_LOG` is
 /// taken as it is. Colours only on a terminal (journald and files get
 /// plain text).
-fn init_logging(filter: &str) {
+fn init_logging(filter: &str, format: LogFormat) {
     use std::io::IsTerminal;
     let level = filter.trim().to_ascii_lowercase();
     let filter = if ["trace", "debug", "info", "warn", "error", "off"].contains(&level.as_str()) {
@@ -119,17 +128,19 @@ fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&filter))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,roomcast=info"));
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match format {
+        LogFormat::Text => fmt.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => fmt.json().flatten_event(true).init(),
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log);
+    init_logging(&cli.log, cli.log_format);
     // One thread runs the app: its work is I/O and short CPU bursts, and one
     // allocator heap keeps the process small (BENCHMARKS.md: same events/s
     // within noise, ~2 MiB less RSS than two workers). Local sinks write on

@@ -528,3 +528,33 @@ fn check_finds_a_replay_file_that_cannot_be_read() {
         assert_eq!(se.matches("nope.jsonl").count(), 1, "said once: {se}");
     }
 }
+
+#[test]
+fn logs_can_be_one_json_object_a_line() {
+    let d = shipped("json-logs");
+    let out = roomcast(
+        &d,
+        &[
+            "run",
+            "--config",
+            "config.toml",
+            "--log",
+            "debug",
+            "--log-format",
+            "json",
+        ],
+    );
+    let se = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{se}");
+    let logs: Vec<serde_json::Value> = se
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        logs.iter().any(|l| l["level"] == "DEBUG"
+            && l["message"] == "applied"
+            && l["event_id"].is_string()),
+        "{se}"
+    );
+}
