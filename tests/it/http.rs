@@ -298,6 +298,10 @@ async fn displays_that_poll_get_the_room_view_with_etags_and_tokens() {
     assert_eq!(later.status(), 200, "the view changed: a fresh body");
     let body: Value = later.json().await.unwrap();
     assert_eq!(body["next"][0]["start"], "2026-05-01T02:00:00+00:00");
+    // Machine-readable beside the formatted: instants and minutes.
+    assert_eq!(body["next"][0]["minutes"], 60);
+    assert_eq!(body["free_until_at"], "2026-05-01T02:00:00+00:00");
+    assert_eq!(body["busy_until_at"], Value::Null);
 
     let url_a = format!("{}/rooms/{ROOM_A}.json", bot.base);
     assert_eq!(
