@@ -273,6 +273,26 @@ async fn live_room_page_renders_updates_and_goes_stale() {
     // The clock runs on the server's time (14:30 here), in the room's zone.
     let clock = browser.text("#clock").await;
     assert!(clock.starts_with("14:3"), "clock shows {clock:?}");
+    // The page writes times as the server does, in each style: zh-CN
+    // 12-hour evenings are 晚上 (the browser would say 下午).
+    let at = |h: u32, m: u32| ms(2026, 5, 1, h, m); // UTC; Shanghai is +8
+    for (lang, cycle, utc, want) in [
+        ("zh-CN", "12h", at(13, 34), "晚上9:34"),
+        ("zh-CN", "12h", at(4, 5), "中午12:05"),
+        ("zh-CN", "12h", at(17, 0), "凌晨1:00"),
+        ("en", "12h", at(13, 34), "9:34 PM"),
+        ("en", "24h", at(16, 5), "00:05"),
+    ] {
+        let got = browser
+            .eval(&format!(
+                "document.documentElement.lang = '{lang}'; document.documentElement.dataset.clock = '{cycle}'; window.roomcastTime({utc})"
+            ))
+            .await;
+        assert_eq!(got, want, "{lang} {cycle}");
+    }
+    browser
+        .eval("document.documentElement.lang = 'zh-CN'; delete document.documentElement.dataset.clock; 0")
+        .await;
     assert_eq!(browser.text(".date").await, "5月1日 周五");
     assert_eq!(
         browser
