@@ -190,23 +190,8 @@ async fn connection(mut ws: Ws, jobs: &Mutex<mpsc::UnboundedReceiver<Job>>) {
 fn pong_for(msg: &Message) -> Option<Message> {
     let Message::Binary(b) = msg else { return None };
     let f = Frame::from_bytes(b).ok()?;
-    (f.method == METHOD_CONTROL && f.header("type") == Some("ping")).then(|| {
-        let pong = Frame {
-            seq_id: 0,
-            log_id: 0,
-            service: f.service,
-            method: METHOD_CONTROL,
-            headers: vec![Header {
-                key: "type".into(),
-                value: "pong".into(),
-            }],
-            payload_encoding: None,
-            payload_type: None,
-            payload: None,
-            log_id_new: None,
-        };
-        Message::Binary(pong.to_bytes().into())
-    })
+    (f.method == METHOD_CONTROL && f.header("type") == Some("ping"))
+        .then(|| Message::Binary(Frame::control(f.service, "pong").to_bytes().into()))
 }
 
 enum Got {

@@ -31,6 +31,8 @@
 // a bench fails.
 #![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../support/common.rs"]
+mod common;
 mod lean;
 
 use std::io::{Read, Write};
@@ -39,15 +41,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{env_or, quantile, room, status_kib};
 use lean::{LeanGateway, data_frame};
 use tokio_tungstenite::tungstenite::Bytes;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Client {
@@ -91,19 +87,6 @@ fn temp_dir() -> PathBuf {
     ));
     std::fs::create_dir_all(&d).expect("temp dir");
     d
-}
-
-/// A `/proc/{pid}/status` figure in KiB.
-fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Install the Node SDK once (`npm ci`, from the committed lock file).
@@ -202,8 +185,9 @@ fn body(i: usize, kind: &str, uid: &str, start: i64, rooms: &str) -> String {
     )
 }
 
-fn room(i: usize) -> String {
-    format!(r#"{{"open_id":"omm_{i:032x}"}}"#)
+/// A room reference as events carry it.
+fn room_ref(i: usize) -> String {
+    format!(r#"{{"open_id":"{}"}}"#, room(i))
 }
 
 /// `created` events of distinct bookings over 16 rooms, every 15 minutes
@@ -215,7 +199,7 @@ fn growing(n: usize, salt: usize) -> Vec<Bytes> {
             let start = 1_796_000_000_000 + (i / 16) as i64 * 900_000;
             data_frame(
                 i as u64,
-                body(i, "created", &uid, start, &room(i % 16)).as_bytes(),
+                body(i, "created", &uid, start, &room_ref(i % 16)).as_bytes(),
             )
         })
         .collect()
@@ -233,7 +217,10 @@ fn updates(n: usize) -> Vec<Bytes> {
             let shift = ((i / BOOKINGS) % 2) as i64 * 60_000;
             let start = 1_796_000_000_000 + slot as i64 * 1_800_000 + shift;
             let uid = format!("uid-{b:06}-7f3c9a1e-4b2d-4e8f");
-            data_frame(i as u64, body(i, kind, &uid, start, &room(r)).as_bytes())
+            data_frame(
+                i as u64,
+                body(i, kind, &uid, start, &room_ref(r)).as_bytes(),
+            )
         })
         .collect()
 }
@@ -241,13 +228,6 @@ fn updates(n: usize) -> Vec<Bytes> {
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
-}
-
-fn quantile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
 }
 
 /// The disk's `fdatasync` latency where the stores live: overwrite one

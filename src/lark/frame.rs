@@ -53,6 +53,12 @@ impl Frame {
     /// The client's ping: control frame, `type=ping`, the service id from
     /// the connection URL, SeqID and LogID explicitly 0.
     pub fn ping(service: i32) -> Frame {
+        Frame::control(service, "ping")
+    }
+
+    /// A control frame of this `type` (`ping`, `pong`) and nothing else:
+    /// SeqID and LogID 0, no payload.
+    pub fn control(service: i32, kind: &str) -> Frame {
         Frame {
             seq_id: 0,
             log_id: 0,
@@ -60,7 +66,7 @@ impl Frame {
             method: METHOD_CONTROL,
             headers: vec![Header {
                 key: "type".into(),
-                value: "ping".into(),
+                value: kind.into(),
             }],
             payload_encoding: None,
             payload_type: None,

@@ -87,25 +87,14 @@ pub(crate) fn decrypt(encrypt_key: &str, b64: &str) -> Result<Vec<u8>, WebhookEr
     Ok(plain.to_vec())
 }
 
-/// The body as pushed: encrypted (`encrypt` alone), or the event itself,
-/// whose routing fields are read in the same pass.
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    /// Any JSON string (escapes such as `\/` included).
-    #[serde(default, borrow)]
-    encrypt: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, rename = "type")]
-    kind: Option<String>,
-    #[serde(default)]
-    challenge: Option<String>,
-    #[serde(default)]
-    token: Option<String>,
-    #[serde(default)]
-    header: Option<PeekHeader>,
-}
-
+/// What routing a push needs, read in one pass: `encrypt` (an encrypted
+/// body carries only that), or the event's type, challenge and token (of a
+/// plaintext body, or of the decrypted one).
 #[derive(Deserialize)]
 struct Peek {
+    /// Any JSON string (escapes such as `\/` included).
+    #[serde(default)]
+    encrypt: Option<String>,
     #[serde(default, rename = "type")]
     kind: Option<String>,
     #[serde(default)]
@@ -133,14 +122,16 @@ pub(crate) fn open(
     sig: &SignatureHeaders<'_>,
     now_s: i64,
 ) -> Result<Intake, WebhookError> {
-    let env: Envelope = serde_json::from_slice(body)
-        .map_err(|e| WebhookError::BadRequest(format!("not JSON: {e}")))?;
-    let (plain, peek) = match (env.encrypt, &secrets.encrypt_key) {
+    let read = |b: &[u8]| {
+        serde_json::from_slice::<Peek>(b)
+            .map_err(|e| WebhookError::BadRequest(format!("not JSON: {e}")))
+    };
+    let mut outer = read(body)?;
+    let (plain, peek) = match (outer.encrypt.take(), &secrets.encrypt_key) {
         (Some(enc), Some(key)) => {
             let plain = decrypt(key.expose_secret(), &enc)?;
-            let peek: Peek = serde_json::from_slice(&plain)
-                .map_err(|e| WebhookError::BadRequest(format!("not JSON: {e}")))?;
-            (plain, peek)
+            let inner = read(&plain)?;
+            (plain, inner)
         }
         (Some(_), None) => {
             return Err(WebhookError::BadRequest(
@@ -152,15 +143,7 @@ pub(crate) fn open(
                 "plaintext body while an Encrypt Key is configured",
             ));
         }
-        (None, None) => (
-            body.to_vec(),
-            Peek {
-                kind: env.kind,
-                challenge: env.challenge,
-                token: env.token,
-                header: env.header,
-            },
-        ),
+        (None, None) => (body.to_vec(), outer),
     };
     let token = peek
         .token

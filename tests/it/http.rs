@@ -565,12 +565,7 @@ async fn events_over_the_caps_are_acknowledged_counted_and_applied_to_nothing() 
     let mixed = event("created", "u-4", t0, ("u4", 0), span, &[ROOM_A, "omm_x4"]);
     assert_eq!(bot.post(&mixed, &[]).await.0, 200);
 
-    let metrics = reqwest::get(format!("{}/metrics", bot.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = bot.text("/metrics").await;
     assert!(
         metrics.contains("roomcast_events_over_cap_total{cap=\"rooms_per_event\"} 1"),
         "{metrics}"

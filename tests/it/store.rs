@@ -436,12 +436,7 @@ async fn a_commit_waiting_on_the_disk_holds_acks_but_not_the_runtime() {
     );
 
     let ack_writes = || async {
-        let m = reqwest::get(format!("{}/metrics", bot.base))
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("metrics text");
+        let m = bot.text("/metrics").await;
         m.lines()
             .find_map(|l| l.strip_prefix("roomcast_lark_ack_writes_total "))
             .and_then(|v| v.parse::<u64>().ok())

@@ -71,6 +71,16 @@ pub struct TestBot {
 }
 
 impl TestBot {
+    /// The body of `GET {path}` on the bot's HTTP face, as text.
+    pub async fn text(&self, path: &str) -> String {
+        reqwest::get(format!("{}{path}", self.base))
+            .await
+            .expect("GET")
+            .text()
+            .await
+            .expect("body")
+    }
+
     pub fn builder() -> Builder {
         Builder {
             tag: "bot",

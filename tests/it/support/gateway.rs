@@ -415,18 +415,8 @@ fn handle_frame(s: &Shared, conn: usize, frame: Frame) -> Option<Frame> {
                 .pong_with_config
                 .then(|| g.settings.json().to_string().into_bytes());
             Some(Frame {
-                seq_id: 0,
-                log_id: 0,
-                service: frame.service,
-                method: METHOD_CONTROL,
-                headers: vec![Header {
-                    key: "type".into(),
-                    value: "pong".into(),
-                }],
-                payload_encoding: None,
-                payload_type: None,
                 payload,
-                log_id_new: None,
+                ..Frame::control(frame.service, "pong")
             })
         }
         METHOD_DATA => {
