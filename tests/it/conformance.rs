@@ -4,7 +4,7 @@
 //!
 //! `.ci/run` installs lark-oapi and sets `ROOMCAST_CONFORMANCE=required`;
 //! then a missing client is a failure. Elsewhere, without the package, the
-//! test says so on stderr and passes.
+//! build script marks the test ignored, so the summary counts it skipped.
 
 use std::process::Stdio;
 
@@ -24,6 +24,10 @@ fn python_has_lark() -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    roomcast_no_lark_oapi,
+    ignore = "lark-oapi is not installed (pip install lark-oapi)"
+)]
 async fn conformance_official_python_client() {
     if !python_has_lark() {
         assert!(
