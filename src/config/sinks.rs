@@ -57,6 +57,21 @@ impl SinkKind {
         matches!(self, SinkKind::Stdout | SinkKind::File | SinkKind::Webhook)
     }
 
+    /// How values are escaped in what the sink is sent: chat services read
+    /// markup in text, so event text is made inert for them.
+    pub fn target(self) -> crate::render::Target {
+        match self {
+            SinkKind::Feishu
+            | SinkKind::Lark
+            | SinkKind::Slack
+            | SinkKind::Dingtalk
+            | SinkKind::Wecom => crate::render::Target::Chat,
+            SinkKind::Panel | SinkKind::Webhook | SinkKind::Stdout | SinkKind::File => {
+                crate::render::Target::Data
+            }
+        }
+    }
+
     pub(crate) fn is_http(self) -> bool {
         !matches!(self, SinkKind::Stdout | SinkKind::File)
     }

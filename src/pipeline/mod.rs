@@ -403,7 +403,12 @@ impl Pipeline {
                 }
                 let style = cfg.style(room_cfg, Some(sink));
                 let vm = view::notice(&style, c, &self.room_meta(&c.room, now), now);
-                match self.templates.render(&sink.template, style.locale, vm) {
+                match self.templates.render_for(
+                    &sink.template,
+                    style.locale,
+                    vm,
+                    sink.kind.target(),
+                ) {
                     Ok(r) => out.push(Message {
                         sink: i,
                         outbox_id: None,
@@ -592,7 +597,7 @@ impl Pipeline {
         let style = self.config.style(self.config.room(room), Some(sink));
         let vm = self.snapshot_vm_styled(&style, room, now);
         self.templates
-            .render(&sink.template, style.locale, vm)
+            .render_for(&sink.template, style.locale, vm, sink.kind.target())
             .map(|r| (r.body, r.format))
     }
 

@@ -9,7 +9,11 @@
 //! Escaping follows the format: inside JSON templates every `{{value}}` is
 //! escaped as JSON string content (so `"title": "{{room.name}}"` is always
 //! valid JSON), HTML templates escape HTML, text and Markdown templates
-//! escape nothing. JSON output is checked to be JSON. Strict mode: a
+//! escape nothing. Rendered for a chat service ([`Target::Chat`]: Feishu/Lark
+//! cards and posts, Slack, DingTalk, WeCom), every `{{value}}` is first made
+//! [`inert`] markup, whatever the template, so text from an event or a
+//! directory (a room id, a title) can never mention everyone, link, or
+//! format. JSON output is checked to be JSON. Strict mode: a
 //! template naming a variable the view model lacks fails to render.
 
 pub mod view;
@@ -182,11 +186,25 @@ struct Entry {
     origin: String,
 }
 
+/// Who reads the output, which decides how values are escaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Programs (panels, webhooks, the HTTP face) and plain text: escaping
+    /// by format only.
+    Data,
+    /// A chat service that reads markup in what it is sent: every value is
+    /// also made [`inert`].
+    Chat,
+}
+
 /// Every compiled template.
 pub struct Templates {
     json: Handlebars<'static>,
     text: Handlebars<'static>,
     html: Handlebars<'static>,
+    /// The JSON and text templates again, escaping for [`Target::Chat`].
+    chat_json: Handlebars<'static>,
+    chat_text: Handlebars<'static>,
     /// Registered name (`name` or `name.locale`) → entry.
     index: HashMap<String, Entry>,
     /// Base name → the registered name each locale resolves to (indexed
@@ -199,6 +217,10 @@ fn json_escape(s: &str) -> String {
     quoted[1..quoted.len().saturating_sub(1).max(1)].to_string()
 }
 
+fn chat_json_escape(s: &str) -> String {
+    json_escape(&inert(s))
+}
+
 fn registry(escape: fn(&str) -> String) -> Handlebars<'static> {
     let mut h = Handlebars::new();
     h.set_strict_mode(true);
@@ -208,29 +230,48 @@ fn registry(escape: fn(&str) -> String) -> Handlebars<'static> {
 }
 
 /// Text people typed (meeting titles, names) made inert in chat markup:
-/// every character that Feishu/Lark cards, Slack, DingTalk or WeCom read as
-/// markup, a link or a mention (`<at id=all>`, `<!channel>`, `**`, `[…](…)`)
-/// becomes its full-width twin, and line breaks become spaces. Output
-/// escaping (JSON, HTML) still applies after.
+/// every character that Feishu/Lark cards (`lark_md`), Slack mrkdwn,
+/// DingTalk or WeCom markdown read as markup, a link or a mention
+/// (`<at id=all>`, `<!channel>`, `**`, `[…](…)`, `<font>`) becomes its
+/// full-width twin, and line breaks become spaces. Full-width twins rather
+/// than each service's escape syntax: they read the same to people and mean
+/// nothing to every one of the services (several have no escape syntax).
+/// An underscore inside a word (`America/New_York`, `ou_1a2b`) stays: no
+/// service's markup starts or ends emphasis there. Output escaping (JSON,
+/// HTML) still applies after.
 pub fn inert(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '<' => '＜',
-            '>' => '＞',
-            '*' => '＊',
-            '_' => '＿',
-            '~' => '～',
-            '`' => '｀',
-            '[' => '［',
-            ']' => '］',
-            '#' => '＃',
-            '|' => '｜',
-            '&' => '＆',
-            '@' => '＠',
-            '\n' | '\r' => ' ',
-            c => c,
-        })
-        .collect()
+    let mut out = String::with_capacity(s.len());
+    let mut prev: Option<char> = None;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        let word = |c: Option<&char>| c.is_some_and(|c| c.is_alphanumeric());
+        let mapped = match c {
+            '_' if word(prev.as_ref()) && word(chars.peek()) => '_',
+            c => markup_twin(c),
+        };
+        out.push(mapped);
+        prev = Some(c);
+    }
+    out
+}
+
+fn markup_twin(c: char) -> char {
+    match c {
+        '<' => '＜',
+        '>' => '＞',
+        '*' => '＊',
+        '_' => '＿',
+        '~' => '～',
+        '`' => '｀',
+        '[' => '［',
+        ']' => '］',
+        '#' => '＃',
+        '|' => '｜',
+        '&' => '＆',
+        '@' => '＠',
+        '\n' | '\r' => ' ',
+        c => c,
+    }
 }
 
 handlebars::handlebars_helper!(md: |v: Json| match v {
@@ -266,6 +307,8 @@ impl Templates {
             json: registry(json_escape),
             text: registry(handlebars::no_escape),
             html: registry(handlebars::html_escape),
+            chat_json: registry(chat_json_escape),
+            chat_text: registry(inert),
             index: HashMap::new(),
             resolved: HashMap::new(),
         };
@@ -327,28 +370,39 @@ impl Templates {
         structure::check(&name, src).map_err(issue)?;
         // A replaced template may change format: drop the old one.
         if let Some(old) = self.index.remove(&name) {
-            self.registry_mut(old.format).unregister_template(&name);
+            for target in [Target::Data, Target::Chat] {
+                self.registry_mut(old.format, target)
+                    .unregister_template(&name);
+            }
         }
-        self.registry_mut(format)
-            .register_template_string(&name, src)
-            .map_err(|e| issue(template_error_message(&e)))?;
+        // Compiled once per target it may be rendered for (HTML only for
+        // data); the templates are small.
+        for target in [Target::Data, Target::Chat] {
+            self.registry_mut(format, target)
+                .register_template_string(&name, src)
+                .map_err(|e| issue(template_error_message(&e)))?;
+        }
         self.index.insert(name, Entry { format, origin });
         Ok(())
     }
 
-    fn registry_mut(&mut self, f: Format) -> &mut Handlebars<'static> {
-        match f {
-            Format::Json => &mut self.json,
-            Format::Text | Format::Markdown => &mut self.text,
-            Format::Html => &mut self.html,
+    fn registry_mut(&mut self, f: Format, target: Target) -> &mut Handlebars<'static> {
+        match (f, target) {
+            (Format::Json, Target::Data) => &mut self.json,
+            (Format::Json, Target::Chat) => &mut self.chat_json,
+            (Format::Text | Format::Markdown, Target::Data) => &mut self.text,
+            (Format::Text | Format::Markdown, Target::Chat) => &mut self.chat_text,
+            (Format::Html, _) => &mut self.html,
         }
     }
 
-    fn registry(&self, f: Format) -> &Handlebars<'static> {
-        match f {
-            Format::Json => &self.json,
-            Format::Text | Format::Markdown => &self.text,
-            Format::Html => &self.html,
+    fn registry(&self, f: Format, target: Target) -> &Handlebars<'static> {
+        match (f, target) {
+            (Format::Json, Target::Data) => &self.json,
+            (Format::Json, Target::Chat) => &self.chat_json,
+            (Format::Text | Format::Markdown, Target::Data) => &self.text,
+            (Format::Text | Format::Markdown, Target::Chat) => &self.chat_text,
+            (Format::Html, _) => &self.html,
         }
     }
 
@@ -403,11 +457,22 @@ impl Templates {
         self.index.get(registered).map(|e| e.origin.as_str())
     }
 
+    /// Render for programs and plain text ([`Target::Data`]).
     pub fn render(
         &self,
         name: &str,
         locale: Locale,
         vm: view::ViewModel,
+    ) -> Result<Rendered, RenderError> {
+        self.render_for(name, locale, vm, Target::Data)
+    }
+
+    pub fn render_for(
+        &self,
+        name: &str,
+        locale: Locale,
+        vm: view::ViewModel,
+        target: Target,
     ) -> Result<Rendered, RenderError> {
         let (key, format) = self
             .resolve(name, locale)
@@ -417,7 +482,7 @@ impl Templates {
             })?;
         let ctx = handlebars::Context::from(vm.0);
         let body = self
-            .registry(format)
+            .registry(format, target)
             .render_with_context(key, &ctx)
             .map_err(|e| RenderError::Failed {
                 template: key.to_string(),

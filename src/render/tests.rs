@@ -172,3 +172,131 @@ fn recursion_and_deep_nesting_are_refused_not_a_stack_overflow() {
     assert!(Templates::load(Some(&dir)).is_ok());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 13 item 12: text from an event (an unknown room's id, the
+/// organizer's id) or the directory (a title) must not become markup,
+/// links or mentions in any chat service's message, built-in template or
+/// not; data sinks get it as it is.
+#[test]
+fn event_text_is_inert_in_every_chat_format() {
+    use crate::model::{Booking, BookingKey, Change, ChangeKind, Organizer, RoomId};
+    use crate::render::Target;
+    use chrono::TimeZone;
+    use std::sync::Arc;
+
+    let hostile_room = RoomId::new("<img src=x onerror=alert(1)>");
+    let hostile_title = "<at id=all></at> **big** [click](http://evil.example) <!channel> <font color=red>x</font> ~~y~~ `z` # h & @all";
+    let now = chrono::Utc.with_ymd_and_hms(2026, 12, 1, 2, 0, 0).unwrap();
+    let change = |open_id: &str| Change {
+        room: hostile_room.clone(),
+        kind: ChangeKind::Rescheduled,
+        booking: Arc::new(Booking {
+            key: BookingKey::new("uid-<b>", 0),
+            start: now,
+            end: now + chrono::Duration::hours(1),
+            rooms: vec![hostile_room.clone()],
+            organizer: Arc::new(Organizer {
+                open_id: Some(Arc::from(open_id)),
+                name: Some(Arc::from("<at id=all></at>")),
+                ..Organizer::default()
+            }),
+            title: Some(Arc::from(hostile_title)),
+        }),
+        previous: Some((now - chrono::Duration::hours(1), now)),
+        event_id: Arc::from("ev-1"),
+    };
+    let t = Templates::load(None).unwrap();
+    for locale in Locale::ALL {
+        let style = crate::locale::Style {
+            tz: chrono_tz::America::New_York,
+            locale,
+            hour_cycle: crate::locale::HourCycle::H24,
+            privacy: crate::locale::Privacy::Title,
+        };
+        for name in [
+            names::FEISHU_CARD,
+            names::FEISHU_POST,
+            names::SLACK,
+            names::DINGTALK,
+            names::WECOM,
+            names::TEXT,
+        ] {
+            let vm = view::notice(&style, &change("all"), &view::RoomMeta::default(), now);
+            let body = t.render_for(name, locale, vm, Target::Chat).unwrap().body;
+            // Every string the receiver will read, after JSON decoding.
+            let text = match serde_json::from_str::<serde_json::Value>(&body) {
+                Ok(v) => strings(&v).join("\n"),
+                Err(_) => body.clone(),
+            };
+            for bad in [
+                "<img",
+                "<at id=all",
+                "\"user_id\":\"all\"",
+                "**big",
+                "](",
+                "<!channel>",
+                "<font color=red",
+                "~~y",
+                "`z`",
+                "# h",
+                "@all",
+            ] {
+                assert!(
+                    !text.contains(bad) && !body.contains(bad),
+                    "{name} {locale:?} lets `{bad}` through:\n{text}"
+                );
+            }
+            assert!(
+                text.contains("＜img src=x onerror=alert(1)＞"),
+                "{name}: {text}"
+            );
+            assert!(
+                text.contains("America/New_York") || !body.contains("New"),
+                "{name}: {text}"
+            );
+        }
+        // A well-formed open id is still mentioned.
+        let vm = view::notice(
+            &style,
+            &change("ou_1a2b3c"),
+            &view::RoomMeta::default(),
+            now,
+        );
+        let card = t
+            .render_for(names::FEISHU_CARD, locale, vm, Target::Chat)
+            .unwrap()
+            .body;
+        assert!(card.contains("<at id=ou_1a2b3c></at>"), "{card}");
+        // Data sinks get the text as it is (JSON-escaped only).
+        let vm = view::notice(&style, &change("all"), &view::RoomMeta::default(), now);
+        let hook = t.render(names::WEBHOOK, locale, vm).unwrap().body;
+        let v: serde_json::Value = serde_json::from_str(&hook).unwrap();
+        assert_eq!(v["room"]["id"], "<img src=x onerror=alert(1)>");
+        assert_eq!(v["booking"]["title"], hostile_title);
+    }
+}
+
+fn strings(v: &serde_json::Value) -> Vec<String> {
+    match v {
+        serde_json::Value::String(s) => vec![s.clone()],
+        serde_json::Value::Array(a) => a.iter().flat_map(strings).collect(),
+        serde_json::Value::Object(o) => o
+            .iter()
+            .flat_map(|(k, v)| {
+                let mut out = strings(v);
+                if v.is_string() {
+                    out.push(format!("\"{k}\":{v}"));
+                }
+                out
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn inert_keeps_underscores_inside_words_only() {
+    assert_eq!(inert("America/New_York ou_1a"), "America/New_York ou_1a");
+    assert_eq!(inert("_x_ a_ _b"), "＿x＿ a＿ ＿b");
+    assert_eq!(inert(&inert("<a>_b_")), inert("<a>_b_"));
+}

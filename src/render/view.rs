@@ -91,7 +91,10 @@ pub fn span(style: &Style, start: DateTime<Utc>, end: DateTime<Utc>, now: DateTi
 }
 
 /// The organizer as far as privacy allows: `open_id`, `user_id`,
-/// `union_id`, `name` (null when hidden or unknown).
+/// `union_id`, `name` (null when hidden or unknown), and `mention`: the
+/// `open_id` only when it has an open id's form (`ou_` and letters or
+/// digits), for `<at id=…>` and the post's `at` tag, so an event cannot
+/// make a chat message mention everyone (`all`).
 fn organizer(b: &Booking, privacy: Privacy) -> Value {
     let o = &b.organizer;
     let show = privacy >= Privacy::Organizer && !b.is_private();
@@ -103,7 +106,14 @@ fn organizer(b: &Booking, privacy: Privacy) -> Value {
         "user_id" => f(show, &o.user_id),
         "union_id" => f(show, &o.union_id),
         "name" => f(show, &o.name),
+        "mention" => f(show, &o.open_id).filter(|id| is_open_id(id)),
     }
+}
+
+fn is_open_id(id: &str) -> bool {
+    id.strip_prefix("ou_").is_some_and(|rest| {
+        (1..=64).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
 }
 
 /// A booking: a span plus `key` (`{uid}_{original_time}`), `uid`,
