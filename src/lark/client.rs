@@ -172,6 +172,7 @@ impl LarkClient {
     ) -> Result<Option<(Ws, Endpoint)>, SourceError> {
         let mut attempt: u32 = 0;
         let mut last = ConnectError::retry("none");
+        let mut outage = Outage::new(Instant::now());
         loop {
             if cc.reconnect_count >= 0 && i64::from(attempt) >= cc.reconnect_count {
                 return Err(SourceError::GaveUp {
@@ -185,7 +186,7 @@ impl LarkClient {
                 nonce: cc.reconnect_nonce,
             };
             let delay = policy.delay(attempt, jitter());
-            tracing::info!(
+            tracing::debug!(
                 attempt = attempt + 1,
                 delay_ms = delay.as_millis() as u64,
                 "reconnecting"
@@ -195,10 +196,34 @@ impl LarkClient {
                 () = sleep(delay) => {}
             }
             match self.connect(cc).await {
-                Ok(c) => return Ok(Some(c)),
+                Ok(c) => {
+                    if outage.failed > 0 {
+                        tracing::info!(
+                            failed_attempts = outage.failed,
+                            down_s = outage.since.elapsed().as_secs(),
+                            "reconnected"
+                        );
+                    }
+                    return Ok(Some(c));
+                }
                 Err(e @ ConnectError::Fatal { .. }) => return Err(SourceError::Refused(e)),
                 Err(e) => {
-                    tracing::warn!(attempt = attempt + 1, error = %Chain(&e), "reconnect attempt failed");
+                    match outage.failure(Instant::now()) {
+                        Some(OutageReport::First) => tracing::warn!(
+                            error = %Chain(&e),
+                            "reconnect attempt failed; retrying (further failures are summarized every {} min)",
+                            Outage::SUMMARY_EVERY.as_secs() / 60
+                        ),
+                        Some(OutageReport::Summary { failed, down }) => tracing::warn!(
+                            failed_attempts = failed,
+                            down_s = down.as_secs(),
+                            last_error = %Chain(&e),
+                            "still reconnecting"
+                        ),
+                        None => {
+                            tracing::debug!(attempt = attempt + 1, error = %Chain(&e), "reconnect attempt failed")
+                        }
+                    }
                     last = e;
                 }
             }
@@ -492,6 +517,51 @@ impl LarkClient {
         })
         .await;
         tracing::info!(%conn_id, acks_sent = owed - acks.len(), "long connection closed");
+    }
+}
+
+/// What to log of a run of failed reconnect attempts: the first as a
+/// WARN, then one WARN summary per [`Outage::SUMMARY_EVERY`] with the
+/// count, the rest at DEBUG (the platform down for an hour must not be
+/// 3,600 WARN lines).
+#[derive(Debug)]
+pub(crate) struct Outage {
+    since: Instant,
+    failed: u64,
+    last_report: Instant,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum OutageReport {
+    First,
+    Summary { failed: u64, down: Duration },
+}
+
+impl Outage {
+    pub(crate) const SUMMARY_EVERY: Duration = Duration::from_secs(300);
+
+    pub(crate) fn new(since: Instant) -> Self {
+        Outage {
+            since,
+            failed: 0,
+            last_report: since,
+        }
+    }
+
+    pub(crate) fn failure(&mut self, now: Instant) -> Option<OutageReport> {
+        self.failed += 1;
+        if self.failed == 1 {
+            self.last_report = now;
+            return Some(OutageReport::First);
+        }
+        if now.duration_since(self.last_report) >= Self::SUMMARY_EVERY {
+            self.last_report = now;
+            return Some(OutageReport::Summary {
+                failed: self.failed,
+                down: now.duration_since(self.since),
+            });
+        }
+        None
     }
 }
 

@@ -35,3 +35,29 @@ fn handshake_classification() {
     )));
     assert!(!fatal(&classify_handshake(403, h(&[]))));
 }
+
+/// Issue 13 item 14: an hour of failed reconnects is one WARN and a
+/// summary every five minutes, not a WARN a second.
+#[test]
+fn a_long_outage_is_logged_once_then_summarized() {
+    let t0 = Instant::now();
+    let mut o = Outage::new(t0);
+    let mut reports = Vec::new();
+    for s in 1..=3600u64 {
+        if let Some(r) = o.failure(t0 + Duration::from_secs(s)) {
+            reports.push((s, r));
+        }
+    }
+    assert_eq!(reports.len(), 1 + 11, "{reports:?}");
+    assert_eq!(reports[0], (1, OutageReport::First));
+    assert_eq!(
+        reports[1],
+        (
+            301,
+            OutageReport::Summary {
+                failed: 301,
+                down: Duration::from_secs(301)
+            }
+        )
+    );
+}

@@ -99,16 +99,26 @@ struct Data {
     client_config: Option<ClientConfigJson>,
 }
 
-/// What a response code means (for messages).
-pub(crate) fn code_meaning(code: i64) -> &'static str {
-    match code {
+/// What a response code means, where the SDKs name it.
+fn code_meaning(code: i64) -> Option<&'static str> {
+    Some(match code {
         1 => "system busy",
         403 => "forbidden: the app may be disabled or lack long-connection access",
         514 => "authentication failed: check the app id and secret",
         1000040343 => "internal error",
         1000040344 => "no credential",
         1000040350 => "connection limit exceeded (at most 50 connections per app)",
-        _ => "unknown code",
+        _ => return None,
+    })
+}
+
+/// `code 514 (authentication failed: …): msg` for a code the SDKs name,
+/// else `code 10014: msg` — the platform's own message says what it is.
+pub(crate) fn describe_code(code: i64, msg: &str) -> String {
+    let msg = if msg.is_empty() { "(no message)" } else { msg };
+    match code_meaning(code) {
+        Some(m) => format!("code {code} ({m}): {msg}"),
+        None => format!("code {code}: {msg}"),
     }
 }
 
@@ -154,8 +164,8 @@ pub(crate) async fn discover(
         0 => {}
         1 | 1000040343 => {
             return Err(ConnectError::retry(format!(
-                "endpoint code {code} ({}): {msg}",
-                code_meaning(code)
+                "endpoint {}",
+                describe_code(code, &msg)
             )));
         }
         _ => return Err(ConnectError::Fatal { code, msg }),
@@ -193,6 +203,18 @@ pub(crate) async fn discover(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codes_are_explained_only_where_known() {
+        assert_eq!(
+            describe_code(10014, "app secret invalid"),
+            "code 10014: app secret invalid"
+        );
+        assert_eq!(
+            describe_code(514, ""),
+            "code 514 (authentication failed: check the app id and secret): (no message)"
+        );
+    }
 
     #[test]
     fn client_config_updates_only_what_is_sent() {

@@ -18,7 +18,7 @@ pub use client::SourceError;
 pub enum ConnectError {
     /// The platform refused for good (bad credentials, app disabled,
     /// connection limit): no reconnect.
-    #[error("the platform refused the connection: code {code} ({}): {msg}", endpoint::code_meaning(*code))]
+    #[error("the platform refused the connection: {}", endpoint::describe_code(*code, msg))]
     Fatal { code: i64, msg: String },
     /// Worth trying again later; `source` is the cause, when there is one
     /// (connection refused, timeout, TLS).
