@@ -368,13 +368,14 @@ fn preview(checked: &Checked, event: &Path, now: DateTime<Utc>) -> Exit {
                         m.room,
                         m.subject.as_str()
                     );
-                    if let Some(url) = &sink.url {
-                        println!("{} {}", sink.method, roomcast::deliver::redact_url(url));
+                    match roomcast::deliver::preview_request(sink, m, now) {
+                        Some(request) => println!("{request}"),
+                        None => {
+                            println!("Idempotency-Key: {}", m.idempotency_key);
+                            println!("X-Roomcast-Event: {}\n", m.event_id);
+                            println!("{}", m.body.trim_end());
+                        }
                     }
-                    println!("Content-Type: {}", m.format.content_type());
-                    println!("Idempotency-Key: {}", m.idempotency_key);
-                    println!("X-Roomcast-Event: {}\n", m.event_id);
-                    println!("{}", m.body.trim_end());
                 }
                 for (sink, e) in a.render_errors {
                     eprintln!("error: sink `{sink}`: {e}");

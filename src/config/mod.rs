@@ -31,7 +31,7 @@ pub use sections::{
     DEFAULT_STARTING_SOON, DeliveryConfig, HttpConfig, LarkConfig, PlatformConfig, RoomsFrom,
     ScheduleConfig, SourceConfig, SourceKind, StoreConfig, SyncConfig, SyncMode, TemplatesDir,
 };
-pub use sinks::{Payload, QuietHours, RateLimit, SinkConfig, SinkKind};
+pub use sinks::{Payload, QuietHours, RateLimit, SinkConfig, SinkHeader, SinkKind};
 
 /// One problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]

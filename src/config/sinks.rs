@@ -144,7 +144,7 @@ pub struct SinkConfig {
     pub secret: Option<SecretString>,
     pub method: String,
     /// Extra request headers; values may hold secrets (`${VAR}`).
-    pub headers: Vec<(String, SecretString)>,
+    pub headers: Vec<SinkHeader>,
     /// `None`: every room.
     pub rooms: Option<HashSet<RoomId>>,
     /// `None`: every change kind.
@@ -359,7 +359,38 @@ fn method(at: &str, kind: SinkKind, s: &RawSink, cx: &mut Ctx) -> String {
     up
 }
 
-fn headers(at: &str, kind: SinkKind, s: &RawSink, cx: &mut Ctx) -> Vec<(String, SecretString)> {
+/// One extra request header of a panel or webhook sink.
+#[derive(Debug, Clone)]
+pub struct SinkHeader {
+    pub name: String,
+    /// With every `${NAME}` replaced by that environment variable.
+    pub value: SecretString,
+    /// Safe to show (`preview`): the value as the config writes it, with
+    /// `${NAME}` placeholders unexpanded; `***` for a literal value of a
+    /// header that usually carries a credential.
+    pub shown: String,
+}
+
+fn shown_header(name: &str, written: &str) -> String {
+    let n = name.to_ascii_lowercase();
+    let sensitive = [
+        "authorization",
+        "cookie",
+        "token",
+        "key",
+        "secret",
+        "signature",
+    ]
+    .iter()
+    .any(|w| n.contains(w));
+    if sensitive && !written.contains("${") {
+        "***".to_string()
+    } else {
+        written.to_string()
+    }
+}
+
+fn headers(at: &str, kind: SinkKind, s: &RawSink, cx: &mut Ctx) -> Vec<SinkHeader> {
     let mut headers = Vec::new();
     for (k, v) in &s.headers {
         let key = format!("{at}.headers.{k}");
@@ -376,7 +407,11 @@ fn headers(at: &str, kind: SinkKind, s: &RawSink, cx: &mut Ctx) -> Vec<(String, 
         }
         // `${NAME}` placeholders read the environment (for tokens).
         if let Some(value) = cx.expand_env(&key, v) {
-            headers.push((k.clone(), value));
+            headers.push(SinkHeader {
+                name: k.clone(),
+                value,
+                shown: shown_header(k, v.get_ref()),
+            });
         }
     }
     headers

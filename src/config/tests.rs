@@ -291,12 +291,13 @@ fn panel_headers_read_env() {
     let auth = c.sinks[0]
         .headers
         .iter()
-        .find(|(k, _)| k == "Authorization")
+        .find(|h| h.name == "Authorization")
         .unwrap();
     assert_eq!(
-        secrecy::ExposeSecret::expose_secret(&auth.1),
+        secrecy::ExposeSecret::expose_secret(&auth.value),
         "Bearer s3cr3t-value"
     );
+    assert_eq!(auth.shown, "Bearer ${SECRET}");
     assert!(!format!("{:?}", c.sinks[0]).contains("s3cr3t"));
 }
 

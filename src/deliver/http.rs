@@ -139,8 +139,8 @@ pub(crate) fn build(sink: &SinkConfig, m: &Message, now: DateTime<Utc>) -> Optio
         SinkKind::Panel | SinkKind::Webhook => {
             method = sink.method.clone();
             content_type = m.format.content_type().to_string();
-            for (k, v) in &sink.headers {
-                extra.push((k.clone(), v.expose_secret().to_string()));
+            for h in &sink.headers {
+                extra.push((h.name.clone(), h.value.expose_secret().to_string()));
             }
             m.body.clone().into_bytes()
         }

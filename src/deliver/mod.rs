@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::io::{BufWriter, Write};
 use tokio::sync::mpsc;
@@ -292,16 +293,48 @@ fn write_lines<W: Write>(
     }
 }
 
-/// A URL safe to show: path segments and query values that may be tokens
-/// (bot hook ids, WeCom keys) are masked.
+/// A URL safe to show: its password, query values and every path segment
+/// that may be a token (after `hook`, `token`, `key` or `secret`; 16
+/// characters or more; 8 or more mixing letters and digits) are masked.
+/// `{room}` stays a placeholder, or becomes `room` when one is given.
 pub fn redact_url(url: &url::Url) -> String {
-    let mut out = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
+    redact_url_for(url, None)
+}
+
+fn redact_url_for(url: &url::Url, room: Option<&crate::model::RoomId>) -> String {
+    let mut out = format!("{}://", url.scheme());
+    if !url.username().is_empty() {
+        out.push_str(url.username());
+        if url.password().is_some() {
+            out.push_str(":***");
+        }
+        out.push('@');
+    }
+    out.push_str(url.host_str().unwrap_or(""));
     if let Some(p) = url.port() {
         out.push_str(&format!(":{p}"));
     }
+    let mut after_marker = false;
     for seg in url.path_segments().into_iter().flatten() {
         out.push('/');
-        out.push_str(if seg.len() >= 16 { "***" } else { seg });
+        if seg == "%7Broom%7D" {
+            match room {
+                Some(r) => out.extend(url::form_urlencoded::byte_serialize(r.as_str().as_bytes())),
+                None => out.push_str("{room}"),
+            }
+            continue;
+        }
+        let mixed =
+            seg.bytes().any(|b| b.is_ascii_digit()) && seg.bytes().any(|b| b.is_ascii_alphabetic());
+        let secret = after_marker || seg.len() >= 16 || (seg.len() >= 8 && mixed);
+        out.push_str(if secret && !seg.is_empty() {
+            "***"
+        } else {
+            seg
+        });
+        let lower = seg.to_ascii_lowercase();
+        after_marker =
+            ["hook", "hooks", "token", "tokens", "key", "keys", "secret"].contains(&lower.as_str());
     }
     let mut first = true;
     for (k, _) in url.query_pairs() {
@@ -311,6 +344,40 @@ pub fn redact_url(url: &url::Url) -> String {
         out.push_str("=***");
     }
     out
+}
+
+/// What `roomcast preview` shows of one message: the request the sink
+/// would be sent — method, URL (redacted, `{room}` filled in), every
+/// header (custom ones as the config writes them, `${NAME}` unexpanded),
+/// and the body (a Feishu/Lark signature masked). `None` for sinks that
+/// are not HTTP (stdout, file: their line is the body).
+pub fn preview_request(sink: &SinkConfig, m: &Message, now: DateTime<Utc>) -> Option<String> {
+    let req = http::build(sink, m, now)?;
+    // The configured path, `{room}` and all: the room is filled in here,
+    // after the segments are judged (a room id is not a secret).
+    let mut url = req.url.clone();
+    if let Some(configured) = &sink.url {
+        url.set_path(configured.path());
+    }
+    let mut out = format!("{} {}\n", req.method, redact_url_for(&url, Some(&m.room)));
+    for (name, value) in &req.headers {
+        let shown = sink
+            .headers
+            .iter()
+            .find(|h| &h.name == name)
+            .map_or(value.as_str(), |h| h.shown.as_str());
+        out.push_str(&format!("{name}: {shown}\n"));
+    }
+    out.push('\n');
+    let mut body = String::from_utf8_lossy(&req.body).into_owned();
+    let sign = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("sign").and_then(|s| s.as_str()).map(str::to_string));
+    if let Some(sign) = sign.filter(|s| !s.is_empty()) {
+        body = body.replace(&sign, "***");
+    }
+    out.push_str(body.trim_end());
+    Some(out)
 }
 
 #[cfg(test)]

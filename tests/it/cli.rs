@@ -247,6 +247,74 @@ fn malformed_replay_lines_are_reported_and_the_rest_applied() {
     assert_eq!(so.lines().count(), 1, "{so}");
 }
 
+/// Issue 13 item 17: preview fills `{room}`, masks a secret path segment
+/// and a signature, and shows every header the sink would get (custom ones
+/// as the config writes them), never a secret's value.
+#[test]
+fn preview_shows_the_real_request_with_secrets_masked() {
+    let d = temp_dir("preview-request");
+    let ev = event(
+        "created",
+        "uuid-preview-2",
+        ms(2026, 5, 1, 1, 0),
+        ("uid1", 0),
+        (ms(2026, 5, 1, 6, 0), ms(2026, 5, 1, 7, 0)),
+        &[ROOM_A],
+    );
+    write(&d.join("ev.json"), &ev);
+    write(&d.join("events.jsonl"), "");
+    write(
+        &d.join("c.toml"),
+        "[source]\nkind = \"replay\"\nreplay_file = \"events.jsonl\"\n\
+         [[sinks]]\nname = \"door\"\nkind = \"webhook\"\n\
+         url = \"http://ops:hunter2@panel.example/k3y7s9x2q/{room}/push\"\n\
+         headers = { Authorization = \"Bearer ${PREVIEW_TOKEN}\", X-Api-Key = \"literal-key\", X-Site = \"hq\" }\n\
+         [[sinks]]\nname = \"bot\"\nkind = \"feishu\"\n\
+         url = \"https://open.feishu.cn/open-apis/bot/v2/hook/short1\"\nsecret_env = \"PREVIEW_BOT_SECRET\"\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        .args(["preview", "--config", "c.toml", "--event", "ev.json"])
+        .args(["--at", "2026-05-01T05:00:00Z"])
+        .current_dir(&d)
+        .env_remove("RUST_LOG")
+        .env("PREVIEW_TOKEN", "tok-SECRET-123")
+        .env("PREVIEW_BOT_SECRET", "bot-SECRET-456")
+        .output()
+        .expect("run roomcast");
+    let so = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        so.contains(&format!(
+            "POST http://ops:***@panel.example/***/{ROOM_A}/push"
+        )),
+        "{so}"
+    );
+    assert!(
+        so.contains("Authorization: Bearer ${PREVIEW_TOKEN}"),
+        "{so}"
+    );
+    assert!(so.contains("X-Api-Key: ***"), "{so}");
+    assert!(so.contains("X-Site: hq"), "{so}");
+    assert!(so.contains("Idempotency-Key: "), "{so}");
+    assert!(so.contains("Content-Type: application/json"), "{so}");
+    assert!(
+        so.contains("POST https://open.feishu.cn/open-apis/bot/v2/hook/***"),
+        "{so}"
+    );
+    assert!(so.contains("\"sign\":\"***\""), "{so}");
+    assert!(so.contains("\"timestamp\":"), "{so}");
+    for secret in [
+        "hunter2",
+        "k3y7s9x2q",
+        "SECRET",
+        "literal-key",
+        "short1",
+        "{room}",
+    ] {
+        assert!(!so.contains(secret), "`{secret}` shown:\n{so}");
+    }
+}
+
 #[test]
 fn preview_shows_each_sink_with_trace_headers() {
     let d = temp_dir("preview");
