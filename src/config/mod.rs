@@ -264,6 +264,7 @@ fn validate(raw: raw::Raw, cx: &mut ctx::Ctx) -> Option<Config> {
     let rooms_from = sections::rooms_from(raw.rooms_from.as_ref(), sync.as_ref(), cx);
     let sinks = sinks::sinks(&raw.sinks, cx);
     let rooms = rooms::rooms(&raw.rooms, &sinks, cx);
+    sinks::room_refs(&raw.sinks, &rooms, raw.rooms_from.is_some(), cx);
     let http = sections::http(&raw.http, &raw.source, kind, platform.as_ref(), &rooms, cx);
     Some(Config {
         source: source?,

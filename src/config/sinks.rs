@@ -417,6 +417,61 @@ fn headers(at: &str, kind: SinkKind, s: &RawSink, cx: &mut Ctx) -> Vec<SinkHeade
     headers
 }
 
+/// Every room a sink names must be one `[[rooms]]` lists, so `check`
+/// catches a typo (rather than the sink staying silent). Not checked when
+/// `[[rooms]]` is empty or `[rooms_from]` adds rooms from the directory,
+/// which `check` cannot see.
+pub(super) fn room_refs(
+    raw: &[Spanned<RawSink>],
+    rooms: &[super::RoomConfig],
+    from_directory: bool,
+    cx: &mut Ctx,
+) {
+    if rooms.is_empty() || from_directory {
+        return;
+    }
+    for (i, s) in raw.iter().enumerate() {
+        for r in s.get_ref().rooms.iter().flatten() {
+            let id = r.get_ref();
+            if id.is_empty() || rooms.iter().any(|c| c.id.as_str() == id) {
+                continue;
+            }
+            let closest = rooms
+                .iter()
+                .map(|c| (edit_distance(c.id.as_str(), id), c.id.as_str()))
+                .min()
+                .filter(|(d, _)| *d <= 3.max(id.len() / 4));
+            let hint = match closest {
+                Some((_, near)) => format!(" (did you mean `{near}`?)"),
+                None => String::new(),
+            };
+            cx.push(
+                format!("sinks[{i}].rooms"),
+                r,
+                format!("`{id}` is not a room in [[rooms]]{hint}; list it there (an `id` is enough) if it is meant"),
+            );
+        }
+    }
+}
+
+/// Levenshtein distance, for "did you mean".
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (row[j + 1] + 1)
+                .min(row[j] + 1)
+                .min(diag + usize::from(ca != *cb));
+            diag = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
 fn room_filter(at: &str, list: &[Spanned<String>], cx: &mut Ctx) -> HashSet<RoomId> {
     list.iter()
         .filter_map(|r| {

@@ -393,3 +393,25 @@ fn listen_takes_addresses_as_people_write_them() {
         "{text}"
     );
 }
+
+/// Issue 13 item 16: a sink naming a room `[[rooms]]` does not list is a
+/// problem with its line and the closest id.
+#[test]
+fn a_typo_in_a_sinks_rooms_is_caught() {
+    let text = format!(
+        "{MIN}[[rooms]]\nid = \"omm_lobby_east\"\n[[rooms]]\nid = \"omm_board\"\n[[sinks]]\nname = \"s\"\nkind = \"stdout\"\nrooms = [\"omm_board\", \"omm_loby_east\"]\n"
+    );
+    let i = issues(&text);
+    assert_eq!(i.len(), 1, "{i:?}");
+    assert_eq!(i[0].key, "sinks[0].rooms");
+    assert_eq!(i[0].line, Some(11));
+    assert!(
+        i[0].message.contains("`omm_loby_east` is not a room in [[rooms]] (did you mean `omm_lobby_east`?)"),
+        "{}",
+        i[0].message
+    );
+    // Nothing to check against without [[rooms]].
+    ok(&format!(
+        "{MIN}[[sinks]]\nname = \"s\"\nkind = \"stdout\"\nrooms = [\"omm_anything\"]\n"
+    ));
+}
