@@ -64,7 +64,7 @@ impl fmt::Display for Problem {
             } => {
                 write!(
                     f,
-                    "{}:{line}: sink `{sink}`: template `{template}` ({})",
+                    "{}:line {line}: sink `{sink}`: template `{template}` ({})",
                     path.display(),
                     locale.tag()
                 )?;
@@ -110,7 +110,9 @@ pub fn load(path: &Path, env: &dyn Env) -> Result<Checked, Vec<Problem>> {
         let issue = ConfigIssue {
             key: "templates.dir".into(),
             line: Some(d.line),
+            column: None,
             message: format!("{} is not a directory", d.path.display()),
+            snippet: None,
         };
         return Err(vec![Problem::Config {
             path: path.to_path_buf(),
@@ -126,7 +128,9 @@ pub fn load(path: &Path, env: &dyn Env) -> Result<Checked, Vec<Problem>> {
         let issue = ConfigIssue {
             key: "source.replay_file".into(),
             line: config.source.replay_file_line,
+            column: None,
             message: format!("{} cannot be read: {e}", f.display()),
+            snippet: None,
         };
         return Err(vec![Problem::Config {
             path: path.to_path_buf(),

@@ -26,6 +26,50 @@ impl fmt::Display for Chain<'_> {
     }
 }
 
+/// The 1-based line and column (in characters) of byte `offset` in `text`.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
+    (line, column)
+}
+
+/// Line `line` of `text` with a caret under column `column` (both
+/// 1-based), indented to sit under a message:
+///
+/// ```text
+///       |
+///     6 | name = "A
+///       |        ^
+/// ```
+///
+/// Tabs show as one space each, so the caret lines up; a long line is cut
+/// to the 80 characters around the column.
+pub fn caret_snippet(text: &str, line: usize, column: usize) -> String {
+    let src: String = text
+        .lines()
+        .nth(line.saturating_sub(1))
+        .unwrap_or("")
+        .chars()
+        .map(|c| if c == '\t' { ' ' } else { c })
+        .collect();
+    let chars: Vec<char> = src.chars().collect();
+    let col = column.saturating_sub(1);
+    let from = col.saturating_sub(60);
+    let to = (from + 80).min(chars.len()).max(from);
+    let shown: String = chars.get(from..to).unwrap_or(&[]).iter().collect();
+    let lead = if from > 0 { "…" } else { "" };
+    let caret_at = col - from + lead.chars().count();
+    let num = line.to_string();
+    let pad = " ".repeat(num.len());
+    format!(
+        "    {pad} |\n    {num} | {lead}{shown}\n    {pad} | {}^",
+        " ".repeat(caret_at)
+    )
+}
+
 /// The process's exit codes (the README has the same table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {

@@ -40,7 +40,9 @@ impl Ctx<'_> {
         self.issues.push(ConfigIssue {
             key: key.into(),
             line: Some(line),
+            column: None,
             message: message.into(),
+            snippet: None,
         });
     }
 

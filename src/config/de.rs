@@ -33,10 +33,13 @@ pub(super) fn deserialize(text: &str) -> Structure {
     let mut doc = match DeTable::parse(text) {
         Ok(d) => d,
         Err(e) => {
+            let at = e.span().map(|s| crate::error::line_column(text, s.start));
             let issue = ConfigIssue {
-                key: "(syntax)".into(),
-                line: e.span().map(|s| line_of(text, s.start)),
-                message: e.message().to_string(),
+                key: String::new(),
+                line: at.map(|(l, _)| l),
+                column: at.map(|(_, c)| c),
+                message: format!("syntax error: {}", e.message().trim_end()),
+                snippet: at.map(|(l, c)| crate::error::caret_snippet(text, l, c)),
             };
             return Structure {
                 raw: None,
@@ -88,7 +91,9 @@ pub(super) fn deserialize(text: &str) -> Structure {
                 key.clone()
             },
             line: inner.span().map(|s| line_of(text, s.start)),
+            column: None,
             message,
+            snippet: None,
         });
         if !remove_at(doc.get_mut(), &path) {
             break;

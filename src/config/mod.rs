@@ -40,15 +40,30 @@ pub struct ConfigIssue {
     pub key: String,
     /// 1-based line, when known.
     pub line: Option<usize>,
+    /// 1-based column (syntax errors).
+    pub column: Option<usize>,
     pub message: String,
+    /// The offending line with a caret under the column, shown below.
+    pub snippet: Option<String>,
 }
 
 impl fmt::Display for ConfigIssue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(l) => write!(f, "line {l}: `{}`: {}", self.key, self.message),
-            None => write!(f, "`{}`: {}", self.key, self.message),
+        if let Some(l) = self.line {
+            write!(f, "line {l}")?;
+            if let Some(c) = self.column {
+                write!(f, ", column {c}")?;
+            }
+            f.write_str(": ")?;
         }
+        if !self.key.is_empty() {
+            write!(f, "`{}`: ", self.key)?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(s) = &self.snippet {
+            write!(f, "\n{s}")?;
+        }
+        Ok(())
     }
 }
 

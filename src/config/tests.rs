@@ -406,7 +406,9 @@ fn a_typo_in_a_sinks_rooms_is_caught() {
     assert_eq!(i[0].key, "sinks[0].rooms");
     assert_eq!(i[0].line, Some(11));
     assert!(
-        i[0].message.contains("`omm_loby_east` is not a room in [[rooms]] (did you mean `omm_lobby_east`?)"),
+        i[0].message.contains(
+            "`omm_loby_east` is not a room in [[rooms]] (did you mean `omm_lobby_east`?)"
+        ),
         "{}",
         i[0].message
     );
@@ -414,4 +416,23 @@ fn a_typo_in_a_sinks_rooms_is_caught() {
     ok(&format!(
         "{MIN}[[sinks]]\nname = \"s\"\nkind = \"stdout\"\nrooms = [\"omm_anything\"]\n"
     ));
+}
+
+/// Issue 13 item 16: a TOML syntax error names line and column and shows
+/// the line with a caret.
+#[test]
+fn a_syntax_error_has_a_column_and_a_caret() {
+    let i = issues(&format!(
+        "{MIN}[display]\ntime_zone = \"Europe/Paris\nlocale = \"en\"\n"
+    ));
+    assert_eq!(i.len(), 1, "{i:?}");
+    let shown = i[0].to_string();
+    assert!(
+        shown.starts_with("line 5, column 26: syntax error: "),
+        "{shown}"
+    );
+    assert!(
+        shown.ends_with("    5 | time_zone = \"Europe/Paris\n      |                          ^"),
+        "{shown}"
+    );
 }

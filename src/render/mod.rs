@@ -152,13 +152,42 @@ impl Format {
     }
 }
 
-/// A problem with a template file.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("template {file}: {message}")]
+/// A problem with a template file, shown as config problems are:
+/// `file:line L, column C: message`, then the line with a caret.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateIssue {
     pub file: String,
+    /// 1-based line and column, when the problem has a place.
+    pub at: Option<(usize, usize)>,
     pub message: String,
+    pub snippet: Option<String>,
 }
+
+impl TemplateIssue {
+    fn new(file: String, message: String) -> Self {
+        TemplateIssue {
+            file,
+            at: None,
+            message,
+            snippet: None,
+        }
+    }
+}
+
+impl std::fmt::Display for TemplateIssue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.at {
+            Some((l, c)) => write!(f, "{}:line {l}, column {c}: {}", self.file, self.message)?,
+            None => write!(f, "{}: {}", self.file, self.message)?,
+        }
+        if let Some(s) = &self.snippet {
+            write!(f, "\n{s}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for TemplateIssue {}
 
 /// Why a render failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -325,10 +354,10 @@ impl Templates {
                     .filter(|p| p.extension().is_some_and(|e| e == "hbs"))
                     .collect(),
                 Err(e) => {
-                    issues.push(TemplateIssue {
-                        file: dir.display().to_string(),
-                        message: format!("cannot read directory: {e}"),
-                    });
+                    issues.push(TemplateIssue::new(
+                        dir.display().to_string(),
+                        format!("cannot read directory: {e}"),
+                    ));
                     Vec::new()
                 }
             };
@@ -344,10 +373,10 @@ impl Templates {
                             issues.push(e);
                         }
                     }
-                    Err(e) => issues.push(TemplateIssue {
-                        file: path.display().to_string(),
-                        message: format!("cannot read: {e}"),
-                    }),
+                    Err(e) => issues.push(TemplateIssue::new(
+                        path.display().to_string(),
+                        format!("cannot read: {e}"),
+                    )),
                 }
             }
         }
@@ -360,10 +389,7 @@ impl Templates {
     }
 
     fn add(&mut self, file: &str, src: &str, origin: String) -> Result<(), TemplateIssue> {
-        let issue = |message: String| TemplateIssue {
-            file: origin.clone(),
-            message,
-        };
+        let issue = |message: String| TemplateIssue::new(origin.clone(), message);
         let (name, format) = parse_file_name(file).map_err(issue)?;
         // Before the parser sees it: a template is input too, and the
         // engine recurses on nesting and on partials.
@@ -380,7 +406,7 @@ impl Templates {
         for target in [Target::Data, Target::Chat] {
             self.registry_mut(format, target)
                 .register_template_string(&name, src)
-                .map_err(|e| issue(template_error_message(&e)))?;
+                .map_err(|e| syntax_issue(&origin, src, &e))?;
         }
         self.index.insert(name, Entry { format, origin });
         Ok(())
@@ -500,11 +526,116 @@ impl Templates {
     }
 }
 
-fn template_error_message(e: &handlebars::TemplateError) -> String {
-    match e.pos() {
-        Some((l, c)) => format!("syntax error at line {l}, column {c}: {}", e.reason()),
-        None => format!("syntax error: {}", e.reason()),
+/// A parse error in words a template author can act on, at its place,
+/// with the line and a caret (the parser's own text lists grammar rules).
+fn syntax_issue(file: &str, src: &str, e: &handlebars::TemplateError) -> TemplateIssue {
+    use handlebars::TemplateErrorReason as R;
+    let mut at = e.pos();
+    let offset = at.map_or(src.len(), |(l, c)| offset_of(src, l, c));
+    let message = match e.reason() {
+        R::MismatchingClosedHelper(open, close) | R::MismatchingClosedDecorator(open, close) => {
+            format!(
+                "syntax error: `{{{{/{close}}}}}` closes `{{{{#{open}}}}}`; blocks close in the reverse order they open"
+            )
+        }
+        R::InvalidSyntax(_) => {
+            let (message, place) = syntax_hint(src, offset);
+            if let Some(p) = place {
+                at = Some(crate::error::line_column(src, p));
+            }
+            message
+        }
+        other => format!("syntax error: {other}"),
+    };
+    TemplateIssue {
+        file: file.to_string(),
+        at,
+        message,
+        snippet: at.map(|(l, c)| crate::error::caret_snippet(src, l, c)),
     }
+}
+
+/// Byte offset of a 1-based (line, column in characters).
+fn offset_of(src: &str, line: usize, column: usize) -> usize {
+    let start: usize = src
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    let rest = src.get(start..).unwrap_or("");
+    start
+        + rest
+            .char_indices()
+            .nth(column.saturating_sub(1))
+            .map_or(rest.len(), |(i, _)| i)
+}
+
+/// What most likely went wrong where the parser stopped: a block closed
+/// out of order or still open at the end (with that tag's offset, a better
+/// place to point at), an expression not closed with `}}`, or something
+/// else inside `{{…}}`.
+fn syntax_hint(src: &str, offset: usize) -> (String, Option<usize>) {
+    let before = src.get(..offset).unwrap_or(src);
+    let at_end = src.get(offset..).is_none_or(|rest| rest.trim().is_empty());
+    // Blocks as far as the tag the parser stopped in.
+    let scan = src
+        .get(offset..)
+        .and_then(|r| r.find("}}"))
+        .and_then(|k| src.get(..offset + k + 2))
+        .unwrap_or(before);
+    let mut open: Vec<(String, usize)> = Vec::new();
+    let mut i = 0;
+    while let Some(j) = scan.get(i..).and_then(|r| r.find("{{")) {
+        let at = i + j;
+        i = at + 2;
+        let tag = scan[i..].trim_start_matches('~').trim_start();
+        let name = |t: &str| -> String {
+            t.split(|c: char| c.is_whitespace() || c == '}' || c == '~')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        };
+        if let Some(t) = tag.strip_prefix('#') {
+            open.push((name(t.trim_start_matches(['>', '*'])), at));
+        } else if let Some(t) = tag.strip_prefix('/') {
+            let closing = name(t);
+            match open.pop() {
+                Some((o, _)) if o == closing => {}
+                Some((o, o_at)) => {
+                    let (ol, oc) = crate::error::line_column(src, o_at);
+                    let m = format!(
+                        "syntax error: `{{{{/{closing}}}}}` comes while `{{{{#{o}}}}}` (line {ol}, column {oc}) is still open; close that first with `{{{{/{o}}}}}`"
+                    );
+                    return (m, Some(at));
+                }
+                None => {
+                    let m = format!(
+                        "syntax error: `{{{{/{closing}}}}}` closes a block that was never opened"
+                    );
+                    return (m, Some(at));
+                }
+            }
+        }
+    }
+    if at_end && let Some((name, at)) = open.last() {
+        let m = format!(
+            "syntax error: the template ends inside this `{{{{#{name}}}}}`; close it with `{{{{/{name}}}}}`"
+        );
+        return (m, Some(*at));
+    }
+    if let Some(k) = before.rfind("{{")
+        && !before[k..].contains("}}")
+    {
+        let (l, c) = crate::error::line_column(src, k);
+        let m = format!(
+            "syntax error: the `{{{{` at line {l}, column {c} starts an expression that is not valid or not closed with `}}}}`"
+        );
+        return (m, None);
+    }
+    (
+        "syntax error: not valid handlebars here (check the `{{…}}` around it)".to_string(),
+        None,
+    )
 }
 
 fn render_error_message(e: &handlebars::RenderError) -> String {

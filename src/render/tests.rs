@@ -82,7 +82,56 @@ fn syntax_errors_name_file_and_line() {
     let issues = Templates::load(Some(&d)).err().expect("errors");
     assert_eq!(issues.len(), 2, "{issues:?}");
     assert!(issues[0].file.ends_with("bad.txt.hbs"));
-    assert!(issues[0].message.contains("line"), "{}", issues[0].message);
+    assert_eq!(issues[0].at, Some((2, 1)), "{}", issues[0]);
+}
+
+/// Issue 13 item 16: template errors read like config errors —
+/// `file:line L, column C: message` and the line with a caret — and say
+/// what to do, not which grammar rules the parser expected.
+#[test]
+fn syntax_errors_say_what_to_fix_with_a_caret() {
+    let d = dir_with(&[
+        ("a.json.hbs", "{\"a\": \"{{#if x}}\"}"),
+        ("b.txt.hbs", "{{#each rooms}}\n  {{#if x}}\n {{/each}}\n"),
+        ("c.json.hbs", "{\"a\": \"{{foo bar\"}"),
+        ("d.txt.hbs", "x {{/if}}"),
+    ]);
+    let issues = Templates::load(Some(&d)).err().expect("errors");
+    let shown: Vec<String> = issues.iter().map(|i| i.to_string()).collect();
+    let find = |f: &str| {
+        shown
+            .iter()
+            .find(|s| s.contains(f))
+            .unwrap_or_else(|| panic!("{f}: {shown:#?}"))
+            .clone()
+    };
+    let a = find("a.json.hbs");
+    assert!(
+        a.contains("a.json.hbs:line 1, column 8: syntax error: the template ends inside this `{{#if}}`; close it with `{{/if}}`"),
+        "{a}"
+    );
+    assert!(
+        a.ends_with("    1 | {\"a\": \"{{#if x}}\"}\n      |        ^"),
+        "{a}"
+    );
+    let b = find("b.txt.hbs");
+    assert!(
+        b.contains("b.txt.hbs:line 3, column 2: syntax error: `{{/each}}` comes while `{{#if}}` (line 2, column 3) is still open"),
+        "{b}"
+    );
+    let c = find("c.json.hbs");
+    assert!(
+        c.contains("c.json.hbs:line 1, column 17: syntax error: the `{{` at line 1, column 8"),
+        "{c}"
+    );
+    let d = find("d.txt.hbs");
+    assert!(d.contains("closes a block that was never opened"), "{d}");
+    for s in &shown {
+        assert!(
+            !s.contains("expected") && !s.contains("helper_block"),
+            "jargon: {s}"
+        );
+    }
 }
 
 #[test]

@@ -163,11 +163,11 @@ fn check_names_unknown_templates_and_broken_template_files() {
     let se = text(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{se}");
     assert!(
-        se.contains("b.toml:9: sink `s`: template `strict`") && se.contains("room.title"),
+        se.contains("b.toml:line 9: sink `s`: template `strict`") && se.contains("room.title"),
         "{se}"
     );
     assert!(
-        se.contains("b.toml:13: sink `t`: template `nope` (en): no such template"),
+        se.contains("b.toml:line 13: sink `t`: template `nope` (en): no such template"),
         "{se}"
     );
 }
