@@ -334,10 +334,12 @@ impl Core<'_> {
         let rooms = pipeline.all_rooms();
         self.signals.raise(rooms.iter());
         let (mut messages, mut errors) = (Vec::new(), Vec::new());
+        let rooms = pipeline.panel_rooms();
         pipeline.clock_snapshots(
-            &pipeline.panel_rooms(),
+            &rooms,
             now,
             &instant_id("sync", now),
+            false,
             &mut messages,
             &mut errors,
         );
@@ -428,7 +430,14 @@ impl Core<'_> {
         let Some(push) = due.push else { return };
         let event_id = instant_id("clock", now);
         let (mut messages, mut errors) = (Vec::new(), Vec::new());
-        pipeline.clock_snapshots(&push.rooms, now, &event_id, &mut messages, &mut errors);
+        pipeline.clock_snapshots(
+            &push.rooms,
+            now,
+            &event_id,
+            push.heartbeat,
+            &mut messages,
+            &mut errors,
+        );
         for (sink, e) in &errors {
             tracing::error!(%sink, error = %e, "render failed");
         }

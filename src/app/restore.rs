@@ -48,7 +48,8 @@ pub(super) async fn restore(
     }
     let event_id = instant_id("startup", now);
     let (mut messages, mut errors) = (Vec::new(), Vec::new());
-    p.clock_snapshots(&p.panel_rooms(), now, &event_id, &mut messages, &mut errors);
+    let rooms = p.panel_rooms();
+    p.clock_snapshots(&rooms, now, &event_id, true, &mut messages, &mut errors);
     for (sink, e) in errors {
         tracing::error!(%sink, error = %e, "render failed");
     }

@@ -112,6 +112,10 @@ pub struct Pipeline {
     directory: Directory,
     /// When each room's schedule was last fetched from the platform.
     synced: HashMap<RoomId, DateTime<Utc>, foldhash::fast::RandomState>,
+    /// A hash of the snapshot last queued for each (panel sink, room): one
+    /// the panel already has is not pushed again (e-ink screens wear and
+    /// drain their batteries per refresh), except on the heartbeat.
+    shown: HashMap<(SinkIndex, RoomId), u64, foldhash::fast::RandomState>,
 }
 
 impl Pipeline {
@@ -123,7 +127,28 @@ impl Pipeline {
             persist: false,
             directory: Directory::default(),
             synced: HashMap::default(),
+            shown: HashMap::default(),
         }
+    }
+
+    /// Drop the snapshots in `out[from..]` whose body is the one last
+    /// queued for that panel and room, unless `force` (the heartbeat, a
+    /// start); remember the rest.
+    fn drop_unchanged(&mut self, out: &mut Vec<Message>, from: usize, force: bool) {
+        use std::hash::BuildHasher;
+        let hasher = foldhash::fast::FixedState::with_seed(0x726f_6f6d);
+        let mut i = 0;
+        out.retain(|m| {
+            i += 1;
+            if i <= from || m.subject != Subject::Snapshot {
+                return true;
+            }
+            let h = hasher.hash_one(m.body.as_str());
+            match self.shown.insert((m.sink, m.room.clone()), h) {
+                Some(old) if old == h && !force => false,
+                _ => true,
+            }
+        });
     }
 
     /// Hand back, with each applied event, the rows a store must keep.
@@ -242,7 +267,7 @@ impl Pipeline {
     /// What `changes` caused: notices (none for the `silent` rooms),
     /// snapshots, and what the store must keep.
     fn applied(
-        &self,
+        &mut self,
         event_id: String,
         changes: &[Change],
         silent: &[RoomId],
@@ -251,6 +276,7 @@ impl Pipeline {
         let mut messages = Vec::new();
         let mut render_errors = Vec::new();
         self.render_changes(changes, silent, now, &mut messages, &mut render_errors);
+        self.drop_unchanged(&mut messages, 0, false);
         let rooms: Vec<RoomId> = distinct(changes.iter().map(|c| &c.room))
             .into_iter()
             .cloned()
@@ -520,18 +546,23 @@ impl Pipeline {
     }
 
     /// Snapshots of these rooms for every panel sink showing them, caused
-    /// by the clock (`event_id` names the instant, e.g. `clock:…`).
+    /// by the clock (`event_id` names the instant, e.g. `clock:…`): those a
+    /// panel already has are left out unless `force` (the heartbeat, a
+    /// start).
     pub(crate) fn clock_snapshots(
-        &self,
+        &mut self,
         rooms: &[RoomId],
         now: DateTime<Utc>,
         event_id: &Arc<str>,
+        force: bool,
         out: &mut Vec<Message>,
         errors: &mut Vec<(String, RenderError)>,
     ) {
+        let from = out.len();
         for room in rooms {
             self.push_snapshots(room, event_id, now, out, errors);
         }
+        self.drop_unchanged(out, from, force);
     }
 
     /// Rooms whose view changed by itself in `(from, to]`.

@@ -322,3 +322,68 @@ fn one_event_cancelling_a_series_and_its_exceptions_gives_each_notice_its_key() 
         "and the same keys when the events are replayed"
     );
 }
+
+/// Issue 13 item 8: a panel is not pushed a snapshot identical to the one
+/// it was last queued (a change it cannot show, a clock push that changes
+/// nothing), except on the heartbeat or at a start.
+#[test]
+fn a_panel_is_not_pushed_what_it_already_shows() {
+    let snapshots = |o: &Outcome| match o {
+        Outcome::Applied(a) => a
+            .messages
+            .iter()
+            .filter(|m| m.subject == Subject::Snapshot)
+            .count(),
+        _ => usize::MAX,
+    };
+    let mut p = pipeline("");
+    let o = p.handle(
+        event("created", "e1", 10, "m1", (2, 3), &[A]).as_bytes(),
+        now(),
+    );
+    assert_eq!(snapshots(&o), 1, "the first booking is shown");
+    // A booking a week on: not on today's panel.
+    let week = |h: u32| {
+        Utc.with_ymd_and_hms(2026, 5, 8, h, 0, 0)
+            .unwrap()
+            .timestamp_millis()
+    };
+    let far = json!({
+        "uuid": "e2", "token": "tok", "type": "event_callback",
+        "event": {
+            "type": "third_party_meeting_room_event_created",
+            "event_time": "20", "uid": "m2", "original_time": 0,
+            "start": {"time_stamp": week(2).to_string()},
+            "end": {"time_stamp": week(3).to_string()},
+            "meeting_rooms": [{"open_id": A}],
+            "organizer": {"open_id": "ou_x"}
+        }
+    })
+    .to_string();
+    let o = p.handle(far.as_bytes(), now());
+    assert!(matches!(&o, Outcome::Applied(a) if a.changes == 1));
+    assert_eq!(snapshots(&o), 0, "nothing the panel shows changed");
+
+    let room = [RoomId::new(A)];
+    let clock = |p: &mut Pipeline, force: bool| {
+        let (mut out, mut errors) = (Vec::new(), Vec::new());
+        p.clock_snapshots(
+            &room,
+            now(),
+            &Arc::from("clock"),
+            force,
+            &mut out,
+            &mut errors,
+        );
+        assert!(errors.is_empty());
+        out.len()
+    };
+    assert_eq!(clock(&mut p, false), 0, "a clock push that changes nothing");
+    assert_eq!(clock(&mut p, true), 1, "the heartbeat pushes anyway");
+    // A visible change is pushed.
+    let o = p.handle(
+        event("updated", "e3", 30, "m1", (4, 5), &[A]).as_bytes(),
+        now(),
+    );
+    assert_eq!(snapshots(&o), 1);
+}
