@@ -144,10 +144,8 @@ impl Pipeline {
                 return true;
             }
             let h = hasher.hash_one(m.body.as_str());
-            match self.shown.insert((m.sink, m.room.clone()), h) {
-                Some(old) if old == h && !force => false,
-                _ => true,
-            }
+            let same = self.shown.insert((m.sink, m.room.clone()), h) == Some(h);
+            force || !same
         });
     }
 
