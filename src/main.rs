@@ -77,6 +77,10 @@ enum Command {
     Outbox {
         #[command(subcommand)]
         action: Option<OutboxAction>,
+        /// Every message the store still keeps, delivered and superseded
+        /// ones too (what each receiver really got).
+        #[arg(long)]
+        all: bool,
     },
     /// Show each room's view (status, current and next bookings); from the
     /// store when one is configured.
@@ -255,7 +259,7 @@ async fn dispatch(cli: Cli) -> Exit {
                 Err(code) => code,
             }
         }
-        Command::Outbox { action } => outbox(&checked, action),
+        Command::Outbox { action, all } => outbox(&checked, action, all),
         Command::Rooms {
             action: Some(RoomsAction::Discover),
             ..
@@ -415,7 +419,7 @@ fn preview(checked: &Checked, event: &Path, now: DateTime<Utc>) -> Exit {
     rc
 }
 
-fn outbox(checked: &Checked, action: Option<OutboxAction>) -> Exit {
+fn outbox(checked: &Checked, action: Option<OutboxAction>, all: bool) -> Exit {
     let Some(sc) = &checked.config.store else {
         eprintln!("error: the config has no [store]; there is no outbox");
         return Exit::Config;
@@ -437,17 +441,21 @@ fn outbox(checked: &Checked, action: Option<OutboxAction>) -> Exit {
             Err(e) => fail(&e, Exit::Store),
         };
     }
-    let rows = match store.outbox() {
+    let rows = match if all {
+        store.outbox_all()
+    } else {
+        store.outbox()
+    } {
         Ok(r) => r,
         Err(e) => return fail(&e, Exit::Store),
     };
     println!(
-        "{:>8}  {:<8}  {:<16}  {:<11}  {:>8}  {:<20}  booking / last error",
+        "{:>8}  {:<10}  {:<16}  {:<11}  {:>8}  {:<20}  booking / last error",
         "id", "state", "sink", "subject", "attempts", "queued"
     );
     for r in &rows {
         println!(
-            "{:>8}  {:<8}  {:<16}  {:<11}  {:>8}  {:<20}  {} {}",
+            "{:>8}  {:<10}  {:<16}  {:<11}  {:>8}  {:<20}  {} {}",
             r.id,
             r.state,
             r.sink,

@@ -55,6 +55,11 @@ pub struct Message {
     pub booking: Option<String>,
     pub body: String,
     pub format: Format,
+    /// Read back from the store at start: it may have reached its receiver
+    /// just before an unclean stop, so it is sent again (same key) rather
+    /// than replaced unsent by a newer snapshot — the outbox then says
+    /// `delivered`, which is true, not `superseded`.
+    pub restored: bool,
 }
 
 /// `sha256(parts joined by NUL)`, first 16 bytes as hex: idempotency keys

@@ -117,10 +117,17 @@ impl Worker {
     }
 
     /// Queue a message; for snapshot sinks a queued snapshot of the same
-    /// room is replaced in place (latest state wins, order kept).
+    /// room is replaced in place (latest state wins, order kept) — unless
+    /// it was read back from the store at start and not tried since: it
+    /// may have been delivered before an unclean stop, so it is sent again
+    /// under its key and the newer one follows it.
     async fn enqueue(&self, q: &mut VecDeque<Pending>, msg: Message) {
         if self.sink.payload == Payload::Snapshot
-            && let Some(p) = q.iter_mut().find(|p| p.msg.room == msg.room)
+            && let Some(p) = q
+                .iter_mut()
+                .rev()
+                .find(|p| p.msg.room == msg.room)
+                .filter(|p| !(p.msg.restored && p.attempt == 0))
         {
             let old = std::mem::replace(&mut p.msg, msg);
             self.record(&old, OutboxState::Superseded, None).await;
@@ -311,6 +318,7 @@ mod tests {
                 booking: None,
                 body: String::new(),
                 format: crate::render::Format::Json,
+                restored: false,
             },
             target: Some(target.to_string()),
             queued: not_before,

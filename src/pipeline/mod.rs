@@ -451,6 +451,7 @@ impl Pipeline {
                         booking: Some(c.booking.key.to_string()),
                         body: r.body,
                         format: r.format,
+                        restored: false,
                     }),
                     Err(e) => errors.push((sink.name.clone(), e)),
                 }
@@ -489,6 +490,7 @@ impl Pipeline {
                     booking: None,
                     body,
                     format,
+                    restored: false,
                 }),
                 Err(e) => errors.push((sink.name.clone(), e)),
             }

@@ -458,6 +458,7 @@ impl Store {
                     booking: r.get(4)?,
                     body: r.get(8)?,
                     format: Format::from_ext(&r.get::<_, String>(7)?).unwrap_or(Format::Text),
+                    restored: true,
                 },
             })
         })?;
@@ -656,6 +657,12 @@ impl Store {
     /// Pending and dead rows, for `roomcast outbox`.
     pub fn outbox(&self) -> Result<Vec<OutboxRow>, StoreError> {
         self.outbox_rows("state IN ('pending', 'dead', 'failed')")
+    }
+
+    /// Every row still kept (delivered and superseded ones until they are
+    /// pruned), for `roomcast outbox --all`.
+    pub fn outbox_all(&self) -> Result<Vec<OutboxRow>, StoreError> {
+        self.outbox_rows("1 = 1")
     }
 
     /// Put a dead or failed row back in the queue (for the next start).

@@ -48,6 +48,7 @@ fn msg(i: i64) -> Message {
         booking: Some("u_0".into()),
         body: format!("body {i}"),
         format: Format::Text,
+        restored: false,
     }
 }
 

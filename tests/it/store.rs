@@ -105,9 +105,33 @@ async fn queued_messages_survive_a_restart_and_keep_their_keys() {
         .map(|h| h.headers["x-roomcast-event"].as_str())
         .collect();
     assert_eq!(events, ["ev-1", "ev-2"], "in order");
-    // The panel: the queued snapshot (superseded) and the startup push show
-    // the restored schedule.
+    // The panel: the snapshot queued before the stop is sent again under
+    // its key (it may have reached the panel just before an unclean stop),
+    // not marked superseded unsent; then the startup push shows the
+    // restored schedule (issue 13 item 14e).
     let panels = f.hits("panel");
+    assert_eq!(panels.len(), 2, "the kept snapshot, then the startup push");
+    assert_eq!(
+        panels[0].headers["x-roomcast-event"], "ev-2",
+        "the kept snapshot keeps its event"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        .args(["outbox", "--all"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let all = String::from_utf8_lossy(&out.stdout);
+    let first_snapshot = all
+        .lines()
+        .filter(|l| l.contains(" pn ") && l.contains("snapshot"))
+        .find(|l| !l.contains("superseded"))
+        .unwrap_or_default();
+    assert!(first_snapshot.contains("delivered"), "{all}");
+    assert_eq!(
+        all.lines().filter(|l| l.contains("superseded")).count(),
+        1,
+        "only the snapshot replaced before it was ever sent (run one): {all}"
+    );
     let last = panels.last().expect("panel pushed");
     assert_eq!(
         last.body["next"].as_array().map(Vec::len),
