@@ -170,6 +170,18 @@ impl Style {
         }
     }
 
+    /// [`Style::date_of`], with the year when it is not `year` (the year of
+    /// "now", or of a span's start): "Fri, Jan 2, 2027", "2027年1月2日 周五".
+    pub(crate) fn date_near(&self, l: &DateTime<Tz>, year: i32) -> String {
+        if l.year() == year {
+            return self.date_of(l);
+        }
+        match self.locale {
+            Locale::ZhCn => format!("{}年{}", l.year(), self.date_of(l)),
+            Locale::En => format!("{}, {}", self.date_of(l), l.year()),
+        }
+    }
+
     /// "Fri, Mar 29 18:00", "3月29日 周五 18:00".
     pub fn date_time(&self, t: DateTime<Utc>) -> String {
         let l = self.local(t);
@@ -203,7 +215,7 @@ impl Style {
             format!(
                 "{}–{} {}",
                 self.time_of(start),
-                self.date_of(end),
+                self.date_near(end, start.year()),
                 self.time_of(end)
             )
         }

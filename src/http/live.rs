@@ -121,7 +121,7 @@ pub(super) async fn room_events(
     };
     let changes = s.live.signals.subscribe(&room);
     let first = match view(&s, &id, View::Panel).await {
-        Err(r) => return r,
+        Err(f) => return f.response(View::Panel),
         Ok(b) => b,
     };
     let watch = Watch {

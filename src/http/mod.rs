@@ -313,8 +313,88 @@ pub(crate) fn unauthorized() -> Response {
         .into_response()
 }
 
+/// Why a room's view is not there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    ShuttingDown,
+    NoSuchRoom,
+    Unauthorized,
+    Render,
+}
+
+impl Failure {
+    fn status(self) -> StatusCode {
+        match self {
+            Failure::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Failure::NoSuchRoom => StatusCode::NOT_FOUND,
+            Failure::Unauthorized => StatusCode::UNAUTHORIZED,
+            Failure::Render => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// For programs: JSON (or the bearer challenge).
+    pub(crate) fn response(self, view: View) -> Response {
+        match self {
+            Failure::ShuttingDown => shutting_down(),
+            Failure::Unauthorized => unauthorized(),
+            Failure::NoSuchRoom => json_response(self.status(), json!({"msg": "no such room"})),
+            Failure::Render => json_response(
+                self.status(),
+                json!({"msg": format!("template `{}` failed; see the log", view.template())}),
+            ),
+        }
+    }
+
+    /// For a screen: a page that says what is wrong, in both languages
+    /// (the room's is unknown here), and loads itself again every 30 s, so
+    /// a door tablet recovers by itself once the server or the config is
+    /// fixed.
+    fn page(self, room: &str) -> Response {
+        let room = handlebars::html_escape(room);
+        let (en, zh) = match self {
+            Failure::ShuttingDown => (
+                "The room display server is restarting.".to_string(),
+                "会议室显示服务正在重启。".to_string(),
+            ),
+            Failure::NoSuchRoom => (
+                format!("No room “{room}” is configured or known."),
+                format!("未找到会议室“{room}”。"),
+            ),
+            Failure::Unauthorized => (
+                "This screen's link lacks the room's token (?token=…).".to_string(),
+                "此屏幕的链接缺少会议室令牌（?token=…）。".to_string(),
+            ),
+            Failure::Render => (
+                "The room's page could not be drawn; the server's log says why.".to_string(),
+                "无法显示会议室页面，原因见服务器日志。".to_string(),
+            ),
+        };
+        let body = format!(
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<meta http-equiv=\"refresh\" content=\"30\"><meta name=\"referrer\" content=\"no-referrer\">\
+<title>roomcast · {code}</title><style>html,body{{margin:0;height:100%;background:#222;color:#eee;\
+font-family:system-ui,sans-serif}}main{{height:100vh;display:flex;flex-direction:column;\
+justify-content:center;padding:6vmin;box-sizing:border-box;gap:3vmin}}p{{margin:0;font-size:6vmin}}\
+small{{font-size:3.5vmin;opacity:.7}}</style></head><body><main id=\"error\" data-status=\"{code}\">\
+<p>{en}</p><p>{zh}</p><small>Retrying every 30 s · 每 30 秒重试</small></main></body></html>\n",
+            code = self.status().as_u16(),
+        );
+        (
+            self.status(),
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+                (header::REFERRER_POLICY, "no-referrer"),
+            ],
+            body,
+        )
+            .into_response()
+    }
+}
+
 /// Ask the core for a rendering of a room.
-pub(crate) async fn view(s: &Server, room: &str, view: View) -> Result<String, Response> {
+pub(crate) async fn view(s: &Server, room: &str, view: View) -> Result<String, Failure> {
     let (tx, rx) = oneshot::channel();
     let q = Query::View {
         room: room.to_string(),
@@ -322,21 +402,15 @@ pub(crate) async fn view(s: &Server, room: &str, view: View) -> Result<String, R
         reply: tx,
     };
     if s.queries.send(q).await.is_err() {
-        return Err(shutting_down());
+        return Err(Failure::ShuttingDown);
     }
     match rx.await {
-        Err(_) => Err(shutting_down()),
+        Err(_) => Err(Failure::ShuttingDown),
         Ok(Ok(body)) => Ok(body),
-        Ok(Err(ViewError::NoSuchRoom)) => Err(json_response(
-            StatusCode::NOT_FOUND,
-            json!({"msg": "no such room"}),
-        )),
+        Ok(Err(ViewError::NoSuchRoom)) => Err(Failure::NoSuchRoom),
         Ok(Err(ViewError::Render(e))) => {
             tracing::error!(%room, template = view.template(), error = %e, "render failed");
-            Err(json_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                json!({"msg": format!("template `{}` failed; see the log", view.template())}),
-            ))
+            Err(Failure::Render)
         }
     }
 }
@@ -354,12 +428,12 @@ async fn room(
         Some(id) => (id, true),
         None => (file.as_str(), false),
     };
-    if !authorized(&s, id, &headers, q.token.as_deref()) {
-        return unauthorized();
-    }
     if !json {
+        if !authorized(&s, id, &headers, q.token.as_deref()) {
+            return Failure::Unauthorized.page(id);
+        }
         return match view(&s, id, View::Page).await {
-            Err(r) => r,
+            Err(f) => f.page(id),
             Ok(body) => (
                 StatusCode::OK,
                 [
@@ -374,8 +448,11 @@ async fn room(
                 .into_response(),
         };
     }
+    if !authorized(&s, id, &headers, q.token.as_deref()) {
+        return unauthorized();
+    }
     let body = match view(&s, id, View::Json).await {
-        Err(r) => return r,
+        Err(f) => return f.response(View::Json),
         Ok(b) => b,
     };
     let etag = format!("\"{}\"", crate::message::digest_hex(&[&body]));

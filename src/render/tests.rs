@@ -349,3 +349,39 @@ fn inert_keeps_underscores_inside_words_only() {
     assert_eq!(inert("_x_ a_ _b"), "＿x＿ a＿ ＿b");
     assert_eq!(inert(&inert("<a>_b_")), inert("<a>_b_"));
 }
+
+/// Issue 13 item 18: an instant in another year names its year.
+#[test]
+fn an_instant_in_another_year_names_its_year() {
+    use chrono::TimeZone;
+    let style = |locale| crate::locale::Style {
+        tz: chrono_tz::Asia::Shanghai,
+        locale,
+        hour_cycle: crate::locale::HourCycle::H24,
+        privacy: Default::default(),
+    };
+    // Thursday Dec 31 2026, 10:00 in Shanghai.
+    let now = chrono::Utc.with_ymd_and_hms(2026, 12, 31, 2, 0, 0).unwrap();
+    let next_year = chrono::Utc.with_ymd_and_hms(2027, 1, 2, 1, 0, 0).unwrap();
+    let tomorrow = chrono::Utc.with_ymd_and_hms(2026, 12, 30, 1, 0, 0).unwrap();
+    assert_eq!(
+        view::time(&style(Locale::En), next_year, now)["when"],
+        "Sat, Jan 2, 2027 09:00"
+    );
+    assert_eq!(
+        view::time(&style(Locale::ZhCn), next_year, now)["date"],
+        "2027年1月2日 周六"
+    );
+    assert_eq!(
+        view::time(&style(Locale::En), tomorrow, now)["date"],
+        "Wed, Dec 30"
+    );
+    // A span over New Year names the end's year.
+    let late = chrono::Utc
+        .with_ymd_and_hms(2026, 12, 31, 15, 0, 0)
+        .unwrap();
+    assert_eq!(
+        style(Locale::En).range(late, late + chrono::Duration::hours(2)),
+        "23:00–Fri, Jan 1, 2027 01:00"
+    );
+}

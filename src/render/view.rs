@@ -40,7 +40,7 @@ fn time_of(style: &Style, l: &DateTime<Tz>, t: DateTime<Utc>, now: DateTime<Utc>
         "iso" => l.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
         "utc" => t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "ms" => t.timestamp_millis(),
-        "date" => style.date_of(l),
+        "date" => style.date_near(l, style.local(now).year()),
         "iso_date" => format!("{:04}-{:02}-{:02}", l.year(), l.month(), l.day()),
         "time" => style.time_of(l),
         "when" => when_of(style, l, now),
@@ -53,10 +53,11 @@ fn time_of(style: &Style, l: &DateTime<Tz>, t: DateTime<Utc>, now: DateTime<Utc>
 /// date and time: "17:00", "Wed, Dec 2 17:00" (a "busy until 17:00" two
 /// days on must not read as today).
 fn when_of(style: &Style, l: &DateTime<Tz>, now: DateTime<Utc>) -> String {
-    if l.date_naive() == style.local(now).date_naive() {
+    let today = style.local(now);
+    if l.date_naive() == today.date_naive() {
         style.time_of(l)
     } else {
-        format!("{} {}", style.date_of(l), style.time_of(l))
+        format!("{} {}", style.date_near(l, today.year()), style.time_of(l))
     }
 }
 
@@ -326,6 +327,18 @@ pub fn notice(style: &Style, c: &Change, meta: &RoomMeta<'_>, now: DateTime<Utc>
 /// `busy_until` (instants or null), `now`, `labels`, `synced_at` (when the
 /// schedule was last fetched from the platform: an instant or null) and
 /// `sync_stale` (that was longer ago than `[sync] stale_after`).
+/// How many bookings `agenda` lists; `agenda_more` counts the rest.
+pub const AGENDA: usize = 3;
+
+/// "+2 more", "还有 2 个" (empty for none).
+fn more_text(locale: Locale, n: usize) -> String {
+    match (n, locale) {
+        (0, _) => String::new(),
+        (n, Locale::En) => format!("+{n} more"),
+        (n, Locale::ZhCn) => format!("还有 {n} 个"),
+    }
+}
+
 pub fn snapshot(
     style: &Style,
     id: &RoomId,
@@ -334,6 +347,10 @@ pub fn snapshot(
     now: DateTime<Utc>,
 ) -> ViewModel {
     let l = labels(style.locale);
+    // What a display lists below the status: the one shown large while it
+    // is starting soon is not listed again.
+    let shown_large = usize::from(v.status == Status::StartingSoon && v.current.is_none());
+    let agenda = v.next.get(shown_large..).unwrap_or(&[]);
     let current = v.current.map_or(Value::Null, |b| {
         // Whole minutes left, rounded up: "1 min" until the very end.
         let left = (b.end - now).max(Duration::zero()) + Duration::seconds(59);
@@ -358,6 +375,10 @@ pub fn snapshot(
         "current" => current,
         "next" => v.next.iter().map(|b| booking(style, b, now)).collect::<Vec<_>>(),
         "has_next" => !v.next.is_empty(),
+        "agenda" => agenda.iter().take(AGENDA).map(|b| booking(style, b, now)).collect::<Vec<_>>(),
+        "has_agenda" => !agenda.is_empty(),
+        "agenda_more" => agenda.len().saturating_sub(AGENDA),
+        "agenda_more_text" => more_text(style.locale, agenda.len().saturating_sub(AGENDA)),
         "free_until" => v.free_until.map_or(Value::Null, |t| time(style, t, now)),
         "busy_until" => v.busy_until.map_or(Value::Null, |t| time(style, t, now)),
         "now" => time(style, now, now),

@@ -344,6 +344,44 @@ async fn live_room_page_renders_updates_and_goes_stale() {
     );
     browser.screenshot("2-busy").await;
 
+    // A portrait tablet (issue 13 item 18): a long name takes two lines at
+    // most and leaves the status on screen; the agenda's text is at least
+    // 5 vmin; no time, range or duration breaks inside itself.
+    browser
+        .call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": 600, "height": 960, "deviceScaleFactor": 1, "mobile": false}),
+        )
+        .await;
+    let layout = browser
+        .eval(
+            r#"(function () {
+  var name = document.querySelector('.name');
+  name.textContent = 'Alpha 会议室 — the large board room on the north side of the building, by the lifts '.repeat(3);
+  var lh = parseFloat(getComputedStyle(name).lineHeight);
+  var lines = Math.round(name.getBoundingClientRect().height / lh);
+  var status = document.querySelector('.status').getBoundingClientRect();
+  var vmin = Math.min(innerWidth, innerHeight) / 100;
+  var small = [];
+  document.querySelectorAll('.agenda h2, .agenda li, .agenda li span, .agenda .none, .agenda .more').forEach(function (e) {
+    var px = parseFloat(getComputedStyle(e).fontSize);
+    if (px < 5 * vmin - 0.5) small.push(e.className || e.tagName);
+  });
+  var broken = [];
+  document.querySelectorAll('.agenda .range, .agenda .duration, .agenda .relative').forEach(function (e) {
+    if (e.getClientRects().length !== 1) broken.push(e.textContent);
+  });
+  return JSON.stringify({lines: lines, statusOnScreen: status.bottom <= innerHeight && status.top >= 0, small: small, broken: broken});
+})()"#,
+        )
+        .await;
+    let layout: Value = serde_json::from_str(layout.as_str().unwrap_or("{}")).expect("layout");
+    assert_eq!(layout["lines"], 2, "{layout}");
+    assert_eq!(layout["statusOnScreen"], true, "{layout}");
+    assert_eq!(layout["small"], json!([]), "{layout}");
+    assert_eq!(layout["broken"], json!([]), "{layout}");
+    browser.screenshot("2b-portrait-long-name").await;
+
     // The server stops: the page says so and keeps the last schedule.
     let metrics = bot.metrics.clone();
     assert_eq!(

@@ -604,3 +604,93 @@ async fn events_over_the_caps_are_acknowledged_counted_and_applied_to_nothing() 
         "nothing from the flood or the refused room"
     );
 }
+
+/// Issue 13 item 18: the live page lists three later bookings and says how
+/// many more ("+2 more", none dropped silently); an unknown room or a
+/// missing token gets a page that says so and reloads itself (a door
+/// tablet recovers once the config is fixed), not raw JSON or text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_page_says_how_many_more_and_its_errors_recover() {
+    let rooms = format!(
+        "[[rooms]]\nid = \"{ROOM_A}\"\nname = \"Alpha\"\ntoken_env = \"PANEL\"\n[[rooms]]\nid = \"{ROOM_B}\"\nname = \"Beta\"\n"
+    );
+    let fixed = chrono::DateTime::from_timestamp_millis(ms(2026, 5, 1, 1, 0)).unwrap();
+    let bot = start_at(
+        "",
+        &rooms,
+        &[("PANEL", "p4nel")],
+        Some(std::sync::Arc::new(move || fixed)),
+    )
+    .await;
+    for (i, h) in [3u32, 5, 7, 9, 11].into_iter().enumerate() {
+        let e = event(
+            "created",
+            &format!("more-{i}"),
+            ms(2026, 5, 1, 0, 0),
+            (&format!("m{i}"), 0),
+            (ms(2026, 5, 1, h, 0), ms(2026, 5, 1, h + 1, 0)),
+            &[ROOM_B],
+        );
+        assert_eq!(bot.post(&e, &[]).await.0, 200);
+    }
+    let c = reqwest::Client::new();
+    let page = c
+        .get(format!("{}/rooms/{ROOM_B}", bot.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let agenda = &page[page.find("class=\"agenda\"").expect("agenda")..];
+    assert_eq!(agenda.matches("<li data-end=").count(), 3, "{agenda}");
+    assert!(
+        agenda.contains("<li class=\"more\">+2 more</li>"),
+        "{agenda}"
+    );
+
+    for (path, status, says) in [
+        (
+            "/rooms/omm_nope%3Cb%3E".to_string(),
+            404,
+            "No room “omm_nope&lt;b&gt;”",
+        ),
+        (format!("/rooms/{ROOM_A}"), 401, "lacks the room's token"),
+    ] {
+        let r = c.get(format!("{}{path}", bot.base)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{path}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{path}"
+        );
+        let body = r.text().await.unwrap();
+        assert!(
+            body.contains("<meta http-equiv=\"refresh\" content=\"30\">"),
+            "{body}"
+        );
+        assert!(body.contains(says), "{body}");
+        assert!(
+            !body.contains("Alpha"),
+            "nothing of a token room leaks: {body}"
+        );
+    }
+    // Programs still get JSON and the bearer challenge.
+    let r = c
+        .get(format!("{}/rooms/omm_nope.json", bot.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().await.unwrap()["msg"], "no such room");
+    let r = c
+        .get(format!("{}/rooms/{ROOM_A}.json", bot.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    bot.stop().await.expect("stop");
+}
