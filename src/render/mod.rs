@@ -342,7 +342,17 @@ impl Templates {
             resolved: HashMap::new(),
         };
         let mut issues = Vec::new();
+        // Each template's partial references, for the recursion check
+        // across templates (a later file replaces an earlier one's).
+        let mut refs: HashMap<String, (String, structure::Refs)> = HashMap::new();
+        let mut note = |file: &str, src: &str, origin: &str| {
+            if let Ok((name, _)) = parse_file_name(file) {
+                let r = structure::refs(&name, src);
+                refs.insert(name, (origin.to_string(), r));
+            }
+        };
         for (file, src) in DEFAULTS {
+            note(file, src, &format!("(built-in) {file}"));
             if let Err(e) = t.add(file, src, format!("(built-in) {file}")) {
                 issues.push(e);
             }
@@ -369,6 +379,7 @@ impl Templates {
                     .unwrap_or_default();
                 match std::fs::read_to_string(&path) {
                     Ok(src) => {
+                        note(&file, &src, &path.display().to_string());
                         if let Err(e) = t.add(&file, &src, path.display().to_string()) {
                             issues.push(e);
                         }
@@ -379,6 +390,17 @@ impl Templates {
                     )),
                 }
             }
+        }
+        if issues.is_empty()
+            && let Some((origin, cycle)) = structure::cycle(&refs)
+        {
+            issues.push(TemplateIssue::new(
+                origin,
+                format!(
+                    "partials include each other ({}): recursion is not allowed in templates",
+                    cycle.join(" → ")
+                ),
+            ));
         }
         t.build_resolution();
         if issues.is_empty() {
@@ -710,7 +732,138 @@ mod structure {
         Ok(())
     }
 
+    /// A template's partial references: `(from, to)`, where `from` is the
+    /// template or one of its inline partials (`template#inline`) and `to`
+    /// the partial it includes, resolved the same way (an inline partial of
+    /// the template first, else a template). A partial named by an
+    /// expression is refused by [`check`].
+    #[derive(Debug, Default)]
+    pub(super) struct Refs {
+        pub(super) edges: Vec<(String, String)>,
+    }
+
+    pub(super) fn refs(name: &str, src: &str) -> Refs {
+        let mut defined: Vec<String> = Vec::new();
+        for tag in tags(src) {
+            if let Some(def) = bare(tag)
+                .strip_prefix('#')
+                .and_then(|o| o.strip_prefix("*inline"))
+            {
+                defined.push(first_word(def).to_string());
+            }
+        }
+        let node = |partial: &str| {
+            if defined.iter().any(|d| d == partial) {
+                format!("{name}#{partial}")
+            } else {
+                partial.to_string()
+            }
+        };
+        let mut out = Refs::default();
+        let mut depth = 0usize;
+        let mut inline: Vec<(String, usize)> = Vec::new();
+        for tag in tags(src) {
+            let t = bare(tag);
+            let from = inline
+                .last()
+                .map_or_else(|| name.to_string(), |(n, _)| format!("{name}#{n}"));
+            let partial = if let Some(open) = t.strip_prefix('#') {
+                depth += 1;
+                if let Some(def) = open.strip_prefix("*inline") {
+                    inline.push((first_word(def).to_string(), depth));
+                    None
+                } else {
+                    open.strip_prefix('>')
+                }
+            } else if let Some(inv) = t.strip_prefix('^') {
+                if !inv.trim().is_empty() {
+                    depth += 1;
+                }
+                None
+            } else if t.starts_with('/') {
+                if inline.last().is_some_and(|(_, d)| *d == depth) {
+                    inline.pop();
+                }
+                depth = depth.saturating_sub(1);
+                None
+            } else {
+                t.strip_prefix('>')
+            };
+            if let Some(p) = partial
+                && !first_word(p).is_empty()
+            {
+                out.edges.push((from, node(first_word(p))));
+            }
+        }
+        out
+    }
+
+    /// A cycle of partial includes across all templates, if any: the file
+    /// of its first template and the names along it.
+    pub(super) fn cycle(
+        refs: &std::collections::HashMap<String, (String, Refs)>,
+    ) -> Option<(String, Vec<String>)> {
+        use std::collections::{BTreeMap, BTreeSet};
+        let mut graph: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for (_, r) in refs.values() {
+            for (from, to) in &r.edges {
+                graph.entry(from.as_str()).or_default().insert(to.as_str());
+            }
+        }
+        // Iterative depth-first search; 1 = on the path, 2 = done.
+        let mut state: BTreeMap<&str, u8> = BTreeMap::new();
+        for &start in graph.keys() {
+            if state.contains_key(start) {
+                continue;
+            }
+            let mut path: Vec<&str> = vec![start];
+            let mut stack: Vec<Vec<&str>> = vec![graph[start].iter().copied().collect()];
+            state.insert(start, 1);
+            while let Some(next) = stack.last_mut() {
+                match next.pop() {
+                    Some(n) => match state.get(n) {
+                        Some(1) => {
+                            let from = path.iter().position(|p| *p == n).unwrap_or(0);
+                            let mut cycle: Vec<String> =
+                                path[from..].iter().map(|s| s.to_string()).collect();
+                            cycle.push(n.to_string());
+                            let owner = n.split('#').next().unwrap_or(n);
+                            let origin = refs
+                                .get(owner)
+                                .map_or_else(|| owner.to_string(), |(o, _)| o.clone());
+                            return Some((origin, cycle));
+                        }
+                        Some(_) => {}
+                        None => {
+                            state.insert(n, 1);
+                            path.push(n);
+                            stack.push(
+                                graph
+                                    .get(n)
+                                    .map(|s| s.iter().copied().collect())
+                                    .unwrap_or_default(),
+                            );
+                        }
+                    },
+                    None => {
+                        stack.pop();
+                        if let Some(done) = path.pop() {
+                            state.insert(done, 2);
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+
     fn refuse_self(name: &str, inline: &[(String, usize)], partial: &str) -> Result<(), String> {
+        if partial.starts_with('(') {
+            return Err(
+                "a partial named by an expression (`{{> (…)}}`) cannot be checked for recursion; name the partial"
+                    .to_string(),
+            );
+        }
         if partial.is_empty() {
             return Ok(());
         }

@@ -385,3 +385,48 @@ fn an_instant_in_another_year_names_its_year() {
         "23:00–Fri, Jan 1, 2027 01:00"
     );
 }
+
+/// Issue 13 item 14b (rest): partials that include each other, across
+/// templates or between inline partials, are refused at load (`check`),
+/// not left to overflow the stack at render; so is a partial named by an
+/// expression, which no check can follow. Plain partial use still loads.
+#[test]
+fn mutual_recursion_between_partials_is_refused() {
+    for (files, want) in [
+        (
+            vec![
+                ("a.txt.hbs", "A {{> b}}"),
+                ("b.txt.hbs", "B {{> c}}"),
+                ("c.txt.hbs", "C {{> a}}"),
+            ],
+            "partials include each other (a → b → c → a)",
+        ),
+        (
+            vec![(
+                "i.txt.hbs",
+                "{{#*inline \"x\"}}{{> y}}{{/inline}}{{#*inline \"y\"}}{{> x}}{{/inline}}{{> x}}",
+            )],
+            "partials include each other (i#x → i#y → i#x)",
+        ),
+        (
+            vec![("d.txt.hbs", "{{> (lookup . \"p\")}}")],
+            "a partial named by an expression",
+        ),
+    ] {
+        let d = dir_with(&files);
+        let issues = Templates::load(Some(&d)).err().expect("refused");
+        let shown: Vec<String> = issues.iter().map(|i| i.to_string()).collect();
+        assert!(shown.iter().any(|s| s.contains(want)), "{want}: {shown:#?}");
+    }
+    let d = dir_with(&[
+        ("outer.txt.hbs", "[{{> inner}}] [{{> inner}}]"),
+        ("inner.txt.hbs", "{{#*inline \"z\"}}z{{/inline}}{{> z}}"),
+    ]);
+    let t = Templates::load(Some(&d)).expect("partials without a cycle load");
+    assert_eq!(
+        t.render("outer", Locale::En, ViewModel(json!({})))
+            .unwrap()
+            .body,
+        "[z] [z]"
+    );
+}
