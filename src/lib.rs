@@ -38,6 +38,7 @@
 //! | `http` | axum: webhook intake, pull endpoints, the live room page, health, readiness, metrics |
 //! | [`check`] | `roomcast check`: config + templates + trial renders, every problem at once, typed |
 //! | [`app`] | the run loop: wiring (`mod.rs`), the core's `select!` (`core.rs`), the clock's timers, queries, restore |
+//! | `fuzz` | entry points for the fuzz targets (`fuzz/`) and their stable smoke test: bytes into each decoder (event JSON, frames and reassembly, webhook, config, templates) |
 //!
 //! The middle (decode, schedule, locale, render, pipeline) is pure: data in,
 //! data out, `now` passed in. Only the edges touch sockets, files and the
@@ -52,6 +53,8 @@ pub mod decode;
 pub mod deliver;
 pub mod directory;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz;
 pub(crate) mod http;
 pub mod lark;
 pub mod locale;

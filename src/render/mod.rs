@@ -332,33 +332,10 @@ impl Templates {
     /// The embedded defaults, then every `*.hbs` file in `dir` (which may
     /// replace a default). Returns every problem found.
     pub fn load(dir: Option<&Path>) -> Result<Self, Vec<TemplateIssue>> {
-        let mut t = Templates {
-            json: registry(json_escape),
-            text: registry(handlebars::no_escape),
-            html: registry(handlebars::html_escape),
-            chat_json: registry(chat_json_escape),
-            chat_text: registry(inert),
-            index: HashMap::new(),
-            resolved: HashMap::new(),
-        };
         let mut issues = Vec::new();
-        // Each template's partial references, for the recursion check
-        // across templates (a later file replaces an earlier one's).
-        let mut refs: HashMap<String, (String, structure::Refs)> = HashMap::new();
-        let mut note = |file: &str, src: &str, origin: &str| {
-            if let Ok((name, _)) = parse_file_name(file) {
-                let r = structure::refs(&name, src);
-                refs.insert(name, (origin.to_string(), r));
-            }
-        };
-        for (file, src) in DEFAULTS {
-            note(file, src, &format!("(built-in) {file}"));
-            if let Err(e) = t.add(file, src, format!("(built-in) {file}")) {
-                issues.push(e);
-            }
-        }
+        let mut files: Vec<(String, String, String)> = Vec::new();
         if let Some(dir) = dir {
-            let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+            let mut paths: Vec<PathBuf> = match std::fs::read_dir(dir) {
                 Ok(rd) => rd
                     .filter_map(|e| e.ok().map(|e| e.path()))
                     .filter(|p| p.extension().is_some_and(|e| e == "hbs"))
@@ -371,24 +348,71 @@ impl Templates {
                     Vec::new()
                 }
             };
-            files.sort();
-            for path in files {
+            paths.sort();
+            for path in paths {
                 let file = path
                     .file_name()
                     .map(|f| f.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 match std::fs::read_to_string(&path) {
-                    Ok(src) => {
-                        note(&file, &src, &path.display().to_string());
-                        if let Err(e) = t.add(&file, &src, path.display().to_string()) {
-                            issues.push(e);
-                        }
-                    }
+                    Ok(src) => files.push((file, src, path.display().to_string())),
                     Err(e) => issues.push(TemplateIssue::new(
                         path.display().to_string(),
                         format!("cannot read: {e}"),
                     )),
                 }
+            }
+        }
+        Self::build(DEFAULTS, files, issues)
+    }
+
+    /// These `(file name, source)` pairs alone, as if they were the files
+    /// of a template directory and there were no built-in templates
+    /// (fuzzing: each input is loaded as `check` loads a directory).
+    pub fn from_sources(files: &[(&str, &str)]) -> Result<Self, Vec<TemplateIssue>> {
+        let files = files
+            .iter()
+            .map(|(f, s)| (f.to_string(), s.to_string(), f.to_string()))
+            .collect();
+        Self::build(&[], files, Vec::new())
+    }
+
+    /// `defaults`, then `files`: (file name, source, origin shown in
+    /// messages).
+    fn build(
+        defaults: &[(&str, &str)],
+        files: Vec<(String, String, String)>,
+        mut issues: Vec<TemplateIssue>,
+    ) -> Result<Self, Vec<TemplateIssue>> {
+        let mut t = Templates {
+            json: registry(json_escape),
+            text: registry(handlebars::no_escape),
+            html: registry(handlebars::html_escape),
+            chat_json: registry(chat_json_escape),
+            chat_text: registry(inert),
+            index: HashMap::new(),
+            resolved: HashMap::new(),
+        };
+        // Each template's partial references, for the recursion check
+        // across templates (a later file replaces an earlier one's).
+        let mut refs: HashMap<String, (String, structure::Refs)> = HashMap::new();
+        let mut note = |file: &str, src: &str, origin: &str| {
+            if let Ok((name, _)) = parse_file_name(file) {
+                let r = structure::refs(&name, src);
+                refs.insert(name, (origin.to_string(), r));
+            }
+        };
+        for (file, src) in defaults {
+            let origin = format!("(built-in) {file}");
+            note(file, src, &origin);
+            if let Err(e) = t.add(file, src, origin) {
+                issues.push(e);
+            }
+        }
+        for (file, src, origin) in files {
+            note(&file, &src, &origin);
+            if let Err(e) = t.add(&file, &src, origin) {
+                issues.push(e);
             }
         }
         if issues.is_empty()

@@ -7,6 +7,7 @@
 mod browser;
 mod cli;
 mod conformance;
+mod fuzz;
 mod golden;
 mod http;
 mod lark;
