@@ -98,6 +98,12 @@ enum Command {
     /// Call each of the platform's APIs once with the configured
     /// credentials; say per API "ok" or the scope to grant.
     Doctor,
+    /// Copy the store to FILE, consistently, while roomcast runs (SQLite's
+    /// online backup); the copy is checked before it is named FILE.
+    Backup {
+        /// Where to write the copy (must not exist).
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -228,7 +234,7 @@ fn parse_at(at: &str, tz: chrono_tz::Tz) -> Result<DateTime<Utc>, String> {
 async fn dispatch(cli: Cli) -> Exit {
     let inspect_only = matches!(
         cli.command,
-        Command::Outbox { .. } | Command::Rooms { action: None, .. }
+        Command::Outbox { .. } | Command::Rooms { action: None, .. } | Command::Backup { .. }
     );
     let env: &dyn roomcast::config::Env = if inspect_only {
         &InspectEnv
@@ -260,6 +266,7 @@ async fn dispatch(cli: Cli) -> Exit {
             }
         }
         Command::Outbox { action, all } => outbox(&checked, action, all),
+        Command::Backup { file } => backup(&checked, &file),
         Command::Rooms {
             action: Some(RoomsAction::Discover),
             ..
@@ -417,6 +424,33 @@ fn preview(checked: &Checked, event: &Path, now: DateTime<Utc>) -> Exit {
         }
     }
     rc
+}
+
+fn backup(checked: &Checked, file: &Path) -> Exit {
+    let Some(sc) = &checked.config.store else {
+        eprintln!("error: the config has no [store]; there is nothing to back up");
+        return Exit::Config;
+    };
+    let store = match Store::open_read_only(&sc.path) {
+        Ok(s) => s,
+        Err(e) => return fail(&e, Exit::Store),
+    };
+    match store.backup_to(file) {
+        Ok(r) => {
+            println!(
+                "{} → {}: {} bytes, integrity {}; {} booking rows, {} log rows not yet folded, {} message(s) pending",
+                sc.path.display(),
+                file.display(),
+                r.bytes,
+                r.integrity,
+                r.bookings,
+                r.log_rows,
+                r.pending
+            );
+            Exit::Ok
+        }
+        Err(e) => fail(&e, Exit::Store),
+    }
 }
 
 fn outbox(checked: &Checked, action: Option<OutboxAction>, all: bool) -> Exit {

@@ -21,7 +21,7 @@ use crate::message::Message;
 use crate::model::RoomId;
 use crate::schedule::{EntryRow, Written};
 
-pub use sqlite::Store;
+pub use sqlite::{BackupReport, Store};
 pub(crate) use writer::{Committed, StoreHandle, Writer};
 
 /// Why the store cannot be used.

@@ -256,6 +256,19 @@ fn check_existing(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// What `roomcast backup` copied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupReport {
+    /// `PRAGMA integrity_check` of the copy (`ok`).
+    pub integrity: String,
+    /// Rows of the folded booking table and of the log not yet folded in.
+    pub bookings: i64,
+    pub log_rows: i64,
+    /// Messages still to send.
+    pub pending: i64,
+    pub bytes: u64,
+}
+
 impl Store {
     /// Open (creating on first run) for the running app: takes the lock
     /// file, checks the file is ours and not newer, migrates.
@@ -657,6 +670,67 @@ impl Store {
     /// Pending and dead rows, for `roomcast outbox`.
     pub fn outbox(&self) -> Result<Vec<OutboxRow>, StoreError> {
         self.outbox_rows("state IN ('pending', 'dead', 'failed')")
+    }
+
+    /// A consistent copy of the store in `dest`, made with SQLite's online
+    /// backup API while roomcast may be running and writing (the copy is
+    /// one snapshot: what was committed when it finished). Written to
+    /// `dest.partial` and renamed, so `dest` is either whole or absent;
+    /// checked with `PRAGMA integrity_check`. An existing `dest` is refused.
+    pub fn backup_to(&self, dest: &Path) -> Result<BackupReport, StoreError> {
+        if dest.exists() {
+            return Err(StoreError::Io {
+                what: format!("{} exists; name a new file", dest.display()),
+                source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+            });
+        }
+        let mut partial = dest.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        let _ = std::fs::remove_file(&partial);
+        let result = (|| {
+            let mut out = Connection::open(&partial)?;
+            {
+                let b = rusqlite::backup::Backup::new(&self.conn, &mut out)?;
+                // Steps of 1,024 pages (4 MiB), letting the writer in between.
+                b.run_to_completion(1024, std::time::Duration::from_millis(5), None)?;
+            }
+            let check: String = out.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+            let count = |sql: &str| out.query_row(sql, [], |r| r.get::<_, i64>(0));
+            let report = BackupReport {
+                integrity: check,
+                bookings: count("SELECT count(*) FROM bookings")?,
+                log_rows: count("SELECT count(*) FROM booking_log")?,
+                pending: count("SELECT count(*) FROM outbox WHERE state = 'pending'")?,
+                bytes: 0,
+            };
+            out.close().map_err(|(_, e)| e)?;
+            Ok::<_, StoreError>(report)
+        })();
+        let mut report = match result {
+            Ok(r) if r.integrity == "ok" => r,
+            Ok(r) => {
+                let _ = std::fs::remove_file(&partial);
+                return Err(StoreError::Corrupt {
+                    path: dest.to_path_buf(),
+                    detail: Some(format!(
+                        "the copy failed its integrity check: {}",
+                        r.integrity
+                    )),
+                    source: None,
+                });
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&partial);
+                return Err(e);
+            }
+        };
+        std::fs::rename(&partial, dest).map_err(|source| StoreError::Io {
+            what: format!("cannot move the copy to {}", dest.display()),
+            source,
+        })?;
+        report.bytes = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
+        Ok(report)
     }
 
     /// Every row still kept (delivered and superseded ones until they are

@@ -486,3 +486,80 @@ async fn a_commit_waiting_on_the_disk_holds_acks_but_not_the_runtime() {
     );
     bot.stop().await.expect("clean stop");
 }
+
+/// Issue 14: `roomcast backup FILE` copies the store while roomcast runs
+/// and writes; the copy is whole and consistent, restores the schedule,
+/// and an existing FILE is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_while_running_restores_the_schedule() {
+    roomcast::tls::init();
+    let bot = TestBot::builder()
+        .tag("backup")
+        .config(format!(
+            "[source]\nkind = \"webhook\"\n[platform]\napp_id = \"cli_a1b2c3d4e5f60718\"\nverification_token_env = \"VT\"\n[http]\nlisten = \"127.0.0.1:0\"\n[display]\ntime_zone = \"Asia/Shanghai\"\n[[rooms]]\nid = \"{ROOM_A}\"\nname = \"Alpha\"\n"
+        ))
+        .store()
+        .env("VT", "tok")
+        .start()
+        .await;
+    let c = reqwest::Client::new();
+    let post = |i: usize| {
+        let c = c.clone();
+        let url = format!("{}/webhook/event", bot.base);
+        async move {
+            let r = c.post(url).body(created(i)).send().await.expect("post");
+            assert_eq!(r.status(), 200);
+        }
+    };
+    for i in 1..=3 {
+        post(i).await;
+    }
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_roomcast"))
+            .args(args)
+            .current_dir(&bot.dir)
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run roomcast")
+    };
+    // Taken while the bot runs (and holds the store's lock).
+    let out = cli(&["backup", "copy.db"]);
+    let so = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{so}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(so.contains("integrity ok"), "{so}");
+    // The bot goes on writing; the copy is the state when it was taken.
+    post(4).await;
+    let again = cli(&["backup", "copy.db"]);
+    assert_eq!(again.status.code(), Some(6), "an existing file is refused");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+    let dir = bot.dir.clone();
+    bot.stop().await.expect("stop");
+
+    // Restore: the copy in place of a store, read as roomcast reads it.
+    let restored = temp_dir("restored");
+    std::fs::create_dir_all(restored.join("state")).unwrap();
+    std::fs::copy(dir.join("copy.db"), restored.join("state/roomcast.db")).unwrap();
+    write(
+        &restored.join("config.toml"),
+        &format!(
+            "[source]\nkind = \"replay\"\nreplay_file = \"none.jsonl\"\n[store]\npath = \"state/roomcast.db\"\n[display]\ntime_zone = \"Asia/Shanghai\"\n[[rooms]]\nid = \"{ROOM_A}\"\nname = \"Alpha\"\n"
+        ),
+    );
+    write(&restored.join("none.jsonl"), "");
+    let out = Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        .args(["rooms", "--at", "2026-05-01T01:30:00Z"])
+        .current_dir(&restored)
+        .output()
+        .unwrap();
+    let rooms = String::from_utf8_lossy(&out.stdout);
+    // Bookings 1–3 (11:00, 12:00, 13:00 Shanghai), not 4 (14:00).
+    for want in ["11:00–12:00", "12:00–13:00", "13:00–14:00"] {
+        assert!(rooms.contains(want), "{want}: {rooms}");
+    }
+    assert!(!rooms.contains("14:00–15:00"), "{rooms}");
+}
