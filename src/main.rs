@@ -186,6 +186,13 @@ impl roomcast::config::Env for InspectEnv {
             .filter(|v| !v.is_empty())
             .or_else(|| Some("(unset: not needed to read the store)".into()))
     }
+
+    fn file(&self, path: &Path) -> std::io::Result<String> {
+        Ok(std::fs::read_to_string(path)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| "(unread: not needed to read the store)".into()))
+    }
 }
 
 /// Load and check config + templates, or print every problem.

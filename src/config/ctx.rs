@@ -159,6 +159,63 @@ impl Ctx<'_> {
         }
     }
 
+    /// A secret named by `<base>_env` (an environment variable) or by
+    /// `<base>_file` (a file: a container secret, a systemd credential; a
+    /// relative path is looked up in `$CREDENTIALS_DIRECTORY` first, then
+    /// next to the config file). One of the two, not both; `None` when
+    /// neither is set (the caller says whether that is a problem). The
+    /// file's path may be shown; its contents never are.
+    pub(super) fn secret_from(
+        &mut self,
+        base: &str,
+        env: Option<&Text>,
+        file: Option<&Text>,
+    ) -> Option<SecretString> {
+        match (env, file) {
+            (Some(_), Some(f)) => {
+                self.push(
+                    format!("{base}_file"),
+                    f,
+                    format!("set `{base}_env` or `{base}_file`, not both"),
+                );
+                None
+            }
+            (Some(v), None) => self.secret(&format!("{base}_env"), v),
+            (None, Some(f)) => self.secret_file(&format!("{base}_file"), f),
+            (None, None) => None,
+        }
+    }
+
+    fn secret_file(&mut self, key: &str, f: &Text) -> Option<SecretString> {
+        let p = Path::new(f.get_ref());
+        let path = if p.is_relative()
+            && let Some(dir) = self
+                .env
+                .var("CREDENTIALS_DIRECTORY")
+                .filter(|d| !d.is_empty())
+            && Path::new(&dir).join(p).exists()
+        {
+            Path::new(&dir).join(p)
+        } else {
+            self.path(f.get_ref())
+        };
+        match self.env.file(&path) {
+            Ok(text) => {
+                let value = text.trim_end_matches(['\n', '\r']);
+                if value.is_empty() {
+                    self.push(key, f, format!("{} is empty", path.display()));
+                    None
+                } else {
+                    Some(SecretString::from(value.to_string()))
+                }
+            }
+            Err(e) => {
+                self.push(key, f, format!("cannot read {}: {e}", path.display()));
+                None
+            }
+        }
+    }
+
     /// A secret whose variable may be unset (then `None`, no problem).
     pub(super) fn optional_secret(&self, v: &Text) -> Option<SecretString> {
         self.env

@@ -212,6 +212,11 @@ impl Config {
 /// Reads environment variables; injected so tests need no process env.
 pub trait Env {
     fn var(&self, name: &str) -> Option<String>;
+
+    /// The contents of a secret's file (`*_file` keys).
+    fn file(&self, path: &Path) -> std::io::Result<String> {
+        std::fs::read_to_string(path)
+    }
 }
 
 /// The process environment.

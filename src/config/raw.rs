@@ -58,9 +58,12 @@ pub(super) struct RawSource {
 pub(super) struct RawPlatform {
     pub(super) app_id: Text,
     pub(super) app_secret_env: Option<Text>,
+    pub(super) app_secret_file: Option<Text>,
     pub(super) domain: Option<Text>,
     pub(super) verification_token_env: Option<Text>,
+    pub(super) verification_token_file: Option<Text>,
     pub(super) encrypt_key_env: Option<Text>,
+    pub(super) encrypt_key_file: Option<Text>,
 }
 
 #[derive(Deserialize, Default)]
@@ -124,6 +127,7 @@ pub(super) struct RawRoom {
     #[serde(default)]
     pub(super) panels: Vec<Text>,
     pub(super) token_env: Option<Text>,
+    pub(super) token_file: Option<Text>,
     pub(super) privacy: Option<Privacy>,
 }
 
@@ -137,6 +141,7 @@ pub(super) struct RawSink {
     pub(super) template: Option<Text>,
     pub(super) payload: Option<Spanned<Payload>>,
     pub(super) secret_env: Option<Text>,
+    pub(super) secret_file: Option<Text>,
     pub(super) method: Option<Text>,
     #[serde(default)]
     pub(super) headers: BTreeMap<String, Text>,

@@ -62,10 +62,11 @@ pub(super) fn rooms(
             locale: cx.locale(&format!("{at}.locale"), &r.locale),
             hour_cycle: cx.hour_cycle(&format!("{at}.clock"), &r.clock),
             panels: r.panels.iter().map(|p| p.get_ref().clone()).collect(),
-            token: r
-                .token_env
-                .as_ref()
-                .and_then(|t| cx.secret(&format!("{at}.token_env"), t)),
+            token: cx.secret_from(
+                &format!("{at}.token"),
+                r.token_env.as_ref(),
+                r.token_file.as_ref(),
+            ),
             privacy: r.privacy,
         });
     }

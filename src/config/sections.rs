@@ -99,18 +99,19 @@ pub(super) fn platform(
     if p.app_id.get_ref().is_empty() {
         cx.push("platform.app_id", &p.app_id, "is empty");
     }
-    let app_secret = match (&p.app_secret_env, needs_secret) {
-        (Some(v), true) => cx.secret("platform.app_secret_env", v),
-        (None, true) => {
+    let app_secret = match (&p.app_secret_env, &p.app_secret_file, needs_secret) {
+        (None, None, true) => {
             cx.push(
                 "platform.app_secret_env",
                 &p.app_id,
-                "source `lark` needs `app_secret_env`",
+                "source `lark` needs `app_secret_env` (or `app_secret_file`)",
             );
             None
         }
-        (Some(v), false) => cx.optional_secret(v),
-        (None, false) => None,
+        // Only the room APIs would use it: an unset variable just leaves
+        // them off.
+        (Some(v), None, false) => cx.optional_secret(v),
+        (env, file, _) => cx.secret_from("platform.app_secret", env.as_ref(), file.as_ref()),
     };
     let base_url = match &p.domain {
         None => Url::parse(FEISHU_BASE_URL).ok(),
@@ -120,14 +121,16 @@ pub(super) fn platform(
             _ => cx.url("platform.domain", d),
         },
     };
-    let verification_token = p
-        .verification_token_env
-        .as_ref()
-        .and_then(|v| cx.secret("platform.verification_token_env", v));
-    let encrypt_key = p
-        .encrypt_key_env
-        .as_ref()
-        .and_then(|v| cx.secret("platform.encrypt_key_env", v));
+    let verification_token = cx.secret_from(
+        "platform.verification_token",
+        p.verification_token_env.as_ref(),
+        p.verification_token_file.as_ref(),
+    );
+    let encrypt_key = cx.secret_from(
+        "platform.encrypt_key",
+        p.encrypt_key_env.as_ref(),
+        p.encrypt_key_file.as_ref(),
+    );
     base_url.map(|base_url| PlatformConfig {
         app_id: p.app_id.get_ref().clone(),
         app_secret,

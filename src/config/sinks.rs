@@ -336,13 +336,18 @@ fn path(
 }
 
 fn secret(at: &str, kind: SinkKind, s: &RawSink, cx: &mut Ctx) -> Option<SecretString> {
-    let v = s.secret_env.as_ref()?;
-    let key = format!("{at}.secret_env");
-    if !kind.is_http() {
-        cx.push(key, v, "only HTTP sinks take a secret");
+    let (env, file) = (s.secret_env.as_ref(), s.secret_file.as_ref());
+    if !kind.is_http()
+        && let Some((v, k)) = env.map(|v| (v, "env")).or(file.map(|f| (f, "file")))
+    {
+        cx.push(
+            format!("{at}.secret_{k}"),
+            v,
+            "only HTTP sinks take a secret",
+        );
         return None;
     }
-    cx.secret(&key, v)
+    cx.secret_from(&format!("{at}.secret"), env, file)
 }
 
 fn method(at: &str, kind: SinkKind, s: &RawSink, cx: &mut Ctx) -> String {

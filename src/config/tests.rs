@@ -436,3 +436,62 @@ fn a_syntax_error_has_a_column_and_a_caret() {
         "{shown}"
     );
 }
+
+/// Issue 14: every `*_env` secret has a `*_file` twin (container secrets,
+/// systemd credentials): a relative path is looked up in
+/// `$CREDENTIALS_DIRECTORY` first, then next to the config; one trailing
+/// newline is dropped; both keys at once, a missing or empty file are
+/// problems that name the key and the path, never the contents.
+#[test]
+fn secrets_can_come_from_files_and_systemd_credentials() {
+    let dir = std::env::temp_dir().join(format!("roomcast-cred-{}", std::process::id()));
+    let creds = dir.join("creds");
+    std::fs::create_dir_all(&creds).unwrap();
+    std::fs::write(creds.join("app_secret"), "from-credentials\n").unwrap();
+    std::fs::write(dir.join("bot.secret"), "from-beside-config\n").unwrap();
+    std::fs::write(dir.join("empty"), "\n").unwrap();
+    let env = env(&[("CREDENTIALS_DIRECTORY", creds.to_str().unwrap())]);
+    let text = "[source]\nkind = \"lark\"\n[platform]\napp_id = \"cli_a\"\napp_secret_file = \"app_secret\"\n[[rooms]]\nid = \"omm_a\"\ntoken_file = \"bot.secret\"\n[[sinks]]\nname = \"b\"\nkind = \"feishu\"\nurl = \"https://open.feishu.cn/open-apis/bot/v2/hook/x\"\nsecret_file = \"bot.secret\"\n";
+    let c = parse(text, &dir, &env).unwrap_or_else(|e| panic!("{e:?}"));
+    let expose = |s: &secrecy::SecretString| secrecy::ExposeSecret::expose_secret(s).to_string();
+    assert_eq!(
+        expose(c.platform.as_ref().unwrap().app_secret.as_ref().unwrap()),
+        "from-credentials"
+    );
+    assert_eq!(
+        expose(c.rooms[0].token.as_ref().unwrap()),
+        "from-beside-config"
+    );
+    assert_eq!(
+        expose(c.sinks[0].secret.as_ref().unwrap()),
+        "from-beside-config"
+    );
+
+    let bad = "[source]\nkind = \"lark\"\n[platform]\napp_id = \"cli_a\"\napp_secret_env = \"SECRET\"\napp_secret_file = \"app_secret\"\nverification_token_file = \"nope\"\nencrypt_key_file = \"empty\"\n";
+    let i = match parse(bad, &dir, &env) {
+        Ok(_) => panic!("accepted"),
+        Err(i) => i,
+    };
+    let shown: Vec<String> = i.iter().map(|x| x.to_string()).collect();
+    assert!(
+        shown.iter().any(|s| s.contains("line 6: `platform.app_secret_file`: set `platform.app_secret_env` or `platform.app_secret_file`, not both")),
+        "{shown:#?}"
+    );
+    assert!(
+        shown.iter().any(
+            |s| s.contains("`platform.verification_token_file`: cannot read") && s.contains("nope")
+        ),
+        "{shown:#?}"
+    );
+    assert!(
+        shown
+            .iter()
+            .any(|s| s.contains("`platform.encrypt_key_file`:") && s.contains("is empty")),
+        "{shown:#?}"
+    );
+    assert!(
+        !shown.iter().any(|s| s.contains("from-")),
+        "no secret shown"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
