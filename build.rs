@@ -4,7 +4,8 @@
 //!
 //! - `roomcast_no_lark_oapi`: python3 cannot import `lark_oapi` (the official
 //!   client the fake gateway's conformance test runs);
-//! - `roomcast_no_chromium`: no Chromium for the live page's browser test.
+//! - `roomcast_no_chromium`: no Chromium for the live page's browser test;
+//! - `roomcast_no_systemd_analyze`: no `systemd-analyze` to check the unit.
 //!
 //! With `ROOMCAST_CONFORMANCE=required` / `ROOMCAST_BROWSER=required` (as
 //! `.ci/run` sets them) the flag is never set: a missing tool is a failure.
@@ -18,6 +19,7 @@ fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rustc-check-cfg=cfg(roomcast_no_lark_oapi)");
     println!("cargo::rustc-check-cfg=cfg(roomcast_no_chromium)");
+    println!("cargo::rustc-check-cfg=cfg(roomcast_no_systemd_analyze)");
     for var in [
         "ROOMCAST_CONFORMANCE",
         "ROOMCAST_BROWSER",
@@ -32,6 +34,12 @@ fn main() {
     if !required("ROOMCAST_CONFORMANCE") && !python_imports("lark_oapi") {
         println!("cargo::rustc-cfg=roomcast_no_lark_oapi");
         for dir in python_site_dirs() {
+            watch(&dir);
+        }
+    }
+    if on_path("systemd-analyze").is_none() {
+        println!("cargo::rustc-cfg=roomcast_no_systemd_analyze");
+        for dir in path_dirs() {
             watch(&dir);
         }
     }
@@ -81,6 +89,13 @@ fn path_dirs() -> Vec<PathBuf> {
     std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default()
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    path_dirs()
+        .into_iter()
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 /// The same lookup as tests/it/browser.rs.

@@ -8,6 +8,7 @@
 mod core;
 mod query;
 mod restore;
+mod systemd;
 #[cfg(test)]
 mod tests;
 mod timers;
@@ -162,6 +163,8 @@ impl App {
         let signals = Arc::new(RoomSignals::default());
         let server_stop = shutdown.child_token();
         let (query_tx, query_rx) = mpsc::channel::<http::Query>(64);
+        let watchdog_stop = shutdown.child_token();
+        systemd::watchdog(query_tx.clone(), watchdog_stop.clone());
         let server = listener.zip(cfg.http.as_ref()).map(|(listener, h)| {
             let health = Health {
                 metrics: self.metrics.clone(),
@@ -201,7 +204,24 @@ impl App {
             signals: &signals,
             sync: sync.as_ref().map(|s| (&*s.stats, &*s.want)),
         };
+        systemd::ready(if store.is_some() {
+            "store restored; taking events"
+        } else {
+            "taking events"
+        });
+        // STOPPING=1 as the stop begins (SIGTERM), not after the drain.
+        let stopping = {
+            let (shutdown, done) = (shutdown.clone(), watchdog_stop.clone());
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = shutdown.cancelled() => systemd::stopping(),
+                    _ = done.cancelled() => {}
+                }
+            })
+        };
         let store_failure = core.run(&mut pipeline, rx, query_rx, found_rx).await;
+        watchdog_stop.cancel();
+        let _ = stopping.await;
         if let Some(s) = sync {
             s.stop.cancel();
             let _ = s.task.await;

@@ -13,6 +13,9 @@ pub(super) fn answer(p: &Pipeline, q: Query, now: DateTime<Utc>) {
         Query::Rooms(reply) => {
             let _ = reply.send(rooms(p, now));
         }
+        Query::Alive(reply) => {
+            let _ = reply.send(());
+        }
         Query::View { room, view, reply } => {
             let room = RoomId::new(&room);
             let body = if p.knows_room(&room) {

@@ -62,6 +62,8 @@ pub(crate) enum Query {
         view: View,
         reply: oneshot::Sender<Result<String, ViewError>>,
     },
+    /// Is the core's loop turning? (systemd's watchdog)
+    Alive(oneshot::Sender<()>),
 }
 
 /// Which rendering of a room's state.

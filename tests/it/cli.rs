@@ -626,3 +626,29 @@ fn logs_can_be_one_json_object_a_line() {
         "{se}"
     );
 }
+
+/// Issue 14: the shipped systemd unit passes `systemd-analyze verify`
+/// (with ExecStart pointing at this build).
+#[test]
+#[cfg_attr(
+    roomcast_no_systemd_analyze,
+    ignore = "systemd-analyze is not installed (apt-get install systemd)"
+)]
+fn the_systemd_unit_verifies() {
+    let d = temp_dir("unit");
+    let unit = std::fs::read_to_string(repo().join("deploy/roomcast.service")).unwrap();
+    assert!(unit.contains("Type=notify") && unit.contains("WatchdogSec="));
+    let unit = unit.replace("/usr/local/bin/roomcast", env!("CARGO_BIN_EXE_roomcast"));
+    write(&d.join("roomcast.service"), &unit);
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(d.join("roomcast.service"))
+        .output()
+        .expect("systemd-analyze");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && all.trim().is_empty(), "{all}");
+}

@@ -474,3 +474,59 @@ async fn the_binary_exits_5_with_a_clear_message_when_refused() {
     );
     assert!(!stderr.contains(SECRET));
 }
+
+/// Issue 14: under systemd (`Type=notify`) roomcast says READY=1 once it
+/// takes events, feeds the watchdog while its core answers, and says
+/// STOPPING=1 at SIGTERM — checked on a datagram socket that stands in for
+/// systemd's `NOTIFY_SOCKET`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_hears_ready_watchdog_and_stopping() {
+    let gw = Gateway::start().await;
+    let dir = temp_dir("sd-notify");
+    write(&dir.join("config.toml"), &lark_config(&gw.base_url(), ""));
+    let sock_path = dir.join("notify.sock");
+    let sock = tokio::net::UnixDatagram::bind(&sock_path).expect("bind notify socket");
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        .args(["run", "--config", "config.toml"])
+        .current_dir(&dir)
+        .env("APP_SECRET", SECRET)
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "200000")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start roomcast");
+    let mut heard: Vec<String> = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    let mut recv = async |heard: &mut Vec<String>| {
+        let n = tokio::time::timeout(Duration::from_secs(20), sock.recv(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no notification in time; heard {heard:?}"))
+            .expect("recv");
+        heard.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    };
+    while heard.iter().filter(|m| m.contains("WATCHDOG=1")).count() < 3 {
+        recv(&mut heard).await;
+    }
+    assert!(heard[0].contains("READY=1"), "ready comes first: {heard:?}");
+    let pid = child.id().expect("pid").to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    while !heard.iter().any(|m| m.contains("STOPPING=1")) {
+        recv(&mut heard).await;
+    }
+    let out = child.wait_with_output().await.expect("wait");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
