@@ -150,127 +150,126 @@ fn sample() -> &'static serde_json::Value {
     })
 }
 
+/// Write the seed corpus (`fuzz/corpus/<target>/`) of the repository
+/// at `root` from its shipped examples and a few built inputs:
+/// `cargo run --example fuzz_seeds`.
+pub fn write_seeds(root: &Path) -> std::io::Result<()> {
+    use crate::lark::frame::Header;
+    let put = |target: &str, name: &str, bytes: &[u8]| -> std::io::Result<()> {
+        let dir = root.join("fuzz/corpus").join(target);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join(name), bytes)
+    };
+    let events = std::fs::read_to_string(root.join("examples/events.jsonl"))?;
+    let events: Vec<&str> = events
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .collect();
+    for (i, e) in events.iter().enumerate() {
+        put("event_json", &format!("example-{i}"), e.as_bytes())?;
+    }
+    put(
+        "event_json",
+        "challenge",
+        br#"{"challenge":"c","token":"tok","type":"url_verification"}"#,
+    )?;
+
+    // Frames: one whole message, then one in three fragments out of order.
+    let data = |id: &str, sum: usize, seq: usize, payload: &[u8]| {
+        let h = |k: &str, v: &str| Header {
+            key: k.into(),
+            value: v.into(),
+        };
+        Frame {
+            seq_id: 1,
+            log_id: 2,
+            service: 3,
+            method: crate::lark::frame::METHOD_DATA,
+            headers: vec![
+                h("type", "event"),
+                h("message_id", id),
+                h("sum", &sum.to_string()),
+                h("seq", &seq.to_string()),
+                h("trace_id", "t"),
+            ],
+            payload_encoding: None,
+            payload_type: None,
+            payload: Some(payload.to_vec()),
+            log_id_new: None,
+        }
+        .to_bytes()
+    };
+    let mut stream = Vec::new();
+    let mut push = |f: Vec<u8>| {
+        stream.push(u8::try_from(f.len()).unwrap_or(u8::MAX));
+        stream.extend(f);
+    };
+    let small = br#"{"uuid":"f1","type":"event_callback","event":{"type":"third_party_meeting_room_event_created","uid":"u","original_time":0,"start":{"time_stamp":"1777600800000"},"end":{"time_stamp":"1777604400000"},"meeting_rooms":[{"open_id":"omm_a"}]}}"#;
+    for (seq, part) in small.chunks(small.len().div_ceil(3)).enumerate().rev() {
+        push(data("m2", 3, seq, part));
+    }
+    push(Frame::ping(3).to_bytes());
+    put("frames", "fragments-and-ping", &stream)?;
+
+    // Webhook: plain with a token; encrypted and signed.
+    let first = events.first().copied().unwrap_or("{}");
+    let mut plain = vec![1u8];
+    plain.extend(first.as_bytes());
+    put("webhook", "plain", &plain)?;
+    {
+        use aes::cipher::block_padding::Pkcs7;
+        use aes::cipher::{BlockModeEncrypt, KeyIvInit};
+        use base64::Engine as _;
+        use sha2::Digest;
+        let key = sha2::Sha256::digest(b"fuzz-encrypt-key");
+        let iv = [7u8; 16];
+        let plain = first.as_bytes();
+        let mut buf = vec![0u8; plain.len() + 16];
+        buf[..plain.len()].copy_from_slice(plain);
+        let bad = |e: String| std::io::Error::other(e);
+        let ct = cbc::Encryptor::<aes::Aes256>::new_from_slices(&key, &iv)
+            .map_err(|e| bad(e.to_string()))?
+            .encrypt_padded::<Pkcs7>(&mut buf, plain.len())
+            .map_err(|e| bad(e.to_string()))?
+            .to_vec();
+        let mut blob = iv.to_vec();
+        blob.extend(ct);
+        let body =
+            json!({"encrypt": base64::engine::general_purpose::STANDARD.encode(blob)}).to_string();
+        let (ts, nonce) = ("1800000000", "n0nce");
+        let sig = webhook::signature(ts, nonce, "fuzz-encrypt-key", body.as_bytes());
+        let mut enc = vec![2u8];
+        for part in [body.as_str(), ts, nonce, sig.as_str()] {
+            enc.extend(part.as_bytes());
+            enc.push(0);
+        }
+        enc.pop();
+        put("webhook", "encrypted-signed", &enc)?;
+    }
+
+    for f in ["config.toml", "examples/panels.toml"] {
+        let name = f.replace('/', "-");
+        put("config", &name, &std::fs::read(root.join(f))?)?;
+    }
+
+    for (i, (file, src)) in crate::render::DEFAULTS.iter().enumerate() {
+        let kind = if file.ends_with(".json.hbs") {
+            1u8
+        } else if file.ends_with(".html.hbs") {
+            2
+        } else {
+            0
+        };
+        let mut b = vec![kind];
+        b.extend(src.as_bytes());
+        put("templates", &format!("builtin-{i}"), &b)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Write the seed corpus (`fuzz/corpus/<target>/`) from the shipped
-    /// examples and a few built inputs:
-    /// `cargo test --lib fuzz::tests::write_seeds -- --ignored`.
-    #[test]
-    #[ignore = "writes fuzz/corpus; run by hand when the inputs change"]
-    fn write_seeds() {
-        use crate::lark::frame::Header;
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let put = |target: &str, name: &str, bytes: &[u8]| {
-            let dir = root.join("fuzz/corpus").join(target);
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(dir.join(name), bytes).unwrap();
-        };
-        let events = std::fs::read_to_string(root.join("examples/events.jsonl")).unwrap();
-        let events: Vec<&str> = events
-            .lines()
-            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-            .collect();
-        for (i, e) in events.iter().enumerate() {
-            put("event_json", &format!("example-{i}"), e.as_bytes());
-        }
-        put(
-            "event_json",
-            "challenge",
-            br#"{"challenge":"c","token":"tok","type":"url_verification"}"#,
-        );
-
-        // Frames: one whole message, then one in three fragments out of order.
-        let data = |id: &str, sum: usize, seq: usize, payload: &[u8]| {
-            let h = |k: &str, v: &str| Header {
-                key: k.into(),
-                value: v.into(),
-            };
-            Frame {
-                seq_id: 1,
-                log_id: 2,
-                service: 3,
-                method: crate::lark::frame::METHOD_DATA,
-                headers: vec![
-                    h("type", "event"),
-                    h("message_id", id),
-                    h("sum", &sum.to_string()),
-                    h("seq", &seq.to_string()),
-                    h("trace_id", "t"),
-                ],
-                payload_encoding: None,
-                payload_type: None,
-                payload: Some(payload.to_vec()),
-                log_id_new: None,
-            }
-            .to_bytes()
-        };
-        let mut stream = Vec::new();
-        let mut push = |f: Vec<u8>| {
-            stream.push(u8::try_from(f.len()).unwrap_or(u8::MAX));
-            stream.extend(f);
-        };
-        let small = br#"{"uuid":"f1","type":"event_callback","event":{"type":"third_party_meeting_room_event_created","uid":"u","original_time":0,"start":{"time_stamp":"1777600800000"},"end":{"time_stamp":"1777604400000"},"meeting_rooms":[{"open_id":"omm_a"}]}}"#;
-        let thirds: Vec<&[u8]> = small.chunks(small.len().div_ceil(3)).collect();
-        push(data("m2", 3, 2, thirds[2]));
-        push(data("m2", 3, 0, thirds[0]));
-        push(data("m2", 3, 1, thirds[1]));
-        push(Frame::ping(3).to_bytes());
-        put("frames", "fragments-and-ping", &stream);
-
-        // Webhook: plain with a token; encrypted and signed.
-        let mut plain = vec![1u8];
-        plain.extend(events[0].as_bytes());
-        put("webhook", "plain", &plain);
-        {
-            use aes::cipher::block_padding::Pkcs7;
-            use aes::cipher::{BlockModeEncrypt, KeyIvInit};
-            use base64::Engine as _;
-            use sha2::Digest;
-            let key = sha2::Sha256::digest(b"fuzz-encrypt-key");
-            let iv = [7u8; 16];
-            let plain = events[0].as_bytes();
-            let mut buf = vec![0u8; plain.len() + 16];
-            buf[..plain.len()].copy_from_slice(plain);
-            let ct = cbc::Encryptor::<aes::Aes256>::new_from_slices(&key, &iv)
-                .unwrap()
-                .encrypt_padded::<Pkcs7>(&mut buf, plain.len())
-                .unwrap()
-                .to_vec();
-            let mut blob = iv.to_vec();
-            blob.extend(ct);
-            let body = json!({"encrypt": base64::engine::general_purpose::STANDARD.encode(blob)})
-                .to_string();
-            let (ts, nonce) = ("1800000000", "n0nce");
-            let sig = webhook::signature(ts, nonce, "fuzz-encrypt-key", body.as_bytes());
-            let mut enc = vec![2u8];
-            for part in [body.as_str(), ts, nonce, sig.as_str()] {
-                enc.extend(part.as_bytes());
-                enc.push(0);
-            }
-            enc.pop();
-            put("webhook", "encrypted-signed", &enc);
-        }
-
-        for f in ["config.toml", "examples/panels.toml"] {
-            let name = f.replace('/', "-");
-            put("config", &name, &std::fs::read(root.join(f)).unwrap());
-        }
-
-        for (i, (file, src)) in crate::render::DEFAULTS.iter().enumerate() {
-            let kind = if file.ends_with(".json.hbs") {
-                1u8
-            } else if file.ends_with(".html.hbs") {
-                2
-            } else {
-                0
-            };
-            let mut b = vec![kind];
-            b.extend(src.as_bytes());
-            put("templates", &format!("builtin-{i}"), &b);
-        }
-    }
 
     #[test]
     fn every_target_takes_empty_and_garbage_input() {
