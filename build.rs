@@ -5,7 +5,9 @@
 //! - `roomcast_no_lark_oapi`: python3 cannot import `lark_oapi` (the official
 //!   client the fake gateway's conformance test runs);
 //! - `roomcast_no_chromium`: no Chromium for the live page's browser test;
-//! - `roomcast_no_systemd_analyze`: no `systemd-analyze` to check the unit.
+//! - `roomcast_no_systemd_analyze`: no `systemd-analyze` to check the unit;
+//! - `roomcast_no_prometheus_client`: python3 cannot import
+//!   `prometheus_client`, whose OpenMetrics parser checks `/metrics`.
 //!
 //! With `ROOMCAST_CONFORMANCE=required` / `ROOMCAST_BROWSER=required` (as
 //! `.ci/run` sets them) the flag is never set: a missing tool is a failure.
@@ -20,6 +22,7 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(roomcast_no_lark_oapi)");
     println!("cargo::rustc-check-cfg=cfg(roomcast_no_chromium)");
     println!("cargo::rustc-check-cfg=cfg(roomcast_no_systemd_analyze)");
+    println!("cargo::rustc-check-cfg=cfg(roomcast_no_prometheus_client)");
     for var in [
         "ROOMCAST_CONFORMANCE",
         "ROOMCAST_BROWSER",
@@ -33,6 +36,12 @@ fn main() {
 
     if !required("ROOMCAST_CONFORMANCE") && !python_imports("lark_oapi") {
         println!("cargo::rustc-cfg=roomcast_no_lark_oapi");
+        for dir in python_site_dirs() {
+            watch(&dir);
+        }
+    }
+    if !required("ROOMCAST_CONFORMANCE") && !python_imports("prometheus_client") {
+        println!("cargo::rustc-cfg=roomcast_no_prometheus_client");
         for dir in python_site_dirs() {
             watch(&dir);
         }

@@ -4,7 +4,6 @@
 //! things happen and read by `/metrics`, `/readyz` and the summary.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
@@ -230,117 +229,201 @@ pub(crate) struct Platform<'a> {
     pub(crate) now_ms: i64,
 }
 
-/// Every counter in Prometheus' text format.
+/// What one scrape shows: every family with its samples, copied from the
+/// counters at that instant and encoded by `prometheus-client` (OpenMetrics
+/// text; label values escaped).
+#[derive(Debug, Default)]
+struct Scrape {
+    families: Vec<Family>,
+}
+
+#[derive(Debug)]
+struct Family {
+    /// The family's name (a counter's samples add `_total`).
+    name: &'static str,
+    help: &'static str,
+    counter: bool,
+    samples: Vec<(Vec<(&'static str, String)>, f64)>,
+}
+
+impl Scrape {
+    fn counter(&mut self, name: &'static str, help: &'static str, v: u64) {
+        self.family(name, help, true, vec![(Vec::new(), v as f64)]);
+    }
+
+    fn gauge(&mut self, name: &'static str, help: &'static str, v: f64) {
+        self.family(name, help, false, vec![(Vec::new(), v)]);
+    }
+
+    fn family(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        counter: bool,
+        samples: Vec<(Vec<(&'static str, String)>, f64)>,
+    ) {
+        self.families.push(Family {
+            name,
+            help,
+            counter,
+            samples,
+        });
+    }
+}
+
+impl prometheus_client::collector::Collector for Scrape {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        use prometheus_client::metrics::{MetricType, TypedMetric};
+        for f in &self.families {
+            let kind = if f.counter {
+                <ConstCounter<u64> as TypedMetric>::TYPE
+            } else {
+                MetricType::Gauge
+            };
+            let mut family = encoder.encode_descriptor(f.name, f.help, None, kind)?;
+            for (labels, v) in &f.samples {
+                let metric = family.encode_family(labels)?;
+                match (f.counter, v.fract() == 0.0 && *v >= 0.0) {
+                    // Whole counts print as integers ("5", not "5.0").
+                    (true, true) => ConstCounter::new(*v as u64).encode(metric)?,
+                    (true, false) => ConstCounter::new(*v).encode(metric)?,
+                    (false, true) if *v <= i64::MAX as f64 => {
+                        ConstGauge::new(*v as i64).encode(metric)?
+                    }
+                    (false, _) => ConstGauge::new(*v).encode(metric)?,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every metric in the OpenMetrics text format (what Prometheus scrapes):
+/// roomcast's counters, the process's (resident memory, CPU, open files,
+/// start time) and `roomcast_build_info`.
 pub(crate) fn exposition(
     m: &Metrics,
     sinks: &SinksStats,
     lark: Option<&LarkStats>,
     platform: Option<Platform<'_>>,
 ) -> String {
-    let mut out = String::new();
-    let mut counters: Vec<(&str, &str, u64)> = vec![
+    let mut s = Scrape::default();
+    for (name, help, v) in [
         (
-            "roomcast_events_received_total",
+            "roomcast_events_received",
             "Event payloads received from any source.",
-            get(&m.received),
+            &m.received,
         ),
         (
-            "roomcast_events_applied_total",
+            "roomcast_events_applied",
             "Events applied to the schedule.",
-            get(&m.applied),
+            &m.applied,
         ),
         (
-            "roomcast_store_commits_total",
+            "roomcast_store_commits",
             "Store commits of applied events and fetches (each holds what was applied while the previous one was on its way to the disk).",
-            get(&m.commits),
+            &m.commits,
         ),
         (
-            "roomcast_store_committed_total",
+            "roomcast_store_committed",
             "Applied events and fetches those commits held (divided by the commits: the mean group size).",
-            get(&m.committed),
+            &m.committed,
         ),
         (
-            "roomcast_events_duplicate_total",
+            "roomcast_events_duplicate",
             "Events dropped as duplicates.",
-            get(&m.duplicates),
+            &m.duplicates,
         ),
         (
-            "roomcast_events_stale_total",
+            "roomcast_events_stale",
             "Events dropped as stale.",
-            get(&m.stale),
+            &m.stale,
         ),
         (
-            "roomcast_events_malformed_total",
+            "roomcast_events_malformed",
             "Payloads that could not be decoded.",
-            get(&m.malformed),
+            &m.malformed,
         ),
         (
-            "roomcast_events_rejected_total",
+            "roomcast_events_rejected",
             "Events with a wrong verification token.",
-            get(&m.rejected),
+            &m.rejected,
         ),
         (
-            "roomcast_events_ignored_total",
+            "roomcast_events_ignored",
             "Payloads of other event types (or challenges outside webhook mode).",
-            get(&m.ignored),
+            &m.ignored,
         ),
         (
-            "roomcast_room_changes_total",
+            "roomcast_room_changes",
             "Room schedule changes the applied events made.",
-            get(&m.changes),
+            &m.changes,
         ),
         (
-            "roomcast_messages_total",
+            "roomcast_messages",
             "Messages rendered for sinks (notices and snapshots).",
-            get(&m.messages),
+            &m.messages,
         ),
         (
-            "roomcast_render_errors_total",
+            "roomcast_render_errors",
             "Template renders that failed.",
-            get(&m.render_errors),
+            &m.render_errors,
         ),
         (
-            "roomcast_webhook_unauthorized_total",
+            "roomcast_webhook_unauthorized",
             "Webhook pushes refused with 401.",
-            get(&m.webhook_unauthorized),
+            &m.webhook_unauthorized,
         ),
-    ];
+    ] {
+        s.counter(name, help, get(v));
+    }
     if let Some(l) = lark {
-        counters.push((
-            "roomcast_lark_connects_total",
+        s.counter(
+            "roomcast_lark_connects",
             "Long connections established (reconnects included).",
             get(&l.connects),
-        ));
-        counters.push((
-            "roomcast_lark_ack_writes_total",
+        );
+        s.counter(
+            "roomcast_lark_ack_writes",
             "Socket writes carrying acknowledgements (the acks of a committed batch share one).",
             get(&l.ack_writes),
-        ));
-    }
-    for (name, help, v) in counters {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP roomcast_events_over_cap_total Events over a [schedule] cap (acknowledged; not applied, or applied without the rooms over it).\n# TYPE roomcast_events_over_cap_total counter\nroomcast_events_over_cap_total{{cap=\"rooms_per_event\"}} {}\nroomcast_events_over_cap_total{{cap=\"unknown_rooms\"}} {}",
-        get(&m.over_rooms_per_event),
-        get(&m.over_unknown_rooms)
+    let label = |k: &'static str, v: &str| vec![(k, v.to_string())];
+    s.family(
+        "roomcast_events_over_cap",
+        "Events over a [schedule] cap (acknowledged; not applied, or applied without the rooms over it).",
+        true,
+        vec![
+            (
+                label("cap", "rooms_per_event"),
+                get(&m.over_rooms_per_event) as f64,
+            ),
+            (
+                label("cap", "unknown_rooms"),
+                get(&m.over_unknown_rooms) as f64,
+            ),
+        ],
     );
     if let Some(l) = lark {
-        let _ = writeln!(
-            out,
-            "# HELP roomcast_lark_acks_total Acknowledgements sent, by code.\n# TYPE roomcast_lark_acks_total counter\nroomcast_lark_acks_total{{code=\"200\"}} {}\nroomcast_lark_acks_total{{code=\"500\"}} {}",
-            get(&l.acks_ok),
-            get(&l.acks_retry)
+        s.family(
+            "roomcast_lark_acks",
+            "Acknowledgements sent, by code.",
+            true,
+            vec![
+                (label("code", "200"), get(&l.acks_ok) as f64),
+                (label("code", "500"), get(&l.acks_retry) as f64),
+            ],
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP roomcast_deliveries_total Messages by sink and outcome.\n# TYPE roomcast_deliveries_total counter"
-    );
+    let mut deliveries = Vec::new();
+    let mut depth = Vec::new();
     for (name, st) in sinks {
         for (result, v) in [
             ("delivered", &st.delivered),
@@ -350,77 +433,195 @@ pub(crate) fn exposition(
             ("coalesced", &st.coalesced),
             ("kept", &st.kept),
         ] {
-            let _ = writeln!(
-                out,
-                "roomcast_deliveries_total{{sink=\"{name}\",result=\"{result}\"}} {}",
-                get(v)
-            );
+            deliveries.push((
+                vec![("sink", name.clone()), ("result", result.to_string())],
+                get(v) as f64,
+            ));
         }
-    }
-    let _ = writeln!(
-        out,
-        "# HELP roomcast_queue_depth Messages queued per sink.\n# TYPE roomcast_queue_depth gauge"
-    );
-    for (name, st) in sinks {
         let done = get(&st.delivered) + get(&st.failed) + get(&st.dead) + get(&st.coalesced);
-        let _ = writeln!(
-            out,
-            "roomcast_queue_depth{{sink=\"{name}\"}} {}",
-            get(&st.queued).saturating_sub(done)
-        );
+        depth.push((
+            label("sink", name),
+            get(&st.queued).saturating_sub(done) as f64,
+        ));
     }
-    let _ = writeln!(
-        out,
-        "# HELP roomcast_page_streams Live room pages connected now.\n# TYPE roomcast_page_streams gauge\nroomcast_page_streams {}",
-        get(&m.page_streams)
+    s.family(
+        "roomcast_deliveries",
+        "Messages by sink and outcome.",
+        true,
+        deliveries,
+    );
+    s.family(
+        "roomcast_queue_depth",
+        "Messages queued per sink.",
+        false,
+        depth,
+    );
+    s.gauge(
+        "roomcast_page_streams",
+        "Live room pages connected now.",
+        get(&m.page_streams) as f64,
     );
     if let Some(p) = platform {
-        platform_exposition(&mut out, &p);
+        platform_families(&mut s, &p);
     }
-    let last = m.last_event_ms.load(Ordering::Relaxed);
-    let _ = writeln!(
-        out,
-        "# HELP roomcast_last_event_timestamp_seconds When the last event was applied.\n# TYPE roomcast_last_event_timestamp_seconds gauge\nroomcast_last_event_timestamp_seconds {}",
-        last as f64 / 1000.0
+    s.gauge(
+        "roomcast_last_event_timestamp_seconds",
+        "When the last event was applied.",
+        m.last_event_ms.load(Ordering::Relaxed) as f64 / 1000.0,
     );
+    s.family(
+        "roomcast_build_info",
+        "The running build (always 1).",
+        false,
+        vec![(label("version", env!("CARGO_PKG_VERSION")), 1.0)],
+    );
+    process::families(&mut s);
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register_collector(Box::new(s));
+    let mut out = String::new();
+    if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
+        out.clear();
+    }
     out
 }
 
-fn platform_exposition(out: &mut String, p: &Platform<'_>) {
-    let s = p.sync;
-    let _ = writeln!(
-        out,
-        "# HELP roomcast_sync_fetches_total Completed schedule fetches from the room APIs (a batch of rooms each).\n# TYPE roomcast_sync_fetches_total counter\nroomcast_sync_fetches_total {}",
-        get(&s.fetches)
+/// The content type of [`exposition`].
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+fn platform_families(s: &mut Scrape, p: &Platform<'_>) {
+    let sync = p.sync;
+    s.counter(
+        "roomcast_sync_fetches",
+        "Completed schedule fetches from the room APIs (a batch of rooms each).",
+        get(&sync.fetches),
     );
-    let _ = writeln!(
-        out,
-        "# HELP roomcast_sync_bookings_total Room bookings the fetches added or removed (the event stream had not).\n# TYPE roomcast_sync_bookings_total counter\nroomcast_sync_bookings_total{{change=\"added\"}} {}\nroomcast_sync_bookings_total{{change=\"removed\"}} {}",
-        get(&s.added),
-        get(&s.removed)
+    s.family(
+        "roomcast_sync_bookings",
+        "Room bookings the fetches added or removed (the event stream had not).",
+        true,
+        vec![
+            (
+                vec![("change", "added".to_string())],
+                get(&sync.added) as f64,
+            ),
+            (
+                vec![("change", "removed".to_string())],
+                get(&sync.removed) as f64,
+            ),
+        ],
     );
-    if let Some(oldest) = s.oldest_ms() {
-        let _ = writeln!(
-            out,
-            "# HELP roomcast_sync_oldest_age_seconds Age of the oldest room's schedule (since its last successful fetch).\n# TYPE roomcast_sync_oldest_age_seconds gauge\nroomcast_sync_oldest_age_seconds {}",
-            (p.now_ms - oldest).max(0) as f64 / 1000.0
+    if let Some(oldest) = sync.oldest_ms() {
+        s.gauge(
+            "roomcast_sync_oldest_age_seconds",
+            "Age of the oldest room's schedule (since its last successful fetch).",
+            (p.now_ms - oldest).max(0) as f64 / 1000.0,
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP roomcast_api_calls_total Calls to the platform's REST APIs (each attempt).\n# TYPE roomcast_api_calls_total counter"
+    let calls = lock(&p.api.calls)
+        .iter()
+        .map(|(api, n)| (vec![("api", api.to_string())], *n as f64))
+        .collect();
+    s.family(
+        "roomcast_api_calls",
+        "Calls to the platform's REST APIs (each attempt).",
+        true,
+        calls,
     );
-    for (api, n) in lock(&p.api.calls).iter() {
-        let _ = writeln!(out, "roomcast_api_calls_total{{api=\"{api}\"}} {n}");
-    }
-    let _ = writeln!(
-        out,
-        "# HELP roomcast_api_failures_total Failed calls to the platform's REST APIs, by code.\n# TYPE roomcast_api_failures_total counter"
+    let failures = lock(&p.api.failures)
+        .iter()
+        .map(|((api, code), n)| {
+            (
+                vec![("api", api.to_string()), ("code", code.to_string())],
+                *n as f64,
+            )
+        })
+        .collect();
+    s.family(
+        "roomcast_api_failures",
+        "Failed calls to the platform's REST APIs, by code.",
+        true,
+        failures,
     );
-    for ((api, code), n) in lock(&p.api.failures).iter() {
-        let _ = writeln!(
-            out,
-            "roomcast_api_failures_total{{api=\"{api}\",code=\"{code}\"}} {n}"
-        );
+}
+
+/// The process's own metrics, read from `/proc` (Linux; elsewhere none),
+/// named as Prometheus' client libraries name them.
+mod process {
+    use super::Scrape;
+
+    /// Clock ticks a second in `/proc/*/stat` (`USER_HZ`, fixed by the ABI).
+    const TICKS: f64 = 100.0;
+
+    pub(super) fn families(s: &mut Scrape) {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let kib = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<f64>().ok())
+        };
+        if let Some(rss) = kib("VmRSS:") {
+            s.gauge(
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes.",
+                rss * 1024.0,
+            );
+        }
+        if let Some(vm) = kib("VmSize:") {
+            s.gauge(
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes.",
+                vm * 1024.0,
+            );
+        }
+        // Fields after the command name (which may hold spaces): state is
+        // field 3, utime 14, stime 15, starttime 22.
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<f64>().ok());
+        if let (Some(u), Some(k)) = (field(14), field(15)) {
+            s.family(
+                "process_cpu_seconds",
+                "Total user and system CPU time spent in seconds.",
+                true,
+                vec![(Vec::new(), (u + k) / TICKS)],
+            );
+        }
+        let boot = std::fs::read_to_string("/proc/stat")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        if let (Some(boot), Some(start)) = (boot, field(22)) {
+            s.gauge(
+                "process_start_time_seconds",
+                "Start time of the process since the Unix epoch in seconds.",
+                boot + start / TICKS,
+            );
+        }
+        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+            s.gauge(
+                "process_open_fds",
+                "Number of open file descriptors.",
+                fds.count() as f64,
+            );
+        }
+        let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+        if let Some(max) = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(3))
+            .and_then(|v| v.parse::<f64>().ok())
+        {
+            s.gauge(
+                "process_max_fds",
+                "Maximum number of open file descriptors.",
+                max,
+            );
+        }
     }
 }

@@ -511,10 +511,7 @@ async fn metrics(State(s): State<Server>) -> Response {
     let out = crate::metrics::exposition(&h.metrics, &h.sinks, h.lark.as_deref(), platform);
     (
         StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         out,
     )
         .into_response()

@@ -694,3 +694,85 @@ async fn the_live_page_says_how_many_more_and_its_errors_recover() {
     assert_eq!(r.headers()["www-authenticate"], "Bearer");
     bot.stop().await.expect("stop");
 }
+
+/// Issue 14: `/metrics` is OpenMetrics text that Prometheus' own parser
+/// (the Python client's) reads whole, even with a sink named with `"`, `\`
+/// and a newline; it has the process's metrics and the build's version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    roomcast_no_prometheus_client,
+    ignore = "python3 cannot import prometheus_client (pip install prometheus-client)"
+)]
+async fn metrics_parse_with_prometheus_own_parser_whatever_the_sink_names() {
+    roomcast::tls::init();
+    let bot = TestBot::builder()
+        .tag("metrics")
+        .config(
+            "[source]\nkind = \"webhook\"\n[platform]\napp_id = \"cli_a1b2c3d4e5f60718\"\nverification_token_env = \"VT\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
+        )
+        .sink("[[sinks]]\nname = \"lobby \\\"east\\\" \\\\ wing\\nfloor 2\"\nkind = \"file\"\npath = \"n.jsonl\"\ntemplate = \"webhook\"\n")
+        .env("VT", "tok")
+        .start()
+        .await;
+    assert_eq!(bot.post(&ev("metrics-1"), &[]).await.0, 200);
+    let r = reqwest::get(format!("{}/metrics", bot.base)).await.unwrap();
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let text = r.text().await.unwrap();
+    let script = r#"
+import json, sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+out = {}
+for fam in text_string_to_metric_families(sys.stdin.read()):
+    for s in fam.samples:
+        out.setdefault(s.name, []).append([s.labels, s.value])
+print(json.dumps(out))
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the parser refused /metrics: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let parsed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sample = |name: &str| parsed[name].as_array().cloned().unwrap_or_default();
+    assert_eq!(sample("roomcast_events_applied_total")[0][1], 1.0);
+    let delivered = sample("roomcast_deliveries_total")
+        .into_iter()
+        .find(|s| s[0]["result"] == "delivered")
+        .expect("a deliveries sample");
+    assert_eq!(delivered[0]["sink"], "lobby \"east\" \\ wing\nfloor 2");
+    assert_eq!(
+        sample("roomcast_build_info")[0][0]["version"],
+        env!("CARGO_PKG_VERSION")
+    );
+    for name in [
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_open_fds",
+        "process_start_time_seconds",
+    ] {
+        assert!(!sample(name).is_empty(), "{name} missing:\n{text}");
+    }
+    bot.stop().await.expect("stop");
+}
