@@ -7,7 +7,9 @@
 //! - `roomcast_no_chromium`: no Chromium for the live page's browser test;
 //! - `roomcast_no_systemd_analyze`: no `systemd-analyze` to check the unit;
 //! - `roomcast_no_prometheus_client`: python3 cannot import
-//!   `prometheus_client`, whose OpenMetrics parser checks `/metrics`.
+//!   `prometheus_client`, whose OpenMetrics parser checks `/metrics`;
+//! - `roomcast_no_python_icalendar`: python3 cannot import `icalendar`,
+//!   which parses the `.ics` feed in its test.
 //!
 //! With `ROOMCAST_CONFORMANCE=required` / `ROOMCAST_BROWSER=required` (as
 //! `.ci/run` sets them) the flag is never set: a missing tool is a failure.
@@ -23,6 +25,7 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(roomcast_no_chromium)");
     println!("cargo::rustc-check-cfg=cfg(roomcast_no_systemd_analyze)");
     println!("cargo::rustc-check-cfg=cfg(roomcast_no_prometheus_client)");
+    println!("cargo::rustc-check-cfg=cfg(roomcast_no_python_icalendar)");
     for var in [
         "ROOMCAST_CONFORMANCE",
         "ROOMCAST_BROWSER",
@@ -42,6 +45,12 @@ fn main() {
     }
     if !required("ROOMCAST_CONFORMANCE") && !python_imports("prometheus_client") {
         println!("cargo::rustc-cfg=roomcast_no_prometheus_client");
+        for dir in python_site_dirs() {
+            watch(&dir);
+        }
+    }
+    if !required("ROOMCAST_CONFORMANCE") && !python_imports("icalendar") {
+        println!("cargo::rustc-cfg=roomcast_no_python_icalendar");
         for dir in python_site_dirs() {
             watch(&dir);
         }

@@ -213,7 +213,9 @@ impl App {
         let stopping = {
             let (shutdown, done) = (shutdown.clone(), watchdog_stop.clone());
             tokio::spawn(async move {
+                // `done` is a child of `shutdown`: on SIGTERM both fire.
                 tokio::select! {
+                    biased;
                     _ = shutdown.cancelled() => systemd::stopping(),
                     _ = done.cancelled() => {}
                 }

@@ -13,6 +13,15 @@ pub(super) fn answer(p: &Pipeline, q: Query, now: DateTime<Utc>) {
         Query::Rooms(reply) => {
             let _ = reply.send(rooms(p, now));
         }
+        Query::Calendar { room, reply } => {
+            let room = RoomId::new(&room);
+            let body = if p.knows_room(&room) {
+                Ok(p.calendar(&room, now))
+            } else {
+                Err(ViewError::NoSuchRoom)
+            };
+            let _ = reply.send(body);
+        }
         Query::Alive(reply) => {
             let _ = reply.send(());
         }

@@ -62,6 +62,11 @@ pub(crate) enum Query {
         view: View,
         reply: oneshot::Sender<Result<String, ViewError>>,
     },
+    /// A room's bookings as an iCalendar feed.
+    Calendar {
+        room: String,
+        reply: oneshot::Sender<Result<String, ViewError>>,
+    },
     /// Is the core's loop turning? (systemd's watchdog)
     Alive(oneshot::Sender<()>),
 }
@@ -426,6 +431,9 @@ async fn room(
     axum::extract::Query(q): axum::extract::Query<TokenParam>,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(id) = file.strip_suffix(".ics") {
+        return calendar(&s, id, &headers, q.token.as_deref()).await;
+    }
     let (id, json) = match file.strip_suffix(".json") {
         Some(id) => (id, true),
         None => (file.as_str(), false),
@@ -453,10 +461,37 @@ async fn room(
     if !authorized(&s, id, &headers, q.token.as_deref()) {
         return unauthorized();
     }
-    let body = match view(&s, id, View::Json).await {
-        Err(f) => return f.response(View::Json),
-        Ok(b) => b,
+    match view(&s, id, View::Json).await {
+        Err(f) => f.response(View::Json),
+        Ok(body) => with_etag(&headers, body, "application/json; charset=utf-8"),
+    }
+}
+
+/// `GET /rooms/{id}.ics`: the room's bookings as an iCalendar feed, with
+/// the same token rules as the JSON view and an ETag.
+async fn calendar(s: &Server, id: &str, headers: &HeaderMap, token: Option<&str>) -> Response {
+    if !authorized(s, id, headers, token) {
+        return unauthorized();
+    }
+    let (tx, rx) = oneshot::channel();
+    let q = Query::Calendar {
+        room: id.to_string(),
+        reply: tx,
     };
+    if s.queries.send(q).await.is_err() {
+        return shutting_down();
+    }
+    let body = match rx.await {
+        Err(_) => return shutting_down(),
+        Ok(Err(_)) => return Failure::NoSuchRoom.response(View::Json),
+        Ok(Ok(b)) => b,
+    };
+    with_etag(headers, body, "text/calendar; charset=utf-8")
+}
+
+/// `body` with an ETag (its digest), or 304 when the request already has
+/// it (`If-None-Match`).
+fn with_etag(headers: &HeaderMap, body: String, content_type: &'static str) -> Response {
     let etag = format!("\"{}\"", crate::message::digest_hex(&[&body]));
     let matches = headers
         .get(header::IF_NONE_MATCH)
@@ -468,10 +503,7 @@ async fn room(
     (
         StatusCode::OK,
         [
-            (
-                header::CONTENT_TYPE,
-                "application/json; charset=utf-8".to_string(),
-            ),
+            (header::CONTENT_TYPE, content_type.to_string()),
             (header::ETAG, etag),
             (header::CACHE_CONTROL, "no-cache".to_string()),
         ],

@@ -611,6 +611,43 @@ impl Pipeline {
         view::snapshot(style, room, &self.room_meta(room, now), &v, now)
     }
 
+    /// The room's bookings from its local midnight today through the sync
+    /// window (`[sync] days`, else 7 days) as an iCalendar feed, in its
+    /// zone and language, privacy applied.
+    pub(crate) fn calendar(&self, room: &RoomId, now: DateTime<Utc>) -> String {
+        use chrono::TimeZone;
+        let style = self.config.style(self.config.room(room), None);
+        let days = self.config.sync.as_ref().map_or(7, |s| s.days);
+        let today = style
+            .local(now)
+            .date_naive()
+            .and_time(chrono::NaiveTime::MIN);
+        let from = style
+            .tz
+            .from_local_datetime(&today)
+            .earliest()
+            .map_or(now, |t| t.with_timezone(&Utc));
+        let to = from + chrono::Duration::days(i64::from(days) + 1);
+        let entries: Vec<crate::render::ics::Entry<'_>> = self
+            .schedule
+            .bookings_between(room, from, to)
+            .into_iter()
+            .map(|b| crate::render::ics::Entry {
+                booking: b,
+                last_change: self.schedule.last_change(&b.key).unwrap_or(from),
+                who: view::booking(&style, b, now)["who"]
+                    .as_str()
+                    .map(str::to_string),
+            })
+            .collect();
+        let meta = self.room_meta(room, now);
+        let name = view::room(room, &meta, &style, now)["name"]
+            .as_str()
+            .unwrap_or(room.as_str())
+            .to_string();
+        crate::render::ics::calendar(&name, &style, from, to, &entries)
+    }
+
     /// A room's status at `now`, in its own zone.
     pub fn status(&self, room: &RoomId, now: DateTime<Utc>) -> Status {
         let style = self.room_style(room);

@@ -16,6 +16,7 @@
 //! format. JSON output is checked to be JSON. Strict mode: a
 //! template naming a variable the view model lacks fails to render.
 
+pub mod ics;
 pub mod view;
 
 use std::collections::HashMap;

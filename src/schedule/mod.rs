@@ -466,6 +466,12 @@ impl Schedule {
 
     /// A booking by key: its first occurrence (`None` if unknown or
     /// deleted).
+    /// When the booking was last changed (an event's `event_time`, or when
+    /// the fetch that changed it began): its version.
+    pub fn last_change(&self, key: &BookingKey) -> Option<DateTime<Utc>> {
+        self.entries.get(key).map(|e| e.last_change)
+    }
+
     pub fn booking(&self, key: &BookingKey) -> Option<&Booking> {
         self.entries.get(key).and_then(|e| e.first()).map(|b| &**b)
     }

@@ -776,3 +776,163 @@ print(json.dumps(out))
     }
     bot.stop().await.expect("stop");
 }
+
+/// Issue 14: `GET /rooms/{id}.ics` is an RFC 5545 feed that an independent
+/// parser (Python's `icalendar`) reads: the room's zone as a `VTIMEZONE`
+/// that, applied to each `TZID` time, gives the booking's true instant
+/// across a DST change; a stable `UID` per instance; `SEQUENCE` growing
+/// with each change; "Busy" where privacy hides who; the room's token
+/// rules; ETag and 304.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    roomcast_no_python_icalendar,
+    ignore = "python3 cannot import icalendar (pip install icalendar)"
+)]
+async fn the_ics_feed_parses_with_an_independent_parser() {
+    let rooms = format!(
+        "[[rooms]]\nid = \"{ROOM_A}\"\nname = \"Hudson, 3rd floor; east\"\ntime_zone = \"America/New_York\"\ntoken_env = \"PANEL\"\n"
+    );
+    // Friday Oct 30 2026, 08:00 in New York; clocks fall back on Sunday Nov 1.
+    let fixed = chrono::DateTime::from_timestamp_millis(ms(2026, 10, 30, 12, 0)).unwrap();
+    let bot = start_at(
+        "",
+        &rooms,
+        &[("PANEL", "p4nel")],
+        Some(std::sync::Arc::new(move || fixed)),
+    )
+    .await;
+    // 10:00–11:00 EDT on Oct 30; 09:00–10:30 EST on Nov 2 (after the change).
+    let spans = [
+        (
+            "ics-1",
+            "m1",
+            ms(2026, 10, 30, 14, 0),
+            ms(2026, 10, 30, 15, 0),
+        ),
+        (
+            "ics-2",
+            "m2",
+            ms(2026, 11, 2, 14, 0),
+            ms(2026, 11, 2, 15, 30),
+        ),
+    ];
+    for (uuid, uid, from, to) in spans {
+        let e = event(
+            "created",
+            uuid,
+            ms(2026, 10, 30, 11, 0),
+            (uid, 0),
+            (from, to),
+            &[ROOM_A],
+        );
+        assert_eq!(bot.post(&e, &[]).await.0, 200);
+    }
+    let url = format!("{}/rooms/{ROOM_A}.ics", bot.base);
+    let c = reqwest::Client::new();
+    assert_eq!(c.get(&url).send().await.unwrap().status(), 401);
+    let feed = |c: reqwest::Client, url: String| async move {
+        let r = c.get(&url).bearer_auth("p4nel").send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/calendar")
+        );
+        let etag = r.headers()["etag"].to_str().unwrap().to_string();
+        (etag, r.text().await.unwrap())
+    };
+    let (etag, text) = feed(c.clone(), url.clone()).await;
+    let parse = |text: &str| {
+        let script = r#"
+import json, sys, datetime
+from icalendar import Calendar
+cal = Calendar.from_ical(sys.stdin.read())
+tzs = {tz['TZID']: tz.to_tz() for tz in cal.walk('VTIMEZONE')}
+out = {"name": str(cal.get('X-WR-CALNAME')), "tzids": sorted(tzs), "events": []}
+for ev in cal.walk('VEVENT'):
+    def utc(prop):
+        v = ev[prop]
+        naive = v.dt.replace(tzinfo=None)
+        tz = tzs[v.params['TZID']]
+        local = tz.localize(naive) if hasattr(tz, 'localize') else naive.replace(tzinfo=tz)
+        return int(local.astimezone(datetime.timezone.utc).timestamp() * 1000)
+    out["events"].append({"uid": str(ev['UID']), "summary": str(ev['SUMMARY']),
+        "start": utc('DTSTART'), "end": utc('DTEND'), "sequence": int(ev['SEQUENCE'])})
+print(json.dumps(out))
+"#;
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "icalendar refused the feed: {}\n{text}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let cal = parse(&text);
+    // TEXT escaping (RFC 5545 3.3.11); the parser leaves X- values raw.
+    assert_eq!(cal["name"], "Hudson\\, 3rd floor\\; east", "{text}");
+    assert_eq!(cal["tzids"], json!(["America/New_York"]), "{text}");
+    let events = cal["events"].as_array().unwrap().clone();
+    assert_eq!(events.len(), 2, "{text}");
+    for (ev, (_, _, from, to)) in events.iter().zip(spans) {
+        assert_eq!(
+            (ev["start"].as_i64(), ev["end"].as_i64()),
+            (Some(from), Some(to)),
+            "{text}"
+        );
+        assert_eq!(ev["summary"], "Busy");
+    }
+    assert!(
+        text.contains("DTSTART;TZID=America/New_York:20261102T090000"),
+        "{text}"
+    );
+    // Unchanged: 304. A move: a new ETag, the same UID, a larger SEQUENCE.
+    let r = c
+        .get(&url)
+        .bearer_auth("p4nel")
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    let moved = event(
+        "updated",
+        "ics-3",
+        ms(2026, 10, 30, 11, 30),
+        ("m2", 0),
+        (ms(2026, 11, 2, 15, 0), ms(2026, 11, 2, 16, 0)),
+        &[ROOM_A],
+    );
+    assert_eq!(bot.post(&moved, &[]).await.0, 200);
+    let (etag2, text2) = feed(c.clone(), url.clone()).await;
+    assert_ne!(etag, etag2);
+    let after = parse(&text2)["events"].as_array().unwrap().clone();
+    let before_m2 = events
+        .iter()
+        .find(|e| e["uid"].as_str().unwrap().starts_with("m2-"))
+        .unwrap();
+    let after_m2 = after
+        .iter()
+        .find(|e| e["uid"].as_str().unwrap().starts_with("m2-"))
+        .unwrap();
+    assert!(after_m2["sequence"].as_i64() > before_m2["sequence"].as_i64());
+    assert_eq!(after_m2["start"].as_i64(), Some(ms(2026, 11, 2, 15, 0)));
+    bot.stop().await.expect("stop");
+}
