@@ -21,6 +21,14 @@ pub struct Checked {
     pub templates: Arc<Templates>,
 }
 
+impl fmt::Debug for Checked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Checked")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One problem `check` found.
 #[derive(Debug)]
 pub enum Problem {

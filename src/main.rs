@@ -265,7 +265,7 @@ async fn dispatch(cli: Cli) -> Exit {
             );
             Exit::Ok
         }
-        Command::Run => run(checked).await,
+        Command::Run => run(checked, cli.config.clone()).await,
         Command::Preview { event, at } => {
             match instant(at.as_deref(), checked.config.display.tz, &clock) {
                 Ok(at) => preview(&checked, &event, at),
@@ -328,14 +328,14 @@ async fn doctor(checked: &Checked, now: DateTime<Utc>) -> Exit {
     code
 }
 
-async fn run(checked: Checked) -> Exit {
+async fn run(checked: Checked, config_path: PathBuf) -> Exit {
     let shutdown = CancellationToken::new();
-    tokio::spawn(watch_signals(shutdown.clone()));
     // Exit 4 says "some of your input was malformed": it belongs to a
     // replay (its file is the input). A service that received a malformed
     // push and stopped on SIGTERM stopped cleanly: 0.
     let replay = checked.config.source.kind == roomcast::config::SourceKind::Replay;
     let app = App::new(checked.config, checked.templates);
+    tokio::spawn(watch_signals(shutdown.clone(), app.reloader(), config_path));
     match app.run(shutdown).await {
         Err(e) => fail(&e, e.exit()),
         Ok(summary) => {
@@ -544,25 +544,79 @@ async fn rooms(checked: &Checked, now: DateTime<Utc>, json: bool, clock: &TimeSo
     Exit::Ok
 }
 
-async fn watch_signals(shutdown: CancellationToken) {
+/// SIGTERM and SIGINT stop roomcast; SIGHUP reloads the config file and
+/// its templates (validated as `check` does; refused with the same messages
+/// when invalid, the running config staying).
+async fn watch_signals(
+    shutdown: CancellationToken,
+    reloader: roomcast::app::Reloader,
+    config_path: PathBuf,
+) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
         ) else {
             tracing::error!("cannot install signal handlers");
             return;
         };
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        loop {
+            tokio::select! {
+                _ = term.recv() => {
+                    tracing::info!("SIGTERM: shutting down");
+                    break;
+                }
+                _ = int.recv() => {
+                    tracing::info!("SIGINT: shutting down");
+                    break;
+                }
+                _ = hup.recv() => reload(&reloader, &config_path).await,
+            }
         }
     }
     #[cfg(not(unix))]
     {
+        let _ = (reloader, config_path);
         let _ = tokio::signal::ctrl_c().await;
     }
     shutdown.cancel();
+}
+
+async fn reload(reloader: &roomcast::app::Reloader, path: &Path) {
+    let shown = path.display().to_string();
+    tracing::info!(config = %shown, "SIGHUP: reloading the config and templates");
+    let p = path.to_path_buf();
+    let checked = tokio::task::spawn_blocking(move || check::load(&p, &ProcessEnv)).await;
+    let checked = match checked {
+        Ok(Ok(c)) => c,
+        Ok(Err(problems)) => {
+            for p in &problems {
+                tracing::error!("reload refused: {p}");
+            }
+            tracing::error!(
+                config = %shown,
+                problems = problems.len(),
+                "reload refused; the running config stays"
+            );
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %Chain(&e), "reload failed; the running config stays");
+            return;
+        }
+    };
+    match reloader.reload(checked).await {
+        None => tracing::warn!("reload: roomcast is stopping"),
+        Some(restart) if restart.is_empty() => {
+            tracing::info!(config = %shown, "reloaded: rooms, display, schedule rules and templates")
+        }
+        Some(restart) => tracing::warn!(
+            config = %shown,
+            needs_restart = %restart.join(", "),
+            "reloaded: rooms, display, schedule rules and templates; changes to the settings named take effect only at a restart"
+        ),
+    }
 }

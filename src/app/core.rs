@@ -136,11 +136,15 @@ impl Core<'_> {
                     self.apply_batch(pipeline, batch, &mut timers, &mut s).await;
                     tokio::task::yield_now().await;
                 }
-                Some(q) = queries.recv() => {
+                Some(q) = queries.recv() => match q {
+                    Query::Reload(checked, reply) => {
+                        let restart = self.reload(pipeline, *checked).await;
+                        let _ = reply.send(restart);
+                    }
                     // Views change by the minute at most: a display that
                     // polls gets the same body (and ETag) within a minute.
-                    query::answer(pipeline, q, clock::minute_start((self.clock)()));
-                }
+                    q => query::answer(pipeline, q, clock::minute_start((self.clock)())),
+                },
                 Some(f) = found.recv(), if s.failure.is_none() && room => {
                     self.apply_found(pipeline, f, &mut timers, &mut s).await;
                 }
@@ -420,6 +424,38 @@ impl Core<'_> {
             }
         }
         None
+    }
+
+    /// A reload: rooms, display, schedule rules and templates from the new
+    /// config apply now (the schedule, the connection, the store and the
+    /// queues are untouched); every page and panel is shown the result.
+    /// Returns the settings that changed but wait for a restart.
+    async fn reload(
+        &self,
+        pipeline: &mut Pipeline,
+        new: crate::check::Checked,
+    ) -> Vec<&'static str> {
+        let (merged, restart) = pipeline.config().reloaded(&new.config);
+        pipeline.reconfigure(std::sync::Arc::new(merged), new.templates);
+        let now = (self.clock)();
+        let rooms = pipeline.all_rooms();
+        self.signals.raise(rooms.iter());
+        let panels = pipeline.panel_rooms();
+        let (mut messages, mut errors) = (Vec::new(), Vec::new());
+        pipeline.clock_snapshots(
+            &panels,
+            now,
+            &instant_id("reload", now),
+            false,
+            &mut messages,
+            &mut errors,
+        );
+        for (sink, e) in &errors {
+            tracing::error!(%sink, error = %e, "render failed");
+        }
+        add(&self.metrics.messages, messages.len() as u64);
+        self.send(messages).await;
+        restart
     }
 
     /// What the clock made due: pruning, and panel pushes.

@@ -112,17 +112,48 @@ pub struct App {
     metrics: Arc<Metrics>,
     /// The HTTP server's address once it listens (port 0 in tests).
     http_addr: watch::Sender<Option<SocketAddr>>,
+    /// Questions (and reloads) for the core; the receiver is taken by
+    /// `run`.
+    queries: mpsc::Sender<http::Query>,
+    queries_rx: std::sync::Mutex<Option<mpsc::Receiver<http::Query>>>,
+}
+
+/// Hands a running roomcast a new config (SIGHUP).
+#[derive(Clone)]
+pub struct Reloader(mpsc::Sender<http::Query>);
+
+impl Reloader {
+    /// Run with `checked` (validated as `check` does) from now on: rooms,
+    /// display, schedule rules and templates apply at once. Returns the
+    /// settings that differ but take effect only at a restart; `None` when
+    /// roomcast is not running (any more).
+    pub async fn reload(&self, checked: crate::check::Checked) -> Option<Vec<&'static str>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.0
+            .send(http::Query::Reload(Box::new(checked), tx))
+            .await
+            .ok()?;
+        rx.await.ok()
+    }
 }
 
 impl App {
     pub fn new(config: Arc<Config>, templates: Arc<Templates>) -> Self {
+        let (queries, queries_rx) = mpsc::channel::<http::Query>(64);
         App {
             config,
             templates,
             clock: clock::system(),
             metrics: Arc::default(),
             http_addr: watch::Sender::new(None),
+            queries,
+            queries_rx: std::sync::Mutex::new(Some(queries_rx)),
         }
+    }
+
+    /// Where a new config goes while this runs (SIGHUP).
+    pub fn reloader(&self) -> Reloader {
+        Reloader(self.queries.clone())
     }
 
     /// Run on another time source (tests: one that follows tokio's paused
@@ -162,7 +193,13 @@ impl App {
         let sync = self.start_sync(&pipeline, found_tx, &shutdown)?;
         let signals = Arc::new(RoomSignals::default());
         let server_stop = shutdown.child_token();
-        let (query_tx, query_rx) = mpsc::channel::<http::Query>(64);
+        let query_tx = self.queries.clone();
+        let query_rx = self
+            .queries_rx
+            .lock()
+            .ok()
+            .and_then(|mut r| r.take())
+            .unwrap_or_else(|| mpsc::channel(1).1);
         let watchdog_stop = shutdown.child_token();
         systemd::watchdog(query_tx.clone(), watchdog_stop.clone());
         let server = listener.zip(cfg.http.as_ref()).map(|(listener, h)| {

@@ -25,6 +25,8 @@ pub(super) fn answer(p: &Pipeline, q: Query, now: DateTime<Utc>) {
         Query::Alive(reply) => {
             let _ = reply.send(());
         }
+        // The core handles reloads itself (they change the pipeline).
+        Query::Reload(..) => {}
         Query::View { room, view, reply } => {
             let room = RoomId::new(&room);
             let body = if p.knows_room(&room) {

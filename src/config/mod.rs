@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 use crate::locale::{Locale, Style};
 use crate::model::RoomId;
+use secrecy::{ExposeSecret, SecretString};
 
 pub use rooms::RoomConfig;
 pub use sections::{
@@ -142,6 +143,101 @@ pub struct Config {
 }
 
 impl Config {
+    /// What a running roomcast takes from `new` on a reload: rooms,
+    /// display, schedule rules, the templates' folder and `[rooms_from]`;
+    /// everything else stays as it runs. Also the settings that differ but
+    /// only take effect at a restart (the source, platform, store, HTTP
+    /// server and room tokens, long connection, sync, delivery, sinks).
+    pub fn reloaded(&self, new: &Config) -> (Config, Vec<&'static str>) {
+        let differs = |a: &dyn fmt::Debug, b: &dyn fmt::Debug| format!("{a:?}") != format!("{b:?}");
+        let secret = |s: &Option<SecretString>| s.as_ref().map(|v| v.expose_secret().to_string());
+        let tokens = |c: &Config| {
+            let mut t: Vec<(String, Option<String>)> = c
+                .rooms
+                .iter()
+                .map(|r| (r.id.to_string(), secret(&r.token)))
+                .collect();
+            t.sort();
+            t
+        };
+        let sink_secrets = |c: &Config| {
+            c.sinks
+                .iter()
+                .map(|s| {
+                    (
+                        secret(&s.secret),
+                        s.headers
+                            .iter()
+                            .map(|h| h.value.expose_secret().to_string())
+                            .collect::<Vec<_>>(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let platform_secrets = |c: &Config| {
+            c.platform.as_ref().map(|p| {
+                (
+                    secret(&p.app_secret),
+                    secret(&p.verification_token),
+                    secret(&p.encrypt_key),
+                )
+            })
+        };
+        let mut restart = Vec::new();
+        if differs(&self.source, &new.source) {
+            restart.push("[source]");
+        }
+        if differs(&self.platform, &new.platform) || platform_secrets(self) != platform_secrets(new)
+        {
+            restart.push("[platform]");
+        }
+        if differs(&self.store, &new.store) {
+            restart.push("[store]");
+        }
+        if differs(&self.http, &new.http) {
+            restart.push("[http]");
+        }
+        if tokens(self) != tokens(new) {
+            restart.push("[[rooms]] token_env / token_file");
+        }
+        if differs(&self.lark, &new.lark) {
+            restart.push("[lark]");
+        }
+        if differs(&self.sync, &new.sync) {
+            restart.push("[sync]");
+        }
+        if differs(&self.delivery, &new.delivery) {
+            restart.push("[delivery]");
+        }
+        if differs(&self.sinks, &new.sinks) || sink_secrets(self) != sink_secrets(new) {
+            restart.push("[[sinks]]");
+        }
+        let mut merged = self.clone();
+        merged.display = new.display;
+        merged.schedule = new.schedule.clone();
+        merged.templates_dir = new.templates_dir.clone();
+        merged.rooms_from = new.rooms_from.clone();
+        // Rooms, but each keeps the token it runs with (the HTTP server
+        // holds those) and panels that name running sinks.
+        merged.rooms = new
+            .rooms
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                r.token = self.room(&r.id).and_then(|old| old.token.clone());
+                r.panels.retain(|p| self.sinks.iter().any(|s| &s.name == p));
+                r
+            })
+            .collect();
+        merged.room_index = merged
+            .rooms
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.clone(), i))
+            .collect();
+        (merged, restart)
+    }
+
     pub fn room(&self, id: &RoomId) -> Option<&RoomConfig> {
         self.room_index.get(id).map(|i| &self.rooms[*i])
     }

@@ -294,7 +294,7 @@ fn panel_headers_read_env() {
         .find(|h| h.name == "Authorization")
         .unwrap();
     assert_eq!(
-        secrecy::ExposeSecret::expose_secret(&auth.value),
+        ExposeSecret::expose_secret(&auth.value),
         "Bearer s3cr3t-value"
     );
     assert_eq!(auth.shown, "Bearer ${SECRET}");
@@ -453,7 +453,7 @@ fn secrets_can_come_from_files_and_systemd_credentials() {
     let env = env(&[("CREDENTIALS_DIRECTORY", creds.to_str().unwrap())]);
     let text = "[source]\nkind = \"lark\"\n[platform]\napp_id = \"cli_a\"\napp_secret_file = \"app_secret\"\n[[rooms]]\nid = \"omm_a\"\ntoken_file = \"bot.secret\"\n[[sinks]]\nname = \"b\"\nkind = \"feishu\"\nurl = \"https://open.feishu.cn/open-apis/bot/v2/hook/x\"\nsecret_file = \"bot.secret\"\n";
     let c = parse(text, &dir, &env).unwrap_or_else(|e| panic!("{e:?}"));
-    let expose = |s: &secrecy::SecretString| secrecy::ExposeSecret::expose_secret(s).to_string();
+    let expose = |s: &SecretString| ExposeSecret::expose_secret(s).to_string();
     assert_eq!(
         expose(c.platform.as_ref().unwrap().app_secret.as_ref().unwrap()),
         "from-credentials"

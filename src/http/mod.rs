@@ -69,6 +69,12 @@ pub(crate) enum Query {
     },
     /// Is the core's loop turning? (systemd's watchdog)
     Alive(oneshot::Sender<()>),
+    /// A checked config and templates to run with from now on; the answer
+    /// names the settings that need a restart.
+    Reload(
+        Box<crate::check::Checked>,
+        oneshot::Sender<Vec<&'static str>>,
+    ),
 }
 
 /// Which rendering of a room's state.

@@ -155,6 +155,14 @@ impl Pipeline {
         self
     }
 
+    /// Run with a new config and templates from now on (a reload): the
+    /// schedule stays; every panel gets a fresh look at the next push.
+    pub(crate) fn reconfigure(&mut self, config: Arc<Config>, templates: Arc<Templates>) {
+        self.config = config;
+        self.templates = templates;
+        self.shown.clear();
+    }
+
     pub fn config(&self) -> &Arc<Config> {
         &self.config
     }

@@ -652,3 +652,137 @@ fn the_systemd_unit_verifies() {
     );
     assert!(out.status.success() && all.trim().is_empty(), "{all}");
 }
+
+/// Issue 14: SIGHUP reloads the config and templates in place — the
+/// schedule, connection and queues stay; an invalid config is refused with
+/// `check`'s messages and the running one stays; a setting that only a
+/// restart can change is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_in_place_refuses_bad_configs_and_names_what_needs_a_restart() {
+    roomcast::tls::init();
+    use std::io::{BufRead, BufReader};
+    let d = temp_dir("sighup");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = |name: &str, extra: &str| {
+        format!(
+            "[source]\nkind = \"webhook\"\n[platform]\napp_id = \"cli_a1b2c3d4e5f60718\"\nverification_token_env = \"VT\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n[[rooms]]\nid = \"{ROOM_A}\"\nname = \"{name}\"\n[[sinks]]\nname = \"n\"\nkind = \"file\"\npath = \"n.jsonl\"\n{extra}"
+        )
+    };
+    write(&d.join("c.toml"), &config("Alpha", ""));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        .args(["run", "--config", "c.toml"])
+        .current_dir(&d)
+        .env("VT", "tok")
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start");
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(l);
+        }
+    });
+    let wait_for = |what: &str| -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(l) if l.contains(what) => return l,
+                Ok(_) => {}
+                Err(_) => panic!("no log line with {what:?}"),
+            }
+        }
+    };
+    wait_for("HTTP server listening");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let post = async |uuid: &str| {
+        let e = event(
+            "created",
+            uuid,
+            ms(2026, 5, 1, 0, 0),
+            (uuid, 0),
+            (ms(2030, 5, 1, 2, 0), ms(2030, 5, 1, 3, 0)),
+            &[ROOM_A],
+        );
+        let r = client
+            .post(format!("{base}/webhook/event"))
+            .body(e)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    };
+    let room = async || -> serde_json::Value {
+        client
+            .get(format!("{base}/rooms/{ROOM_A}.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    };
+    post("before-reload").await;
+    assert_eq!(room().await["room"]["name"], "Alpha");
+    let hup = |child: &std::process::Child| {
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &child.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+
+    write(&d.join("c.toml"), &config("Beta", ""));
+    hup(&child);
+    wait_for("reloaded: rooms, display, schedule rules and templates");
+    assert_eq!(room().await["room"]["name"], "Beta", "applied in place");
+
+    write(&d.join("c.toml"), &config("Gamma", "colour = \"red\"\n"));
+    hup(&child);
+    let refused = wait_for("reload refused:");
+    assert!(refused.contains("colour"), "check's message: {refused}");
+    wait_for("the running config stays");
+    assert_eq!(
+        room().await["room"]["name"],
+        "Beta",
+        "the running config stays"
+    );
+
+    write(
+        &d.join("c.toml"),
+        &config(
+            "Delta",
+            "[[sinks]]\nname = \"m\"\nkind = \"file\"\npath = \"m.jsonl\"\n",
+        ),
+    );
+    hup(&child);
+    let named = wait_for("needs_restart");
+    assert!(named.contains("[[sinks]]"), "{named}");
+    assert_eq!(room().await["room"]["name"], "Delta");
+
+    // Nothing was dropped: the booking from before the reloads is there,
+    // and events keep being taken.
+    post("after-reload").await;
+    assert_eq!(
+        room().await["next"].as_array().map(Vec::len),
+        Some(0),
+        "2030 is not today"
+    );
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let summary = wait_for("received");
+    assert!(summary.contains("2 applied"), "{summary}");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
