@@ -26,7 +26,7 @@
 //! | [`source`] | what every source hands the core (`source::Inbound`), the answer (`source::Ack`); the replay source |
 //! | [`decode`] | event JSON (v1 envelope, v2 tolerated) → `RoomEvent`; never panics |
 //! | [`schedule`] | pure state: `apply(event) → changes`, `view(room, now)`; dedup and staleness rules |
-//! | [`render`] | template registry (embedded defaults + override dir) and view models |
+//! | [`render`] | template registry (embedded defaults + override dir; values escaped per format, and made inert markup for chat targets), view models, and `render::ics`, a room's bookings as an iCalendar feed |
 //! | [`config`] | TOML → validated [`config::Config`], one file per section; every problem with key and line |
 //! | [`message`] | an outgoing message and its idempotency key |
 //! | [`directory`] | what the platform says about each room (name, building, floor, capacity, out of service); pure data |
@@ -37,7 +37,7 @@
 //! | [`deliver`] | sink kinds, one ordered worker per sink; pure request building in `deliver::http` |
 //! | `http` | axum: webhook intake, pull endpoints, the live room page, health, readiness, metrics |
 //! | [`check`] | `roomcast check`: config + templates + trial renders, every problem at once, typed |
-//! | [`app`] | the run loop: wiring (`mod.rs`), the core's `select!` (`core.rs`), the clock's timers, queries, restore |
+//! | [`app`] | the run loop: wiring (`mod.rs`), the core's `select!` (`core.rs`), the clock's timers, queries and reloads (SIGHUP), restore, systemd's notify protocol (`systemd.rs`) |
 //! | `fuzz` | entry points for the fuzz targets (`fuzz/`) and their stable smoke test: bytes into each decoder (event JSON, frames and reassembly, webhook, config, templates) |
 //!
 //! The middle (decode, schedule, locale, render, pipeline) is pure: data in,
