@@ -26,7 +26,7 @@
 //! | [`source`] | what every source hands the core (`source::Inbound`), the answer (`source::Ack`); the replay source |
 //! | [`decode`] | event JSON (v1 envelope, v2 tolerated) → `RoomEvent`; never panics |
 //! | [`schedule`] | pure state: `apply(event) → changes`, `view(room, now)`; dedup and staleness rules |
-//! | [`render`] | template registry (embedded defaults + override dir; values escaped per format, and made inert markup for chat targets), view models, and `render::ics`, a room's bookings as an iCalendar feed |
+//! | [`render`] | template registry (embedded defaults + override dir; values escaped per format, and made inert markup for chat targets), view models, `render::ics` (a room's bookings as an iCalendar feed) and `render::lint` (what a template file may not do, and its parse errors in words) |
 //! | [`config`] | TOML → validated [`config::Config`], one file per section; every problem with key and line |
 //! | [`message`] | an outgoing message and its idempotency key |
 //! | [`directory`] | what the platform says about each room (name, building, floor, capacity, out of service); pure data |
