@@ -154,7 +154,6 @@ fn sample() -> &'static serde_json::Value {
 /// at `root` from its shipped examples and a few built inputs:
 /// `cargo run --example fuzz_seeds`.
 pub fn write_seeds(root: &Path) -> std::io::Result<()> {
-    use crate::lark::frame::Header;
     let put = |target: &str, name: &str, bytes: &[u8]| -> std::io::Result<()> {
         let dir = root.join("fuzz/corpus").join(target);
         std::fs::create_dir_all(&dir)?;
@@ -175,30 +174,6 @@ pub fn write_seeds(root: &Path) -> std::io::Result<()> {
     )?;
 
     // Frames: one whole message, then one in three fragments out of order.
-    let data = |id: &str, sum: usize, seq: usize, payload: &[u8]| {
-        let h = |k: &str, v: &str| Header {
-            key: k.into(),
-            value: v.into(),
-        };
-        Frame {
-            seq_id: 1,
-            log_id: 2,
-            service: 3,
-            method: crate::lark::frame::METHOD_DATA,
-            headers: vec![
-                h("type", "event"),
-                h("message_id", id),
-                h("sum", &sum.to_string()),
-                h("seq", &seq.to_string()),
-                h("trace_id", "t"),
-            ],
-            payload_encoding: None,
-            payload_type: None,
-            payload: Some(payload.to_vec()),
-            log_id_new: None,
-        }
-        .to_bytes()
-    };
     let mut stream = Vec::new();
     let mut push = |f: Vec<u8>| {
         stream.push(u8::try_from(f.len()).unwrap_or(u8::MAX));
@@ -206,7 +181,7 @@ pub fn write_seeds(root: &Path) -> std::io::Result<()> {
     };
     let small = br#"{"uuid":"f1","type":"event_callback","event":{"type":"third_party_meeting_room_event_created","uid":"u","original_time":0,"start":{"time_stamp":"1777600800000"},"end":{"time_stamp":"1777604400000"},"meeting_rooms":[{"open_id":"omm_a"}]}}"#;
     for (seq, part) in small.chunks(small.len().div_ceil(3)).enumerate().rev() {
-        push(data("m2", 3, seq, part));
+        push(Frame::event_fragment(3, "m2", "3", &seq.to_string(), "t", part.to_vec()).to_bytes());
     }
     push(Frame::ping(3).to_bytes());
     put("frames", "fragments-and-ping", &stream)?;

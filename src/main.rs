@@ -433,20 +433,29 @@ fn preview(checked: &Checked, event: &Path, now: DateTime<Utc>) -> Exit {
     rc
 }
 
-fn backup(checked: &Checked, file: &Path) -> Exit {
+/// The configured store, opened to read while roomcast may run; `missing`
+/// says what there is not without a `[store]`.
+fn read_store(checked: &Checked, missing: &str) -> Result<(Store, PathBuf), Exit> {
     let Some(sc) = &checked.config.store else {
-        eprintln!("error: the config has no [store]; there is nothing to back up");
-        return Exit::Config;
+        eprintln!("error: the config has no [store]; {missing}");
+        return Err(Exit::Config);
     };
-    let store = match Store::open_read_only(&sc.path) {
+    match Store::open_read_only(&sc.path) {
+        Ok(s) => Ok((s, sc.path.clone())),
+        Err(e) => Err(fail(&e, Exit::Store)),
+    }
+}
+
+fn backup(checked: &Checked, file: &Path) -> Exit {
+    let (store, path) = match read_store(checked, "there is nothing to back up") {
         Ok(s) => s,
-        Err(e) => return fail(&e, Exit::Store),
+        Err(code) => return code,
     };
     match store.backup_to(file) {
         Ok(r) => {
             println!(
                 "{} → {}: {} bytes, integrity {}; {} booking rows, {} log rows not yet folded, {} message(s) pending",
-                sc.path.display(),
+                path.display(),
                 file.display(),
                 r.bytes,
                 r.integrity,
@@ -461,13 +470,9 @@ fn backup(checked: &Checked, file: &Path) -> Exit {
 }
 
 fn outbox(checked: &Checked, action: Option<OutboxAction>, all: bool) -> Exit {
-    let Some(sc) = &checked.config.store else {
-        eprintln!("error: the config has no [store]; there is no outbox");
-        return Exit::Config;
-    };
-    let store = match Store::open_read_only(&sc.path) {
-        Ok(s) => s,
-        Err(e) => return fail(&e, Exit::Store),
+    let store = match read_store(checked, "there is no outbox") {
+        Ok((s, _)) => s,
+        Err(code) => return code,
     };
     if let Some(OutboxAction::Retry { id }) = action {
         return match store.retry(id) {

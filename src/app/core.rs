@@ -8,6 +8,7 @@
 //! that holds their event; a failed commit stops intake (every waiting and
 //! later event is answered "retry").
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -335,23 +336,38 @@ impl Core<'_> {
             store.handle().save_directory(d.to_json(), now);
         }
         pipeline.set_directory(d);
-        let rooms = pipeline.all_rooms();
-        self.signals.raise(rooms.iter());
+        self.redraw(pipeline, now, "sync").await;
+    }
+
+    /// Every room may look different (a new directory, a reload): live
+    /// pages redraw, and panels whose view changed are pushed (`cause`
+    /// names the push: `sync:…`, `reload:…`).
+    async fn redraw(&self, pipeline: &mut Pipeline, now: DateTime<Utc>, cause: &str) {
+        self.signals.raise(pipeline.all_rooms().iter());
+        let panels = pipeline.panel_rooms();
+        self.push_panels(pipeline, &panels, now, &instant_id(cause, now), false)
+            .await;
+    }
+
+    /// Render and queue the snapshots of `rooms` for their panels (only
+    /// those that changed unless `force`); returns how many were queued.
+    async fn push_panels(
+        &self,
+        pipeline: &mut Pipeline,
+        rooms: &[RoomId],
+        now: DateTime<Utc>,
+        event_id: &Arc<str>,
+        force: bool,
+    ) -> usize {
         let (mut messages, mut errors) = (Vec::new(), Vec::new());
-        let rooms = pipeline.panel_rooms();
-        pipeline.clock_snapshots(
-            &rooms,
-            now,
-            &instant_id("sync", now),
-            false,
-            &mut messages,
-            &mut errors,
-        );
+        pipeline.clock_snapshots(rooms, now, event_id, force, &mut messages, &mut errors);
         for (sink, e) in &errors {
             tracing::error!(%sink, error = %e, "render failed");
         }
-        add(&self.metrics.messages, messages.len() as u64);
+        let n = messages.len();
+        add(&self.metrics.messages, n as u64);
         self.send(messages).await;
+        n
     }
 
     /// Count what a fetch caused, as for an event.
@@ -436,25 +452,8 @@ impl Core<'_> {
         new: crate::check::Checked,
     ) -> Vec<&'static str> {
         let (merged, restart) = pipeline.config().reloaded(&new.config);
-        pipeline.reconfigure(std::sync::Arc::new(merged), new.templates);
-        let now = (self.clock)();
-        let rooms = pipeline.all_rooms();
-        self.signals.raise(rooms.iter());
-        let panels = pipeline.panel_rooms();
-        let (mut messages, mut errors) = (Vec::new(), Vec::new());
-        pipeline.clock_snapshots(
-            &panels,
-            now,
-            &instant_id("reload", now),
-            false,
-            &mut messages,
-            &mut errors,
-        );
-        for (sink, e) in &errors {
-            tracing::error!(%sink, error = %e, "render failed");
-        }
-        add(&self.metrics.messages, messages.len() as u64);
-        self.send(messages).await;
+        pipeline.reconfigure(Arc::new(merged), new.templates);
+        self.redraw(pipeline, (self.clock)(), "reload").await;
         restart
     }
 
@@ -465,26 +464,15 @@ impl Core<'_> {
         }
         let Some(push) = due.push else { return };
         let event_id = instant_id("clock", now);
-        let (mut messages, mut errors) = (Vec::new(), Vec::new());
-        pipeline.clock_snapshots(
-            &push.rooms,
-            now,
-            &event_id,
-            push.heartbeat,
-            &mut messages,
-            &mut errors,
-        );
-        for (sink, e) in &errors {
-            tracing::error!(%sink, error = %e, "render failed");
-        }
+        let messages = self
+            .push_panels(pipeline, &push.rooms, now, &event_id, push.heartbeat)
+            .await;
         tracing::debug!(
             rooms = push.rooms.len(),
-            messages = messages.len(),
+            messages,
             heartbeat = push.heartbeat,
             "clock push"
         );
-        add(&self.metrics.messages, messages.len() as u64);
-        self.send(messages).await;
     }
 
     fn prune(&self, pipeline: &mut Pipeline, before: DateTime<Utc>) {

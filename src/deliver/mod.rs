@@ -297,11 +297,7 @@ fn write_lines<W: Write>(
 /// that may be a token (after `hook`, `token`, `key` or `secret`; 16
 /// characters or more; 8 or more mixing letters and digits) are masked.
 /// `{room}` stays a placeholder, or becomes `room` when one is given.
-pub fn redact_url(url: &url::Url) -> String {
-    redact_url_for(url, None)
-}
-
-fn redact_url_for(url: &url::Url, room: Option<&crate::model::RoomId>) -> String {
+fn redact_url(url: &url::Url, room: Option<&crate::model::RoomId>) -> String {
     let mut out = format!("{}://", url.scheme());
     if !url.username().is_empty() {
         out.push_str(url.username());
@@ -359,7 +355,7 @@ pub fn preview_request(sink: &SinkConfig, m: &Message, now: DateTime<Utc>) -> Op
     if let Some(configured) = &sink.url {
         url.set_path(configured.path());
     }
-    let mut out = format!("{} {}\n", req.method, redact_url_for(&url, Some(&m.room)));
+    let mut out = format!("{} {}\n", req.method, redact_url(&url, Some(&m.room)));
     for (name, value) in &req.headers {
         let shown = sink
             .headers
@@ -390,13 +386,13 @@ mod tests {
             url::Url::parse("https://open.feishu.cn/open-apis/bot/v2/hook/0123456789abcdef0123")
                 .unwrap();
         assert_eq!(
-            redact_url(&u),
+            redact_url(&u, None),
             "https://open.feishu.cn/open-apis/bot/v2/hook/***"
         );
         let u =
             url::Url::parse("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=abc").unwrap();
         assert_eq!(
-            redact_url(&u),
+            redact_url(&u, None),
             "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=***"
         );
     }

@@ -75,6 +75,41 @@ impl Frame {
         }
     }
 
+    /// A data frame carrying (a fragment of) an event, as the platform sends
+    /// it: `type=event`, the message id, the fragment count `sum` and index
+    /// `seq` (text, as on the wire, so tests can send malformed ones), a
+    /// trace id; SeqID and LogID 0.
+    pub fn event_fragment(
+        service: i32,
+        message_id: &str,
+        sum: &str,
+        seq: &str,
+        trace_id: &str,
+        payload: Vec<u8>,
+    ) -> Frame {
+        let h = |k: &str, v: &str| Header {
+            key: k.into(),
+            value: v.into(),
+        };
+        Frame {
+            seq_id: 0,
+            log_id: 0,
+            service,
+            method: METHOD_DATA,
+            headers: vec![
+                h("type", "event"),
+                h("message_id", message_id),
+                h("sum", sum),
+                h("seq", seq),
+                h("trace_id", trace_id),
+            ],
+            payload_encoding: None,
+            payload_type: None,
+            payload: Some(payload),
+            log_id_new: None,
+        }
+    }
+
     /// The acknowledgement of a data message: the received frame with every
     /// field and header kept, `biz_rt` appended and the payload replaced by
     /// `{"code":N}`.

@@ -194,30 +194,9 @@ impl Reassembler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lark::frame::{Header, METHOD_DATA};
 
     fn frag(id: &str, sum: &str, seq: &str, payload: &[u8]) -> Frame {
-        let h = |k: &str, v: &str| Header {
-            key: k.into(),
-            value: v.into(),
-        };
-        Frame {
-            seq_id: 1,
-            log_id: 2,
-            service: 3,
-            method: METHOD_DATA,
-            headers: vec![
-                h("type", "event"),
-                h("message_id", id),
-                h("sum", sum),
-                h("seq", seq),
-                h("trace_id", "t"),
-            ],
-            payload_encoding: None,
-            payload_type: None,
-            payload: Some(payload.to_vec()),
-            log_id_new: None,
-        }
+        Frame::event_fragment(3, id, sum, seq, "t", payload.to_vec())
     }
 
     fn r() -> Reassembler {

@@ -649,11 +649,7 @@ impl Pipeline {
             })
             .collect();
         let meta = self.room_meta(room, now);
-        let name = view::room(room, &meta, &style, now)["name"]
-            .as_str()
-            .unwrap_or(room.as_str())
-            .to_string();
-        crate::render::ics::calendar(&name, &style, from, to, &entries)
+        crate::render::ics::calendar(meta.display_name(room), &style, from, to, &entries)
     }
 
     /// A room's status at `now`, in its own zone.

@@ -228,6 +228,15 @@ pub enum Target {
     Chat,
 }
 
+/// The targets a template of this format is compiled for: HTML has one
+/// registry (its escaping is the same for every reader).
+fn targets(format: Format) -> &'static [Target] {
+    match format {
+        Format::Html => &[Target::Data],
+        Format::Json | Format::Text | Format::Markdown => &[Target::Data, Target::Chat],
+    }
+}
+
 /// Every compiled template.
 pub struct Templates {
     json: Handlebars<'static>,
@@ -444,14 +453,14 @@ impl Templates {
         lint::check(&name, src).map_err(issue)?;
         // A replaced template may change format: drop the old one.
         if let Some(old) = self.index.remove(&name) {
-            for target in [Target::Data, Target::Chat] {
+            for &target in targets(old.format) {
                 self.registry_mut(old.format, target)
                     .unregister_template(&name);
             }
         }
-        // Compiled once per target it may be rendered for (HTML only for
-        // data); the templates are small.
-        for target in [Target::Data, Target::Chat] {
+        // Compiled once per target it may be rendered for; the templates
+        // are small.
+        for &target in targets(format) {
             self.registry_mut(format, target)
                 .register_template_string(&name, src)
                 .map_err(|e| lint::syntax_issue(&origin, src, &e))?;

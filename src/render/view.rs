@@ -178,6 +178,17 @@ impl<'a> RoomMeta<'a> {
             ..RoomMeta::default()
         }
     }
+
+    /// What a room is called: the configured name, else the directory's,
+    /// else its id.
+    pub fn display_name<'b>(&self, id: &'b RoomId) -> &'b str
+    where
+        'a: 'b,
+    {
+        self.name
+            .or(self.info.map(|i| i.name.as_str()).filter(|n| !n.is_empty()))
+            .unwrap_or(id.as_str())
+    }
 }
 
 /// `id`, `name` (configured name, else the directory's, else the id),
@@ -187,9 +198,6 @@ impl<'a> RoomMeta<'a> {
 /// ("Out of service until …" / "停用至 …", or null).
 pub fn room(id: &RoomId, meta: &RoomMeta<'_>, style: &Style, now: DateTime<Utc>) -> Value {
     let info = meta.info;
-    let name = meta
-        .name
-        .or(info.map(|i| i.name.as_str()).filter(|n| !n.is_empty()));
     let disabled = info.and_then(|i| i.disabled_at(now));
     let l = labels(style.locale);
     let disabled_text = disabled.map(|d| match d.until {
@@ -198,7 +206,7 @@ pub fn room(id: &RoomId, meta: &RoomMeta<'_>, style: &Style, now: DateTime<Utc>)
     });
     obj! {
         "id" => id.as_str(),
-        "name" => name.unwrap_or(id.as_str()),
+        "name" => meta.display_name(id),
         "configured" => meta.name.is_some(),
         "time_zone" => style.tz.name(),
         "locale" => style.locale.tag(),
