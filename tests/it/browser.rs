@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::http::{Webhook, start_at};
+use crate::http::{Webhook, start_fixed};
 use crate::support::*;
 
 type Ws =
@@ -235,17 +235,10 @@ async fn live_room_page_renders_updates_and_goes_stale() {
     };
     // 14:30 in Shanghai on a Friday; the room speaks Chinese and has a
     // token, which the tablet's URL carries.
-    let fixed = chrono::DateTime::from_timestamp_millis(ms(2026, 5, 1, 6, 30)).unwrap();
     let rooms = format!(
         "[[rooms]]\nid = \"{ROOM_A}\"\nname = \"Alpha 会议室\"\ntime_zone = \"Asia/Shanghai\"\nlocale = \"zh-CN\"\ntoken_env = \"PANEL\"\n"
     );
-    let bot = start_at(
-        "",
-        &rooms,
-        &[("PANEL", "p4nel")],
-        Some(std::sync::Arc::new(move || fixed)),
-    )
-    .await;
+    let bot = start_fixed(&rooms, ms(2026, 5, 1, 6, 30)).await;
     let mut browser = Browser::launch(&binary).await;
 
     // Without the token: refused.

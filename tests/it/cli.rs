@@ -247,15 +247,14 @@ fn malformed_replay_lines_are_reported_and_the_rest_applied() {
     assert_eq!(so.lines().count(), 1, "{so}");
 }
 
-/// Issue 13 item 17: preview fills `{room}`, masks a secret path segment
-/// and a signature, and shows every header the sink would get (custom ones
-/// as the config writes them), never a secret's value.
-#[test]
-fn preview_shows_the_real_request_with_secrets_masked() {
-    let d = temp_dir("preview-request");
+/// A folder for `preview`: `ev.json`, one booking of room A (06:00–07:00
+/// UTC on May 1 2026) delivered as `uuid`; an empty replay file; `config`
+/// as `c.toml`.
+fn preview_dir(tag: &str, uuid: &str, config: &str) -> std::path::PathBuf {
+    let d = temp_dir(tag);
     let ev = event(
         "created",
-        "uuid-preview-2",
+        uuid,
         ms(2026, 5, 1, 1, 0),
         ("uid1", 0),
         (ms(2026, 5, 1, 6, 0), ms(2026, 5, 1, 7, 0)),
@@ -263,8 +262,18 @@ fn preview_shows_the_real_request_with_secrets_masked() {
     );
     write(&d.join("ev.json"), &ev);
     write(&d.join("events.jsonl"), "");
-    write(
-        &d.join("c.toml"),
+    write(&d.join("c.toml"), config);
+    d
+}
+
+/// Issue 13 item 17: preview fills `{room}`, masks a secret path segment
+/// and a signature, and shows every header the sink would get (custom ones
+/// as the config writes them), never a secret's value.
+#[test]
+fn preview_shows_the_real_request_with_secrets_masked() {
+    let d = preview_dir(
+        "preview-request",
+        "uuid-preview-2",
         "[source]\nkind = \"replay\"\nreplay_file = \"events.jsonl\"\n\
          [[sinks]]\nname = \"door\"\nkind = \"webhook\"\n\
          url = \"http://ops:hunter2@panel.example/k3y7s9x2q/{room}/push\"\n\
@@ -317,19 +326,9 @@ fn preview_shows_the_real_request_with_secrets_masked() {
 
 #[test]
 fn preview_shows_each_sink_with_trace_headers() {
-    let d = temp_dir("preview");
-    let ev = event(
-        "created",
+    let d = preview_dir(
+        "preview",
         "uuid-preview",
-        ms(2026, 5, 1, 1, 0),
-        ("uid1", 0),
-        (ms(2026, 5, 1, 6, 0), ms(2026, 5, 1, 7, 0)),
-        &[ROOM_A],
-    );
-    write(&d.join("ev.json"), &ev);
-    write(&d.join("events.jsonl"), "");
-    write(
-        &d.join("c.toml"),
         &format!(
             "[source]\nkind = \"replay\"\nreplay_file = \"events.jsonl\"\n[display]\ntime_zone = \"Europe/London\"\n[[rooms]]\nid = \"{ROOM_A}\"\nname = \"Thames\"\n[[sinks]]\nname = \"chat\"\nkind = \"slack\"\nurl = \"https://hooks.example.com/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX\"\n"
         ),
@@ -731,15 +730,7 @@ async fn sighup_reloads_in_place_refuses_bad_configs_and_names_what_needs_a_rest
     };
     post("before-reload").await;
     assert_eq!(room().await["room"]["name"], "Alpha");
-    let hup = |child: &std::process::Child| {
-        assert!(
-            Command::new("kill")
-                .args(["-HUP", &child.id().to_string()])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
+    let hup = |child: &std::process::Child| send_signal(child.id(), "HUP");
 
     write(&d.join("c.toml"), &config("Beta", ""));
     hup(&child);
@@ -777,11 +768,7 @@ async fn sighup_reloads_in_place_refuses_bad_configs_and_names_what_needs_a_rest
         Some(0),
         "2030 is not today"
     );
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    send_signal(child.id(), "TERM");
     let summary = wait_for("received");
     assert!(summary.contains("2 applied"), "{summary}");
     assert_eq!(child.wait().unwrap().code(), Some(0));

@@ -23,15 +23,9 @@ pub(crate) async fn start_at(
     env: &[(&str, &str)],
     clock: Option<roomcast::clock::TimeSource>,
 ) -> TestBot {
-    roomcast::tls::init();
-    let mut bot = TestBot::builder()
-        .tag("http")
-        .config(format!(
-            "[source]\nkind = \"webhook\"\n[platform]\napp_id = \"cli_a1b2c3d4e5f60718\"\nverification_token_env = \"VT\"\n{extra_platform}\n[http]\nlisten = \"127.0.0.1:0\"\nmax_body_bytes = 4096\n"
-        ))
-        .rooms(rooms)
-        .sink("[[sinks]]\nname = \"n\"\nkind = \"file\"\npath = \"n.jsonl\"\ntemplate = \"webhook\"\n")
-        .env("VT", "tok");
+    let mut bot = webhook_bot(extra_platform).rooms(rooms).sink(
+        "[[sinks]]\nname = \"n\"\nkind = \"file\"\npath = \"n.jsonl\"\ntemplate = \"webhook\"\n",
+    );
     for (k, v) in env {
         bot = bot.env(k, v);
     }
@@ -39,6 +33,38 @@ pub(crate) async fn start_at(
         bot = bot.clock(c);
     }
     bot.start().await
+}
+
+/// A bot taking webhook pushes (verification token `tok`), HTTP on a free
+/// port, bodies up to 4 KiB; `extra_platform` is added to `[platform]`.
+fn webhook_bot(extra_platform: &str) -> bot::Builder {
+    roomcast::tls::init();
+    TestBot::builder()
+        .tag("http")
+        .config(format!(
+            "[source]\nkind = \"webhook\"\n[platform]\napp_id = \"cli_a1b2c3d4e5f60718\"\nverification_token_env = \"VT\"\n{extra_platform}\n[http]\nlisten = \"127.0.0.1:0\"\nmax_body_bytes = 4096\n"
+        ))
+        .env("VT", "tok")
+}
+
+/// A bot whose clock stands still at `at_ms`, with `rooms`; a room's
+/// `token_env = "PANEL"` makes its token `p4nel`.
+pub(crate) async fn start_fixed(rooms: &str, at_ms: i64) -> TestBot {
+    let fixed = chrono::DateTime::from_timestamp_millis(at_ms).expect("an instant");
+    start_at(
+        "",
+        rooms,
+        &[("PANEL", "p4nel")],
+        Some(std::sync::Arc::new(move || fixed)),
+    )
+    .await
+}
+
+/// Alpha needs the token `p4nel`; Beta is open.
+fn alpha_with_token_and_beta() -> String {
+    format!(
+        "[[rooms]]\nid = \"{ROOM_A}\"\nname = \"Alpha\"\ntoken_env = \"PANEL\"\n[[rooms]]\nid = \"{ROOM_B}\"\nname = \"Beta\"\n"
+    )
 }
 
 /// What the HTTP tests do with a bot.
@@ -227,17 +253,7 @@ async fn encrypted_webhook_with_signatures() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn displays_that_poll_get_the_room_view_with_etags_and_tokens() {
-    let rooms = format!(
-        "[[rooms]]\nid = \"{ROOM_A}\"\nname = \"Alpha\"\ntoken_env = \"PANEL\"\n[[rooms]]\nid = \"{ROOM_B}\"\nname = \"Beta\"\n"
-    );
-    let fixed = chrono::DateTime::from_timestamp_millis(ms(2026, 5, 1, 1, 0)).unwrap();
-    let bot = start_at(
-        "",
-        &rooms,
-        &[("PANEL", "p4nel")],
-        Some(std::sync::Arc::new(move || fixed)),
-    )
-    .await;
+    let bot = start_fixed(&alpha_with_token_and_beta(), ms(2026, 5, 1, 1, 0)).await;
     let c = reqwest::Client::new();
     let list: Value = c
         .get(format!("{}/rooms", bot.base))
@@ -611,17 +627,7 @@ async fn events_over_the_caps_are_acknowledged_counted_and_applied_to_nothing() 
 /// tablet recovers once the config is fixed), not raw JSON or text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_page_says_how_many_more_and_its_errors_recover() {
-    let rooms = format!(
-        "[[rooms]]\nid = \"{ROOM_A}\"\nname = \"Alpha\"\ntoken_env = \"PANEL\"\n[[rooms]]\nid = \"{ROOM_B}\"\nname = \"Beta\"\n"
-    );
-    let fixed = chrono::DateTime::from_timestamp_millis(ms(2026, 5, 1, 1, 0)).unwrap();
-    let bot = start_at(
-        "",
-        &rooms,
-        &[("PANEL", "p4nel")],
-        Some(std::sync::Arc::new(move || fixed)),
-    )
-    .await;
+    let bot = start_fixed(&alpha_with_token_and_beta(), ms(2026, 5, 1, 1, 0)).await;
     for (i, h) in [3u32, 5, 7, 9, 11].into_iter().enumerate() {
         let e = event(
             "created",
@@ -704,14 +710,8 @@ async fn the_live_page_says_how_many_more_and_its_errors_recover() {
     ignore = "python3 cannot import prometheus_client (pip install prometheus-client)"
 )]
 async fn metrics_parse_with_prometheus_own_parser_whatever_the_sink_names() {
-    roomcast::tls::init();
-    let bot = TestBot::builder()
-        .tag("metrics")
-        .config(
-            "[source]\nkind = \"webhook\"\n[platform]\napp_id = \"cli_a1b2c3d4e5f60718\"\nverification_token_env = \"VT\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
-        )
+    let bot = webhook_bot("")
         .sink("[[sinks]]\nname = \"lobby \\\"east\\\" \\\\ wing\\nfloor 2\"\nkind = \"file\"\npath = \"n.jsonl\"\ntemplate = \"webhook\"\n")
-        .env("VT", "tok")
         .start()
         .await;
     assert_eq!(bot.post(&ev("metrics-1"), &[]).await.0, 200);
@@ -732,29 +732,7 @@ for fam in text_string_to_metric_families(sys.stdin.read()):
         out.setdefault(s.name, []).append([s.labels, s.value])
 print(json.dumps(out))
 "#;
-    let mut child = std::process::Command::new("python3")
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3");
-    {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the parser refused /metrics: {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let parsed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let parsed = python_json(script, &text, "the parser refused /metrics");
     let sample = |name: &str| parsed[name].as_array().cloned().unwrap_or_default();
     assert_eq!(sample("roomcast_events_applied_total")[0][1], 1.0);
     let delivered = sample("roomcast_deliveries_total")
@@ -793,14 +771,7 @@ async fn the_ics_feed_parses_with_an_independent_parser() {
         "[[rooms]]\nid = \"{ROOM_A}\"\nname = \"Hudson, 3rd floor; east\"\ntime_zone = \"America/New_York\"\ntoken_env = \"PANEL\"\n"
     );
     // Friday Oct 30 2026, 08:00 in New York; clocks fall back on Sunday Nov 1.
-    let fixed = chrono::DateTime::from_timestamp_millis(ms(2026, 10, 30, 12, 0)).unwrap();
-    let bot = start_at(
-        "",
-        &rooms,
-        &[("PANEL", "p4nel")],
-        Some(std::sync::Arc::new(move || fixed)),
-    )
-    .await;
+    let bot = start_fixed(&rooms, ms(2026, 10, 30, 12, 0)).await;
     // 10:00–11:00 EDT on Oct 30; 09:00–10:30 EST on Nov 2 (after the change).
     let spans = [
         (
@@ -861,29 +832,7 @@ for ev in cal.walk('VEVENT'):
         "start": utc('DTSTART'), "end": utc('DTEND'), "sequence": int(ev['SEQUENCE'])})
 print(json.dumps(out))
 "#;
-        let mut child = std::process::Command::new("python3")
-            .args(["-c", script])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("python3");
-        {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(text.as_bytes())
-                .unwrap();
-        }
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "icalendar refused the feed: {}\n{text}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        python_json(script, text, "icalendar refused the feed")
     };
     let cal = parse(&text);
     // TEXT escaping (RFC 5545 3.3.11); the parser leaves X- values raw.

@@ -434,12 +434,7 @@ async fn the_binary_shuts_down_on_sigterm_and_never_logs_the_secret() {
         g.acks.iter().any(|a| a.message_id == bad)
     })
     .await;
-    let pid = child.id().expect("pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    send_signal(child.id().expect("pid"), "TERM");
     let out = child.wait_with_output().await.expect("wait");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
@@ -511,14 +506,7 @@ async fn systemd_hears_ready_watchdog_and_stopping() {
         recv(&mut heard).await;
     }
     assert!(heard[0].contains("READY=1"), "ready comes first: {heard:?}");
-    let pid = child.id().expect("pid").to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
+    send_signal(child.id().expect("pid"), "TERM");
     while !heard.iter().any(|m| m.contains("STOPPING=1")) {
         recv(&mut heard).await;
     }

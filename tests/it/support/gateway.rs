@@ -130,28 +130,15 @@ pub struct Gateway {
 pub const SERVICE_ID: i32 = 77;
 
 fn data_frame(message_id: &str, sum: usize, seq: usize, payload: Vec<u8>, n: u64) -> Frame {
-    let h = |k: &str, v: String| Header {
-        key: k.into(),
-        value: v,
-    };
-    Frame {
-        seq_id: n,
-        log_id: n + 1000,
-        service: SERVICE_ID,
-        method: METHOD_DATA,
-        headers: vec![
-            h("type", "event".into()),
-            h("message_id", message_id.into()),
-            h("sum", sum.to_string()),
-            h("seq", seq.to_string()),
-            h("trace_id", format!("trace-{n}")),
-            h("timestamp", "1700000000000".into()),
-        ],
-        payload_encoding: None,
-        payload_type: None,
-        payload: Some(payload),
-        log_id_new: None,
-    }
+    let (sum, seq, trace) = (sum.to_string(), seq.to_string(), format!("trace-{n}"));
+    let mut f = Frame::event_fragment(SERVICE_ID, message_id, &sum, &seq, &trace, payload);
+    f.seq_id = n;
+    f.log_id = n + 1000;
+    f.headers.push(Header {
+        key: "timestamp".into(),
+        value: "1700000000000".into(),
+    });
+    f
 }
 
 impl Gateway {
