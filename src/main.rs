@@ -376,7 +376,7 @@ fn preview(checked: &Checked, event: &Path, now: DateTime<Utc>) -> Exit {
             Outcome::Applied(a) => {
                 println!("# event {}: {} message(s)", a.event_id, a.messages.len());
                 for m in &a.messages {
-                    let Some(sink) = config.sink(m.sink) else {
+                    let Some(sink) = config.sink_named(&m.sink) else {
                         continue;
                     };
                     println!(
@@ -615,13 +615,17 @@ async fn reload(reloader: &roomcast::app::Reloader, path: &Path) {
     };
     match reloader.reload(checked).await {
         None => tracing::warn!("reload: roomcast is stopping"),
-        Some(restart) if restart.is_empty() => {
-            tracing::info!(config = %shown, "reloaded: rooms, display, schedule rules and templates")
+        Some(Err(e)) => {
+            tracing::error!(config = %shown, error = %e, "reload refused; the running config stays")
         }
-        Some(restart) => tracing::warn!(
+        Some(Ok(r)) if r.restart.is_empty() => {
+            tracing::info!(config = %shown, sinks = %r.sinks, "reloaded: rooms, display, schedule rules, templates and sinks")
+        }
+        Some(Ok(r)) => tracing::warn!(
             config = %shown,
-            needs_restart = %restart.join(", "),
-            "reloaded: rooms, display, schedule rules and templates; changes to the settings named take effect only at a restart"
+            sinks = %r.sinks,
+            needs_restart = %r.restart.join(", "),
+            "reloaded: rooms, display, schedule rules, templates and sinks; changes to the settings named take effect only at a restart"
         ),
     }
 }

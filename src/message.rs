@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use crate::config::SinkIndex;
 use crate::model::{ChangeKind, RoomId};
 use crate::render::Format;
 
@@ -39,8 +38,9 @@ impl Subject {
 /// One rendered message for one sink.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
-    /// The sink it goes to.
-    pub sink: SinkIndex,
+    /// The name of the sink it goes to (names, not config positions: a
+    /// reload may add, remove or reorder sinks while it waits).
+    pub sink: Arc<str>,
     /// Its row in the store's outbox, once committed.
     pub outbox_id: Option<i64>,
     /// Stable per notice: the same event, room, change, booking and sink

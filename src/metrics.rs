@@ -4,8 +4,8 @@
 //! things happen and read by `/metrics`, `/readyz` and the summary.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Counters the core keeps.
 #[derive(Debug, Default)]
@@ -64,8 +64,72 @@ pub struct SinkStats {
     pub kept: AtomicU64,
 }
 
-/// Every sink's counters, in config order, by name.
-pub type SinksStats = Vec<(String, SinkStats)>;
+/// Every sink's counters by name: those configured now, in config order
+/// (what `/metrics` shows), then those a reload removed (kept for the
+/// run's summary). A sink a reload changes keeps its counters.
+#[derive(Debug, Default)]
+pub struct SinksStats {
+    entries: Mutex<Vec<SinkEntry>>,
+}
+
+#[derive(Debug)]
+struct SinkEntry {
+    name: String,
+    stats: Arc<SinkStats>,
+    live: bool,
+}
+
+impl SinksStats {
+    fn entries(&self) -> std::sync::MutexGuard<'_, Vec<SinkEntry>> {
+        // A panic elsewhere cannot leave counters half-updated.
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The sinks configured from now on, in order: each one's counters
+    /// (a name seen before keeps its own); the others are retired.
+    pub(crate) fn configure<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<Arc<SinkStats>> {
+        let mut entries = self.entries();
+        let mut next = Vec::with_capacity(entries.len());
+        let mut out = Vec::new();
+        for name in names {
+            let stats = match entries.iter().position(|e| e.name == name) {
+                Some(i) => entries.remove(i).stats,
+                None => Arc::default(),
+            };
+            out.push(stats.clone());
+            next.push(SinkEntry {
+                name: name.to_string(),
+                stats,
+                live: true,
+            });
+        }
+        next.extend(entries.drain(..).map(|e| SinkEntry { live: false, ..e }));
+        *entries = next;
+        out
+    }
+
+    /// The sinks configured now.
+    pub fn live(&self) -> Vec<(String, Arc<SinkStats>)> {
+        self.entries()
+            .iter()
+            .filter(|e| e.live)
+            .map(|e| (e.name.clone(), e.stats.clone()))
+            .collect()
+    }
+
+    /// Every sink of the run, the retired ones last.
+    pub fn all(&self) -> Vec<(String, Arc<SinkStats>)> {
+        self.entries()
+            .iter()
+            .map(|e| (e.name.clone(), e.stats.clone()))
+            .collect()
+    }
+}
 
 /// The long connection's counters.
 #[derive(Debug, Default)]
@@ -174,6 +238,7 @@ pub struct Summary {
 impl Summary {
     /// The run's counters as `/metrics` has them.
     pub fn of(m: &Metrics, sinks: &SinksStats) -> Summary {
+        let all = sinks.all();
         Summary {
             received: get(&m.received),
             applied: get(&m.applied),
@@ -185,11 +250,11 @@ impl Summary {
             malformed: get(&m.malformed),
             render_errors: get(&m.render_errors),
             messages: get(&m.messages),
-            sinks: sinks
+            sinks: all
                 .iter()
                 .map(|(n, s)| (n.clone(), get(&s.delivered), get(&s.failed) + get(&s.dead)))
                 .collect(),
-            kept: sinks.iter().map(|(_, s)| get(&s.kept)).collect(),
+            kept: all.iter().map(|(_, s)| get(&s.kept)).collect(),
         }
     }
 }
@@ -424,7 +489,7 @@ pub(crate) fn exposition(
     }
     let mut deliveries = Vec::new();
     let mut depth = Vec::new();
-    for (name, st) in sinks {
+    for (name, st) in sinks.live() {
         for (result, v) in [
             ("delivered", &st.delivered),
             ("failed", &st.failed),
@@ -440,7 +505,7 @@ pub(crate) fn exposition(
         }
         let done = get(&st.delivered) + get(&st.failed) + get(&st.dead) + get(&st.coalesced);
         depth.push((
-            label("sink", name),
+            label("sink", &name),
             get(&st.queued).saturating_sub(done) as f64,
         ));
     }

@@ -139,8 +139,7 @@ impl Core<'_> {
                 }
                 Some(q) = queries.recv() => match q {
                     Query::Reload(checked, reply) => {
-                        let restart = self.reload(pipeline, *checked).await;
-                        let _ = reply.send(restart);
+                        let _ = reply.send(self.reload(pipeline, *checked).await);
                     }
                     // Views change by the minute at most: a display that
                     // polls gets the same body (and ETag) within a minute.
@@ -442,19 +441,24 @@ impl Core<'_> {
         None
     }
 
-    /// A reload: rooms, display, schedule rules and templates from the new
-    /// config apply now (the schedule, the connection, the store and the
-    /// queues are untouched); every page and panel is shown the result.
-    /// Returns the settings that changed but wait for a restart.
+    /// A reload: rooms, display, schedule rules, templates and sinks from
+    /// the new config apply now (the schedule, the connection, the store
+    /// and what is queued are untouched); every page and panel is shown
+    /// the result. Refused as a whole if a new sink cannot be opened.
     async fn reload(
         &self,
         pipeline: &mut Pipeline,
         new: crate::check::Checked,
-    ) -> Vec<&'static str> {
+    ) -> Result<super::Reloaded, String> {
         let (merged, restart) = pipeline.config().reloaded(&new.config);
+        // The workers first: the messages the new config makes find theirs.
+        let sinks = self
+            .deliverer
+            .reconfigure(&merged.sinks)
+            .map_err(|e| Chain(&e).to_string())?;
         pipeline.reconfigure(Arc::new(merged), new.templates);
         self.redraw(pipeline, (self.clock)(), "reload").await;
-        restart
+        Ok(super::Reloaded { restart, sinks })
     }
 
     /// What the clock made due: pruning, and panel pushes.

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{self, TimeSource};
 use crate::config::{Config, HttpConfig, SourceKind, SyncMode};
-use crate::deliver::{DeliverError, Deliverer};
+use crate::deliver::{DeliverError, Deliverer, SinkChanges};
 use crate::error::{Chain, Exit};
 use crate::http::{self, Health, Live, RoomSignals};
 use crate::lark::{LarkClient, SourceError};
@@ -122,12 +122,21 @@ pub struct App {
 #[derive(Clone)]
 pub struct Reloader(mpsc::Sender<http::Query>);
 
+/// What a reload did.
+#[derive(Debug)]
+pub struct Reloaded {
+    /// Settings that differ but take effect only at a restart.
+    pub restart: Vec<&'static str>,
+    /// What happened to the sinks.
+    pub sinks: SinkChanges,
+}
+
 impl Reloader {
     /// Run with `checked` (validated as `check` does) from now on: rooms,
-    /// display, schedule rules and templates apply at once. Returns the
-    /// settings that differ but take effect only at a restart; `None` when
-    /// roomcast is not running (any more).
-    pub async fn reload(&self, checked: crate::check::Checked) -> Option<Vec<&'static str>> {
+    /// display, schedule rules, templates and sinks apply at once. `Err`:
+    /// refused (a new sink could not be opened), the running config stays;
+    /// `None` when roomcast is not running (any more).
+    pub async fn reload(&self, checked: crate::check::Checked) -> Option<Result<Reloaded, String>> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.0
             .send(http::Query::Reload(Box::new(checked), tx))
@@ -180,8 +189,14 @@ impl App {
         let handle = store.as_ref().map(Writer::handle);
         let mut pipeline =
             Pipeline::new(cfg.clone(), self.templates.clone()).persisting(store.is_some());
-        let deliverer = Deliverer::start(&cfg.sinks, QUEUE, self.clock.clone(), handle.clone())
-            .map_err(StartError::from)?;
+        let deliverer = Deliverer::start(
+            &cfg.sinks,
+            QUEUE,
+            cfg.delivery.drain_timeout,
+            self.clock.clone(),
+            handle.clone(),
+        )
+        .map_err(StartError::from)?;
         if let (Some(loaded), Some(handle)) = (loaded, &handle) {
             restore::restore(&mut pipeline, loaded, handle, &deliverer, (self.clock)()).await;
         }
@@ -403,6 +418,5 @@ fn open_store(cfg: &Config) -> Result<(Option<Writer>, Option<crate::store::Load
     };
     let store = Store::open(&sc.path, sc.sync == SyncMode::Full)?;
     let loaded = store.load(cfg.schedule.dedup_capacity)?;
-    let sinks = cfg.sinks.iter().map(|s| s.name.clone()).collect();
-    Ok((Some(Writer::start(store, sinks)?), Some(loaded)))
+    Ok((Some(Writer::start(store)?), Some(loaded)))
 }

@@ -29,9 +29,9 @@ pub(super) async fn restore(
     p.restore(loaded);
     for row in rows {
         let mut m = row.message;
-        match p.config().sink_index(&row.sink) {
-            Some(i) => {
-                m.sink = i;
+        match p.config().sink_named(&row.sink) {
+            Some(s) => {
+                m.sink = Arc::from(s.name.as_str());
                 deliverer.send(m).await;
             }
             None => {

@@ -97,26 +97,6 @@ fn render_issues(path: &Path, issues: &[ConfigIssue]) -> String {
     s
 }
 
-/// Which sink: an index into [`Config::sinks`] (a sink's name is what the
-/// store and the logs use; the index is what the hot path routes by).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SinkIndex(usize);
-
-impl SinkIndex {
-    /// Not routed yet (a message read back from the store, before its
-    /// sink's name is looked up in the current config).
-    pub(crate) const UNSET: SinkIndex = SinkIndex(usize::MAX);
-
-    pub fn get(self) -> usize {
-        self.0
-    }
-
-    #[cfg(test)]
-    pub(crate) fn new(i: usize) -> Self {
-        SinkIndex(i)
-    }
-}
-
 /// The whole validated config.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -144,10 +124,11 @@ pub struct Config {
 
 impl Config {
     /// What a running roomcast takes from `new` on a reload: rooms,
-    /// display, schedule rules, the templates' folder and `[rooms_from]`;
-    /// everything else stays as it runs. Also the settings that differ but
-    /// only take effect at a restart (the source, platform, store, HTTP
-    /// server and room tokens, long connection, sync, delivery, sinks).
+    /// display, schedule rules, the templates' folder, `[rooms_from]` and
+    /// the sinks; everything else stays as it runs. Also the settings that
+    /// differ but only take effect at a restart (the source, platform,
+    /// store, HTTP server and room tokens, long connection, sync,
+    /// delivery).
     pub fn reloaded(&self, new: &Config) -> (Config, Vec<&'static str>) {
         let differs = |a: &dyn fmt::Debug, b: &dyn fmt::Debug| format!("{a:?}") != format!("{b:?}");
         let secret = |s: &Option<SecretString>| s.as_ref().map(|v| v.expose_secret().to_string());
@@ -159,20 +140,6 @@ impl Config {
                 .collect();
             t.sort();
             t
-        };
-        let sink_secrets = |c: &Config| {
-            c.sinks
-                .iter()
-                .map(|s| {
-                    (
-                        secret(&s.secret),
-                        s.headers
-                            .iter()
-                            .map(|h| h.value.expose_secret().to_string())
-                            .collect::<Vec<_>>(),
-                    )
-                })
-                .collect::<Vec<_>>()
         };
         let platform_secrets = |c: &Config| {
             c.platform.as_ref().map(|p| {
@@ -194,7 +161,15 @@ impl Config {
         if differs(&self.store, &new.store) {
             restart.push("[store]");
         }
-        if differs(&self.http, &new.http) {
+        // Without the room tokens (compared below; a map's Debug order is
+        // its hasher's).
+        let http = |c: &Config| {
+            c.http.clone().map(|mut h| {
+                h.tokens.clear();
+                h
+            })
+        };
+        if differs(&http(self), &http(new)) {
             restart.push("[http]");
         }
         if tokens(self) != tokens(new) {
@@ -209,23 +184,20 @@ impl Config {
         if differs(&self.delivery, &new.delivery) {
             restart.push("[delivery]");
         }
-        if differs(&self.sinks, &new.sinks) || sink_secrets(self) != sink_secrets(new) {
-            restart.push("[[sinks]]");
-        }
         let mut merged = self.clone();
         merged.display = new.display;
         merged.schedule = new.schedule.clone();
         merged.templates_dir = new.templates_dir.clone();
         merged.rooms_from = new.rooms_from.clone();
+        merged.sinks = new.sinks.clone();
         // Rooms, but each keeps the token it runs with (the HTTP server
-        // holds those) and panels that name running sinks.
+        // holds those).
         merged.rooms = new
             .rooms
             .iter()
             .map(|r| {
                 let mut r = r.clone();
                 r.token = self.room(&r.id).and_then(|old| old.token.clone());
-                r.panels.retain(|p| self.sinks.iter().any(|s| &s.name == p));
                 r
             })
             .collect();
@@ -242,24 +214,9 @@ impl Config {
         self.room_index.get(id).map(|i| &self.rooms[*i])
     }
 
-    pub fn sink(&self, i: SinkIndex) -> Option<&SinkConfig> {
-        self.sinks.get(i.0)
-    }
-
     /// The sink of this name.
-    pub(crate) fn sink_index(&self, name: &str) -> Option<SinkIndex> {
-        self.sinks
-            .iter()
-            .position(|s| s.name == name)
-            .map(SinkIndex)
-    }
-
-    /// Every sink with its index.
-    pub fn sinks(&self) -> impl Iterator<Item = (SinkIndex, &SinkConfig)> {
-        self.sinks
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (SinkIndex(i), s))
+    pub fn sink_named(&self, name: &str) -> Option<&SinkConfig> {
+        self.sinks.iter().find(|s| s.name == name)
     }
 
     /// The display style for a room seen through a sink: sink overrides

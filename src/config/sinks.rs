@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono_tz::Tz;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use toml::Spanned;
 use url::Url;
@@ -167,6 +167,38 @@ pub struct SinkConfig {
 }
 
 impl SinkConfig {
+    /// The same settings, secrets included (what a reload compares; the
+    /// lines the keys are on do not count).
+    pub(crate) fn same_as(&self, other: &SinkConfig) -> bool {
+        // Sets compared as sets (their Debug order is the hasher's).
+        let plain = |s: &SinkConfig| {
+            let mut c = s.clone();
+            (c.rooms, c.changes, c.template_line) = (None, None, 0);
+            let secrets: Vec<String> = s
+                .secret
+                .iter()
+                .map(|v| v.expose_secret().to_string())
+                .chain(
+                    s.headers
+                        .iter()
+                        .map(|h| h.value.expose_secret().to_string()),
+                )
+                .collect();
+            (format!("{c:?}"), secrets)
+        };
+        self.rooms == other.rooms && self.changes == other.changes && plain(self) == plain(other)
+    }
+
+    /// Can a running worker take `new` in place, with what it has queued?
+    /// Yes unless the messages themselves would differ: another service,
+    /// another payload or template, or a local sink (stdout, file).
+    pub(crate) fn updatable_to(&self, new: &SinkConfig) -> bool {
+        self.kind.is_http()
+            && self.kind == new.kind
+            && self.payload == new.payload
+            && self.template == new.template
+    }
+
     /// Does this sink's filter let the room (and change kind) through?
     pub(crate) fn wants(&self, room: &RoomId, kind: Option<ChangeKind>) -> bool {
         self.rooms.as_ref().is_none_or(|r| r.contains(room))

@@ -6,13 +6,14 @@ pub(crate) mod http;
 pub(crate) mod worker;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::io::{BufWriter, Write};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -22,7 +23,7 @@ use crate::error::Chain;
 use crate::message::Message;
 use crate::metrics::{SinkStats, SinksStats};
 use crate::render::Format;
-use crate::store::StoreHandle;
+use crate::store::{OutboxState, StoreHandle};
 
 /// Why delivery could not start.
 #[derive(Debug, thiserror::Error)]
@@ -42,15 +43,80 @@ pub enum DeliverError {
     },
 }
 
-/// Handle to the running sink workers.
+/// Handle to the running sink workers: one per configured sink, found by
+/// name. A reload changes the set in place ([`Deliverer::reconfigure`]).
 pub(crate) struct Deliverer {
-    senders: Vec<mpsc::Sender<Message>>,
+    running: Mutex<Running>,
     tracker: TaskTracker,
     /// Local sinks' threads: each signals here when it has drained.
-    threads: Vec<tokio::sync::oneshot::Receiver<()>>,
-    /// Tells HTTP workers to stop waiting (drain deadline passed).
+    threads: Mutex<Vec<oneshot::Receiver<()>>>,
+    /// Tells every HTTP worker to stop waiting (the drain deadline passed);
+    /// each has a child token of its own.
     stop: CancellationToken,
+    queue: usize,
+    /// How long a sink a reload removed may go on sending what it had
+    /// queued (`[delivery] drain_timeout`, as at shutdown).
+    drain: Duration,
+    clock: TimeSource,
+    store: Option<StoreHandle>,
     pub stats: Arc<SinksStats>,
+}
+
+#[derive(Default)]
+struct Running {
+    /// One client for every HTTP sink (connections are reused), built once
+    /// some sink speaks HTTP.
+    client: Option<reqwest::Client>,
+    sinks: Vec<Slot>,
+}
+
+/// One running sink.
+struct Slot {
+    config: SinkConfig,
+    tx: mpsc::Sender<Message>,
+    /// An HTTP worker takes changed settings in place, keeping its queue,
+    /// order and retries.
+    settings: Option<watch::Sender<Arc<SinkConfig>>>,
+    stop: CancellationToken,
+}
+
+/// What a reload did to the sinks (names).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SinkChanges {
+    pub added: Vec<String>,
+    /// New settings taken in place by the running worker.
+    pub updated: Vec<String>,
+    /// A new worker took over; the old one sends what it had queued.
+    pub replaced: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+impl std::fmt::Display for SinkChanges {
+    /// `added a, b; updated c` (nothing: `unchanged`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        for (what, names) in [
+            ("added", &self.added),
+            ("updated in place", &self.updated),
+            ("replaced", &self.replaced),
+            ("removed", &self.removed),
+        ] {
+            if !names.is_empty() {
+                parts.push(format!("{what} {}", names.join(", ")));
+            }
+        }
+        if parts.is_empty() {
+            return f.write_str("unchanged");
+        }
+        f.write_str(&parts.join("; "))
+    }
+}
+
+/// A sink being started: its output opened, not yet running.
+enum Start {
+    Stdout,
+    File(std::fs::File),
+    Http(reqwest::Client),
 }
 
 /// A line of a `file` sink.
@@ -99,110 +165,232 @@ impl Deliverer {
     pub(crate) fn start(
         sinks: &[SinkConfig],
         queue: usize,
+        drain: Duration,
         clock: TimeSource,
         store: Option<StoreHandle>,
     ) -> Result<Self, DeliverError> {
-        let tracker = TaskTracker::new();
-        let stop = CancellationToken::new();
-        // One client for every HTTP sink (connections are reused), built
-        // only if some sink speaks HTTP.
-        let client = if sinks.iter().any(|s| s.kind.is_http()) {
-            crate::tls::init();
-            Some(
-                reqwest::Client::builder()
-                    .user_agent(concat!("roomcast/", env!("CARGO_PKG_VERSION")))
-                    .connect_timeout(std::time::Duration::from_secs(10))
-                    .build()
-                    .map_err(DeliverError::Client)?,
-            )
-        } else {
-            None
+        let d = Deliverer {
+            running: Mutex::default(),
+            tracker: TaskTracker::new(),
+            threads: Mutex::default(),
+            stop: CancellationToken::new(),
+            queue,
+            drain,
+            clock,
+            store,
+            stats: Arc::default(),
         };
-        let mut threads = Vec::new();
-        let mut senders = Vec::new();
-        let stats: Arc<SinksStats> = Arc::new(
-            sinks
-                .iter()
-                .map(|s| (s.name.clone(), SinkStats::default()))
-                .collect(),
-        );
-        for (i, sink) in sinks.iter().enumerate() {
-            let (tx, rx) = mpsc::channel::<Message>(queue);
-            senders.push(tx);
-            let stats = stats.clone();
-            match sink.kind {
-                // Local sinks write with blocking I/O on one thread each: no
-                // thread-pool hop per write. Stdout is locked per flush only
-                // (holding it while idle would block every other printer).
-                SinkKind::Stdout => {
-                    let (store, clock) = (store.clone(), clock.clone());
-                    threads.push(local_thread(&sink.name, move || {
-                        let out = BufWriter::new(std::io::stdout());
-                        write_lines(rx, out, &stats, i, None, store, clock)
-                    })?);
-                }
-                SinkKind::File => {
-                    let path = sink.path.clone().unwrap_or_default();
-                    let open = || {
-                        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                            std::fs::create_dir_all(dir)?;
-                        }
-                        std::fs::OpenOptions::new()
-                            .create(true)
-                            .append(true)
-                            .open(&path)
-                    };
-                    let f = open().map_err(|source| DeliverError::Open {
-                        sink: sink.name.clone(),
-                        path: path.clone(),
-                        source,
-                    })?;
-                    let name = sink.name.clone();
-                    let (store, clock) = (store.clone(), clock.clone());
-                    threads.push(local_thread(&sink.name, move || {
-                        write_lines(rx, BufWriter::new(f), &stats, i, Some(name), store, clock)
-                    })?);
-                }
-                _ => {
-                    let Some(client) = client.clone() else {
-                        continue;
-                    };
-                    let w = worker::Worker::new(
-                        sink.clone(),
-                        client,
-                        stats,
-                        i,
-                        clock.clone(),
-                        store.clone(),
-                    );
-                    tracker.spawn(w.run(rx, stop.clone()));
-                }
-            }
+        d.reconfigure(sinks)?;
+        Ok(d)
+    }
+
+    fn running(&self) -> MutexGuard<'_, Running> {
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Run `sinks` from now on. A sink whose settings are unchanged keeps
+    /// its worker; an HTTP sink whose messages would look the same (same
+    /// service, payload and template) takes the new URL, secret, headers,
+    /// filters, limits and hours in place, with its queue; any other
+    /// change starts a new worker beside the old one, which (like a removed
+    /// sink) sends what it had queued, for at most the drain timeout — what
+    /// is left then stays in the store's outbox. Nothing changes if a new
+    /// sink cannot be opened.
+    pub(crate) fn reconfigure(&self, sinks: &[SinkConfig]) -> Result<SinkChanges, DeliverError> {
+        let mut running = self.running();
+        let old = |name: &str| running.sinks.iter().find(|s| s.config.name == name);
+        // Everything that can fail comes first.
+        let mut client = running.client.clone();
+        let mut starts = Vec::new();
+        for sink in sinks {
+            let start = match old(&sink.name) {
+                Some(o) if o.config.same_as(sink) || o.config.updatable_to(sink) => None,
+                _ => Some(self.open(sink, &mut client)?),
+            };
+            starts.push(start);
         }
-        tracker.close();
-        Ok(Deliverer {
-            senders,
-            tracker,
-            threads,
-            stop,
-            stats,
+        running.client = client;
+        let stats = self.stats.configure(sinks.iter().map(|s| s.name.as_str()));
+        let mut previous = std::mem::take(&mut running.sinks);
+        let mut changes = SinkChanges::default();
+        for ((sink, start), stats) in sinks.iter().zip(starts).zip(stats) {
+            let kept = previous
+                .iter()
+                .position(|s| s.config.name == sink.name)
+                .map(|i| previous.swap_remove(i));
+            let slot = match (start, kept) {
+                (None, Some(mut slot)) => {
+                    if !slot.config.same_as(sink) {
+                        if let Some(settings) = &slot.settings {
+                            settings.send_replace(Arc::new(sink.clone()));
+                        }
+                        slot.config = sink.clone();
+                        changes.updated.push(sink.name.clone());
+                    }
+                    slot
+                }
+                (Some(start), kept) => {
+                    if let Some(old) = kept {
+                        self.retire(old);
+                        changes.replaced.push(sink.name.clone());
+                    } else {
+                        changes.added.push(sink.name.clone());
+                    }
+                    self.spawn(sink, start, stats)?
+                }
+                // Not reached: a sink without a start has a running slot.
+                (None, None) => continue,
+            };
+            running.sinks.push(slot);
+        }
+        for gone in previous {
+            changes.removed.push(gone.config.name.clone());
+            self.retire(gone);
+        }
+        Ok(changes)
+    }
+
+    /// Open what a new sink writes to (fallible; nothing runs yet).
+    fn open(
+        &self,
+        sink: &SinkConfig,
+        client: &mut Option<reqwest::Client>,
+    ) -> Result<Start, DeliverError> {
+        Ok(match sink.kind {
+            SinkKind::Stdout => Start::Stdout,
+            SinkKind::File => {
+                let path = sink.path.clone().unwrap_or_default();
+                let open = || {
+                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        std::fs::create_dir_all(dir)?;
+                    }
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&path)
+                };
+                Start::File(open().map_err(|source| DeliverError::Open {
+                    sink: sink.name.clone(),
+                    path: path.clone(),
+                    source,
+                })?)
+            }
+            _ => match client {
+                Some(c) => Start::Http(c.clone()),
+                None => {
+                    crate::tls::init();
+                    let c = reqwest::Client::builder()
+                        .user_agent(concat!("roomcast/", env!("CARGO_PKG_VERSION")))
+                        .connect_timeout(Duration::from_secs(10))
+                        .build()
+                        .map_err(DeliverError::Client)?;
+                    *client = Some(c.clone());
+                    Start::Http(c)
+                }
+            },
         })
     }
 
+    /// Start a sink's worker.
+    fn spawn(
+        &self,
+        sink: &SinkConfig,
+        start: Start,
+        stats: Arc<SinkStats>,
+    ) -> Result<Slot, DeliverError> {
+        let (tx, rx) = mpsc::channel::<Message>(self.queue);
+        let stop = self.stop.child_token();
+        let (store, clock) = (self.store.clone(), self.clock.clone());
+        let name = sink.name.clone();
+        let mut settings = None;
+        // Local sinks write with blocking I/O on one thread each: no
+        // thread-pool hop per write. Stdout is locked per flush only
+        // (holding it while idle would block every other printer).
+        let thread = match start {
+            Start::Stdout => Some(local_thread(&sink.name, move || {
+                let out = BufWriter::new(std::io::stdout());
+                write_lines(rx, out, &stats, &name, false, store, clock)
+            })?),
+            Start::File(f) => Some(local_thread(&sink.name, move || {
+                write_lines(rx, BufWriter::new(f), &stats, &name, true, store, clock)
+            })?),
+            Start::Http(client) => {
+                let config = Arc::new(sink.clone());
+                let (tx, updates) = watch::channel(config.clone());
+                settings = Some(tx);
+                let w = worker::Worker::new(config, client, stats, clock, store);
+                let done = stop.clone();
+                self.tracker.spawn(async move {
+                    w.run(rx, updates, done.clone()).await;
+                    // Ends a removed sink's drain deadline early.
+                    done.cancel();
+                });
+                None
+            }
+        };
+        if let Some(t) = thread {
+            self.threads
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(t);
+        }
+        Ok(Slot {
+            config: sink.clone(),
+            tx,
+            settings,
+            stop,
+        })
+    }
+
+    /// A sink that no longer runs: its queue closes; it sends what it has
+    /// for at most the drain timeout, then stops (what is left stays in the
+    /// store's outbox).
+    fn retire(&self, slot: Slot) {
+        let Slot { tx, stop, .. } = slot;
+        drop(tx);
+        let drain = self.drain;
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(drain) => stop.cancel(),
+                () = stop.cancelled() => {}
+            }
+        });
+    }
+
     /// Queue a message on its sink's worker (waits when the queue is full:
-    /// back-pressure reaches the source, nothing is dropped).
+    /// back-pressure reaches the source, nothing is dropped). A message for
+    /// a sink a reload removed is marked failed in the outbox.
     pub(crate) async fn send(&self, m: Message) {
-        let i = m.sink.get();
-        if let Some(tx) = self.senders.get(i)
-            && tx.send(m).await.is_err()
-        {
-            tracing::error!(sink = i, "sink worker has stopped");
+        let tx = self
+            .running()
+            .sinks
+            .iter()
+            .find(|s| *s.config.name == *m.sink)
+            .map(|s| s.tx.clone());
+        match tx {
+            Some(tx) => {
+                if let Err(e) = tx.send(m).await {
+                    tracing::error!(sink = %e.0.sink, "sink worker has stopped");
+                }
+            }
+            None => {
+                tracing::warn!(sink = %m.sink, room = %m.room, event = %m.event_id, "message for a sink no longer configured; not sent");
+                if let (Some(store), Some(id)) = (&self.store, m.outbox_id) {
+                    drop(store.mark(
+                        id,
+                        OutboxState::Failed,
+                        Some("sink no longer configured"),
+                        (self.clock)(),
+                    ));
+                }
+            }
         }
     }
 
     /// Close the queues and wait until every worker has drained.
-    pub(crate) async fn finish(self, drain: std::time::Duration) {
-        drop(self.senders);
+    pub(crate) async fn finish(self, drain: Duration) {
+        drop(std::mem::take(&mut self.running().sinks));
+        self.tracker.close();
         if tokio::time::timeout(drain, self.tracker.wait())
             .await
             .is_err()
@@ -214,7 +402,9 @@ impl Deliverer {
             self.stop.cancel();
             self.tracker.wait().await;
         }
-        for done in self.threads {
+        let threads =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        for done in threads {
             // Err: the thread ended without signalling (it panicked); it is
             // gone either way.
             let _ = done.await;
@@ -227,8 +417,8 @@ impl Deliverer {
 fn local_thread(
     name: &str,
     f: impl FnOnce() + Send + 'static,
-) -> Result<tokio::sync::oneshot::Receiver<()>, DeliverError> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
+) -> Result<oneshot::Receiver<()>, DeliverError> {
+    let (tx, rx) = oneshot::channel();
     std::thread::Builder::new()
         .name(format!("sink-{name}"))
         .spawn(move || {
@@ -242,18 +432,18 @@ fn local_thread(
     Ok(rx)
 }
 
-/// Write each message as a line; flush whenever the queue runs dry.
-/// Blocking: runs on a thread of its own.
+/// Write each message as a line (the body, or for a `file` sink the
+/// message as JSON); flush whenever the queue runs dry. Blocking: runs on a
+/// thread of its own.
 fn write_lines<W: Write>(
     mut rx: mpsc::Receiver<Message>,
     mut out: W,
-    stats: &[(String, SinkStats)],
-    i: usize,
-    jsonl_sink: Option<String>,
+    stats: &SinkStats,
+    name: &str,
+    jsonl: bool,
     store: Option<StoreHandle>,
     clock: TimeSource,
 ) {
-    let name = &stats[i].0;
     let mut buf = String::new();
     let mut ids: Vec<i64> = Vec::new();
     while let Some(m) = rx.blocking_recv() {
@@ -261,9 +451,10 @@ fn write_lines<W: Write>(
         let mut next = Some(m);
         while let Some(m) = next {
             ids.extend(m.outbox_id);
-            match &jsonl_sink {
-                Some(sink) => buf.push_str(&file_line(sink, &m)),
-                None => buf.push_str(m.body.trim_end()),
+            if jsonl {
+                buf.push_str(&file_line(name, &m));
+            } else {
+                buf.push_str(m.body.trim_end());
             }
             buf.push('\n');
             n += 1;
@@ -273,7 +464,7 @@ fn write_lines<W: Write>(
         buf.clear();
         match res {
             Ok(()) => {
-                stats[i].1.delivered.fetch_add(n, Ordering::Relaxed);
+                stats.delivered.fetch_add(n, Ordering::Relaxed);
                 if let Some(store) = &store
                     && !ids.is_empty()
                 {
@@ -286,7 +477,7 @@ fn write_lines<W: Write>(
             Err(e) => {
                 // Left pending in the store: written again at the next start.
                 tracing::error!(sink = %name, error = %Chain(&e), count = n, "write failed");
-                stats[i].1.failed.fetch_add(n, Ordering::Relaxed);
+                stats.failed.fetch_add(n, Ordering::Relaxed);
                 ids.clear();
             }
         }
@@ -379,6 +570,80 @@ pub fn preview_request(sink: &SinkConfig, m: &Message, now: DateTime<Utc>) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sinks(text: &str) -> Vec<SinkConfig> {
+        let env = std::collections::BTreeMap::<String, String>::new();
+        let text = format!("[source]\nkind = \"replay\"\nreplay_file = \"x\"\n{text}");
+        crate::config::parse(&text, &std::env::temp_dir(), &env)
+            .expect("config")
+            .sinks
+    }
+
+    /// Which sinks a reload keeps, updates in place, replaces, adds and
+    /// removes; a retired sink's queue is closed, so a message for it is
+    /// not sent (and nothing panics).
+    #[tokio::test(start_paused = true)]
+    async fn a_reload_sorts_sinks_by_what_changed() {
+        let dir = std::env::temp_dir().join(format!("roomcast-deliver-{}", rand::random::<u64>()));
+        let file = |name: &str| {
+            format!(
+                "[[sinks]]\nname = \"{name}\"\nkind = \"file\"\npath = \"{}\"\n",
+                dir.join(format!("{name}.jsonl")).display()
+            )
+        };
+        let hook = |name: &str, extra: &str| {
+            format!(
+                "[[sinks]]\nname = \"{name}\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/{name}\"\n{extra}\n"
+            )
+        };
+        let first = [file("same"), hook("url", ""), hook("tpl", ""), file("gone")].concat();
+        let clock = crate::clock::system();
+        let d = Deliverer::start(&sinks(&first), 8, Duration::from_secs(1), clock, None)
+            .expect("start");
+        let second = [
+            file("same"),
+            hook("url", "rate_limit = [\"1/s\"]"),
+            hook("tpl", "template = \"text\""),
+            file("new"),
+        ]
+        .concat();
+        let changes = d.reconfigure(&sinks(&second)).expect("reload");
+        assert_eq!(
+            changes,
+            SinkChanges {
+                added: vec!["new".into()],
+                updated: vec!["url".into()],
+                replaced: vec!["tpl".into()],
+                removed: vec!["gone".into()],
+            }
+        );
+        assert_eq!(
+            changes.to_string(),
+            "added new; updated in place url; replaced tpl; removed gone"
+        );
+        assert_eq!(
+            d.reconfigure(&sinks(&second)).expect("again").to_string(),
+            "unchanged"
+        );
+        let live: Vec<String> = d.stats.live().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(live, ["same", "url", "tpl", "new"]);
+        d.send(Message {
+            sink: Arc::from("gone"),
+            outbox_id: None,
+            idempotency_key: "k".into(),
+            event_id: Arc::from("e"),
+            room: crate::model::RoomId::new("r"),
+            subject: crate::message::Subject::Snapshot,
+            booking: None,
+            body: "{}".into(),
+            format: Format::Json,
+            restored: false,
+        })
+        .await;
+        d.finish(Duration::from_secs(1)).await;
+        let gone = std::fs::read_to_string(dir.join("gone.jsonl")).unwrap_or_default();
+        assert!(gone.is_empty(), "{gone}");
+    }
 
     #[test]
     fn urls_are_redacted() {

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
@@ -17,7 +17,7 @@ use crate::clock::TimeSource;
 use crate::config::{Payload, QuietHours, SinkConfig};
 use crate::error::Chain;
 use crate::message::Message;
-use crate::metrics::{SinkStats, SinksStats};
+use crate::metrics::SinkStats;
 use crate::retry::{Limiter, Policy, jitter};
 use crate::store::{OutboxState, StoreHandle};
 
@@ -76,10 +76,10 @@ fn next_ready(q: &VecDeque<Pending>, now: Instant) -> Result<usize, Instant> {
 
 /// Everything a worker needs.
 pub(crate) struct Worker {
-    sink: SinkConfig,
+    /// Its settings (a reload may replace them: see [`Worker::run`]).
+    sink: Arc<SinkConfig>,
     client: reqwest::Client,
-    stats: Arc<SinksStats>,
-    index: usize,
+    stats: Arc<SinkStats>,
     clock: TimeSource,
     /// Where outcomes are recorded (the outbox), if there is a store.
     store: Option<StoreHandle>,
@@ -87,10 +87,9 @@ pub(crate) struct Worker {
 
 impl Worker {
     pub(crate) fn new(
-        sink: SinkConfig,
+        sink: Arc<SinkConfig>,
         client: reqwest::Client,
-        stats: Arc<SinksStats>,
-        index: usize,
+        stats: Arc<SinkStats>,
         clock: TimeSource,
         store: Option<StoreHandle>,
     ) -> Self {
@@ -98,14 +97,28 @@ impl Worker {
             sink,
             client,
             stats,
-            index,
             clock,
             store,
         }
     }
 
     fn stats(&self) -> &SinkStats {
-        &self.stats[self.index].1
+        &self.stats
+    }
+
+    /// New settings from a reload, taken between two attempts: what is
+    /// queued stays queued, in order, and goes with them (a fixed secret or
+    /// URL applies to the retries too); the rate limiter keeps its history
+    /// unless the limits changed.
+    fn update(&mut self, new: Arc<SinkConfig>, q: &mut VecDeque<Pending>, limiter: &mut Limiter) {
+        if new.rate_limits != self.sink.rate_limits {
+            *limiter = Limiter::new(&new.rate_limits);
+        }
+        self.sink = new;
+        for p in q.iter_mut() {
+            p.target = http::target_url(&self.sink, &p.msg).map(String::from);
+        }
+        tracing::info!(sink = %self.sink.name, queued = q.len(), "sink settings changed; queued messages go with the new ones");
     }
 
     /// Record a message's fate in the outbox, and wait until it is
@@ -147,13 +160,26 @@ impl Worker {
     }
 
     /// Run until the queue is closed and empty, or `stop` fires (then what
-    /// is left is logged as undelivered).
-    pub(crate) async fn run(self, mut rx: mpsc::Receiver<Message>, stop: CancellationToken) {
+    /// is left is logged as undelivered). Settings sent on `settings` are
+    /// taken as they come.
+    pub(crate) async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Message>,
+        mut settings: watch::Receiver<Arc<SinkConfig>>,
+        stop: CancellationToken,
+    ) {
         let name = self.sink.name.clone();
         let mut q: VecDeque<Pending> = VecDeque::new();
         let mut limiter = Limiter::new(&self.sink.rate_limits);
         let mut open = true;
+        // Until the sink is removed (the sender is dropped).
+        let mut watching = true;
         loop {
+            // Settings that came during an attempt.
+            if watching && settings.has_changed().unwrap_or(false) {
+                let new = settings.borrow_and_update().clone();
+                self.update(new, &mut q, &mut limiter);
+            }
             while let Ok(m) = rx.try_recv() {
                 self.enqueue(&mut q, m).await;
             }
@@ -165,6 +191,13 @@ impl Worker {
                     m = rx.recv() => match m {
                         Some(m) => self.enqueue(&mut q, m).await,
                         None => open = false,
+                    },
+                    r = settings.changed(), if watching => match r {
+                        Ok(()) => {
+                            let new = settings.borrow_and_update().clone();
+                            self.update(new, &mut q, &mut limiter);
+                        }
+                        Err(_) => watching = false,
                     },
                     _ = stop.cancelled() => break,
                 }
@@ -189,6 +222,15 @@ impl Worker {
                     m = rx.recv(), if open => match m {
                         Some(m) => self.enqueue(&mut q, m).await,
                         None => open = false,
+                    },
+                    // The wait is worked out again (the limits or hours
+                    // may differ).
+                    r = settings.changed(), if watching => match r {
+                        Ok(()) => {
+                            let new = settings.borrow_and_update().clone();
+                            self.update(new, &mut q, &mut limiter);
+                        }
+                        Err(_) => watching = false,
                     },
                     _ = stop.cancelled() => break,
                 }
@@ -309,7 +351,7 @@ mod tests {
     fn pending(target: &str, not_before: Instant) -> Pending {
         Pending {
             msg: Message {
-                sink: crate::config::SinkIndex::UNSET,
+                sink: Arc::from("a"),
                 outbox_id: None,
                 idempotency_key: String::new(),
                 event_id: Arc::from("e"),

@@ -69,11 +69,10 @@ pub(crate) enum Query {
     },
     /// Is the core's loop turning? (systemd's watchdog)
     Alive(oneshot::Sender<()>),
-    /// A checked config and templates to run with from now on; the answer
-    /// names the settings that need a restart.
+    /// A checked config and templates to run with from now on.
     Reload(
         Box<crate::check::Checked>,
-        oneshot::Sender<Vec<&'static str>>,
+        oneshot::Sender<Result<crate::app::Reloaded, String>>,
     ),
 }
 

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
-use crate::config::{Config, Payload, SinkConfig, SinkIndex};
+use crate::config::{Config, Payload, SinkConfig};
 use crate::decode::{self, DecodeError, Decoded};
 use crate::directory::Directory;
 use crate::locale::Style;
@@ -115,7 +115,7 @@ pub struct Pipeline {
     /// A hash of the snapshot last queued for each (panel sink, room): one
     /// the panel already has is not pushed again (e-ink screens wear and
     /// drain their batteries per refresh), except on the heartbeat.
-    shown: HashMap<(SinkIndex, RoomId), u64, foldhash::fast::RandomState>,
+    shown: HashMap<(Arc<str>, RoomId), u64, foldhash::fast::RandomState>,
 }
 
 impl Pipeline {
@@ -144,7 +144,7 @@ impl Pipeline {
                 return true;
             }
             let h = hasher.hash_one(m.body.as_str());
-            let same = self.shown.insert((m.sink, m.room.clone()), h) == Some(h);
+            let same = self.shown.insert((m.sink.clone(), m.room.clone()), h) == Some(h);
             force || !same
         });
     }
@@ -426,7 +426,7 @@ impl Pipeline {
         let cfg = &self.config;
         for c in changes {
             let room_cfg = cfg.room(&c.room);
-            for (i, sink) in cfg.sinks() {
+            for sink in &cfg.sinks {
                 if sink.payload != Payload::Notice || !sink.wants(&c.room, Some(c.kind)) {
                     continue;
                 }
@@ -442,7 +442,7 @@ impl Pipeline {
                     sink.kind.target(),
                 ) {
                     Ok(r) => out.push(Message {
-                        sink: i,
+                        sink: Arc::from(sink.name.as_str()),
                         outbox_id: None,
                         // The booking too: one event (a series delete) can
                         // cancel several bookings in one room.
@@ -483,13 +483,10 @@ impl Pipeline {
         out: &mut Vec<Message>,
         errors: &mut Vec<(String, RenderError)>,
     ) {
-        for i in self.panel_sinks(room) {
-            let Some(sink) = self.config.sink(i) else {
-                continue;
-            };
+        for sink in self.panel_sinks(room) {
             match self.snapshot(sink, room, now) {
                 Ok((body, format)) => out.push(Message {
-                    sink: i,
+                    sink: Arc::from(sink.name.as_str()),
                     outbox_id: None,
                     idempotency_key: digest_hex(&[&sink.name, event_id, room.as_str(), "snapshot"]),
                     event_id: event_id.clone(),
@@ -580,18 +577,18 @@ impl Pipeline {
 
     /// Snapshot sinks that show a room: those the room lists in `panels`,
     /// and those whose `rooms` filter names it.
-    fn panel_sinks(&self, room: &RoomId) -> Vec<SinkIndex> {
+    fn panel_sinks(&self, room: &RoomId) -> Vec<&SinkConfig> {
         let cfg = &self.config;
         let listed = cfg
             .room(room)
             .map(|r| r.panels.as_slice())
             .unwrap_or_default();
-        cfg.sinks()
-            .filter(|(_, s)| s.payload == Payload::Snapshot)
-            .filter(|(_, s)| {
+        cfg.sinks
+            .iter()
+            .filter(|s| s.payload == Payload::Snapshot)
+            .filter(|s| {
                 listed.contains(&s.name) || s.rooms.as_ref().is_some_and(|r| r.contains(room))
             })
-            .map(|(i, _)| i)
             .collect()
     }
 

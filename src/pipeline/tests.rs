@@ -69,8 +69,16 @@ fn event(kind: &str, uuid: &str, at: i64, uid: &str, span: (u32, u32), rooms: &[
     .to_string()
 }
 
-/// (sink index, subject) of each message.
+/// (sink, subject) of each message; sinks by their place in the config
+/// (0: `n`, 1: `p`).
 type Sent = Vec<(usize, String)>;
+
+fn sink_no(m: &Message) -> usize {
+    ["n", "p"]
+        .iter()
+        .position(|n| *n == &*m.sink)
+        .unwrap_or(usize::MAX)
+}
 
 /// An outcome in a few words: kind, then what it sends.
 fn summary(o: &Outcome) -> (String, Sent) {
@@ -79,7 +87,7 @@ fn summary(o: &Outcome) -> (String, Sent) {
             format!("applied {} change(s)", a.changes),
             a.messages
                 .iter()
-                .map(|m| (m.sink.get(), m.subject.as_str().to_string()))
+                .map(|m| (sink_no(m), m.subject.as_str().to_string()))
                 .collect(),
         ),
         Outcome::Skipped { why, .. } => (format!("skipped {why:?}"), vec![]),
@@ -306,7 +314,7 @@ fn one_event_cancelling_a_series_and_its_exceptions_gives_each_notice_its_key() 
                 .messages
                 .into_iter()
                 .filter(|m| m.subject == Subject::Notice(ChangeKind::Cancelled))
-                .filter(|m| m.sink.get() == 0)
+                .filter(|m| &*m.sink == "n")
                 .map(|m| (m.booking.unwrap_or_default(), m.idempotency_key))
                 .collect::<BTreeMap<_, _>>(),
             other => panic!("{other:?}"),

@@ -462,7 +462,7 @@ impl Store {
                 attempts: r.get(11)?,
                 last_error: r.get(12)?,
                 message: Message {
-                    sink: crate::config::SinkIndex::UNSET,
+                    sink: Arc::from(""),
                     outbox_id: Some(r.get(0)?),
                     idempotency_key: r.get(6)?,
                     event_id: Arc::from(r.get::<_, String>(5)?.as_str()),
@@ -488,7 +488,6 @@ impl Store {
         &mut self,
         now: DateTime<Utc>,
         items: &mut [CommitItem],
-        sinks: &[String],
         marks: &[Mark],
     ) -> Result<(), StoreError> {
         let rows: Vec<LogRowOut<'_>> = items
@@ -523,9 +522,8 @@ impl Store {
                     series.execute(params![&**uid, ms(*t)])?;
                 }
                 for m in &mut item.messages {
-                    let sink = sinks.get(m.sink.get()).map_or("", String::as_str);
                     out.execute(params![
-                        sink,
+                        &*m.sink,
                         m.room.as_str(),
                         m.subject.as_str(),
                         m.booking,

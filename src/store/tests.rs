@@ -5,7 +5,6 @@ use rusqlite::Connection;
 
 use super::sqlite::{APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION};
 use super::*;
-use crate::config::SinkIndex;
 use crate::message::Subject;
 use crate::model::{Booking, BookingKey, ChangeKind, Organizer, RoomId};
 use crate::render::Format;
@@ -24,10 +23,6 @@ fn dir() -> PathBuf {
     d
 }
 
-fn sinks() -> Vec<String> {
-    vec!["chat".to_string()]
-}
-
 fn mark(id: i64, state: OutboxState, at: DateTime<Utc>) -> Mark {
     Mark {
         id,
@@ -39,7 +34,7 @@ fn mark(id: i64, state: OutboxState, at: DateTime<Utc>) -> Mark {
 
 fn msg(i: i64) -> Message {
     Message {
-        sink: SinkIndex::new(0),
+        sink: Arc::from("chat"),
         outbox_id: None,
         idempotency_key: format!("k{i}"),
         event_id: Arc::from(format!("e{i}").as_str()),
@@ -85,7 +80,7 @@ fn round_trip_and_restart() {
             messages: vec![m1, m2],
             ..Default::default()
         }];
-        s.commit(now, &mut items, &sinks(), &[]).unwrap();
+        s.commit(now, &mut items, &[]).unwrap();
         let ids: Vec<i64> = items[0]
             .messages
             .iter()
@@ -175,7 +170,7 @@ fn prune_and_retry() {
         messages: vec![msg(1)],
         ..Default::default()
     }];
-    s.commit(old, &mut items, &sinks(), &[]).unwrap();
+    s.commit(old, &mut items, &[]).unwrap();
     let ids: Vec<i64> = items[0]
         .messages
         .iter()
@@ -229,7 +224,7 @@ fn seen_ids_survive_the_move_to_one_row_a_commit() {
             ..Default::default()
         })
         .collect();
-    s.commit(now, &mut items, &sinks(), &[]).unwrap();
+    s.commit(now, &mut items, &[]).unwrap();
     // Newest first, and the limit cuts inside a commit's row.
     let l = s.load(10).unwrap();
     assert_eq!(l.seen, ["new-2", "new-1", "old-3", "old-2", "old-1"]);
@@ -309,7 +304,7 @@ fn a_fold_keeps_the_last_row_of_each_booking_exactly() {
             },
             ..Default::default()
         }];
-        s.commit(now, &mut items, &sinks(), &[]).unwrap();
+        s.commit(now, &mut items, &[]).unwrap();
     }
     // What a restart replays from the log, last row of each key winning...
     let mut want: std::collections::BTreeMap<BookingKey, EntryRow> = Default::default();
@@ -337,7 +332,7 @@ fn a_fold_keeps_the_last_row_of_each_booking_exactly() {
         },
         ..Default::default()
     }];
-    s.commit(now, &mut items, &sinks(), &[]).unwrap();
+    s.commit(now, &mut items, &[]).unwrap();
     s.fold().unwrap();
     let a = s
         .load(10)

@@ -114,9 +114,8 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Start the thread; `sinks` names each sink index (the outbox keeps
-    /// names, which survive config changes).
-    pub(crate) fn start(mut store: Store, sinks: Vec<String>) -> Result<Writer, StoreError> {
+    /// Start the thread.
+    pub(crate) fn start(mut store: Store) -> Result<Writer, StoreError> {
         store.defer_checkpoints()?;
         let (tx, rx) = mpsc::channel();
         let healthy = Arc::new(AtomicBool::new(true));
@@ -125,7 +124,7 @@ impl Writer {
         std::thread::Builder::new()
             .name("store".into())
             .spawn(move || {
-                run(store, &rx, &sinks, &h);
+                run(store, &rx, &h);
                 let _ = done_tx.send(());
             })
             .map_err(|source| StoreError::Io {
@@ -165,7 +164,7 @@ impl Writer {
 /// The thread: take what is waiting, commit it (with the outcomes that
 /// came meanwhile), reply; write the outcomes left; fold the booking log
 /// when it has grown.
-fn run(mut store: Store, rx: &mpsc::Receiver<Job>, sinks: &[String], healthy: &AtomicBool) {
+fn run(mut store: Store, rx: &mpsc::Receiver<Job>, healthy: &AtomicBool) {
     let mut marks: Vec<Mark> = Vec::new();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     let ok = |r: Result<(), StoreError>, what: &str| match r {
@@ -184,7 +183,7 @@ fn run(mut store: Store, rx: &mpsc::Receiver<Job>, sinks: &[String], healthy: &A
                     now,
                     reply,
                 } => {
-                    let r = store.commit(now, &mut items, sinks, &marks);
+                    let r = store.commit(now, &mut items, &marks);
                     healthy.store(r.is_ok(), Ordering::Relaxed);
                     if r.is_ok() {
                         marks.clear();

@@ -734,7 +734,7 @@ async fn sighup_reloads_in_place_refuses_bad_configs_and_names_what_needs_a_rest
 
     write(&d.join("c.toml"), &config("Beta", ""));
     hup(&child);
-    wait_for("reloaded: rooms, display, schedule rules and templates");
+    wait_for("reloaded: rooms, display, schedule rules, templates and sinks");
     assert_eq!(room().await["room"]["name"], "Beta", "applied in place");
 
     write(&d.join("c.toml"), &config("Gamma", "colour = \"red\"\n"));
@@ -752,12 +752,13 @@ async fn sighup_reloads_in_place_refuses_bad_configs_and_names_what_needs_a_rest
         &d.join("c.toml"),
         &config(
             "Delta",
-            "[[sinks]]\nname = \"m\"\nkind = \"file\"\npath = \"m.jsonl\"\n",
+            "[[sinks]]\nname = \"m\"\nkind = \"file\"\npath = \"m.jsonl\"\ntemplate = \"webhook\"\n[delivery]\ndrain_timeout = \"5s\"\n",
         ),
     );
     hup(&child);
     let named = wait_for("needs_restart");
-    assert!(named.contains("[[sinks]]"), "{named}");
+    assert!(named.contains("[delivery]"), "{named}");
+    assert!(named.contains("added m"), "sinks apply in place: {named}");
     assert_eq!(room().await["room"]["name"], "Delta");
 
     // Nothing was dropped: the booking from before the reloads is there,
@@ -772,4 +773,10 @@ async fn sighup_reloads_in_place_refuses_bad_configs_and_names_what_needs_a_rest
     let summary = wait_for("received");
     assert!(summary.contains("2 applied"), "{summary}");
     assert_eq!(child.wait().unwrap().code(), Some(0));
+    let m = jsonl(&d.join("m.jsonl"));
+    assert_eq!(
+        m.iter().map(|l| l["event_id"].as_str()).collect::<Vec<_>>(),
+        [Some("after-reload")],
+        "the sink added by the reload got what followed it"
+    );
 }

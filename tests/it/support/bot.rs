@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use roomcast::app::{App, AppError};
+use roomcast::app::{App, AppError, Reloaded, Reloader};
 use roomcast::check;
 use roomcast::clock::TimeSource;
 use roomcast::metrics::{Metrics, Summary};
@@ -68,6 +68,8 @@ pub struct TestBot {
     pub metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     handle: JoinHandle<Result<Summary, AppError>>,
+    env: BTreeMap<String, String>,
+    reloader: Reloader,
 }
 
 impl TestBot {
@@ -96,6 +98,15 @@ impl TestBot {
     pub async fn stop(self) -> Result<Summary, AppError> {
         self.shutdown.cancel();
         self.handle.await.expect("app task")
+    }
+
+    /// Write `config` over the bot's `config.toml` and reload it as SIGHUP
+    /// does (`check::load`, then the running app). `Err`: refused.
+    pub async fn reload(&self, config: &str) -> Result<Reloaded, String> {
+        write(&self.dir.join("config.toml"), config);
+        let checked =
+            check::load(&self.dir.join("config.toml"), &self.env).map_err(|p| format!("{p:?}"))?;
+        self.reloader.reload(checked).await.expect("running")
     }
 
     /// Wait for the app to end by itself.
@@ -163,8 +174,8 @@ impl Builder {
         self
     }
 
-    fn app(self) -> (PathBuf, App) {
-        let dir = self.dir.unwrap_or_else(|| temp_dir(self.tag));
+    fn app(&self) -> (PathBuf, App) {
+        let dir = self.dir.clone().unwrap_or_else(|| temp_dir(self.tag));
         if let Some(events) = &self.events {
             write(&dir.join("events.jsonl"), &events.join("\n"));
         }
@@ -172,7 +183,7 @@ impl Builder {
         let checked =
             check::load(&dir.join("config.toml"), &self.env).unwrap_or_else(|e| panic!("{e:?}"));
         let mut app = App::new(checked.config, checked.templates);
-        if let Some(c) = self.clock {
+        if let Some(c) = self.clock.clone() {
             app = app.with_clock(c);
         }
         (dir, app)
@@ -182,6 +193,7 @@ impl Builder {
     pub async fn start(self) -> TestBot {
         let (dir, app) = self.app();
         let metrics = app.metrics();
+        let reloader = app.reloader();
         let mut addr = app.http_addr();
         let http = std::fs::read_to_string(dir.join("config.toml"))
             .unwrap_or_default()
@@ -200,6 +212,8 @@ impl Builder {
             metrics,
             shutdown,
             handle,
+            env: self.env,
+            reloader,
         }
     }
 

@@ -126,7 +126,15 @@ impl Fake {
             .await
             .is_err()
         {
-            panic!("fake sinks: timed out waiting for {what}");
+            let seen: Vec<String> = self
+                .state
+                .lock()
+                .unwrap()
+                .hits
+                .iter()
+                .map(|h| format!("{}/{}: {}", h.service, h.path, h.verdict))
+                .collect();
+            panic!("fake sinks: timed out waiting for {what}; requests seen: {seen:?}");
         }
     }
 }
