@@ -98,6 +98,18 @@ enum Command {
     /// Call each of the platform's APIs once with the configured
     /// credentials; say per API "ok" or the scope to grant.
     Doctor,
+    /// Render a sample booking notice (a snapshot, for a panel sink) for
+    /// one sink and really send it; print the request (secrets masked) and
+    /// the service's answer. Filters, quiet hours and rate limits do not
+    /// apply. Exit 0 only if it was delivered.
+    SendTest {
+        /// The sink's `name`.
+        #[arg(long)]
+        sink: String,
+        /// The room the sample is about; default: one the sink shows.
+        #[arg(long)]
+        room: Option<String>,
+    },
     /// Copy the store to FILE, consistently, while roomcast runs (SQLite's
     /// online backup); the copy is checked before it is named FILE.
     Backup {
@@ -285,6 +297,26 @@ async fn dispatch(cli: Cli) -> Exit {
             }
         }
         Command::Doctor => doctor(&checked, clock()).await,
+        Command::SendTest { sink, room } => {
+            send_test(&checked, &sink, room.as_deref(), clock()).await
+        }
+    }
+}
+
+async fn send_test(checked: &Checked, sink: &str, room: Option<&str>, now: DateTime<Utc>) -> Exit {
+    use roomcast::deliver::probe::{self, ProbeError};
+    match probe::send_test(&checked.config, &checked.templates, sink, room, now).await {
+        Ok(p) => {
+            println!("{p}");
+            if p.verdict.is_ok() {
+                Exit::Ok
+            } else {
+                Exit::Failure
+            }
+        }
+        Err(e @ ProbeError::NoSink { .. }) => fail(&e, Exit::Usage),
+        Err(e @ ProbeError::Render { .. }) => fail(&e, Exit::Config),
+        Err(e) => fail(&e, Exit::Failure),
     }
 }
 

@@ -3,6 +3,7 @@
 //! HTTP sink's queue; stdout and file sinks write on threads of their own.
 
 pub(crate) mod http;
+pub mod probe;
 pub(crate) mod worker;
 
 use std::path::PathBuf;

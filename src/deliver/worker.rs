@@ -304,23 +304,41 @@ impl Worker {
     }
 
     async fn attempt(&self, m: &Message) -> Attempt {
-        let Some(req) = http::build(&self.sink, m, (self.clock)()) else {
-            return Attempt::Failed {
-                reason: "no URL".into(),
-            };
-        };
-        let method =
-            reqwest::Method::from_bytes(req.method.as_bytes()).unwrap_or(reqwest::Method::POST);
-        let mut rb = self
-            .client
-            .request(method, req.url)
-            .timeout(self.sink.timeout)
-            .body(req.body);
-        for (k, v) in &req.headers {
-            rb = rb.header(k, v);
-        }
-        match rb.send().await {
-            Err(e) => Attempt::Retry {
+        send(&self.client, &self.sink, m, (self.clock)()).await.0
+    }
+}
+
+/// What a receiver answered: its status and (the start of) its body.
+#[derive(Debug, Clone)]
+pub(crate) struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// Send `m` to `sink` once and judge the answer (none: the request itself
+/// failed or timed out).
+pub(crate) async fn send(
+    client: &reqwest::Client,
+    sink: &SinkConfig,
+    m: &Message,
+    now: DateTime<Utc>,
+) -> (Attempt, Option<Answer>) {
+    let Some(req) = http::build(sink, m, now) else {
+        let reason = "no URL".into();
+        return (Attempt::Failed { reason }, None);
+    };
+    let method =
+        reqwest::Method::from_bytes(req.method.as_bytes()).unwrap_or(reqwest::Method::POST);
+    let mut rb = client
+        .request(method, req.url)
+        .timeout(sink.timeout)
+        .body(req.body);
+    for (k, v) in &req.headers {
+        rb = rb.header(k, v);
+    }
+    match rb.send().await {
+        Err(e) => {
+            let attempt = Attempt::Retry {
                 after: None,
                 // without_url: the URL may carry a token (hook ids, keys);
                 // the chain keeps the cause (connection refused, TLS, …).
@@ -329,17 +347,20 @@ impl Worker {
                 } else {
                     format!("request failed: {}", Chain(&e.without_url()))
                 },
-            },
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                let after = resp
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| http::parse_retry_after(v, (self.clock)()));
-                let body = resp.bytes().await.unwrap_or_default();
-                http::classify(self.sink.kind, status, after, &body)
-            }
+            };
+            (attempt, None)
+        }
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let after = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| http::parse_retry_after(v, now));
+            let body = resp.bytes().await.unwrap_or_default();
+            let attempt = http::classify(sink.kind, status, after, &body);
+            let body = body.to_vec();
+            (attempt, Some(Answer { status, body }))
         }
     }
 }

@@ -780,3 +780,77 @@ async fn sighup_reloads_in_place_refuses_bad_configs_and_names_what_needs_a_rest
         "the sink added by the reload got what followed it"
     );
 }
+
+/// Issue 14: `send-test --sink NAME` renders a sample for that sink and
+/// really sends it, printing the request (secrets masked) and the answer;
+/// exit 0 only when delivered. The fake bot checks the signature as Feishu
+/// does: a wrong secret is reported with the service's code and a hint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_test_sends_one_sample_and_prints_the_answer() {
+    let f = Fake::start(roomcast::clock::system()).await;
+    let d = temp_dir("send-test");
+    let config = format!(
+        "[source]\nkind = \"replay\"\nreplay_file = \"none.jsonl\"\n[display]\ntime_zone = \"Asia/Shanghai\"\nlocale = \"en\"\n[[rooms]]\nid = \"{ROOM_A}\"\nname = \"Alpha\"\n[[rooms]]\nid = \"{ROOM_B}\"\nname = \"Beta\"\npanels = [\"door\"]\n\
+         [[sinks]]\nname = \"bot\"\nkind = \"feishu\"\nurl = \"{base}/feishu/hook/0123456789abcdef0123\"\nsecret_env = \"BOT_SECRET\"\nchanges = [\"cancelled\"]\n\
+         [[sinks]]\nname = \"door\"\nkind = \"panel\"\nurl = \"{base}/panel/{{room}}\"\n",
+        base = f.base
+    );
+    write(&d.join("config.toml"), &config);
+    write(&d.join("none.jsonl"), "");
+    let run = |args: &'static [&'static str], secret: &'static str| {
+        let d = d.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_roomcast"))
+                .args(args)
+                .current_dir(&d)
+                .env("BOT_SECRET", secret)
+                .env_remove("RUST_LOG")
+                .env_remove("ROOMCAST_CONFIG")
+                .output()
+                .expect("run roomcast")
+        })
+    };
+
+    let out = run(&["send-test", "--sink", "bot"], FEISHU_SECRET).await.unwrap();
+    let so = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{so}{}", text(&out.stderr));
+    assert!(so.contains("sink `bot` (feishu) · room"), "{so}");
+    assert!(so.contains("/hook/***"), "the hook id is masked: {so}");
+    assert!(!so.contains("0123456789abcdef0123"), "{so}");
+    assert!(so.contains("--- answer: HTTP 200") && so.ends_with("delivered\n"), "{so}");
+    let hits = f.hits("feishu");
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].verdict, "ok", "signed as Feishu checks");
+    assert!(hits[0].headers["x-roomcast-event"].starts_with("send-test-"));
+    assert!(!hits[0].headers["idempotency-key"].is_empty());
+    assert!(
+        hits[0].raw.contains("Booked") && !hits[0].raw.contains("<at"),
+        "a booking notice whatever the sink's change filter, mentioning no one: {}",
+        hits[0].raw
+    );
+
+    let out = run(&["send-test", "--sink", "bot"], "not-the-secret").await.unwrap();
+    let so = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{so}");
+    assert!(
+        so.contains("NOT delivered: signature rejected (19021") && so.contains("secret_env"),
+        "{so}"
+    );
+    assert!(!so.contains("not-the-secret"), "{so}");
+
+    let out = run(&["send-test", "--sink", "door"], FEISHU_SECRET).await.unwrap();
+    let so = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{so}{}", text(&out.stderr));
+    let panel = f.hits("panel");
+    assert_eq!(panel.len(), 1);
+    assert_eq!(panel[0].path, ROOM_B, "the room that lists the panel");
+    assert_eq!(panel[0].body["room"]["name"], "Beta", "{}", panel[0].raw);
+
+    let out = run(&["send-test", "--sink", "nope"], FEISHU_SECRET).await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no sink is named `nope` (the config has: bot, door)"),
+        "{}",
+        text(&out.stderr)
+    );
+}
