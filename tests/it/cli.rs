@@ -811,13 +811,18 @@ async fn send_test_sends_one_sample_and_prints_the_answer() {
         })
     };
 
-    let out = run(&["send-test", "--sink", "bot"], FEISHU_SECRET).await.unwrap();
+    let out = run(&["send-test", "--sink", "bot"], FEISHU_SECRET)
+        .await
+        .unwrap();
     let so = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{so}{}", text(&out.stderr));
     assert!(so.contains("sink `bot` (feishu) · room"), "{so}");
     assert!(so.contains("/hook/***"), "the hook id is masked: {so}");
     assert!(!so.contains("0123456789abcdef0123"), "{so}");
-    assert!(so.contains("--- answer: HTTP 200") && so.ends_with("delivered\n"), "{so}");
+    assert!(
+        so.contains("--- answer: HTTP 200") && so.ends_with("delivered\n"),
+        "{so}"
+    );
     let hits = f.hits("feishu");
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].verdict, "ok", "signed as Feishu checks");
@@ -829,7 +834,9 @@ async fn send_test_sends_one_sample_and_prints_the_answer() {
         hits[0].raw
     );
 
-    let out = run(&["send-test", "--sink", "bot"], "not-the-secret").await.unwrap();
+    let out = run(&["send-test", "--sink", "bot"], "not-the-secret")
+        .await
+        .unwrap();
     let so = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{so}");
     assert!(
@@ -838,7 +845,9 @@ async fn send_test_sends_one_sample_and_prints_the_answer() {
     );
     assert!(!so.contains("not-the-secret"), "{so}");
 
-    let out = run(&["send-test", "--sink", "door"], FEISHU_SECRET).await.unwrap();
+    let out = run(&["send-test", "--sink", "door"], FEISHU_SECRET)
+        .await
+        .unwrap();
     let so = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{so}{}", text(&out.stderr));
     let panel = f.hits("panel");
@@ -846,7 +855,9 @@ async fn send_test_sends_one_sample_and_prints_the_answer() {
     assert_eq!(panel[0].path, ROOM_B, "the room that lists the panel");
     assert_eq!(panel[0].body["room"]["name"], "Beta", "{}", panel[0].raw);
 
-    let out = run(&["send-test", "--sink", "nope"], FEISHU_SECRET).await.unwrap();
+    let out = run(&["send-test", "--sink", "nope"], FEISHU_SECRET)
+        .await
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("no sink is named `nope` (the config has: bot, door)"),
