@@ -155,6 +155,7 @@ pub(super) struct RawSink {
     pub(super) timeout: Option<Text>,
     pub(super) max_age: Option<Text>,
     pub(super) privacy: Option<Privacy>,
+    pub(super) min_interval: Option<Text>,
 }
 
 #[derive(Deserialize, Default)]

@@ -164,6 +164,9 @@ pub struct SinkConfig {
     /// How much of a booking this sink shows (never more than the room
     /// allows).
     pub privacy: Option<Privacy>,
+    /// Panel sinks: push one room's panel at most this often (the last
+    /// state always arrives, at most this late).
+    pub min_interval: Option<Duration>,
 }
 
 impl SinkConfig {
@@ -301,6 +304,7 @@ fn sink(at: &str, spanned: &Spanned<RawSink>, cx: &mut Ctx) -> Option<SinkConfig
         locale: cx.locale(&format!("{at}.locale"), &s.locale),
         hour_cycle: cx.hour_cycle(&format!("{at}.clock"), &s.clock),
         privacy: s.privacy,
+        min_interval: min_interval(at, kind, payload, s, cx),
         name: s.name.get_ref().clone(),
         kind,
         payload,
@@ -520,6 +524,27 @@ fn room_filter(at: &str, list: &[Spanned<String>], cx: &mut Ctx) -> HashSet<Room
             }
         })
         .collect()
+}
+
+/// `min_interval`: for sinks that push snapshots over HTTP.
+fn min_interval(
+    at: &str,
+    kind: SinkKind,
+    payload: Payload,
+    s: &RawSink,
+    cx: &mut Ctx,
+) -> Option<Duration> {
+    let raw = s.min_interval.as_ref()?;
+    let key = format!("{at}.min_interval");
+    if payload != Payload::Snapshot || !kind.is_http() {
+        cx.push(
+            key,
+            raw,
+            "spaces the pushes of a panel: only for sinks that send room snapshots over HTTP (payload = \"snapshot\")",
+        );
+        return None;
+    }
+    cx.duration(&key, &s.min_interval).filter(|d| !d.is_zero())
 }
 
 fn rate_limits(at: &str, kind: SinkKind, s: &RawSink, cx: &mut Ctx) -> Vec<RateLimit> {

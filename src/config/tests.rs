@@ -282,6 +282,28 @@ fn rates_and_quiet_hours() {
     );
 }
 
+/// Issue 15: `min_interval` spaces panel pushes; a chat sink cannot have
+/// one (named with its line), nor can a duration be malformed.
+#[test]
+fn min_interval_is_for_panel_sinks() {
+    let c = ok(&format!(
+        "{MIN}[[sinks]]\nname = \"p\"\nkind = \"panel\"\nurl = \"http://127.0.0.1/x\"\nmin_interval = \"3m\"\n"
+    ));
+    assert_eq!(c.sinks[0].min_interval, Some(Duration::from_secs(180)));
+    let i = issues(&format!(
+        "{MIN}[[sinks]]\nname = \"s\"\nkind = \"slack\"\nurl = \"https://hooks.slack.com/x\"\nmin_interval = \"3m\"\n[[sinks]]\nname = \"p\"\nkind = \"panel\"\nurl = \"http://127.0.0.1/x\"\nmin_interval = \"soon\"\n"
+    ));
+    let keys: Vec<_> = i.iter().map(|x| (x.key.as_str(), x.line)).collect();
+    assert_eq!(
+        keys,
+        [
+            ("sinks[0].min_interval", Some(8)),
+            ("sinks[1].min_interval", Some(13))
+        ]
+    );
+    assert!(i[0].message.contains("payload = \"snapshot\""), "{}", i[0].message);
+}
+
 #[test]
 fn panel_headers_read_env() {
     let c = ok(&format!(

@@ -74,6 +74,9 @@ fn next_ready(q: &VecDeque<Pending>, now: Instant) -> Result<usize, Instant> {
     Err(earliest.unwrap_or(now))
 }
 
+/// When each room's panel was last pushed (sinks with `min_interval`).
+type Pushed = std::collections::HashMap<crate::model::RoomId, Instant>;
+
 /// Everything a worker needs.
 pub(crate) struct Worker {
     /// Its settings (a reload may replace them: see [`Worker::run`]).
@@ -134,7 +137,7 @@ impl Worker {
     /// it was read back from the store at start and not tried since: it
     /// may have been delivered before an unclean stop, so it is sent again
     /// under its key and the newer one follows it.
-    async fn enqueue(&self, q: &mut VecDeque<Pending>, msg: Message) {
+    async fn enqueue(&self, q: &mut VecDeque<Pending>, pushed: &Pushed, msg: Message) {
         if self.sink.payload == Payload::Snapshot
             && let Some(p) = q
                 .iter_mut()
@@ -149,12 +152,18 @@ impl Worker {
         }
         let now = Instant::now();
         let target = http::target_url(&self.sink, &msg).map(String::from);
+        // A panel pushed less than `min_interval` ago waits; what comes
+        // meanwhile replaces this (above), so the wait ends on the latest.
+        let not_before = match (self.sink.min_interval, pushed.get(&msg.room)) {
+            (Some(min), Some(last)) => now.max(*last + min),
+            _ => now,
+        };
         q.push_back(Pending {
             msg,
             target,
             queued: now,
             attempt: 0,
-            not_before: now,
+            not_before,
         });
         self.stats().queued.fetch_add(1, Ordering::Relaxed);
     }
@@ -170,6 +179,7 @@ impl Worker {
     ) {
         let name = self.sink.name.clone();
         let mut q: VecDeque<Pending> = VecDeque::new();
+        let mut pushed = Pushed::default();
         let mut limiter = Limiter::new(&self.sink.rate_limits);
         let mut open = true;
         // Until the sink is removed (the sender is dropped).
@@ -181,7 +191,7 @@ impl Worker {
                 self.update(new, &mut q, &mut limiter);
             }
             while let Ok(m) = rx.try_recv() {
-                self.enqueue(&mut q, m).await;
+                self.enqueue(&mut q, &pushed, m).await;
             }
             if q.is_empty() {
                 if !open {
@@ -189,7 +199,7 @@ impl Worker {
                 }
                 tokio::select! {
                     m = rx.recv() => match m {
-                        Some(m) => self.enqueue(&mut q, m).await,
+                        Some(m) => self.enqueue(&mut q, &pushed, m).await,
                         None => open = false,
                     },
                     r = settings.changed(), if watching => match r {
@@ -220,7 +230,7 @@ impl Worker {
                 tokio::select! {
                     () = sleep_until(ready) => {}
                     m = rx.recv(), if open => match m {
-                        Some(m) => self.enqueue(&mut q, m).await,
+                        Some(m) => self.enqueue(&mut q, &pushed, m).await,
                         None => open = false,
                     },
                     // The wait is worked out again (the limits or hours
@@ -239,6 +249,9 @@ impl Worker {
             let Ok(at) = pick else { continue };
             let Some(mut p) = q.remove(at) else { continue };
             limiter.record(Instant::now());
+            if self.sink.min_interval.is_some() {
+                pushed.insert(p.msg.room.clone(), Instant::now());
+            }
             match self.attempt(&p.msg).await {
                 Attempt::Delivered => {
                     self.stats().delivered.fetch_add(1, Ordering::Relaxed);
@@ -255,7 +268,8 @@ impl Worker {
                     let age = p.queued.elapsed();
                     let wait = BACKOFF
                         .delay(p.attempt, jitter())
-                        .max(after.unwrap_or_default());
+                        .max(after.unwrap_or_default())
+                        .max(self.sink.min_interval.unwrap_or_default());
                     if age + wait > self.sink.max_age {
                         self.stats().dead.fetch_add(1, Ordering::Relaxed);
                         self.record(&p.msg, OutboxState::Dead, Some(&reason)).await;

@@ -687,3 +687,69 @@ async fn a_reload_changes_sinks_in_place_and_keeps_what_is_queued() {
     );
     assert_eq!(summary.sinks[0], ("wh".to_string(), 3, 0));
 }
+
+/// Issue 15: a panel sink with `min_interval` pushes one room's panel at
+/// most that often, and the last state always arrives: two changes inside
+/// the interval are one push, at its end, of the latest.
+#[tokio::test(start_paused = true)]
+async fn min_interval_spaces_panel_pushes_and_ends_on_the_latest_state() {
+    use crate::support::gateway::{Gateway, Order};
+    let clock = test_clock(base_time());
+    let f = Fake::start(clock.clone()).await;
+    let gw = Gateway::start().await;
+    let bot = TestBot::builder()
+        .tag("min-interval")
+        .config(lark_config(&gw.base_url(), ""))
+        .sink(sink(
+            "eink",
+            "panel",
+            &format!("{}/panel/{{room}}", f.base),
+            &format!("rate_limit = [\"100/s\"]\nrooms = [\"{ROOM_A}\"]\nmin_interval = \"3m\""),
+        ))
+        .env("APP_SECRET", "x")
+        .clock(clock)
+        .start()
+        .await;
+    gw.wait("connected", |g| g.connections == 1).await;
+    let t0 = Instant::now();
+    gw.send_event(&booked("e1", "m1", ROOM_A, 9, 1), 1, Order::InOrder);
+    f.wait("the first push", |s| s.hits.len() == 1).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    gw.send_event(&moved("e2", "m1", ROOM_A, 10, 2), 2, Order::InOrder);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    gw.send_event(&moved("e3", "m1", ROOM_A, 11, 3), 3, Order::InOrder);
+    f.wait("the second push", |s| s.hits.len() == 2).await;
+    // Long enough for any push held back to have gone.
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    let hits = f.hits("panel");
+    let seen: Vec<(u64, &str, &str)> = hits
+        .iter()
+        .map(|h| {
+            (
+                (h.at - t0).as_secs(),
+                h.headers["x-roomcast-event"].as_str(),
+                h.body["next"][0]["start"].as_str().unwrap_or("?"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (0, "e1", "2026-05-01T17:00:00+08:00"),
+            (180, "e3", "2026-05-01T19:00:00+08:00"),
+            // The view's own change at 01:05 waits for 3 min after e3's.
+            (
+                360,
+                "clock:2026-05-01T01:05:00Z",
+                "2026-05-01T19:00:00+08:00"
+            ),
+            (
+                600,
+                "clock:2026-05-01T01:10:00Z",
+                "2026-05-01T19:00:00+08:00"
+            ),
+        ],
+        "e2's snapshot was replaced by e3's while it waited"
+    );
+    bot.stop().await.expect("clean shutdown");
+}
