@@ -244,9 +244,24 @@ impl Trial<'_> {
         })
     }
 
-    /// A notice template rendered for each kind of change.
-    fn notices(&self, style: &Style, template: &str) -> Result<(), RenderError> {
+    /// A notice template rendered for each kind of change, and as a
+    /// reminder when the sink sends them.
+    fn notices(&self, style: &Style, template: &str, reminders: bool) -> Result<(), RenderError> {
         let room_cfg = self.config.room(&self.room);
+        let meta = view::RoomMeta::named(room_cfg.and_then(|r| r.name.as_deref()));
+        if reminders {
+            let c = sample_change(&self.room, ChangeKind::Booked, self.now);
+            let vm = view::reminder(
+                style,
+                &self.room,
+                &c.booking,
+                &meta,
+                Duration::minutes(10),
+                "reminder:sample",
+                self.now,
+            );
+            self.templates.render(template, style.locale, vm)?;
+        }
         [
             ChangeKind::Booked,
             ChangeKind::Rescheduled,
@@ -255,12 +270,7 @@ impl Trial<'_> {
         .into_iter()
         .try_for_each(|k| {
             let c = sample_change(&self.room, k, self.now);
-            let vm = view::notice(
-                style,
-                &c,
-                &view::RoomMeta::named(room_cfg.and_then(|r| r.name.as_deref())),
-                self.now,
-            );
+            let vm = view::notice(style, &c, &meta, self.now);
             self.templates
                 .render(template, style.locale, vm)
                 .map(|_| ())
@@ -294,7 +304,9 @@ impl Trial<'_> {
                 let mut style = config.style(room_cfg, Some(sink));
                 style.locale = locale;
                 let result = match sink.payload {
-                    Payload::Notice => self.notices(&style, &sink.template),
+                    Payload::Notice => {
+                        self.notices(&style, &sink.template, !sink.reminders.is_empty())
+                    }
                     Payload::Snapshot => self.snapshots(&style, &sink.template),
                 };
                 if let Err(e) = result {

@@ -256,6 +256,14 @@ impl Style {
     /// "in 15 min" / "15 分钟后", "15 min ago" / "15 分钟前", "now" / "现在".
     /// Rounds to whole minutes; spans of a day or more are given in days.
     /// A duration still to run: `25 min left`, `还剩 25 分钟`.
+    /// "Starts in 10 min" / "10 分钟后开始".
+    pub fn starts_in(&self, duration: &str) -> String {
+        match self.locale {
+            Locale::En => format!("Starts in {duration}"),
+            Locale::ZhCn => format!("{duration}后开始"),
+        }
+    }
+
     pub fn remaining(&self, duration: &str) -> String {
         match self.locale {
             Locale::En => format!("{duration} left"),

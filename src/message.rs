@@ -13,6 +13,10 @@ use crate::render::Format;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subject {
     Notice(ChangeKind),
+    /// A booking starts soon (a sink's `reminders`).
+    Reminder,
+    /// The day's bookings (a sink's `digest`).
+    Digest,
     Snapshot,
 }
 
@@ -20,6 +24,8 @@ impl Subject {
     pub fn as_str(self) -> &'static str {
         match self {
             Subject::Notice(k) => k.as_str(),
+            Subject::Reminder => "reminder",
+            Subject::Digest => "digest",
             Subject::Snapshot => "snapshot",
         }
     }
@@ -30,6 +36,8 @@ impl Subject {
             "booked" => Subject::Notice(ChangeKind::Booked),
             "rescheduled" => Subject::Notice(ChangeKind::Rescheduled),
             "cancelled" => Subject::Notice(ChangeKind::Cancelled),
+            "reminder" => Subject::Reminder,
+            "digest" => Subject::Digest,
             _ => Subject::Snapshot,
         }
     }

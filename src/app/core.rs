@@ -67,6 +67,8 @@ struct Pending {
     remember: bool,
     /// Rooms a fetch covered, and when it began.
     synced: Vec<(RoomId, DateTime<Utc>)>,
+    /// How far the clock's messages have been made (kept with them).
+    timers: Vec<(String, DateTime<Utc>)>,
 }
 
 impl Pending {
@@ -76,6 +78,7 @@ impl Pending {
             applied,
             remember: true,
             synced: Vec::new(),
+            timers: Vec::new(),
         }
     }
 }
@@ -139,7 +142,9 @@ impl Core<'_> {
                 }
                 Some(q) = queries.recv() => match q {
                     Query::Reload(checked, reply) => {
-                        let _ = reply.send(self.reload(pipeline, *checked).await);
+                        let r = self.reload(pipeline, *checked).await;
+                        timers.reconfigured(pipeline, (self.clock)());
+                        let _ = reply.send(r);
                     }
                     // Views change by the minute at most: a display that
                     // polls gets the same body (and ETag) within a minute.
@@ -151,7 +156,7 @@ impl Core<'_> {
                 () = sleep(sleep_for) => {
                     let now = (self.clock)();
                     let due = timers.due(pipeline, now);
-                    self.tick(pipeline, due, now).await;
+                    self.tick(pipeline, due, now, &mut s).await;
                 }
             }
         }
@@ -179,6 +184,7 @@ impl Core<'_> {
             match self.handle(pipeline, &inb, now) {
                 Some(a) => {
                     timers.booking_boundary(a.next_boundary);
+                    timers.reminder_hint(a.next_reminder);
                     if let Some((_, want)) = &self.sync {
                         // The event cannot describe a series: ask the
                         // platform again about its rooms (coalesced).
@@ -216,6 +222,7 @@ impl Core<'_> {
                 synced: std::mem::take(&mut p.synced),
                 written: std::mem::take(&mut p.applied.written),
                 messages: std::mem::take(&mut p.applied.messages),
+                timers: std::mem::take(&mut p.timers),
             })
             .collect();
         add(&self.metrics.commits, 1);
@@ -305,6 +312,7 @@ impl Core<'_> {
                 }
                 self.count(&applied);
                 timers.booking_boundary(applied.next_boundary);
+                timers.reminder_hint(applied.next_reminder);
                 Pending {
                     ack: None,
                     applied,
@@ -314,6 +322,7 @@ impl Core<'_> {
                         .iter()
                         .map(|r| (r.clone(), fetch.began))
                         .collect(),
+                    timers: Vec::new(),
                 }
             }
             Found::Directory(d) => {
@@ -461,10 +470,13 @@ impl Core<'_> {
         Ok(super::Reloaded { restart, sinks })
     }
 
-    /// What the clock made due: pruning, and panel pushes.
-    async fn tick(&self, pipeline: &mut Pipeline, due: Due, now: DateTime<Utc>) {
+    /// What the clock made due: pruning, reminders, and panel pushes.
+    async fn tick(&self, pipeline: &mut Pipeline, due: Due, now: DateTime<Utc>, s: &mut Intake) {
         if let Some(before) = due.prune_before {
             self.prune(pipeline, before);
+        }
+        if let Some((from, to)) = due.reminders {
+            self.remind(pipeline, from, to, s).await;
         }
         let Some(push) = due.push else { return };
         let event_id = instant_id("clock", now);
@@ -477,6 +489,39 @@ impl Core<'_> {
             heartbeat = push.heartbeat,
             "clock push"
         );
+    }
+
+    /// The reminders due in `(from, to]`: committed with how far they go
+    /// (so a restart neither repeats nor skips one), then sent.
+    async fn remind(
+        &self,
+        pipeline: &Pipeline,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        s: &mut Intake,
+    ) {
+        if s.failure.is_some() {
+            return;
+        }
+        let event_id = instant_id("reminder", to);
+        let (mut messages, mut errors) = (Vec::new(), Vec::new());
+        pipeline.reminders(from, to, &event_id, &mut messages, &mut errors);
+        for (sink, e) in errors {
+            tracing::error!(%sink, error = %e, "render failed");
+            add(&self.metrics.render_errors, 1);
+        }
+        if !messages.is_empty() {
+            tracing::info!(reminders = messages.len(), "reminders due");
+        }
+        add(&self.metrics.messages, messages.len() as u64);
+        s.waiting.push(Pending {
+            ack: None,
+            applied: Applied::messages(event_id.to_string(), messages),
+            remember: false,
+            synced: Vec::new(),
+            timers: vec![(super::timers::REMINDERS.to_string(), to)],
+        });
+        self.advance(s, to).await;
     }
 
     fn prune(&self, pipeline: &mut Pipeline, before: DateTime<Utc>) {

@@ -65,7 +65,8 @@ fn without_panels_only_pruning_wakes_the_loop() {
         due,
         Due {
             prune_before: Some(t(1, 0) - chrono::Duration::days(1)),
-            push: None
+            push: None,
+            reminders: None,
         }
     );
     assert_eq!(timers.next_wake(), Some(t(2, 0)), "then hourly");
@@ -97,6 +98,7 @@ fn panels_are_pushed_at_boundaries_midnight_and_heartbeats() {
             rooms: rooms.clone(),
             heartbeat,
         }),
+        reminders: None,
     };
     assert_eq!(timers.due(&p, t(1, 50)), push(&room, false));
     assert_eq!(timers.next_wake(), Some(t(2, 0)), "the start");

@@ -10,6 +10,9 @@ use chrono::{DateTime, Utc};
 use crate::model::RoomId;
 use crate::pipeline::Pipeline;
 
+/// The store's name for how far reminders have been made.
+pub(super) const REMINDERS: &str = "reminders";
+
 /// How often old state is pruned (when `[store] retention` is set).
 const PRUNE_EVERY: chrono::Duration = chrono::Duration::hours(1);
 
@@ -28,6 +31,15 @@ pub(super) struct Timers {
     heartbeat: Option<(DateTime<Utc>, chrono::Duration)>,
     /// The next pruning, and how long things are kept.
     prune: Option<(DateTime<Utc>, chrono::Duration)>,
+    /// When some sink sends reminders.
+    reminders: Option<Reminders>,
+}
+
+/// How far reminders have been made, and when the next one is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Reminders {
+    through: DateTime<Utc>,
+    next: Option<DateTime<Utc>>,
 }
 
 /// What is due now.
@@ -36,6 +48,8 @@ pub(super) struct Due {
     /// Prune what ended (or was last changed) before this.
     pub(super) prune_before: Option<DateTime<Utc>>,
     pub(super) push: Option<Push>,
+    /// Make the reminders due in `(from, to]`.
+    pub(super) reminders: Option<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 /// Panels to push.
@@ -47,12 +61,15 @@ pub(super) struct Push {
 }
 
 impl Timers {
+    /// Reminders are made from where they were before a restart (the
+    /// store's mark), else from `now` on.
     pub(super) fn new(
         p: &Pipeline,
         now: DateTime<Utc>,
         heartbeat: Option<Duration>,
         retention: Option<Duration>,
     ) -> Self {
+        let reminded = p.clock_mark(REMINDERS);
         let panels = !p.panel_rooms().is_empty();
         Timers {
             panels,
@@ -66,6 +83,33 @@ impl Timers {
                 let keep = chrono::Duration::from_std(keep).unwrap_or(RETENTION_FALLBACK);
                 (now, keep)
             }),
+            reminders: Self::reminders(p, reminded.unwrap_or(now).min(now)),
+        }
+    }
+
+    fn reminders(p: &Pipeline, through: DateTime<Utc>) -> Option<Reminders> {
+        (!p.reminder_leads().is_empty()).then(|| Reminders {
+            through,
+            next: p.next_reminder(through),
+        })
+    }
+
+    /// The config changed (a reload): which clock work applies may too.
+    pub(super) fn reconfigured(&mut self, p: &Pipeline, now: DateTime<Utc>) {
+        self.panels = !p.panel_rooms().is_empty();
+        self.next_push = if self.panels {
+            p.next_clock_push(now)
+        } else {
+            None
+        };
+        let through = self.reminders.as_ref().map_or(now, |r| r.through);
+        self.reminders = Self::reminders(p, through);
+    }
+
+    /// An applied event's earliest reminder: one may be due then.
+    pub(super) fn reminder_hint(&mut self, at: Option<DateTime<Utc>>) {
+        if let Some(r) = &mut self.reminders {
+            r.next = [r.next, at].into_iter().flatten().min();
         }
     }
 
@@ -75,6 +119,7 @@ impl Timers {
             self.next_push,
             self.heartbeat.map(|(t, _)| t),
             self.prune.map(|(t, _)| t),
+            self.reminders.as_ref().and_then(|r| r.next),
         ]
         .into_iter()
         .flatten()
@@ -113,6 +158,15 @@ impl Timers {
             }
             self.last_tick = now;
             self.next_push = p.next_clock_push(now);
+        }
+        if let Some(r) = self
+            .reminders
+            .as_mut()
+            .filter(|r| r.next.is_some_and(|t| t <= now))
+        {
+            due.reminders = Some((r.through, now));
+            r.through = now;
+            r.next = p.next_reminder(now);
         }
         due
     }

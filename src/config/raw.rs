@@ -156,6 +156,7 @@ pub(super) struct RawSink {
     pub(super) max_age: Option<Text>,
     pub(super) privacy: Option<Privacy>,
     pub(super) min_interval: Option<Text>,
+    pub(super) reminders: Option<Vec<Text>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -167,6 +167,9 @@ pub struct SinkConfig {
     /// Panel sinks: push one room's panel at most this often (the last
     /// state always arrives, at most this late).
     pub min_interval: Option<Duration>,
+    /// Notice sinks: remind this long before each booking starts (sorted,
+    /// longest first).
+    pub reminders: Vec<Duration>,
 }
 
 impl SinkConfig {
@@ -305,6 +308,7 @@ fn sink(at: &str, spanned: &Spanned<RawSink>, cx: &mut Ctx) -> Option<SinkConfig
         hour_cycle: cx.hour_cycle(&format!("{at}.clock"), &s.clock),
         privacy: s.privacy,
         min_interval: min_interval(at, kind, payload, s, cx),
+        reminders: reminders(at, payload, s, cx),
         name: s.name.get_ref().clone(),
         kind,
         payload,
@@ -524,6 +528,45 @@ fn room_filter(at: &str, list: &[Spanned<String>], cx: &mut Ctx) -> HashSet<Room
             }
         })
         .collect()
+}
+
+/// The longest lead a reminder may have.
+const MAX_REMINDER: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// `reminders`: leads before a booking starts, for notice sinks.
+fn reminders(at: &str, payload: Payload, s: &RawSink, cx: &mut Ctx) -> Vec<Duration> {
+    let Some(list) = &s.reminders else {
+        return Vec::new();
+    };
+    let key = format!("{at}.reminders");
+    if payload != Payload::Notice {
+        if let Some(first) = list.first() {
+            cx.push(
+                key,
+                first,
+                "reminders are notices: only for sinks that send change notices (a chat bot, a webhook, stdout, a file)",
+            );
+        }
+        return Vec::new();
+    }
+    let mut leads: Vec<Duration> = list
+        .iter()
+        .filter_map(|v| {
+            let d = cx.duration(&key, &Some(v.clone()))?;
+            if d.is_zero() || d > MAX_REMINDER {
+                cx.push(
+                    key.clone(),
+                    v,
+                    "a reminder comes more than 0 s and at most 7 days before the start",
+                );
+                return None;
+            }
+            Some(d)
+        })
+        .collect();
+    leads.sort_unstable_by(|a, b| b.cmp(a));
+    leads.dedup();
+    leads
 }
 
 /// `min_interval`: for sinks that push snapshots over HTTP.

@@ -301,7 +301,11 @@ fn min_interval_is_for_panel_sinks() {
             ("sinks[1].min_interval", Some(13))
         ]
     );
-    assert!(i[0].message.contains("payload = \"snapshot\""), "{}", i[0].message);
+    assert!(
+        i[0].message.contains("payload = \"snapshot\""),
+        "{}",
+        i[0].message
+    );
 }
 
 #[test]

@@ -8,6 +8,7 @@
 
 #[cfg(test)]
 mod tests;
+mod timed;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -40,6 +41,8 @@ pub struct Applied {
     pub rooms: Vec<RoomId>,
     /// The earliest clock boundary of the changed bookings, if any.
     pub next_boundary: Option<DateTime<Utc>>,
+    /// The earliest reminder the changed bookings may need, if any.
+    pub next_reminder: Option<DateTime<Utc>>,
     pub messages: Vec<Message>,
     /// Renders that failed (logged by the caller; the schedule change
     /// stands).
@@ -48,6 +51,25 @@ pub struct Applied {
     pub written: Written,
     /// New rooms outside the config left out (over `max_unknown_rooms`).
     pub dropped_rooms: usize,
+}
+
+impl Applied {
+    /// Messages the clock made (no change behind them).
+    pub(crate) fn messages(event_id: String, messages: Vec<Message>) -> Applied {
+        Applied {
+            event_id,
+            changes: 0,
+            added: 0,
+            removed: 0,
+            rooms: Vec::new(),
+            next_boundary: None,
+            next_reminder: None,
+            messages,
+            render_errors: Vec::new(),
+            written: Written::default(),
+            dropped_rooms: 0,
+        }
+    }
 }
 
 /// What handling one payload did.
@@ -116,6 +138,9 @@ pub struct Pipeline {
     /// the panel already has is not pushed again (e-ink screens wear and
     /// drain their batteries per refresh), except on the heartbeat.
     shown: HashMap<(Arc<str>, RoomId), u64, foldhash::fast::RandomState>,
+    /// How far the clock's own messages had gone, as the store kept it
+    /// (read once, when the clock starts).
+    clock_marks: HashMap<String, DateTime<Utc>>,
 }
 
 impl Pipeline {
@@ -128,7 +153,14 @@ impl Pipeline {
             directory: Directory::default(),
             synced: HashMap::default(),
             shown: HashMap::default(),
+            clock_marks: HashMap::new(),
         }
+    }
+
+    /// How far the clock's messages named `name` had gone before this
+    /// start (`reminders`, `digest:SINK`).
+    pub(crate) fn clock_mark(&self, name: &str) -> Option<DateTime<Utc>> {
+        self.clock_marks.get(name).copied()
     }
 
     /// Drop the snapshots in `out[from..]` whose body is the one last
@@ -295,6 +327,7 @@ impl Pipeline {
             removed: count(ChangeKind::Cancelled),
             rooms,
             next_boundary: self.boundary_of(changes, now),
+            next_reminder: self.reminder_of(changes, now),
             messages,
             render_errors,
             written: if self.persist {
@@ -401,6 +434,7 @@ impl Pipeline {
         for id in loaded.seen.iter().rev() {
             self.schedule.remember(id);
         }
+        self.clock_marks.extend(loaded.timers);
     }
 
     /// Forget bookings that ended before `before`; how many.

@@ -319,10 +319,42 @@ pub fn notice(style: &Style, c: &Change, meta: &RoomMeta<'_>, now: DateTime<Utc>
         "is_booked" => c.kind == ChangeKind::Booked,
         "is_rescheduled" => c.kind == ChangeKind::Rescheduled,
         "is_cancelled" => c.kind == ChangeKind::Cancelled,
+        "is_reminder" => false,
         "room" => room(&c.room, meta, style, now),
         "booking" => booking(style, &c.booking, now),
         "previous" => c.previous.map_or(Value::Null, |(s, e)| span(style, s, e, now)),
         "event_id" => &*c.event_id,
+        "now" => time(style, now, now),
+    })
+}
+
+/// A reminder before a booking starts: the notice's fields, with `change`
+/// = `reminder`, `is_reminder`, `change_label` ("Starts in 10 min" /
+/// "10 分钟后开始") and `previous` null; plus `lead` ("10 min" /
+/// "10 分钟") and `lead_minutes`.
+pub fn reminder(
+    style: &Style,
+    id: &RoomId,
+    b: &Booking,
+    meta: &RoomMeta<'_>,
+    lead: Duration,
+    event_id: &str,
+    now: DateTime<Utc>,
+) -> ViewModel {
+    let lead_text = style.duration(lead);
+    ViewModel(obj! {
+        "change" => "reminder",
+        "change_label" => style.starts_in(&lead_text),
+        "is_booked" => false,
+        "is_rescheduled" => false,
+        "is_cancelled" => false,
+        "is_reminder" => true,
+        "lead" => lead_text,
+        "lead_minutes" => lead.num_minutes(),
+        "room" => room(id, meta, style, now),
+        "booking" => booking(style, b, now),
+        "previous" => Value::Null,
+        "event_id" => event_id,
         "now" => time(style, now, now),
     })
 }

@@ -2,6 +2,7 @@
 //! current and next bookings), and when views change by themselves.
 
 use chrono::{DateTime, Duration, Utc};
+use std::sync::Arc;
 
 use super::Schedule;
 use crate::model::{Booking, BookingKey, RoomId};
@@ -131,6 +132,29 @@ impl Schedule {
             free_until: if current.is_none() { first_next } else { None },
             busy_until,
         }
+    }
+
+    /// Every booking (each occurrence of a series) starting in
+    /// `(from, to]`, by start.
+    pub(crate) fn starting_in(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<&Arc<Booking>> {
+        let mut out: Vec<&Arc<Booking>> = self
+            .entries
+            .values()
+            .flat_map(|e| e.instances.iter())
+            .filter(|b| b.start > from && b.start <= to && !self.replaced(b))
+            .collect();
+        out.sort_by(|a, b| (a.start, &a.key).cmp(&(b.start, &b.key)));
+        out
+    }
+
+    /// The earliest start after `t`.
+    pub(crate) fn next_start_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.entries
+            .values()
+            .flat_map(|e| e.instances.iter())
+            .map(|b| b.start)
+            .filter(|s| *s > t)
+            .min()
     }
 
     /// The earliest instant after `now` at which some room's view changes

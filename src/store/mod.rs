@@ -131,6 +131,9 @@ pub struct Loaded {
     pub synced: Vec<(String, DateTime<Utc>)>,
     /// The room directory as last fetched (JSON), and when.
     pub directory: Option<(String, DateTime<Utc>)>,
+    /// How far each of the clock's own message kinds has gone (see
+    /// [`CommitItem::timers`]).
+    pub timers: Vec<(String, DateTime<Utc>)>,
 }
 
 /// One applied event's (or one fetch's) writes, handed to the writer and
@@ -144,6 +147,10 @@ pub(crate) struct CommitItem {
     pub written: Written,
     /// Messages to keep in the outbox until delivered.
     pub messages: Vec<Message>,
+    /// Named instants the clock's messages have been made up to
+    /// (`reminders`, `digest:SINK`), written with those messages: each is
+    /// made once, restart or not. Only ever moved forward.
+    pub timers: Vec<(String, DateTime<Utc>)>,
 }
 
 /// A delivery outcome to record against an outbox row.

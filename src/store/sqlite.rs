@@ -20,7 +20,7 @@ use crate::schedule::EntryRow;
 /// `PRAGMA application_id`: marks a file as roomcast's ("RMCS").
 pub(crate) const APPLICATION_ID: i32 = 0x524d_4353;
 /// The schema this build writes; each step up is a migration below.
-pub(crate) const SCHEMA_VERSION: i32 = 4;
+pub(crate) const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
 
 /// The booking log is folded into `bookings` once it holds this many rows
 /// (one a commit)...
@@ -78,6 +78,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "CREATE TABLE seen_batch (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, ids TEXT NOT NULL);
      INSERT INTO seen_batch (at, ids) SELECT at, json_array(event_id) FROM seen_log ORDER BY id;
      DROP TABLE seen_log;",
+    // 5: how far the clock's own messages have gone (reminders made up to
+    // an instant, the last daily agenda per sink), so a restart neither
+    // repeats nor skips one.
+    "CREATE TABLE timer (name TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;",
 ];
 
 /// The store.
@@ -419,6 +423,11 @@ impl Store {
             let (room, t) = row?;
             l.synced.push((room, at(t)));
         }
+        let mut q = self.conn.prepare("SELECT name, at FROM timer")?;
+        for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            let (name, t) = row?;
+            l.timers.push((name, at(t)));
+        }
         l.directory = self
             .conn
             .query_row(
@@ -501,6 +510,10 @@ impl Store {
                 "INSERT INTO room_sync (room, synced_at) VALUES (?1, ?2)
                  ON CONFLICT (room) DO UPDATE SET synced_at = max(synced_at, excluded.synced_at)",
             )?;
+            let mut timer = tx.prepare_cached(
+                "INSERT INTO timer (name, at) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET at = max(at, excluded.at)",
+            )?;
             let mut series = tx.prepare_cached("INSERT INTO series_deleted (uid, at) VALUES (?1, ?2) ON CONFLICT (uid) DO UPDATE SET at = max(at, excluded.at)")?;
             let mut out = tx.prepare_cached(
                 "INSERT INTO outbox (sink, room, subject, booking, event_id, idempotency_key, format, body, created)
@@ -517,6 +530,9 @@ impl Store {
             for item in items.iter_mut() {
                 for (room, t) in &item.synced {
                     synced.execute(params![room.as_str(), ms(*t)])?;
+                }
+                for (name, t) in &item.timers {
+                    timer.execute(params![name, ms(*t)])?;
                 }
                 if let Some((uid, t)) = &item.written.series_deleted {
                     series.execute(params![&**uid, ms(*t)])?;

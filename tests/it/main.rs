@@ -16,3 +16,4 @@ mod sinks;
 mod store;
 mod support;
 mod sync;
+mod timed;
