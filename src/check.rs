@@ -313,6 +313,19 @@ impl Trial<'_> {
                     problems.push(problem(Some(e)));
                 }
             }
+            if let Some(d) = &sink.digest {
+                let sample: Arc<str> = Arc::from("digest:sample");
+                if let Err(e) = self.pipeline.digest(sink, self.now, &sample) {
+                    problems.push(Problem::Sink {
+                        path: path.to_path_buf(),
+                        line: d.template_line,
+                        sink: sink.name.clone(),
+                        template: d.template.clone(),
+                        locale: config.style(None, Some(sink)).locale,
+                        error: Some(e),
+                    });
+                }
+            }
         }
     }
 

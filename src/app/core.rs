@@ -478,6 +478,9 @@ impl Core<'_> {
         if let Some((from, to)) = due.reminders {
             self.remind(pipeline, from, to, s).await;
         }
+        for (sink, at) in due.digests {
+            self.digest(pipeline, &sink, at, now, s).await;
+        }
         let Some(push) = due.push else { return };
         let event_id = instant_id("clock", now);
         let messages = self
@@ -522,6 +525,43 @@ impl Core<'_> {
             timers: vec![(super::timers::REMINDERS.to_string(), to)],
         });
         self.advance(s, to).await;
+    }
+
+    /// A sink's daily agenda for the day of `at`: committed with the mark
+    /// that it was made (once a day, restart or not), then sent.
+    async fn digest(
+        &self,
+        pipeline: &Pipeline,
+        sink: &str,
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+        s: &mut Intake,
+    ) {
+        let Some(cfg) = pipeline.config().sink_named(sink) else {
+            return;
+        };
+        if s.failure.is_some() {
+            return;
+        }
+        let event_id = instant_id("digest", at);
+        let messages = match pipeline.digest(cfg, at, &event_id) {
+            Ok(m) => vec![m],
+            Err(e) => {
+                tracing::error!(%sink, error = %e, "daily agenda: render failed");
+                add(&self.metrics.render_errors, 1);
+                Vec::new()
+            }
+        };
+        tracing::info!(%sink, late_s = (now - at).num_seconds(), "daily agenda");
+        add(&self.metrics.messages, messages.len() as u64);
+        s.waiting.push(Pending {
+            ack: None,
+            applied: Applied::messages(event_id.to_string(), messages),
+            remember: false,
+            synced: Vec::new(),
+            timers: vec![(super::timers::digest_mark(sink), at)],
+        });
+        self.advance(s, now).await;
     }
 
     fn prune(&self, pipeline: &mut Pipeline, before: DateTime<Utc>) {

@@ -67,6 +67,7 @@ fn without_panels_only_pruning_wakes_the_loop() {
             prune_before: Some(t(1, 0) - chrono::Duration::days(1)),
             push: None,
             reminders: None,
+            digests: Vec::new(),
         }
     );
     assert_eq!(timers.next_wake(), Some(t(2, 0)), "then hourly");
@@ -99,6 +100,7 @@ fn panels_are_pushed_at_boundaries_midnight_and_heartbeats() {
             heartbeat,
         }),
         reminders: None,
+        digests: Vec::new(),
     };
     assert_eq!(timers.due(&p, t(1, 50)), push(&room, false));
     assert_eq!(timers.next_wake(), Some(t(2, 0)), "the start");

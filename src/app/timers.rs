@@ -13,6 +13,11 @@ use crate::pipeline::Pipeline;
 /// The store's name for how far reminders have been made.
 pub(super) const REMINDERS: &str = "reminders";
 
+/// The store's name for how far a sink's daily agendas have been made.
+pub(super) fn digest_mark(sink: &str) -> String {
+    format!("digest:{sink}")
+}
+
 /// How often old state is pruned (when `[store] retention` is set).
 const PRUNE_EVERY: chrono::Duration = chrono::Duration::hours(1);
 
@@ -33,6 +38,16 @@ pub(super) struct Timers {
     prune: Option<(DateTime<Utc>, chrono::Duration)>,
     /// When some sink sends reminders.
     reminders: Option<Reminders>,
+    /// One per sink with a daily agenda.
+    digests: Vec<DigestTimer>,
+}
+
+/// A sink's daily agenda: the last one made, and when the next is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DigestTimer {
+    sink: String,
+    made: Option<DateTime<Utc>>,
+    next: Option<DateTime<Utc>>,
 }
 
 /// How far reminders have been made, and when the next one is due.
@@ -50,6 +65,8 @@ pub(super) struct Due {
     pub(super) push: Option<Push>,
     /// Make the reminders due in `(from, to]`.
     pub(super) reminders: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Make these sinks' daily agendas, each for the day of its instant.
+    pub(super) digests: Vec<(String, DateTime<Utc>)>,
 }
 
 /// Panels to push.
@@ -84,7 +101,29 @@ impl Timers {
                 (now, keep)
             }),
             reminders: Self::reminders(p, reminded.unwrap_or(now).min(now)),
+            digests: Self::digests(p, now, &[]),
         }
+    }
+
+    /// A timer per sink with a daily agenda; what was made is known from
+    /// `old` timers (a reload) or the store's marks.
+    fn digests(p: &Pipeline, now: DateTime<Utc>, old: &[DigestTimer]) -> Vec<DigestTimer> {
+        p.config()
+            .sinks
+            .iter()
+            .filter(|s| s.digest.is_some())
+            .map(|s| {
+                let made = old
+                    .iter()
+                    .find(|t| t.sink == s.name)
+                    .map_or_else(|| p.clock_mark(&digest_mark(&s.name)), |t| t.made);
+                DigestTimer {
+                    sink: s.name.clone(),
+                    made,
+                    next: p.next_digest(s, p.digest_floor(s, made, now)),
+                }
+            })
+            .collect()
     }
 
     fn reminders(p: &Pipeline, through: DateTime<Utc>) -> Option<Reminders> {
@@ -104,6 +143,7 @@ impl Timers {
         };
         let through = self.reminders.as_ref().map_or(now, |r| r.through);
         self.reminders = Self::reminders(p, through);
+        self.digests = Self::digests(p, now, &self.digests);
     }
 
     /// An applied event's earliest reminder: one may be due then.
@@ -120,6 +160,7 @@ impl Timers {
             self.heartbeat.map(|(t, _)| t),
             self.prune.map(|(t, _)| t),
             self.reminders.as_ref().and_then(|r| r.next),
+            self.digests.iter().filter_map(|d| d.next).min(),
         ]
         .into_iter()
         .flatten()
@@ -167,6 +208,17 @@ impl Timers {
             due.reminders = Some((r.through, now));
             r.through = now;
             r.next = p.next_reminder(now);
+        }
+        for d in &mut self.digests {
+            let Some(at) = d.next.filter(|t| *t <= now) else {
+                continue;
+            };
+            due.digests.push((d.sink.clone(), at));
+            d.made = Some(at);
+            d.next = p
+                .config()
+                .sink_named(&d.sink)
+                .and_then(|s| p.next_digest(s, now));
         }
         due
     }

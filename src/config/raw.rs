@@ -157,6 +157,9 @@ pub(super) struct RawSink {
     pub(super) privacy: Option<Privacy>,
     pub(super) min_interval: Option<Text>,
     pub(super) reminders: Option<Vec<Text>>,
+    pub(super) digest: Option<Text>,
+    pub(super) digest_days: Option<Vec<Text>>,
+    pub(super) digest_template: Option<Text>,
 }
 
 #[derive(Deserialize, Default)]

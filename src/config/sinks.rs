@@ -107,6 +107,18 @@ impl SinkKind {
         }
     }
 
+    /// The daily agenda's template unless the sink names one.
+    pub(crate) fn default_digest_template(self) -> &'static str {
+        match self {
+            SinkKind::Feishu | SinkKind::Lark => names::DIGEST_FEISHU_CARD,
+            SinkKind::Slack => names::DIGEST_SLACK,
+            SinkKind::Dingtalk => names::DIGEST_DINGTALK,
+            SinkKind::Wecom => names::DIGEST_WECOM,
+            SinkKind::Webhook | SinkKind::Panel => names::DIGEST_WEBHOOK,
+            SinkKind::Stdout | SinkKind::File => names::DIGEST_TEXT,
+        }
+    }
+
     /// Rate limits unless the sink sets its own: the services' documented
     /// limits.
     pub(crate) fn default_rate_limits(self) -> Vec<RateLimit> {
@@ -170,6 +182,19 @@ pub struct SinkConfig {
     /// Notice sinks: remind this long before each booking starts (sorted,
     /// longest first).
     pub reminders: Vec<Duration>,
+    /// Notice sinks: the day's agenda at a local time.
+    pub digest: Option<Digest>,
+}
+
+/// A daily agenda: at `at` (the sink's zone) on `days`, through
+/// `template`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digest {
+    pub at: chrono::NaiveTime,
+    pub days: Vec<chrono::Weekday>,
+    pub template: String,
+    /// Line of `digest_template` (or of `digest`), for messages.
+    pub template_line: usize,
 }
 
 impl SinkConfig {
@@ -309,6 +334,7 @@ fn sink(at: &str, spanned: &Spanned<RawSink>, cx: &mut Ctx) -> Option<SinkConfig
         privacy: s.privacy,
         min_interval: min_interval(at, kind, payload, s, cx),
         reminders: reminders(at, payload, s, cx),
+        digest: digest(at, kind, payload, spanned, cx),
         name: s.name.get_ref().clone(),
         kind,
         payload,
@@ -528,6 +554,122 @@ fn room_filter(at: &str, list: &[Spanned<String>], cx: &mut Ctx) -> HashSet<Room
             }
         })
         .collect()
+}
+
+/// `digest`, `digest_days`, `digest_template`: for notice sinks.
+fn digest(
+    at: &str,
+    kind: SinkKind,
+    payload: Payload,
+    spanned: &Spanned<RawSink>,
+    cx: &mut Ctx,
+) -> Option<Digest> {
+    let s = spanned.get_ref();
+    let Some(time) = &s.digest else {
+        for (key, set) in [
+            (
+                "digest_days",
+                s.digest_days.as_ref().and_then(|d| d.first()),
+            ),
+            ("digest_template", s.digest_template.as_ref()),
+        ] {
+            if let Some(v) = set {
+                cx.push(
+                    format!("{at}.{key}"),
+                    v,
+                    "has no effect without `digest = \"HH:MM\"`",
+                );
+            }
+        }
+        return None;
+    };
+    if payload != Payload::Notice {
+        cx.push(
+            format!("{at}.digest"),
+            time,
+            "the daily agenda is a message: only for sinks that send change notices (a chat bot, a webhook, stdout, a file)",
+        );
+        return None;
+    }
+    let t = chrono::NaiveTime::parse_from_str(time.get_ref().trim(), "%H:%M")
+        .map_err(|_| {
+            cx.push(
+                format!("{at}.digest"),
+                time,
+                format!("`{}` is not a local time like \"08:30\"", time.get_ref()),
+            )
+        })
+        .ok()?;
+    let days = match &s.digest_days {
+        None => vec![
+            chrono::Weekday::Mon,
+            chrono::Weekday::Tue,
+            chrono::Weekday::Wed,
+            chrono::Weekday::Thu,
+            chrono::Weekday::Fri,
+        ],
+        Some(list) => {
+            let mut days = Vec::new();
+            for d in list {
+                match weekday(d.get_ref()) {
+                    Some(w) if !days.contains(&w) => days.push(w),
+                    Some(_) => {}
+                    None => cx.push(
+                        format!("{at}.digest_days"),
+                        d,
+                        format!(
+                            "`{}` is not a day: write mon, tue, wed, thu, fri, sat or sun",
+                            d.get_ref()
+                        ),
+                    ),
+                }
+            }
+            if days.is_empty() && list.is_empty() {
+                cx.push(
+                    format!("{at}.digest_days"),
+                    time,
+                    "is empty: no day would have an agenda",
+                );
+            }
+            days
+        }
+    };
+    let (template, template_line) = match &s.digest_template {
+        Some(t) => (t.get_ref().clone(), cx.line(t)),
+        None => (kind.default_digest_template().to_string(), cx.line(time)),
+    };
+    Some(Digest {
+        at: t,
+        days,
+        template,
+        template_line,
+    })
+}
+
+/// `mon`, `Monday`, `MON` … (English names or their first three letters).
+fn weekday(s: &str) -> Option<chrono::Weekday> {
+    let s = s.trim().to_ascii_lowercase();
+    let short = s.get(..3)?;
+    let day = match short {
+        "mon" => chrono::Weekday::Mon,
+        "tue" => chrono::Weekday::Tue,
+        "wed" => chrono::Weekday::Wed,
+        "thu" => chrono::Weekday::Thu,
+        "fri" => chrono::Weekday::Fri,
+        "sat" => chrono::Weekday::Sat,
+        "sun" => chrono::Weekday::Sun,
+        _ => return None,
+    };
+    let full = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ];
+    (s.len() == 3 || full.contains(&s.as_str())).then_some(day)
 }
 
 /// The longest lead a reminder may have.

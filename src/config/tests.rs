@@ -308,6 +308,45 @@ fn min_interval_is_for_panel_sinks() {
     );
 }
 
+/// Issue 15: `reminders` and `digest` belong to notice sinks; every
+/// mistake is named with its key and line.
+#[test]
+fn reminders_and_digests_are_checked() {
+    let c = ok(&format!(
+        "{MIN}[[sinks]]\nname = \"s\"\nkind = \"slack\"\nurl = \"https://hooks.slack.com/x\"\nreminders = [\"10m\", \"1h\", \"10m\"]\ndigest = \"08:30\"\ndigest_days = [\"Mon\", \"saturday\"]\n"
+    ));
+    let s = &c.sinks[0];
+    assert_eq!(
+        s.reminders,
+        [Duration::from_secs(3600), Duration::from_secs(600)],
+        "longest first, once each"
+    );
+    let d = s.digest.as_ref().unwrap();
+    assert_eq!(d.at, chrono::NaiveTime::from_hms_opt(8, 30, 0).unwrap());
+    assert_eq!(d.days, [chrono::Weekday::Mon, chrono::Weekday::Sat]);
+    assert_eq!(d.template, "digest_slack");
+    let i = issues(&format!(
+        "{MIN}[[sinks]]\nname = \"p\"\nkind = \"panel\"\nurl = \"http://127.0.0.1/x\"\nreminders = [\"10m\"]\ndigest = \"08:30\"\n\
+         [[sinks]]\nname = \"s\"\nkind = \"slack\"\nurl = \"https://hooks.slack.com/x\"\nreminders = [\"0s\", \"soon\"]\ndigest = \"8.30\"\n\
+         [[sinks]]\nname = \"t\"\nkind = \"slack\"\nurl = \"https://hooks.slack.com/x\"\ndigest = \"08:30\"\ndigest_days = [\"funday\"]\n\
+         [[sinks]]\nname = \"u\"\nkind = \"slack\"\nurl = \"https://hooks.slack.com/x\"\ndigest_days = [\"mon\"]\n"
+    ));
+    let keys: Vec<_> = i.iter().map(|x| (x.key.as_str(), x.line)).collect();
+    assert_eq!(
+        keys,
+        [
+            ("sinks[0].reminders", Some(8)),
+            ("sinks[0].digest", Some(9)),
+            ("sinks[1].reminders", Some(14)),
+            ("sinks[1].reminders", Some(14)),
+            ("sinks[1].digest", Some(15)),
+            ("sinks[2].digest_days", Some(21)),
+            ("sinks[3].digest_days", Some(26)),
+        ],
+        "{i:#?}"
+    );
+}
+
 #[test]
 fn panel_headers_read_env() {
     let c = ok(&format!(

@@ -1,5 +1,6 @@
 //! Messages the clock makes rather than an event: reminders before a
-//! booking starts (a sink's `reminders`).
+//! booking starts (a sink's `reminders`) and the daily agenda (a sink's
+//! `digest`).
 //!
 //! Rule: a reminder for lead `L` is made when the clock passes `start − L`
 //! and the booking has not started; a booking created or moved less than
@@ -9,13 +10,15 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
 
 use super::Pipeline;
+use crate::config::SinkConfig;
+use crate::locale::resolve_local;
 use crate::message::{Message, Subject, digest_hex};
-use crate::model::Change;
+use crate::model::{Change, RoomId};
 use crate::render::RenderError;
-use crate::render::view;
+use crate::render::view::{self, DigestRoom};
 
 impl Pipeline {
     /// Every lead some sink reminds at.
@@ -134,5 +137,103 @@ impl Pipeline {
             .flat_map(|b| leads.iter().map(move |l| b.start - *l))
             .filter(|t| *t > now)
             .min()
+    }
+
+    /// The start of `date` in `tz` (a day that begins in a DST gap begins
+    /// when the clock does).
+    fn day_start(tz: chrono_tz::Tz, date: NaiveDate) -> Option<DateTime<Utc>> {
+        resolve_local(tz, date.and_time(NaiveTime::MIN)).map(|t| t.with_timezone(&Utc))
+    }
+
+    /// The first instant after `after` at which `sink`'s daily agenda is
+    /// due (its `digest` time on one of its days, in its zone).
+    pub(crate) fn next_digest(
+        &self,
+        sink: &SinkConfig,
+        after: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let d = sink.digest.as_ref()?;
+        let tz = self.config.style(None, Some(sink)).tz;
+        let mut date = after.with_timezone(&tz).date_naive();
+        for _ in 0..9 {
+            if d.days.contains(&date.weekday())
+                && let Some(t) = resolve_local(tz, date.and_time(d.at))
+                && t.with_timezone(&Utc) > after
+            {
+                return Some(t.with_timezone(&Utc));
+            }
+            date = date.succ_opt()?;
+        }
+        None
+    }
+
+    /// Where a sink's agenda timer starts: after the last one made, and
+    /// never before today (a fresh start sends today's if its time has
+    /// passed, never an older day's).
+    pub(crate) fn digest_floor(
+        &self,
+        sink: &SinkConfig,
+        made: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> DateTime<Utc> {
+        let tz = self.config.style(None, Some(sink)).tz;
+        let today = Self::day_start(tz, now.with_timezone(&tz).date_naive())
+            .map_or(now, |t| t - Duration::milliseconds(1));
+        made.map_or(today, |m| m.max(today))
+    }
+
+    /// `sink`'s agenda for the local day (its zone) of `at`: each of its
+    /// rooms with that day's bookings, in the room's style.
+    pub(crate) fn digest(
+        &self,
+        sink: &SinkConfig,
+        at: DateTime<Utc>,
+        event_id: &Arc<str>,
+    ) -> Result<Message, RenderError> {
+        let cfg = &self.config;
+        let style = cfg.style(None, Some(sink));
+        let date = at.with_timezone(&style.tz).date_naive();
+        let start = Self::day_start(style.tz, date).unwrap_or(at);
+        let end = date
+            .succ_opt()
+            .and_then(|d| Self::day_start(style.tz, d))
+            .unwrap_or(start + Duration::days(1));
+        let ids: Vec<RoomId> = self
+            .all_rooms()
+            .into_iter()
+            .filter(|r| sink.wants(r, None))
+            .collect();
+        let rooms: Vec<DigestRoom<'_>> = ids
+            .iter()
+            .map(|id| DigestRoom {
+                id,
+                meta: self.room_meta(id, at),
+                style: cfg.style(cfg.room(id), Some(sink)),
+                bookings: self
+                    .schedule
+                    .bookings_between(id, start, end)
+                    .into_iter()
+                    .filter(|b| b.start < end)
+                    .collect(),
+            })
+            .collect();
+        let vm = view::digest(&style, start, &rooms, event_id, at);
+        let d = sink.digest.as_ref();
+        let template = d.map_or(sink.template.as_str(), |d| d.template.as_str());
+        let r = self
+            .templates
+            .render_for(template, style.locale, vm, sink.kind.target())?;
+        Ok(Message {
+            sink: Arc::from(sink.name.as_str()),
+            outbox_id: None,
+            idempotency_key: digest_hex(&[&sink.name, "digest", &date.to_string()]),
+            event_id: event_id.clone(),
+            room: RoomId::new("*"),
+            subject: Subject::Digest,
+            booking: None,
+            body: r.body,
+            format: r.format,
+            restored: false,
+        })
     }
 }

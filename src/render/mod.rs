@@ -44,6 +44,13 @@ pub mod names {
     /// The live room page, and the part of it that changes.
     pub const ROOM_PAGE: &str = "room_page";
     pub const ROOM_PANEL: &str = "room_panel";
+    /// The daily agenda, per service.
+    pub const DIGEST_FEISHU_CARD: &str = "digest_feishu_card";
+    pub const DIGEST_SLACK: &str = "digest_slack";
+    pub const DIGEST_DINGTALK: &str = "digest_dingtalk";
+    pub const DIGEST_WECOM: &str = "digest_wecom";
+    pub const DIGEST_WEBHOOK: &str = "digest_webhook";
+    pub const DIGEST_TEXT: &str = "digest_text";
 }
 
 /// The embedded default templates (file name, source).
@@ -111,6 +118,30 @@ pub(crate) const DEFAULTS: &[(&str, &str)] = &[
     (
         "room_panel.html.hbs",
         include_str!("../../templates/room_panel.html.hbs"),
+    ),
+    (
+        "digest_feishu_card.json.hbs",
+        include_str!("../../templates/digest_feishu_card.json.hbs"),
+    ),
+    (
+        "digest_slack.json.hbs",
+        include_str!("../../templates/digest_slack.json.hbs"),
+    ),
+    (
+        "digest_dingtalk.json.hbs",
+        include_str!("../../templates/digest_dingtalk.json.hbs"),
+    ),
+    (
+        "digest_wecom.json.hbs",
+        include_str!("../../templates/digest_wecom.json.hbs"),
+    ),
+    (
+        "digest_webhook.json.hbs",
+        include_str!("../../templates/digest_webhook.json.hbs"),
+    ),
+    (
+        "digest_text.txt.hbs",
+        include_str!("../../templates/digest_text.txt.hbs"),
     ),
 ];
 

@@ -359,6 +359,71 @@ pub fn reminder(
     })
 }
 
+/// One room's day in a daily agenda, seen in its own style.
+pub struct DigestRoom<'a> {
+    pub id: &'a RoomId,
+    pub meta: RoomMeta<'a>,
+    pub style: Style,
+    pub bookings: Vec<&'a Booking>,
+}
+
+/// The day's agenda: `title` ("Rooms today · Fri, May 1" / "今日会议室 ·
+/// 5月1日 周五"), `date` (the day's `date` text and `iso_date`), `rooms`
+/// (each: `room`, `bookings`, `has_bookings`, `count`), `none_text` ("No
+/// bookings" / "无预订"), `total` (bookings in all), `summary_text` ("3
+/// rooms · 5 bookings" / "3 个会议室 · 5 个预订"), `event_id`, `now`,
+/// `labels`.
+pub fn digest(
+    style: &Style,
+    day_start: DateTime<Utc>,
+    rooms: &[DigestRoom<'_>],
+    event_id: &str,
+    now: DateTime<Utc>,
+) -> ViewModel {
+    let date = time(style, day_start, now);
+    let date_text = date["date"].as_str().unwrap_or_default().to_string();
+    let total: usize = rooms.iter().map(|r| r.bookings.len()).sum();
+    let (title, none, summary) = match style.locale {
+        Locale::En => (
+            format!("Rooms today · {date_text}"),
+            "No bookings",
+            format!(
+                "{} room{} · {total} booking{}",
+                rooms.len(),
+                if rooms.len() == 1 { "" } else { "s" },
+                if total == 1 { "" } else { "s" }
+            ),
+        ),
+        Locale::ZhCn => (
+            format!("今日会议室 · {date_text}"),
+            "无预订",
+            format!("{} 个会议室 · {total} 个预订", rooms.len()),
+        ),
+    };
+    let list: Vec<Value> = rooms
+        .iter()
+        .map(|r| {
+            obj! {
+                "room" => room(r.id, &r.meta, &r.style, now),
+                "bookings" => Value::Array(r.bookings.iter().map(|b| booking(&r.style, b, now)).collect()),
+                "has_bookings" => !r.bookings.is_empty(),
+                "count" => r.bookings.len(),
+            }
+        })
+        .collect();
+    ViewModel(obj! {
+        "title" => title,
+        "date" => date,
+        "rooms" => Value::Array(list),
+        "none_text" => none,
+        "total" => total,
+        "summary_text" => summary,
+        "event_id" => event_id,
+        "now" => time(style, now, now),
+        "labels" => labels_value(&labels(style.locale)),
+    })
+}
+
 /// A room's state: `room`, `status` (`free` | `busy` | `starting_soon`),
 /// `status_label`, `is_free`, `is_busy`, `is_starting_soon`, `current` (a
 /// booking plus `remaining` (`25 min`), `remaining_text` (`25 min left` /

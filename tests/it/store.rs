@@ -12,17 +12,21 @@ fn config(dir: &std::path::Path, url: &str, extra: &str) -> String {
     )
 }
 
+/// One run to the end of the replay file, in steady paused time (the
+/// store's thread must not let the clock leap past `max_age`).
 async fn run_once(
     dir: &std::path::Path,
     clock: roomcast::clock::TimeSource,
 ) -> Result<roomcast::metrics::Summary, roomcast::app::AppError> {
     let config = std::fs::read_to_string(dir.join("config.toml")).expect("config");
-    TestBot::builder()
-        .in_dir(dir)
-        .config(config)
-        .clock(clock)
-        .run()
-        .await
+    steady(
+        TestBot::builder()
+            .in_dir(dir)
+            .config(config)
+            .clock(clock)
+            .run(),
+    )
+    .await
 }
 
 fn created(i: usize) -> String {

@@ -12,6 +12,7 @@ pub mod gateway;
 pub use bot::{TestBot, lark_config};
 pub use fake_sinks::{DING_SECRET, FEISHU_SECRET, Fake, Hit, Reply, test_clock};
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
@@ -125,4 +126,27 @@ pub fn send_signal(pid: u32, signal: &str) {
         .status()
         .is_ok_and(|s| s.success());
     assert!(ok, "kill -{signal} {pid} failed");
+}
+
+/// Await `fut` in paused time without letting the clock leap: while it
+/// waits, the clock moves 1 ms per turn of the runtime, which is never
+/// idle, so work on other threads (the store's writer, fsync) costs
+/// milliseconds of test time, not a jump to the next timer (tokio's
+/// auto-advance) — which could be an hour or a test's own deadline.
+/// Panics after 60 s of real time.
+pub async fn steady<F: Future>(fut: F) -> F::Output {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut fut => return out,
+            () = tokio::time::advance(std::time::Duration::from_millis(1)) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "steady: still waiting after 60 s of real time"
+                );
+            }
+        }
+    }
 }
