@@ -329,9 +329,24 @@ impl Trial<'_> {
         }
     }
 
-    /// What the HTTP server renders: `/rooms/{id}.json` and the live page.
+    /// What the HTTP server renders: `/rooms/{id}.json`, the live page and
+    /// each board.
     fn served(&self, path: &Path, problems: &mut Vec<Problem>) {
         let config = self.config;
+        for b in &config.boards {
+            let locale = config.board_style(b, None).locale;
+            for template in [names::BOARD_PAGE, names::BOARD_PANEL] {
+                let (vm, _) = self.pipeline.board_vm(b, self.now);
+                if let Err(error) = self.templates.render(template, locale, vm) {
+                    problems.push(Problem::Served {
+                        path: path.to_path_buf(),
+                        template,
+                        locale,
+                        error,
+                    });
+                }
+            }
+        }
         for template in [names::PANEL, names::ROOM_PAGE, names::ROOM_PANEL] {
             for locale in config.locales() {
                 let mut style = config.style(config.room(&self.room), None);

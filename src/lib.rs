@@ -32,12 +32,12 @@
 //! | [`directory`] | what the platform says about each room (name, building, floor, capacity, out of service); pure data |
 //! | [`lark`] | the platform edge: endpoint discovery, protobuf frames, the long-connection client, webhook verification; [`lark::api`]: the REST client (token, free/busy, titles, rooms), knowing nothing of schedules |
 //! | [`store`] | durable schedule, seen ids and delivery outbox in SQLite (WAL), appended in arrival order; `store::writer`: the thread that owns the connection (commits, outcomes, folds), so the disk is never on the runtime's thread |
-//! | [`pipeline`] | decode → token check → apply → render for one payload, handing back all a commit needs; pure but for the schedule it owns |
+//! | [`pipeline`] | decode → token check → apply → render for one payload, handing back all a commit needs; pure but for the schedule it owns; `pipeline::timed`: what the clock makes (reminders, daily agendas); `pipeline::boards`: a board's tiles |
 //! | [`sync`] | backfill and reconciliation: a task that fetches what the platform says is booked and hands it to the core (which merges it with `Schedule::merge`, the events' rules); `rooms discover`, `doctor` |
-//! | [`deliver`] | sink kinds, one ordered worker per sink; pure request building in `deliver::http` |
-//! | `http` | axum: webhook intake, pull endpoints, the live room page, health, readiness, metrics |
+//! | [`deliver`] | sink kinds, one ordered worker per sink (reconfigured in place on reload; `min_interval` per panel); pure request building in `deliver::http`; `deliver::probe`: `send-test` |
+//! | `http` | axum: webhook intake, pull endpoints, the live room page and boards (`http::live`: their event streams and change signals), health, readiness, metrics |
 //! | [`check`] | `roomcast check`: config + templates + trial renders, every problem at once, typed |
-//! | [`app`] | the run loop: wiring (`mod.rs`), the core's `select!` (`core.rs`), the clock's timers, queries and reloads (SIGHUP), restore, systemd's notify protocol (`systemd.rs`) |
+//! | [`app`] | the run loop: wiring (`mod.rs`), the core's `select!` (`core.rs`), the clock's timers (panel pushes, reminders, daily agendas, pruning; their marks kept with their messages), queries and reloads (SIGHUP), restore, systemd's notify protocol (`systemd.rs`) |
 //! | `fuzz` | entry points for the fuzz targets (`fuzz/`) and their stable smoke test: bytes into each decoder (event JSON, frames and reassembly, webhook, config, templates) |
 //!
 //! The middle (decode, schedule, locale, render, pipeline) is pure: data in,

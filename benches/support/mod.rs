@@ -113,8 +113,19 @@ pub async fn send_steady<S: AsRef<str>>(
     n: usize,
     body: impl Fn(usize) -> S,
 ) -> Vec<Instant> {
+    send_steady_at(gw, from, n, 1000, body).await
+}
+
+/// Send events `from..from + n` at `rate` a second; returns when each left.
+pub async fn send_steady_at<S: AsRef<str>>(
+    gw: &Gateway,
+    from: usize,
+    n: usize,
+    rate: usize,
+    body: impl Fn(usize) -> S,
+) -> Vec<Instant> {
     let mut sent_at = Vec::with_capacity(n);
-    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1) as u64));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     for i in from..from + n {
         let b = body(i);

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use crate::http::{Query, ViewError};
 use crate::model::RoomId;
 use crate::pipeline::Pipeline;
+use crate::render::names;
 
 /// Answer one question as of `now` (a dropped asker is gone: no answer).
 pub(super) fn answer(p: &Pipeline, q: Query, now: DateTime<Utc>) {
@@ -24,6 +25,25 @@ pub(super) fn answer(p: &Pipeline, q: Query, now: DateTime<Utc>) {
         }
         Query::Alive(reply) => {
             let _ = reply.send(());
+        }
+        Query::Board { name, page, reply } => {
+            let body = match p.config().board(&name) {
+                None => Err(ViewError::NoSuchRoom),
+                Some(b) => {
+                    let (vm, rooms) = p.board_vm(b, now);
+                    let locale = p.config().board_style(b, None).locale;
+                    let template = if page {
+                        names::BOARD_PAGE
+                    } else {
+                        names::BOARD_PANEL
+                    };
+                    p.templates()
+                        .render(template, locale, vm)
+                        .map(|r| (r.body, rooms))
+                        .map_err(|e| ViewError::Render(e.to_string()))
+                }
+            };
+            let _ = reply.send(body);
         }
         // The core handles reloads itself (they change the pipeline).
         Query::Reload(..) => {}

@@ -10,6 +10,7 @@
 //! Each section has its own file with its types, its default constants and
 //! its validation; each consumer is handed only its own section.
 
+mod boards;
 mod ctx;
 mod de;
 mod raw;
@@ -27,6 +28,7 @@ use crate::locale::{Locale, Style};
 use crate::model::RoomId;
 use secrecy::{ExposeSecret, SecretString};
 
+pub use boards::BoardConfig;
 pub use rooms::RoomConfig;
 pub use sections::{
     DEFAULT_STARTING_SOON, DeliveryConfig, HttpConfig, LarkConfig, PlatformConfig, RoomsFrom,
@@ -118,6 +120,7 @@ pub struct Config {
     pub rooms_from: Option<RoomsFrom>,
     pub rooms: Vec<RoomConfig>,
     pub sinks: Vec<SinkConfig>,
+    pub boards: Vec<BoardConfig>,
     /// Room id → index into `rooms`.
     room_index: HashMap<RoomId, usize, foldhash::fast::RandomState>,
 }
@@ -137,6 +140,15 @@ impl Config {
                 .rooms
                 .iter()
                 .map(|r| (r.id.to_string(), secret(&r.token)))
+                .collect();
+            t.sort();
+            t
+        };
+        let board_tokens = |c: &Config| {
+            let mut t: Vec<(String, Option<String>)> = c
+                .boards
+                .iter()
+                .map(|b| (b.name.clone(), secret(&b.token)))
                 .collect();
             t.sort();
             t
@@ -175,6 +187,9 @@ impl Config {
         if tokens(self) != tokens(new) {
             restart.push("[[rooms]] token_env / token_file");
         }
+        if board_tokens(self) != board_tokens(new) {
+            restart.push("[[boards]] token_env / token_file");
+        }
         if differs(&self.lark, &new.lark) {
             restart.push("[lark]");
         }
@@ -190,6 +205,22 @@ impl Config {
         merged.templates_dir = new.templates_dir.clone();
         merged.rooms_from = new.rooms_from.clone();
         merged.sinks = new.sinks.clone();
+        // Boards, each with the token it runs with (the HTTP server holds
+        // those); a new board needing one waits for a restart.
+        merged.boards = new
+            .boards
+            .iter()
+            .filter(|b| b.token.is_none() || self.boards.iter().any(|o| o.name == b.name))
+            .map(|b| {
+                let mut b = b.clone();
+                b.token = self
+                    .boards
+                    .iter()
+                    .find(|o| o.name == b.name)
+                    .and_then(|o| o.token.clone());
+                b
+            })
+            .collect();
         // Rooms, but each keeps the token it runs with (the HTTP server
         // holds those).
         merged.rooms = new
@@ -243,6 +274,26 @@ impl Config {
                 sink.and_then(|s| s.privacy).map_or(room, |s| s.min(room))
             },
         }
+    }
+
+    /// A board's style: the board's settings over the defaults; for a tile,
+    /// the room's zone unless the board sets one, and never more of a
+    /// booking than the room allows.
+    pub fn board_style(&self, board: &BoardConfig, room: Option<&RoomConfig>) -> Style {
+        let d = self.display;
+        Style {
+            tz: board.tz.or(room.and_then(|r| r.tz)).unwrap_or(d.tz),
+            locale: board.locale.unwrap_or(d.locale),
+            hour_cycle: board.hour_cycle.unwrap_or(d.hour_cycle),
+            privacy: {
+                let room = room.and_then(|r| r.privacy).unwrap_or(d.privacy);
+                board.privacy.map_or(room, |b| b.min(room))
+            },
+        }
+    }
+
+    pub fn board(&self, name: &str) -> Option<&BoardConfig> {
+        self.boards.iter().find(|b| b.name == name)
     }
 
     /// Every locale some room or sink can render in.
@@ -301,6 +352,12 @@ pub fn load(path: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
     })
 }
 
+/// Where a board's token sits among the HTTP server's pull tokens (room
+/// ids never contain a colon).
+pub(crate) fn board_token_key(board: &str) -> String {
+    format!("board:{board}")
+}
+
 /// Parse and validate config text. `base` resolves relative paths.
 pub fn parse(text: &str, base: &Path, env: &dyn Env) -> Result<Config, Vec<ConfigIssue>> {
     let structure = de::deserialize(text);
@@ -338,7 +395,15 @@ fn validate(raw: raw::Raw, cx: &mut ctx::Ctx) -> Option<Config> {
     let sinks = sinks::sinks(&raw.sinks, cx);
     let rooms = rooms::rooms(&raw.rooms, &sinks, cx);
     sinks::room_refs(&raw.sinks, &rooms, raw.rooms_from.is_some(), cx);
-    let http = sections::http(&raw.http, &raw.source, kind, platform.as_ref(), &rooms, cx);
+    let boards = boards::boards(&raw.boards, &rooms, sync.as_ref(), cx);
+    let mut http = sections::http(&raw.http, &raw.source, kind, platform.as_ref(), &rooms, cx);
+    if let Some(h) = http.as_mut() {
+        for b in &boards {
+            if let Some(t) = &b.token {
+                h.tokens.insert(board_token_key(&b.name), t.clone());
+            }
+        }
+    }
     Some(Config {
         source: source?,
         platform,
@@ -358,5 +423,6 @@ fn validate(raw: raw::Raw, cx: &mut ctx::Ctx) -> Option<Config> {
             .collect(),
         rooms,
         sinks,
+        boards,
     })
 }

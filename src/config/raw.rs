@@ -44,6 +44,24 @@ pub(super) struct Raw {
     pub(super) rooms: Vec<Spanned<RawRoom>>,
     #[serde(default)]
     pub(super) sinks: Vec<Spanned<RawSink>>,
+    #[serde(default)]
+    pub(super) boards: Vec<Spanned<RawBoard>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBoard {
+    pub(super) name: Text,
+    pub(super) title: Option<Text>,
+    pub(super) rooms: Option<Vec<Text>>,
+    pub(super) levels: Option<Vec<Text>>,
+    pub(super) group_by: Option<Text>,
+    pub(super) time_zone: Option<Text>,
+    pub(super) locale: Option<Text>,
+    pub(super) clock: Option<Text>,
+    pub(super) privacy: Option<Privacy>,
+    pub(super) token_env: Option<Text>,
+    pub(super) token_file: Option<Text>,
 }
 
 #[derive(Deserialize)]

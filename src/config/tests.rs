@@ -347,6 +347,43 @@ fn reminders_and_digests_are_checked() {
     );
 }
 
+/// Issue 15: boards name their rooms or levels, are reachable by a URL
+/// segment, and never show for free a room that needs a token.
+#[test]
+fn boards_are_checked() {
+    let room = |id: &str, extra: &str| format!("[[rooms]]\nid = \"{id}\"\n{extra}");
+    let c = ok(&format!(
+        "{MIN}{}{}[[boards]]\nname = \"lobby-1\"\ntitle = \"Lobby\"\nrooms = [\"omm_a\", \"omm_b\"]\nlocale = \"zh-CN\"\ngroup_by = \"floor\"\n",
+        room("omm_a", ""),
+        room("omm_b", "")
+    ));
+    let b = &c.boards[0];
+    assert_eq!(b.name, "lobby-1");
+    assert_eq!(b.rooms.len(), 2);
+    assert!(b.group_by_floor);
+    assert_eq!(c.board_style(b, None).locale, crate::locale::Locale::ZhCn);
+    let i = issues(&format!(
+        "{MIN}{}[[boards]]\nname = \"lobby 1\"\nrooms = [\"omm_x\"]\n\
+         [[boards]]\nname = \"empty\"\n\
+         [[boards]]\nname = \"secret\"\nrooms = [\"omm_a\"]\n\
+         [[boards]]\nname = \"floors\"\nlevels = [\"omb_1\"]\ngroup_by = \"wing\"\n",
+        room("omm_a", "token_env = \"SECRET\"\n")
+    ));
+    let keys: Vec<_> = i.iter().map(|x| (x.key.as_str(), x.line)).collect();
+    assert_eq!(
+        keys,
+        [
+            ("boards[0].name", Some(8)),
+            ("boards[1]", Some(10)),
+            ("boards[2]", Some(12)),
+            ("boards[3]", Some(15)),
+            ("boards[3].levels", Some(17)),
+            ("boards[3].group_by", Some(18)),
+        ],
+        "{i:#?}"
+    );
+}
+
 #[test]
 fn panel_headers_read_env() {
     let c = ok(&format!(

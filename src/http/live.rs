@@ -1,8 +1,10 @@
-//! The live room page's event streams: `GET /rooms/{id}/events`, the
-//! per-room change signals the core raises, and the pacing (a rendering at
-//! once, then at most one per [`GAP`] for changes, one per minute, a ping
-//! every [`PING`]).
+//! The live pages' event streams: `GET /rooms/{id}/events` and `GET
+//! /boards/{name}/events`, the change signals the core raises (per room;
+//! a board's when one of its rooms changes), and the pacing (a rendering
+//! at once, then at most one per [`GAP`] — [`BOARD_GAP`] for a board —
+//! for changes, one per minute, a ping every [`PING`]).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -13,60 +15,133 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{Server, TokenParam, View, authorized, unauthorized, view};
+use super::{Failure, Server, TokenParam, View, authorized, board_view, unauthorized, view};
 use crate::clock::TimeSource;
+use crate::config::board_token_key;
 use crate::metrics::Metrics;
 use crate::model::RoomId;
 
-/// A change counter per room that some live page is watching. The core
-/// bumps the rooms a batch changed; each page waits on its own room only,
-/// and a burst of changes wakes it once (a `watch` keeps only the latest).
+/// What a live stream shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Feed {
+    Room(RoomId),
+    Board(String),
+}
+
+impl Feed {
+    /// The event name its renderings go under (and the element the page
+    /// replaces).
+    fn event(&self) -> &'static str {
+        match self {
+            Feed::Room(_) => "room",
+            Feed::Board(_) => "board",
+        }
+    }
+
+    fn gap(&self) -> Duration {
+        match self {
+            Feed::Room(_) => GAP,
+            Feed::Board(_) => BOARD_GAP,
+        }
+    }
+}
+
+/// A change counter per room, and per board, that some live page is
+/// watching. The core bumps the rooms a batch changed (and so the boards
+/// showing one of them); each page waits on its own feed only, and a burst
+/// of changes wakes it once (a `watch` keeps only the latest).
 #[derive(Debug, Default)]
 pub(crate) struct RoomSignals {
-    rooms: std::sync::Mutex<std::collections::HashMap<RoomId, watch::Sender<u64>>>,
+    inner: std::sync::Mutex<Signals>,
+}
+
+#[derive(Debug, Default)]
+struct Signals {
+    rooms: HashMap<RoomId, watch::Sender<u64>>,
+    /// A board's rooms (as last rendered) and its counter.
+    boards: HashMap<String, (HashSet<RoomId>, watch::Sender<u64>)>,
 }
 
 impl RoomSignals {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<RoomId, watch::Sender<u64>>> {
-        // The map stays consistent whatever panicked while holding it.
-        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Signals> {
+        // The maps stay consistent whatever panicked while holding them.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Wait on `room`'s changes from now on.
     pub(crate) fn subscribe(&self, room: &RoomId) -> watch::Receiver<u64> {
         self.lock()
+            .rooms
             .entry(room.clone())
             .or_insert_with(|| watch::Sender::new(0))
             .subscribe()
     }
 
-    /// These rooms changed: wake whoever watches them.
+    /// Wait on board `name`'s changes from now on.
+    pub(crate) fn subscribe_board(&self, name: &str) -> watch::Receiver<u64> {
+        self.lock()
+            .boards
+            .entry(name.to_string())
+            .or_insert_with(|| (HashSet::new(), watch::Sender::new(0)))
+            .1
+            .subscribe()
+    }
+
+    /// The rooms board `name` shows (a board by levels follows the room
+    /// directory: each rendering says).
+    pub(crate) fn board_rooms(&self, name: &str, rooms: &[RoomId]) {
+        if let Some((set, _)) = self.lock().boards.get_mut(name)
+            && (set.len() != rooms.len() || rooms.iter().any(|r| !set.contains(r)))
+        {
+            *set = rooms.iter().cloned().collect();
+        }
+    }
+
+    /// These rooms changed: wake whoever watches them, or a board showing
+    /// one of them.
     pub(crate) fn raise<'a>(&self, rooms: impl IntoIterator<Item = &'a RoomId>) {
-        let map = self.lock();
-        if map.is_empty() {
+        let s = self.lock();
+        if s.rooms.is_empty() && s.boards.is_empty() {
             return;
         }
+        let mut woken: HashSet<&str> = HashSet::new();
         for r in rooms {
-            if let Some(tx) = map.get(r) {
+            if let Some(tx) = s.rooms.get(r) {
                 tx.send_modify(|v| *v = v.wrapping_add(1));
+            }
+            for (name, (set, tx)) in &s.boards {
+                if set.contains(r) && woken.insert(name.as_str()) {
+                    tx.send_modify(|v| *v = v.wrapping_add(1));
+                }
             }
         }
     }
 
-    /// Forget `room` once nobody watches it.
-    fn release(&self, room: &RoomId) {
-        let mut map = self.lock();
-        if map.get(room).is_some_and(|tx| tx.receiver_count() == 0) {
-            map.remove(room);
+    /// Forget a feed once nobody watches it.
+    fn release(&self, feed: &Feed) {
+        let mut s = self.lock();
+        match feed {
+            Feed::Room(room) => {
+                if s.rooms.get(room).is_some_and(|tx| tx.receiver_count() == 0) {
+                    s.rooms.remove(room);
+                }
+            }
+            Feed::Board(name) => {
+                if s.boards
+                    .get(name)
+                    .is_some_and(|(_, tx)| tx.receiver_count() == 0)
+                {
+                    s.boards.remove(name);
+                }
+            }
         }
     }
 
-    /// Rooms watched now.
+    /// Rooms and boards watched now.
     #[cfg(test)]
     pub(crate) fn watched(&self) -> usize {
-        self.lock().len()
+        let s = self.lock();
+        s.rooms.len() + s.boards.len()
     }
 }
 
@@ -89,6 +164,10 @@ pub(crate) struct Live {
 /// pages from taxing the core (BENCHMARKS.md).
 pub(crate) const GAP: Duration = Duration::from_millis(200);
 
+/// The same for a board: it redraws up to hundreds of tiles, and a lobby
+/// screen read from across the hall needs no more than one a second.
+pub(crate) const BOARD_GAP: Duration = Duration::from_secs(1);
+
 /// How often an open event stream says it is alive when nothing changed.
 /// The page marks itself stale after three of these go missing.
 pub(crate) const PING: Duration = Duration::from_secs(15);
@@ -107,20 +186,40 @@ pub(super) async fn room_events(
     if !authorized(&s, &id, &headers, q.token.as_deref()) {
         return unauthorized();
     }
-    // Subscribe before the first render, so no change falls between them;
-    // the guard unsubscribes however this ends.
-    let room = RoomId::new(&id);
+    stream(s, Feed::Room(RoomId::new(&id))).await
+}
+
+/// `GET /boards/{name}/events`: the same for a board (`board` events
+/// carrying `board_panel`, at most one per [`BOARD_GAP`] for changes).
+pub(super) async fn board_events(
+    State(s): State<Server>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    axum::extract::Query(q): axum::extract::Query<TokenParam>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&s, &board_token_key(&name), &headers, q.token.as_deref()) {
+        return unauthorized();
+    }
+    stream(s, Feed::Board(name)).await
+}
+
+/// Open a feed's stream: subscribed before the first render, so no change
+/// falls between them; the guard unsubscribes however it ends.
+async fn stream(s: Server, feed: Feed) -> Response {
     s.health
         .metrics
         .page_streams
         .fetch_add(1, Ordering::Relaxed);
+    let changes = match &feed {
+        Feed::Room(room) => s.live.signals.subscribe(room),
+        Feed::Board(name) => s.live.signals.subscribe_board(name),
+    };
     let open = OpenStream {
         metrics: s.health.metrics.clone(),
         signals: s.live.signals.clone(),
-        room: room.clone(),
+        feed,
     };
-    let changes = s.live.signals.subscribe(&room);
-    let first = match view(&s, &id, View::Panel).await {
+    let first = match render_feed(&s, &open.feed).await {
         Err(f) => return f.response(View::Panel),
         Ok(b) => b,
     };
@@ -130,7 +229,7 @@ pub(super) async fn room_events(
         hello: true,
         changes,
         ping_at: tokio::time::Instant::now() + PING,
-        quiet_until: tokio::time::Instant::now() + GAP,
+        quiet_until: tokio::time::Instant::now() + open.feed.gap(),
         open,
         s,
     };
@@ -146,19 +245,31 @@ pub(super) async fn room_events(
         .into_response()
 }
 
+/// The changing part of a feed's page.
+async fn render_feed(s: &Server, feed: &Feed) -> Result<String, Failure> {
+    match feed {
+        Feed::Room(room) => view(s, room.as_str(), View::Panel).await,
+        Feed::Board(name) => {
+            let (body, rooms) = board_view(s, name, false).await?;
+            s.live.signals.board_rooms(name, &rooms);
+            Ok(body)
+        }
+    }
+}
+
 /// An open event stream: counted for `/metrics`, and its room released
 /// from [`RoomSignals`] when the last watcher goes. Declared after the
 /// receiver in [`Watch`], so that is dropped first.
 struct OpenStream {
     metrics: Arc<Metrics>,
     signals: Arc<RoomSignals>,
-    room: RoomId,
+    feed: Feed,
 }
 
 impl Drop for OpenStream {
     fn drop(&mut self) {
         self.metrics.page_streams.fetch_sub(1, Ordering::Relaxed);
-        self.signals.release(&self.room);
+        self.signals.release(&self.feed);
     }
 }
 
@@ -204,7 +315,7 @@ impl Watch {
         if let Some(body) = self.first.take() {
             // `retry`: how soon the browser reconnects after losing us.
             let ev = Event::default()
-                .event("room")
+                .event(self.open.feed.event())
                 .retry(Duration::from_secs(3))
                 .data(body);
             return Some((Ok(ev), self));
@@ -244,7 +355,7 @@ impl Watch {
             }
             // What this rendering will include counts as seen.
             self.changes.borrow_and_update();
-            match view(&self.s, self.open.room.as_str(), View::Panel).await {
+            match render_feed(&self.s, &self.open.feed).await {
                 Ok(body) => {
                     let d = digest(&body);
                     if d == self.last {
@@ -256,9 +367,10 @@ impl Watch {
                     if for_change {
                         // (The minute's rendering does not hold back the
                         // next change.)
-                        self.quiet_until = sent + GAP;
+                        self.quiet_until = sent + self.open.feed.gap();
                     }
-                    return Some((Ok(Event::default().event("room").data(body)), self));
+                    let ev = Event::default().event(self.open.feed.event()).data(body);
+                    return Some((Ok(ev), self));
                 }
                 // Gone from the config or the schedule, or shutting down:
                 // end the stream; the page keeps what it shows, marked stale.
@@ -291,7 +403,7 @@ mod tests {
         let open = OpenStream {
             metrics: Arc::default(),
             signals: signals.clone(),
-            room: a.clone(),
+            feed: Feed::Room(a.clone()),
         };
         let rx2 = signals.subscribe(&a);
         assert_eq!(signals.watched(), 1);
@@ -299,7 +411,7 @@ mod tests {
         drop(open); // rx2 still watches: kept
         assert_eq!(signals.watched(), 1);
         drop(rx2);
-        signals.release(&a);
+        signals.release(&Feed::Room(a.clone()));
         assert_eq!(signals.watched(), 0, "released with the last watcher");
     }
 }

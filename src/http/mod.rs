@@ -17,9 +17,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::TimeSource;
-use crate::config::HttpConfig;
+use crate::config::{HttpConfig, board_token_key};
 use crate::lark::webhook::{self, Intake, SignatureHeaders, WebhookError};
 use crate::metrics::{ApiStats, LarkStats, Metrics, SinksStats, SyncStats};
+use crate::model::RoomId;
 use crate::render::names;
 use crate::source::{Ack, Inbound};
 use crate::store::StoreHandle;
@@ -69,6 +70,13 @@ pub(crate) enum Query {
     },
     /// Is the core's loop turning? (systemd's watchdog)
     Alive(oneshot::Sender<()>),
+    /// A board's page or the part of it that changes, and the rooms it
+    /// shows (its stream watches them).
+    Board {
+        name: String,
+        page: bool,
+        reply: oneshot::Sender<Result<(String, Vec<RoomId>), ViewError>>,
+    },
     /// A checked config and templates to run with from now on.
     Reload(
         Box<crate::check::Checked>,
@@ -155,6 +163,8 @@ pub(crate) fn router(state: Server, config: &HttpConfig) -> Router {
         .route("/rooms", get(rooms))
         .route("/rooms/{file}", get(room))
         .route("/rooms/{id}/events", get(live::room_events))
+        .route("/boards/{name}", get(board))
+        .route("/boards/{name}/events", get(live::board_events))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics));
@@ -330,6 +340,7 @@ pub(crate) fn unauthorized() -> Response {
 pub(crate) enum Failure {
     ShuttingDown,
     NoSuchRoom,
+    NoSuchBoard,
     Unauthorized,
     Render,
 }
@@ -338,7 +349,7 @@ impl Failure {
     fn status(self) -> StatusCode {
         match self {
             Failure::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            Failure::NoSuchRoom => StatusCode::NOT_FOUND,
+            Failure::NoSuchRoom | Failure::NoSuchBoard => StatusCode::NOT_FOUND,
             Failure::Unauthorized => StatusCode::UNAUTHORIZED,
             Failure::Render => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -350,6 +361,7 @@ impl Failure {
             Failure::ShuttingDown => shutting_down(),
             Failure::Unauthorized => unauthorized(),
             Failure::NoSuchRoom => json_response(self.status(), json!({"msg": "no such room"})),
+            Failure::NoSuchBoard => json_response(self.status(), json!({"msg": "no such board"})),
             Failure::Render => json_response(
                 self.status(),
                 json!({"msg": format!("template `{}` failed; see the log", view.template())}),
@@ -371,6 +383,10 @@ impl Failure {
             Failure::NoSuchRoom => (
                 format!("No room “{room}” is configured or known."),
                 format!("未找到会议室“{room}”。"),
+            ),
+            Failure::NoSuchBoard => (
+                format!("No board “{room}” is configured."),
+                format!("未配置看板“{room}”。"),
             ),
             Failure::Unauthorized => (
                 "This screen's link lacks the room's token (?token=…).".to_string(),
@@ -427,6 +443,64 @@ pub(crate) async fn view(s: &Server, room: &str, view: View) -> Result<String, F
     }
 }
 
+/// Ask the core for a board's page (or its changing part) and its rooms.
+pub(crate) async fn board_view(
+    s: &Server,
+    name: &str,
+    page: bool,
+) -> Result<(String, Vec<RoomId>), Failure> {
+    let (tx, rx) = oneshot::channel();
+    let q = Query::Board {
+        name: name.to_string(),
+        page,
+        reply: tx,
+    };
+    if s.queries.send(q).await.is_err() {
+        return Err(Failure::ShuttingDown);
+    }
+    match rx.await {
+        Err(_) => Err(Failure::ShuttingDown),
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(ViewError::NoSuchRoom)) => Err(Failure::NoSuchBoard),
+        Ok(Err(ViewError::Render(e))) => {
+            tracing::error!(board = %name, error = %e, "render failed");
+            Err(Failure::Render)
+        }
+    }
+}
+
+/// `GET /boards/{name}`: a board's live page (its token, if it has one).
+async fn board(
+    State(s): State<Server>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    axum::extract::Query(q): axum::extract::Query<TokenParam>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&s, &board_token_key(&name), &headers, q.token.as_deref()) {
+        return Failure::Unauthorized.page(&name);
+    }
+    match board_view(&s, &name, true).await {
+        Err(f) => f.page(&name),
+        Ok((body, _)) => html(body),
+    }
+}
+
+/// A whole page, not to be cached or to leak its URL (it may carry a
+/// token).
+fn html(body: String) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 /// `GET /rooms/{id}.json`: the room's view (the `panel` template), with an
 /// ETag. `GET /rooms/{id}`: the live room page. Both need the room's token
 /// when it has `token_env`.
@@ -449,18 +523,7 @@ async fn room(
         }
         return match view(&s, id, View::Page).await {
             Err(f) => f.page(id),
-            Ok(body) => (
-                StatusCode::OK,
-                [
-                    (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                    (header::CACHE_CONTROL, "no-store"),
-                    // The URL may carry the room's token.
-                    (header::REFERRER_POLICY, "no-referrer"),
-                    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-                ],
-                body,
-            )
-                .into_response(),
+            Ok(body) => html(body),
         };
     }
     if !authorized(&s, id, &headers, q.token.as_deref()) {

@@ -6,6 +6,7 @@
 //! benchmarks call it directly. Its fields are private: the schedule's
 //! insides are reached only through the methods below.
 
+mod boards;
 #[cfg(test)]
 mod tests;
 mod timed;

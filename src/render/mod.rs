@@ -44,6 +44,11 @@ pub mod names {
     /// The live room page, and the part of it that changes.
     pub const ROOM_PAGE: &str = "room_page";
     pub const ROOM_PANEL: &str = "room_panel";
+    /// A board page, the part of it that changes, and the script a live
+    /// page (room or board) runs.
+    pub const BOARD_PAGE: &str = "board_page";
+    pub const BOARD_PANEL: &str = "board_panel";
+    pub const LIVE_SCRIPT: &str = "live_script";
     /// The daily agenda, per service.
     pub const DIGEST_FEISHU_CARD: &str = "digest_feishu_card";
     pub const DIGEST_SLACK: &str = "digest_slack";
@@ -118,6 +123,18 @@ pub(crate) const DEFAULTS: &[(&str, &str)] = &[
     (
         "room_panel.html.hbs",
         include_str!("../../templates/room_panel.html.hbs"),
+    ),
+    (
+        "live_script.html.hbs",
+        include_str!("../../templates/live_script.html.hbs"),
+    ),
+    (
+        "board_page.html.hbs",
+        include_str!("../../templates/board_page.html.hbs"),
+    ),
+    (
+        "board_panel.html.hbs",
+        include_str!("../../templates/board_panel.html.hbs"),
     ),
     (
         "digest_feishu_card.json.hbs",

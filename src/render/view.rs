@@ -424,6 +424,64 @@ pub fn digest(
     })
 }
 
+/// A board: `board` (`name`, `title`, `time_zone`, `locale`, `clock`),
+/// `groups` (each: `name` — a
+/// floor, or null — and `tiles`: room snapshots as the room page has
+/// them), `grouped`, `count`, `free` (rooms free now), `free_text` ("8 of
+/// 12 free" / "12 间中 8 间空闲"), `density` (`full` up to 12 rooms,
+/// `compact` up to 48, `dense` beyond: how much a tile shows before the
+/// page measures the screen), `now`, `labels`.
+pub fn board(
+    style: &Style,
+    name: &str,
+    title: &str,
+    groups: Vec<(Option<String>, Vec<ViewModel>)>,
+    now: DateTime<Utc>,
+) -> ViewModel {
+    let count: usize = groups.iter().map(|(_, t)| t.len()).sum();
+    let free = groups
+        .iter()
+        .flat_map(|(_, t)| t.iter())
+        .filter(|t| t.0["is_free"] == true)
+        .count();
+    let free_text = match style.locale {
+        Locale::En => format!("{free} of {count} free"),
+        Locale::ZhCn => format!("{count} 间中 {free} 间空闲"),
+    };
+    let density = match count {
+        0..=12 => "full",
+        13..=48 => "compact",
+        _ => "dense",
+    };
+    let grouped = groups.iter().any(|(g, _)| g.is_some());
+    let groups: Vec<Value> = groups
+        .into_iter()
+        .map(|(g, tiles)| {
+            obj! {
+                "name" => g.map_or(Value::Null, Value::from),
+                "tiles" => Value::Array(tiles.into_iter().map(|t| t.0).collect()),
+            }
+        })
+        .collect();
+    ViewModel(obj! {
+        "board" => obj! {
+            "name" => name,
+            "title" => title,
+            "time_zone" => style.tz.name(),
+            "locale" => style.locale.tag(),
+            "clock" => style.hour_cycle.as_str(),
+        },
+        "groups" => Value::Array(groups),
+        "grouped" => grouped,
+        "count" => count,
+        "free" => free,
+        "free_text" => free_text,
+        "density" => density,
+        "now" => time(style, now, now),
+        "labels" => labels_value(&labels(style.locale)),
+    })
+}
+
 /// A room's state: `room`, `status` (`free` | `busy` | `starting_soon`),
 /// `status_label`, `is_free`, `is_busy`, `is_starting_soon`, `current` (a
 /// booking plus `remaining` (`25 min`), `remaining_text` (`25 min left` /

@@ -408,3 +408,239 @@ async fn live_room_page_renders_updates_and_goes_stale() {
     );
     browser.screenshot("3-stale").await;
 }
+
+/// `n` rooms `omm_r…` named `Room 1…n`, as `[[rooms]]` tables.
+fn many_rooms(n: usize) -> (Vec<String>, String) {
+    let ids: Vec<String> = (1..=n).map(|i| format!("omm_r{i:031}")).collect();
+    let toml = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| format!("[[rooms]]\nid = \"{id}\"\nname = \"Room {}\"\n", i + 1))
+        .collect();
+    (ids, toml)
+}
+
+/// Issue 15: a lobby board in a real browser — a TV's 1920×1080 and a
+/// portrait tablet, English and Chinese, 12 rooms and 200: every tile on
+/// screen and legible for its size, free rooms green, the clock on the
+/// server's time, an event followed within the page load, and the stale
+/// mark when the server goes away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    roomcast_no_chromium,
+    ignore = "no chromium on PATH (apt-get install chromium)"
+)]
+async fn lobby_boards_render_follow_events_fit_the_screen_and_go_stale() {
+    let Some(binary) = chromium_binary() else {
+        assert!(
+            std::env::var("ROOMCAST_BROWSER").as_deref() != Ok("required"),
+            "ROOMCAST_BROWSER=required but no chromium on PATH (apt-get install chromium)"
+        );
+        eprintln!("SKIPPED lobby_boards_…: no chromium on PATH");
+        return;
+    };
+    let (ids, rooms) = many_rooms(200);
+    let list = |r: &[String]| {
+        r.iter()
+            .map(|i| format!("\"{i}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let config = format!(
+        "[display]\ntime_zone = \"Asia/Shanghai\"\n{rooms}\
+         [[boards]]\nname = \"lobby\"\ntitle = \"Lobby · Building A\"\nlocale = \"en\"\nrooms = [{}]\n\
+         [[boards]]\nname = \"tower\"\ntitle = \"A 座全部会议室\"\nlocale = \"zh-CN\"\nrooms = [{}]\n",
+        list(&ids[..12]),
+        list(&ids)
+    );
+    let bot = start_fixed(&config, ms(2026, 5, 1, 6, 30)).await;
+    // Room 2 busy now, room 3 starting soon.
+    for (uuid, room, from, to) in [
+        ("b-1", &ids[1], ms(2026, 5, 1, 6, 0), ms(2026, 5, 1, 7, 0)),
+        ("b-2", &ids[2], ms(2026, 5, 1, 6, 35), ms(2026, 5, 1, 7, 30)),
+    ] {
+        let body = event(
+            "created",
+            uuid,
+            ms(2026, 5, 1, 6, 29),
+            (uuid, 0),
+            (from, to),
+            &[room.as_str()],
+        );
+        assert_eq!(bot.post(&body, &[]).await.0, 200);
+    }
+    let mut browser = Browser::launch(&binary).await;
+    let screen = async |b: &mut Browser, w: u32, h: u32| {
+        b.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": w, "height": h, "deviceScaleFactor": 1, "mobile": false}),
+        )
+        .await;
+    };
+    // Every tile inside the window, and the smallest name's font size.
+    let fit = r#"(function () {
+  var tiles = document.querySelectorAll('.tile'), out = 0, minFont = 1e9;
+  tiles.forEach(function (t) {
+    var r = t.getBoundingClientRect();
+    if (r.bottom > innerHeight + 0.5 || r.right > innerWidth + 0.5 || r.top < 0) out++;
+    minFont = Math.min(minFont, parseFloat(getComputedStyle(t.querySelector('.name')).fontSize));
+  });
+  return JSON.stringify({tiles: tiles.length, out: out, minFont: minFont, cls: document.getElementById('board').className});
+})()"#;
+
+    screen(&mut browser, 1920, 1080).await;
+    browser
+        .call(
+            "Page.navigate",
+            json!({"url": format!("{}/boards/lobby", bot.base)}),
+        )
+        .await;
+    browser
+        .wait_for(
+            "the board to connect",
+            "document.body && document.body.dataset.live === '1'",
+        )
+        .await;
+    assert_eq!(browser.eval("document.documentElement.lang").await, "en");
+    assert_eq!(browser.text(".title").await, "Lobby · Building A");
+    assert_eq!(browser.text(".free-count").await, "10 of 12 free");
+    assert!(
+        browser.text("#clock").await.starts_with("14:3"),
+        "the server's time, in Shanghai"
+    );
+    let tv: Value = serde_json::from_str(browser.eval(fit).await.as_str().unwrap_or("{}")).unwrap();
+    assert_eq!(
+        (tv["tiles"].as_u64(), tv["out"].as_u64()),
+        (Some(12), Some(0)),
+        "{tv}"
+    );
+    assert!(
+        tv["cls"].as_str().unwrap_or("").contains("density-full"),
+        "{tv}"
+    );
+    assert!(
+        tv["minFont"].as_f64().unwrap_or(0.0) >= 28.0,
+        "legible from across a lobby: {tv}"
+    );
+    assert_eq!(
+        browser
+            .eval("document.querySelectorAll('.tile.free').length")
+            .await,
+        10
+    );
+    assert_eq!(browser.text(".tile.busy .range").await, "14:00–15:00");
+    assert_eq!(browser.text(".tile.starting_soon .name").await, "Room 3");
+    browser.screenshot("board-1-en-tv").await;
+
+    // An event for room 5: the open board follows.
+    let body = event(
+        "created",
+        "b-3",
+        ms(2026, 5, 1, 6, 29),
+        ("b-3", 0),
+        (ms(2026, 5, 1, 6, 0), ms(2026, 5, 1, 8, 0)),
+        &[ids[4].as_str()],
+    );
+    assert_eq!(bot.post(&body, &[]).await.0, 200);
+    browser
+        .wait_for(
+            "room 5 to turn busy",
+            "document.querySelectorAll('.tile.busy').length === 2",
+        )
+        .await;
+    assert_eq!(browser.text(".free-count").await, "9 of 12 free");
+    assert_eq!(
+        browser.eval("document.title").await,
+        "Lobby · Building A · 9 of 12 free"
+    );
+
+    // 200 rooms, in Chinese, on the TV and on a portrait tablet.
+    browser
+        .call(
+            "Page.navigate",
+            json!({"url": format!("{}/boards/tower", bot.base)}),
+        )
+        .await;
+    browser
+        .wait_for(
+            "the big board to connect",
+            "document.body && document.body.dataset.live === '1'",
+        )
+        .await;
+    assert_eq!(browser.eval("document.documentElement.lang").await, "zh-CN");
+    assert_eq!(browser.text(".free-count").await, "200 间中 197 间空闲");
+    let big: Value =
+        serde_json::from_str(browser.eval(fit).await.as_str().unwrap_or("{}")).unwrap();
+    assert_eq!(
+        (big["tiles"].as_u64(), big["out"].as_u64()),
+        (Some(200), Some(0)),
+        "{big}"
+    );
+    assert!(
+        big["minFont"].as_f64().unwrap_or(0.0) >= 10.0,
+        "names still readable: {big}"
+    );
+    browser.screenshot("board-2-zh-tv-200").await;
+    screen(&mut browser, 1080, 1920).await;
+    browser
+        .wait_for(
+            "the layout to follow the rotation",
+            "document.getElementById('board').style.getPropertyValue('--cols') !== ''",
+        )
+        .await;
+    let portrait: Value =
+        serde_json::from_str(browser.eval(fit).await.as_str().unwrap_or("{}")).unwrap();
+    assert_eq!(portrait["out"].as_u64(), Some(0), "{portrait}");
+    browser.screenshot("board-3-zh-portrait-200").await;
+    screen(&mut browser, 1080, 1920).await;
+    browser
+        .call(
+            "Page.navigate",
+            json!({"url": format!("{}/boards/lobby", bot.base)}),
+        )
+        .await;
+    browser
+        .wait_for(
+            "the lobby board again",
+            "document.body && document.body.dataset.live === '1'",
+        )
+        .await;
+    let tablet: Value =
+        serde_json::from_str(browser.eval(fit).await.as_str().unwrap_or("{}")).unwrap();
+    assert_eq!(tablet["out"].as_u64(), Some(0), "{tablet}");
+    browser.screenshot("board-4-en-portrait").await;
+
+    // The server stops: the board says so and keeps what it showed.
+    bot.stop_and_read().await;
+    browser
+        .wait_for(
+            "the board to mark itself stale",
+            "document.body.classList.contains('stale') && !document.getElementById('stale').hidden",
+        )
+        .await;
+    assert!(
+        browser
+            .text("#stale")
+            .await
+            .contains("Offline: showing the last schedule received"),
+        "{}",
+        browser.text("#stale").await
+    );
+    assert_eq!(
+        browser.text(".free-count").await,
+        "9 of 12 free",
+        "last state kept"
+    );
+    let stale: Value =
+        serde_json::from_str(browser.eval(fit).await.as_str().unwrap_or("{}")).unwrap();
+    assert_eq!(
+        stale["out"].as_u64(),
+        Some(0),
+        "below the banner, on screen: {stale}"
+    );
+    let under = browser
+        .eval("document.querySelector('#board header').getBoundingClientRect().top >= document.getElementById('stale').getBoundingClientRect().bottom")
+        .await;
+    assert_eq!(under, true, "the banner hides nothing");
+    browser.screenshot("board-5-en-stale").await;
+}

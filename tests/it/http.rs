@@ -885,3 +885,133 @@ print(json.dumps(out))
     assert_eq!(after_m2["start"].as_i64(), Some(ms(2026, 11, 2, 15, 0)));
     bot.stop().await.expect("stop");
 }
+
+const ROOM_C: &str = "omm_cccccccccccccccccccccccccccccccc";
+
+/// Issue 15: a board is one page for many rooms, with the room page's
+/// token rules (a board showing a room that needs a token needs one of its
+/// own), and one event stream: a tile per room, a board event when one of
+/// its rooms changes (not another room), a burst coalesced into at most
+/// one rendering a second that ends on the latest state.
+#[tokio::test(start_paused = true)]
+async fn a_board_shows_its_rooms_and_follows_them_in_one_stream() {
+    let t0 = chrono::DateTime::from_timestamp_millis(ms(2026, 5, 1, 6, 30)).unwrap();
+    let start = tokio::time::Instant::now();
+    let clock: roomcast::clock::TimeSource =
+        std::sync::Arc::new(move || t0 + chrono::Duration::from_std(start.elapsed()).unwrap());
+    let rooms = format!(
+        "[display]\ntime_zone = \"Europe/London\"\nlocale = \"en\"\n\
+         [[rooms]]\nid = \"{ROOM_A}\"\nname = \"Alpha\"\ntoken_env = \"PANEL\"\n\
+         [[rooms]]\nid = \"{ROOM_B}\"\nname = \"Beta\"\n\
+         [[rooms]]\nid = \"{ROOM_C}\"\nname = \"Gamma\"\n\
+         [[boards]]\nname = \"lobby\"\ntitle = \"Ground floor\"\nrooms = [\"{ROOM_B}\", \"{ROOM_C}\"]\n\
+         [[boards]]\nname = \"exec\"\nrooms = [\"{ROOM_A}\"]\ntoken_env = \"BOARD\"\n"
+    );
+    let bot = start_at(
+        "",
+        &rooms,
+        &[("PANEL", "p4nel"), ("BOARD", "b0ard")],
+        Some(clock),
+    )
+    .await;
+    let c = reqwest::Client::new();
+    let get = async |path: &str| c.get(format!("{}{path}", bot.base)).send().await.unwrap();
+    let page = get("/boards/lobby").await;
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(
+            r#"<html lang="en" data-feed="board" data-time-zone="Europe/London" data-clock="24h">"#
+        ),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<h1 class="title">Ground floor</h1>"#),
+        "{html}"
+    );
+    assert!(html.contains("2 of 2 free"), "{html}");
+    assert_eq!(
+        html.matches(r#"<li class="tile free""#).count(),
+        2,
+        "{html}"
+    );
+    assert!(!html.contains("Alpha"), "only its rooms");
+    assert_eq!(get("/boards/nope").await.status(), 404);
+    assert_eq!(get("/boards/exec").await.status(), 401);
+    assert_eq!(get("/boards/exec/events").await.status(), 401);
+    assert_eq!(get("/boards/exec?token=b0ard").await.status(), 200);
+
+    let mut events = EventStream::open(&format!("{}/boards/lobby/events", bot.base)).await;
+    let (name, first) = events.next().await.unwrap();
+    assert_eq!(name, "board");
+    assert!(
+        first.contains(r#"<main id="board""#) && first.contains("2 of 2 free"),
+        "{first}"
+    );
+    assert_eq!(events.next().await.unwrap().0, "ping");
+
+    // Another room's change: nothing. Then a burst for Beta (ten moves of
+    // one booking): at most one rendering a second, ending on the last.
+    let ev = |uuid: String, at: i64, h: u32| {
+        event(
+            "created",
+            &uuid,
+            at,
+            ("mb", 0),
+            (ms(2026, 5, 1, 6, 0), ms(2026, 5, 1, h, 0)),
+            &[ROOM_B],
+        )
+    };
+    let alpha = event(
+        "created",
+        "ba-0",
+        ms(2026, 5, 1, 6, 0),
+        ("ma", 0),
+        (ms(2026, 5, 1, 6, 0), ms(2026, 5, 1, 7, 0)),
+        &[ROOM_A],
+    );
+    assert_eq!(bot.post(&alpha, &[]).await.0, 200);
+    let burst_at = tokio::time::Instant::now();
+    for i in 0..10u32 {
+        let body = ev(
+            format!("bb-{i}"),
+            ms(2026, 5, 1, 6, 0) + i64::from(i),
+            7 + (i % 3) + u32::from(i == 9) * 5,
+        );
+        assert_eq!(bot.post(&body, &[]).await.0, 200);
+    }
+    let mut boards: Vec<(std::time::Duration, String)> = Vec::new();
+    while boards
+        .last()
+        .is_none_or(|(_, b)| !b.contains("07:00–13:00"))
+    {
+        let (name, data) = events.next().await.expect("stream open");
+        if name == "board" {
+            boards.push((burst_at.elapsed(), data));
+        }
+        assert!(
+            burst_at.elapsed() < std::time::Duration::from_secs(30),
+            "{boards:?}"
+        );
+    }
+    let last = &boards.last().unwrap().1;
+    assert!(
+        last.contains("1 of 2 free") && last.contains(r#"<li class="tile busy""#),
+        "{last}"
+    );
+    assert!(
+        last.contains("07:00–13:00"),
+        "the last move, in London time: {last}"
+    );
+    assert!(boards.len() <= 2, "coalesced: {} renderings", boards.len());
+    assert!(
+        boards
+            .windows(2)
+            .all(|w| w[1].0 - w[0].0 >= std::time::Duration::from_secs(1)),
+        "a second apart: {:?}",
+        boards.iter().map(|b| b.0).collect::<Vec<_>>()
+    );
+    bot.stop_and_read().await;
+    assert_eq!(events.next().await, None);
+}

@@ -345,8 +345,10 @@ async fn a_restart_reannounces_nothing() {
         60,
         Repeat::Once,
     ));
-    let bot = s.bot("", "").store().start().await;
-    s.panel_shows(ROOM_A, "14:00–15:00").await;
+    // Steady paused time: the store's thread must not let the clock leap
+    // (support::steady).
+    let bot = steady(s.bot("", "").store().start()).await;
+    steady(s.panel_shows(ROOM_A, "14:00–15:00")).await;
     s.book(FakeBooking::new(
         "m2",
         ROOM_A,
@@ -354,22 +356,22 @@ async fn a_restart_reannounces_nothing() {
         60,
         Repeat::Once,
     ));
-    s.f.wait("booked", |st| {
+    steady(s.f.wait("booked", |st| {
         st.hits.iter().any(|h| h.service == "webhook")
-    })
+    }))
     .await;
     let dir = bot.dir.clone();
-    bot.stop().await.expect("clean stop");
+    steady(bot.stop()).await.expect("clean stop");
     assert_eq!(s.notices().len(), 1);
 
     // While it is down, m1 is cancelled.
     s.p.with(|st| st.bookings.retain(|b| b.uid != "m1"));
     let calls = s.freebusy();
-    let bot = s.bot("", "").store().in_dir(&dir).start().await;
-    s.fetched(calls, 2).await;
-    s.f.wait("the cancellation", |st| {
+    let bot = steady(s.bot("", "").store().in_dir(&dir).start()).await;
+    steady(s.fetched(calls, 2)).await;
+    steady(s.f.wait("the cancellation", |st| {
         st.hits.iter().filter(|h| h.service == "webhook").count() >= 2
-    })
+    }))
     .await;
     let n = s.notices();
     let got: Vec<(&str, &str)> = n
@@ -382,7 +384,7 @@ async fn a_restart_reannounces_nothing() {
         })
         .collect();
     assert_eq!(got, [("booked", "m2"), ("cancelled", "m1")]);
-    bot.stop().await.expect("clean stop");
+    steady(bot.stop()).await.expect("clean stop");
 }
 
 /// A storm of 504s: the last schedule stays on screen, marked with its
