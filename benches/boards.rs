@@ -27,25 +27,15 @@ use std::time::{Duration, Instant};
 
 use gateway::Gateway;
 use support::{
-    Roomcast, cpu_ms, env_or, quantile, room, send_steady_at, send_windowed, status_kib,
+    Roomcast, cpu_ms, env_or, http_with_rooms, quantile, room, send_steady_at, send_windowed,
+    status_kib, update_event,
 };
 
 const ROOMS: usize = 1000;
 const PER_BOARD: usize = 200;
 
-/// Event `i`: an update of room `i % ROOMS`'s one booking, in progress now
-/// and ending `2 + i / ROOMS` minutes after `base_ms` (the tile's
-/// `data-end`).
 fn body(i: usize, base_ms: i64) -> (String, i64) {
-    let r = i % ROOMS;
-    let end = base_ms + (2 + (i / ROOMS) as i64) * 60_000;
-    let b = format!(
-        r#"{{"ts":"1.0","uuid":"bd-{i:09}","token":"t","type":"event_callback","event":{{"type":"third_party_meeting_room_event_updated","event_time":"{}","uid":"uid-{r}","original_time":0,"start":{{"time_stamp":"{}"}},"end":{{"time_stamp":"{end}"}},"meeting_rooms":[{{"open_id":"{}"}}],"organizer":{{"open_id":"ou_b"}}}}}}"#,
-        1_777_000_000_000i64 + i as i64,
-        base_ms - 600_000,
-        room(r)
-    );
-    (b, end)
+    update_event(i, ROOMS, base_ms, "bd")
 }
 
 /// (room index, data-end ms) → when a board first showed it.
@@ -123,18 +113,7 @@ async fn main() {
 
     let gw = Gateway::start().await;
     gw.with(|g| g.record_acks = false);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
-    let mut rest =
-        format!("[display]\ntime_zone = \"UTC\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n");
-    for i in 0..ROOMS {
-        rest.push_str(&format!(
-            "[[rooms]]\nid = \"{}\"\nname = \"Room {i}\"\n",
-            room(i)
-        ));
-    }
+    let (port, mut rest) = http_with_rooms(ROOMS);
     for b in 0..boards {
         let ids: Vec<String> = (0..PER_BOARD)
             .map(|k| format!("\"{}\"", room((10 * b + k) % ROOMS)))

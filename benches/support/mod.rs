@@ -135,3 +135,37 @@ pub async fn send_steady_at<S: AsRef<str>>(
     }
     sent_at
 }
+
+/// Event `i` of a stream of updates over `rooms` rooms: room `i % rooms`'s
+/// one booking, in progress now and ending `2 + i / rooms` minutes after
+/// `base_ms` (each update shows a different end: the page's `data-end`).
+/// Returns the body and that end.
+pub fn update_event(i: usize, rooms: usize, base_ms: i64, prefix: &str) -> (String, i64) {
+    let r = i % rooms;
+    let end = base_ms + (2 + (i / rooms) as i64) * 60_000;
+    let b = format!(
+        r#"{{"ts":"1.0","uuid":"{prefix}-{i:09}","token":"t","type":"event_callback","event":{{"type":"third_party_meeting_room_event_updated","event_time":"{}","uid":"uid-{r}","original_time":0,"start":{{"time_stamp":"{}"}},"end":{{"time_stamp":"{end}"}},"meeting_rooms":[{{"open_id":"{}"}}],"organizer":{{"open_id":"ou_b"}}}}}}"#,
+        1_777_000_000_000i64 + i as i64,
+        base_ms - 600_000,
+        room(r)
+    );
+    (b, end)
+}
+
+/// A free local port, and the config for an HTTP server there with
+/// `rooms` rooms named `Room 0…`.
+pub fn http_with_rooms(rooms: usize) -> (u16, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let mut rest =
+        format!("[display]\ntime_zone = \"UTC\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n");
+    for i in 0..rooms {
+        rest.push_str(&format!(
+            "[[rooms]]\nid = \"{}\"\nname = \"Room {i}\"\n",
+            room(i)
+        ));
+    }
+    (port, rest)
+}

@@ -516,15 +516,29 @@ impl Core<'_> {
         if !messages.is_empty() {
             tracing::info!(reminders = messages.len(), "reminders due");
         }
+        let mark = (super::timers::REMINDERS.to_string(), to);
+        self.commit_timed(&event_id, messages, mark, to, s).await;
+    }
+
+    /// Messages the clock made, committed with the mark of how far it has
+    /// gone (like an event's: then sent).
+    async fn commit_timed(
+        &self,
+        event_id: &str,
+        messages: Vec<Message>,
+        mark: (String, DateTime<Utc>),
+        now: DateTime<Utc>,
+        s: &mut Intake,
+    ) {
         add(&self.metrics.messages, messages.len() as u64);
         s.waiting.push(Pending {
             ack: None,
             applied: Applied::messages(event_id.to_string(), messages),
             remember: false,
             synced: Vec::new(),
-            timers: vec![(super::timers::REMINDERS.to_string(), to)],
+            timers: vec![mark],
         });
-        self.advance(s, to).await;
+        self.advance(s, now).await;
     }
 
     /// A sink's daily agenda for the day of `at`: committed with the mark
@@ -553,15 +567,8 @@ impl Core<'_> {
             }
         };
         tracing::info!(%sink, late_s = (now - at).num_seconds(), "daily agenda");
-        add(&self.metrics.messages, messages.len() as u64);
-        s.waiting.push(Pending {
-            ack: None,
-            applied: Applied::messages(event_id.to_string(), messages),
-            remember: false,
-            synced: Vec::new(),
-            timers: vec![(super::timers::digest_mark(sink), at)],
-        });
-        self.advance(s, now).await;
+        let mark = (super::timers::digest_mark(sink), at);
+        self.commit_timed(&event_id, messages, mark, now, s).await;
     }
 
     fn prune(&self, pipeline: &mut Pipeline, before: DateTime<Utc>) {

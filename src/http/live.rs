@@ -15,9 +15,10 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{Failure, Server, TokenParam, View, authorized, board_view, unauthorized, view};
+use super::{
+    Failure, Server, TokenParam, View, authorized, board_authorized, board_view, unauthorized, view,
+};
 use crate::clock::TimeSource;
-use crate::config::board_token_key;
 use crate::metrics::Metrics;
 use crate::model::RoomId;
 
@@ -197,7 +198,7 @@ pub(super) async fn board_events(
     axum::extract::Query(q): axum::extract::Query<TokenParam>,
     headers: HeaderMap,
 ) -> Response {
-    if !authorized(&s, &board_token_key(&name), &headers, q.token.as_deref()) {
+    if !board_authorized(&s, &name, &headers, q.token.as_deref()) {
         return unauthorized();
     }
     stream(s, Feed::Board(name)).await

@@ -421,26 +421,39 @@ small{{font-size:3.5vmin;opacity:.7}}</style></head><body><main id=\"error\" dat
     }
 }
 
-/// Ask the core for a rendering of a room.
-pub(crate) async fn view(s: &Server, room: &str, view: View) -> Result<String, Failure> {
+/// Ask the core a question whose answer is a rendering (`query` makes
+/// it from the reply channel); `missing`: what an unknown name is; `what`
+/// names it in the log if the render fails.
+async fn ask<T>(
+    s: &Server,
+    query: impl FnOnce(oneshot::Sender<Result<T, ViewError>>) -> Query,
+    missing: Failure,
+    what: &str,
+) -> Result<T, Failure> {
     let (tx, rx) = oneshot::channel();
-    let q = Query::View {
-        room: room.to_string(),
-        view,
-        reply: tx,
-    };
-    if s.queries.send(q).await.is_err() {
+    if s.queries.send(query(tx)).await.is_err() {
         return Err(Failure::ShuttingDown);
     }
     match rx.await {
         Err(_) => Err(Failure::ShuttingDown),
         Ok(Ok(body)) => Ok(body),
-        Ok(Err(ViewError::NoSuchRoom)) => Err(Failure::NoSuchRoom),
+        Ok(Err(ViewError::NoSuchRoom)) => Err(missing),
         Ok(Err(ViewError::Render(e))) => {
-            tracing::error!(%room, template = view.template(), error = %e, "render failed");
+            tracing::error!(%what, error = %e, "render failed");
             Err(Failure::Render)
         }
     }
+}
+
+/// Ask the core for a rendering of a room.
+pub(crate) async fn view(s: &Server, room: &str, view: View) -> Result<String, Failure> {
+    let q = |reply| Query::View {
+        room: room.to_string(),
+        view,
+        reply,
+    };
+    let what = format!("room {room}, template {}", view.template());
+    ask(s, q, Failure::NoSuchRoom, &what).await
 }
 
 /// Ask the core for a board's page (or its changing part) and its rooms.
@@ -449,24 +462,22 @@ pub(crate) async fn board_view(
     name: &str,
     page: bool,
 ) -> Result<(String, Vec<RoomId>), Failure> {
-    let (tx, rx) = oneshot::channel();
-    let q = Query::Board {
+    let q = |reply| Query::Board {
         name: name.to_string(),
         page,
-        reply: tx,
+        reply,
     };
-    if s.queries.send(q).await.is_err() {
-        return Err(Failure::ShuttingDown);
-    }
-    match rx.await {
-        Err(_) => Err(Failure::ShuttingDown),
-        Ok(Ok(body)) => Ok(body),
-        Ok(Err(ViewError::NoSuchRoom)) => Err(Failure::NoSuchBoard),
-        Ok(Err(ViewError::Render(e))) => {
-            tracing::error!(board = %name, error = %e, "render failed");
-            Err(Failure::Render)
-        }
-    }
+    ask(s, q, Failure::NoSuchBoard, &format!("board {name}")).await
+}
+
+/// May this request see board `name`?
+pub(crate) fn board_authorized(
+    s: &Server,
+    name: &str,
+    headers: &HeaderMap,
+    token: Option<&str>,
+) -> bool {
+    authorized(s, &board_token_key(name), headers, token)
 }
 
 /// `GET /boards/{name}`: a board's live page (its token, if it has one).
@@ -476,7 +487,7 @@ async fn board(
     axum::extract::Query(q): axum::extract::Query<TokenParam>,
     headers: HeaderMap,
 ) -> Response {
-    if !authorized(&s, &board_token_key(&name), &headers, q.token.as_deref()) {
+    if !board_authorized(&s, &name, &headers, q.token.as_deref()) {
         return Failure::Unauthorized.page(&name);
     }
     match board_view(&s, &name, true).await {

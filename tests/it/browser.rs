@@ -191,6 +191,18 @@ impl Browser {
         }
     }
 
+    /// Open `url` and wait until its live page's event stream is up.
+    async fn open_live(&mut self, url: &str, what: &str) {
+        self.call("Page.navigate", json!({ "url": url })).await;
+        self.wait_for(what, "document.body && document.body.dataset.live === '1'")
+            .await;
+    }
+
+    /// Evaluate an expression that returns JSON text, parsed.
+    async fn json(&mut self, expr: &str) -> Value {
+        serde_json::from_str(self.eval(expr).await.as_str().unwrap_or("{}")).expect("JSON")
+    }
+
     async fn text(&mut self, selector: &str) -> String {
         let v = self
             .eval(&format!(
@@ -246,15 +258,9 @@ async fn live_room_page_renders_updates_and_goes_stale() {
     assert_eq!(reqwest::get(&url).await.unwrap().status(), 401);
 
     browser
-        .call(
-            "Page.navigate",
-            json!({"url": format!("{url}?token=p4nel")}),
-        )
-        .await;
-    browser
-        .wait_for(
+        .open_live(
+            &format!("{url}?token=p4nel"),
             "the page to connect its event stream",
-            "document.body && document.body.dataset.live === '1'",
         )
         .await;
     assert_eq!(browser.eval("document.documentElement.lang").await, "zh-CN");
@@ -490,15 +496,9 @@ async fn lobby_boards_render_follow_events_fit_the_screen_and_go_stale() {
 
     screen(&mut browser, 1920, 1080).await;
     browser
-        .call(
-            "Page.navigate",
-            json!({"url": format!("{}/boards/lobby", bot.base)}),
-        )
-        .await;
-    browser
-        .wait_for(
+        .open_live(
+            &format!("{}/boards/lobby", bot.base),
             "the board to connect",
-            "document.body && document.body.dataset.live === '1'",
         )
         .await;
     assert_eq!(browser.eval("document.documentElement.lang").await, "en");
@@ -508,7 +508,7 @@ async fn lobby_boards_render_follow_events_fit_the_screen_and_go_stale() {
         browser.text("#clock").await.starts_with("14:3"),
         "the server's time, in Shanghai"
     );
-    let tv: Value = serde_json::from_str(browser.eval(fit).await.as_str().unwrap_or("{}")).unwrap();
+    let tv: Value = browser.json(fit).await;
     assert_eq!(
         (tv["tiles"].as_u64(), tv["out"].as_u64()),
         (Some(12), Some(0)),
@@ -556,21 +556,14 @@ async fn lobby_boards_render_follow_events_fit_the_screen_and_go_stale() {
 
     // 200 rooms, in Chinese, on the TV and on a portrait tablet.
     browser
-        .call(
-            "Page.navigate",
-            json!({"url": format!("{}/boards/tower", bot.base)}),
-        )
-        .await;
-    browser
-        .wait_for(
+        .open_live(
+            &format!("{}/boards/tower", bot.base),
             "the big board to connect",
-            "document.body && document.body.dataset.live === '1'",
         )
         .await;
     assert_eq!(browser.eval("document.documentElement.lang").await, "zh-CN");
     assert_eq!(browser.text(".free-count").await, "200 间中 197 间空闲");
-    let big: Value =
-        serde_json::from_str(browser.eval(fit).await.as_str().unwrap_or("{}")).unwrap();
+    let big: Value = browser.json(fit).await;
     assert_eq!(
         (big["tiles"].as_u64(), big["out"].as_u64()),
         (Some(200), Some(0)),
@@ -588,25 +581,17 @@ async fn lobby_boards_render_follow_events_fit_the_screen_and_go_stale() {
             "document.getElementById('board').style.getPropertyValue('--cols') !== ''",
         )
         .await;
-    let portrait: Value =
-        serde_json::from_str(browser.eval(fit).await.as_str().unwrap_or("{}")).unwrap();
+    let portrait: Value = browser.json(fit).await;
     assert_eq!(portrait["out"].as_u64(), Some(0), "{portrait}");
     browser.screenshot("board-3-zh-portrait-200").await;
     screen(&mut browser, 1080, 1920).await;
     browser
-        .call(
-            "Page.navigate",
-            json!({"url": format!("{}/boards/lobby", bot.base)}),
-        )
-        .await;
-    browser
-        .wait_for(
+        .open_live(
+            &format!("{}/boards/lobby", bot.base),
             "the lobby board again",
-            "document.body && document.body.dataset.live === '1'",
         )
         .await;
-    let tablet: Value =
-        serde_json::from_str(browser.eval(fit).await.as_str().unwrap_or("{}")).unwrap();
+    let tablet: Value = browser.json(fit).await;
     assert_eq!(tablet["out"].as_u64(), Some(0), "{tablet}");
     browser.screenshot("board-4-en-portrait").await;
 
@@ -631,8 +616,7 @@ async fn lobby_boards_render_follow_events_fit_the_screen_and_go_stale() {
         "9 of 12 free",
         "last state kept"
     );
-    let stale: Value =
-        serde_json::from_str(browser.eval(fit).await.as_str().unwrap_or("{}")).unwrap();
+    let stale: Value = browser.json(fit).await;
     assert_eq!(
         stale["out"].as_u64(),
         Some(0),
