@@ -174,7 +174,7 @@ pub(crate) fn sample_change(room: &RoomId, kind: ChangeKind, at: DateTime<Utc>) 
             key: BookingKey::new("sample-uid", 0),
             start,
             end: start + Duration::hours(1),
-            rooms: vec![room.clone()],
+            rooms: vec![room.clone()].into(),
             organizer: Arc::new(Organizer {
                 open_id: Some(Arc::from("ou_sample")),
                 name: Some(Arc::from("Sample Organizer")),

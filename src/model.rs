@@ -154,13 +154,82 @@ pub struct Booking {
     pub key: BookingKey,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
-    pub rooms: Vec<RoomId>,
+    pub rooms: Rooms,
     /// Shared: the schedule keeps one copy per distinct organizer.
     pub organizer: Arc<Organizer>,
     /// The meeting's title, when it was fetched (only for rooms or sinks
     /// that show titles).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<Arc<str>>,
+}
+
+/// A booking's rooms: one inline (most bookings: no heap block of its
+/// own), or several. Reads as a slice.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Rooms {
+    One(RoomId),
+    Many(Box<[RoomId]>),
+}
+
+impl Default for Rooms {
+    fn default() -> Self {
+        Rooms::Many(Box::default())
+    }
+}
+
+impl std::ops::Deref for Rooms {
+    type Target = [RoomId];
+
+    fn deref(&self) -> &[RoomId] {
+        match self {
+            Rooms::One(r) => std::slice::from_ref(r),
+            Rooms::Many(v) => v,
+        }
+    }
+}
+
+impl From<Vec<RoomId>> for Rooms {
+    fn from(mut v: Vec<RoomId>) -> Self {
+        if v.len() == 1
+            && let Some(r) = v.pop()
+        {
+            return Rooms::One(r);
+        }
+        Rooms::Many(v.into_boxed_slice())
+    }
+}
+
+impl FromIterator<RoomId> for Rooms {
+    fn from_iter<I: IntoIterator<Item = RoomId>>(iter: I) -> Self {
+        iter.into_iter().collect::<Vec<_>>().into()
+    }
+}
+
+impl<'a> IntoIterator for &'a Rooms {
+    type Item = &'a RoomId;
+    type IntoIter = std::slice::Iter<'a, RoomId>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl PartialEq<Vec<RoomId>> for Rooms {
+    fn eq(&self, other: &Vec<RoomId>) -> bool {
+        **self == **other
+    }
+}
+
+impl Serialize for Rooms {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Rooms {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<RoomId>::deserialize(d).map(Rooms::from)
+    }
 }
 
 impl Booking {

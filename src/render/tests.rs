@@ -243,7 +243,7 @@ fn event_text_is_inert_in_every_chat_format() {
             key: BookingKey::new("uid-<b>", 0),
             start: now,
             end: now + chrono::Duration::hours(1),
-            rooms: vec![hostile_room.clone()],
+            rooms: vec![hostile_room.clone()].into(),
             organizer: Arc::new(Organizer {
                 open_id: Some(Arc::from(open_id)),
                 name: Some(Arc::from("<at id=all></at>")),

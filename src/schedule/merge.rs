@@ -177,7 +177,7 @@ impl Schedule {
     ) {
         if let Some(e) = self.entries.get(key) {
             // An event applied after the fetch began knows better.
-            if e.applied_at.is_some_and(|a| a > fetch.began) {
+            if e.applied_at().is_some_and(|a| a > fetch.began) {
                 return;
             }
             // The usual case: the fetch says what we know. Tell that
@@ -189,7 +189,7 @@ impl Schedule {
             }
         }
         let (old, last_change, applied_at) = match self.entries.get(key) {
-            Some(e) => (e.instances.clone(), e.last_change, e.applied_at),
+            Some(e) => (e.instances.to_vec(), e.last_change(), e.applied_at()),
             None => (Vec::new(), fetch.began, None),
         };
         let first = old.first();
@@ -208,7 +208,7 @@ impl Schedule {
                 .iter()
                 .map(|b| {
                     Arc::new(Booking {
-                        rooms: rooms.clone(),
+                        rooms: rooms.clone().into(),
                         ..(**b).clone()
                     })
                 })
@@ -260,7 +260,7 @@ impl Schedule {
                             key: key.clone(),
                             start,
                             end,
-                            rooms: rooms.clone(),
+                            rooms: rooms.clone().into(),
                             organizer: organizer.clone(),
                             title: title.clone(),
                         })

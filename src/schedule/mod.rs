@@ -37,7 +37,7 @@ use seen::Seen;
 pub use view::{RoomView, Status};
 
 use crate::model::{
-    Booking, BookingKey, Change, ChangeKind, EventKind, Organizer, RoomEvent, RoomId,
+    Booking, BookingKey, Change, ChangeKind, EventKind, Organizer, RoomEvent, RoomId, Rooms,
 };
 
 // Keys are platform ids; foldhash (randomly seeded per process) hashes them
@@ -54,21 +54,87 @@ pub enum Skip {
     Stale,
 }
 
+/// One booking's state, kept small (there is one per booking held): its
+/// occurrences inline when there is one, instants as epoch microseconds.
 #[derive(Debug, Clone)]
 struct Entry {
     /// The booking's occurrences by start (one for a single booking or an
     /// exception); empty: deleted (a tombstone).
-    instances: Vec<Arc<Booking>>,
+    instances: Instances,
     /// `event_time` of the last change applied (for a fetch: when it began).
-    last_change: DateTime<Utc>,
-    /// When an event last changed it, on our clock: a fetch that began
-    /// before that does not override it.
-    applied_at: Option<DateTime<Utc>>,
+    last_change_us: i64,
+    /// When an event last changed it, on our clock (`i64::MIN`: never): a
+    /// fetch that began before that does not override it.
+    applied_at_us: i64,
 }
 
 impl Entry {
+    fn new(
+        instances: Vec<Arc<Booking>>,
+        last_change: DateTime<Utc>,
+        applied_at: Option<DateTime<Utc>>,
+    ) -> Self {
+        Entry {
+            instances: instances.into(),
+            last_change_us: last_change.timestamp_micros(),
+            applied_at_us: applied_at.map_or(i64::MIN, |t| t.timestamp_micros()),
+        }
+    }
+
     fn first(&self) -> Option<&Arc<Booking>> {
         self.instances.first()
+    }
+
+    fn last_change(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_micros(self.last_change_us).unwrap_or_default()
+    }
+
+    fn applied_at(&self) -> Option<DateTime<Utc>> {
+        (self.applied_at_us != i64::MIN)
+            .then(|| DateTime::from_timestamp_micros(self.applied_at_us))
+            .flatten()
+    }
+}
+
+/// A booking's occurrences: none (a tombstone), one inline (most
+/// bookings), or many (a series) — no heap block for the common case.
+#[derive(Debug, Clone, Default)]
+enum Instances {
+    #[default]
+    None,
+    One(Arc<Booking>),
+    Many(Box<[Arc<Booking>]>),
+}
+
+impl std::ops::Deref for Instances {
+    type Target = [Arc<Booking>];
+
+    fn deref(&self) -> &[Arc<Booking>] {
+        match self {
+            Instances::None => &[],
+            Instances::One(b) => std::slice::from_ref(b),
+            Instances::Many(v) => v,
+        }
+    }
+}
+
+impl From<Vec<Arc<Booking>>> for Instances {
+    fn from(mut v: Vec<Arc<Booking>>) -> Self {
+        match v.len() {
+            0 => Instances::None,
+            1 => v.pop().map_or(Instances::None, Instances::One),
+            _ => Instances::Many(v.into_boxed_slice()),
+        }
+    }
+}
+
+impl Instances {
+    fn into_vec(self) -> Vec<Arc<Booking>> {
+        match self {
+            Instances::None => Vec::new(),
+            Instances::One(b) => vec![b],
+            Instances::Many(v) => v.into_vec(),
+        }
     }
 }
 
@@ -181,7 +247,7 @@ impl Schedule {
         let event_id: Arc<str> = Arc::from(ev.event_id.as_str());
 
         if let Some(entry) = self.entries.get(&ev.key)
-            && ev.event_time < entry.last_change
+            && ev.event_time < entry.last_change()
         {
             return Err(Skip::Stale);
         }
@@ -198,9 +264,9 @@ impl Schedule {
                 let old = self
                     .entries
                     .remove(&ev.key)
-                    .map(|e| e.instances)
+                    .map(|e| e.instances.into_vec())
                     .unwrap_or_default();
-                let rooms: Vec<RoomId> = ev.rooms.iter().map(|r| self.intern_room(r)).collect();
+                let rooms: Rooms = ev.rooms.iter().map(|r| self.intern_room(r)).collect();
                 let organizer = self.organizer_for(&ev.organizer, old.first());
                 let title = old.first().and_then(|b| b.title.clone());
                 let series = !ev.key.is_exception() && old.len() > 1;
@@ -211,14 +277,8 @@ impl Schedule {
                 {
                     // A known series the event leaves as it is: nothing to
                     // rebuild (its times come from the fetch it triggers).
-                    self.entries.insert(
-                        ev.key.clone(),
-                        Entry {
-                            instances: old,
-                            last_change: ev.event_time,
-                            applied_at: now,
-                        },
-                    );
+                    self.entries
+                        .insert(ev.key.clone(), Entry::new(old, ev.event_time, now));
                     self.touched.push(ev.key.clone());
                     return Ok(changes);
                 }
@@ -273,7 +333,7 @@ impl Schedule {
                         let older = self
                             .entries
                             .get(&key)
-                            .is_some_and(|e| e.last_change <= ev.event_time);
+                            .is_some_and(|e| e.last_change() <= ev.event_time);
                         if older {
                             self.delete(&key, ev.event_time, &event_id, &mut changes, now);
                         }
@@ -320,14 +380,8 @@ impl Schedule {
                 .insert(key.original_time);
         }
         self.touched.push(key.clone());
-        self.entries.insert(
-            key.clone(),
-            Entry {
-                instances: new,
-                last_change,
-                applied_at,
-            },
-        );
+        self.entries
+            .insert(key.clone(), Entry::new(new, last_change, applied_at));
     }
 
     fn delete(
@@ -341,7 +395,7 @@ impl Schedule {
         let old = self
             .entries
             .remove(key)
-            .map(|e| e.instances)
+            .map(|e| e.instances.into_vec())
             .unwrap_or_default();
         diff(representative(&old, now), None, event_id, changes);
         self.replace(key, old, Vec::new(), at, now);
@@ -406,7 +460,7 @@ impl Schedule {
                     } else {
                         Vec::new()
                     },
-                    last_change: e.last_change,
+                    last_change: e.last_change(),
                 })
             })
             .collect();
@@ -448,7 +502,7 @@ impl Schedule {
         let old = self
             .entries
             .remove(&key)
-            .map(|e| e.instances)
+            .map(|e| e.instances.into_vec())
             .unwrap_or_default();
         self.replace(&key, old, instances, last_change, None);
         self.touched.clear();
@@ -469,7 +523,7 @@ impl Schedule {
     /// When the booking was last changed (an event's `event_time`, or when
     /// the fetch that changed it began): its version.
     pub fn last_change(&self, key: &BookingKey) -> Option<DateTime<Utc>> {
-        self.entries.get(key).map(|e| e.last_change)
+        self.entries.get(key).map(Entry::last_change)
     }
 
     pub fn booking(&self, key: &BookingKey) -> Option<&Booking> {
@@ -503,7 +557,7 @@ impl Schedule {
             .iter()
             .filter(|(_, e)| match e.instances.first() {
                 Some(b) => b.end < before,
-                None => e.last_change < before,
+                None => e.last_change() < before,
             })
             .map(|(k, _)| k.clone())
             .collect();
@@ -512,15 +566,17 @@ impl Schedule {
             let Some(mut e) = self.entries.remove(k) else {
                 continue;
             };
-            let (gone, kept): (Vec<_>, Vec<_>) =
-                e.instances.drain(..).partition(|b| b.end < before);
+            let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut e.instances)
+                .into_vec()
+                .into_iter()
+                .partition(|b| b.end < before);
             for b in &gone {
                 self.unindex(b);
             }
             if kept.is_empty() {
                 n += 1;
             } else {
-                e.instances = kept;
+                e.instances = kept.into();
                 self.entries.insert(k.clone(), e);
             }
         }

@@ -153,7 +153,7 @@ impl<'a> LogRowOut<'a> {
             d: b.is_none(),
             s: b.map_or(0, |b| ms(b.start)),
             e: b.map_or(0, |b| ms(b.end)),
-            r: b.map_or(&[], |b| b.rooms.as_slice()),
+            r: b.map_or(&[], |b| &b.rooms[..]),
             g: b.map(|b| &*b.organizer),
             l: ms(e.last_change),
             c: e.occurrences

@@ -56,7 +56,7 @@ fn round_trip_and_restart() {
         key: BookingKey::new("u", 0),
         start: at(1_700_000_100_000),
         end: at(1_700_000_200_000),
-        rooms: vec![RoomId::new("omm_a")],
+        rooms: vec![RoomId::new("omm_a")].into(),
         organizer: Arc::new(Organizer {
             open_id: Some(Arc::from("ou_x")),
             ..Organizer::default()

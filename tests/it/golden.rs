@@ -95,7 +95,7 @@ fn render_case(t: &Templates, case: &Case, locale: Locale) -> String {
         key: BookingKey::new("golden-uid", 0),
         start: case.start,
         end: case.end,
-        rooms: vec![room.clone()],
+        rooms: vec![room.clone()].into(),
         organizer: Arc::new(Organizer {
             open_id: Some(Arc::from("ou_golden")),
             name: Some(Arc::from("Li Lei 李雷")),
@@ -147,7 +147,7 @@ fn render_case(t: &Templates, case: &Case, locale: Locale) -> String {
         key: booking.key.clone(),
         start: booking.start,
         end: booking.end,
-        rooms: booking.rooms.clone(),
+        rooms: booking.rooms.to_vec(),
         organizer: (*booking.organizer).clone(),
         token: None,
     })
