@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::{Schedule, diff, representative};
+use super::{Schedule, diff, representative, slot_at, slot_us};
 use crate::model::{Booking, BookingKey, Change, Organizer, RoomId};
 
 /// One completed fetch: every booking of `rooms` over `[from, to)`, as
@@ -135,10 +135,10 @@ impl Schedule {
         let mut missing: BTreeSet<BookingKey> = BTreeSet::new();
         for room in &fetch.rooms {
             if let Some(set) = self.by_room.get(room) {
-                for (start, k) in set.range(..(fetch.to, BookingKey::default())) {
+                for (start, k) in set.range(..(slot_us(fetch.to), BookingKey::default())) {
                     if !fetch.bookings.contains_key(k)
                         && self
-                            .instance(k, *start)
+                            .instance(k, slot_at(*start))
                             .is_some_and(|b| overlaps(b, fetch.from, fetch.to))
                     {
                         missing.insert(k.clone());

@@ -152,7 +152,7 @@ fn representative(instances: &[Arc<Booking>], now: Option<DateTime<Utc>>) -> Opt
 pub struct Schedule {
     entries: HashMap<BookingKey, Entry>,
     /// Per room: bookings ordered by (start, key).
-    by_room: HashMap<RoomId, BTreeSet<(DateTime<Utc>, BookingKey)>>,
+    by_room: HashMap<RoomId, BTreeSet<Slot>>,
     /// Series deletes: uid → event_time of the delete.
     series_deleted: HashMap<Arc<str>, DateTime<Utc>>,
     /// Exceptions per uid (so a series delete can find them).
@@ -163,6 +163,21 @@ pub struct Schedule {
     people: HashSet<Arc<Organizer>>,
     /// Keys the last `apply` wrote (what a store must persist).
     touched: Vec<BookingKey>,
+}
+
+/// A room's index entry: a booking's start (epoch microseconds: 8 bytes
+/// where a `DateTime` takes 12, and there is one per booking and room) and
+/// key, ordered by start.
+type Slot = (i64, BookingKey);
+
+/// An instant as an index entry orders it.
+fn slot_us(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// The instant of an index entry.
+fn slot_at(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or_default()
 }
 
 /// How many delivery ids are remembered for de-duplication by default.
@@ -406,14 +421,14 @@ impl Schedule {
             self.by_room
                 .entry(r.clone())
                 .or_default()
-                .insert((b.start, b.key.clone()));
+                .insert((slot_us(b.start), b.key.clone()));
         }
     }
 
     fn unindex(&mut self, b: &Booking) {
         for r in &b.rooms {
             if let Some(set) = self.by_room.get_mut(r) {
-                set.remove(&(b.start, b.key.clone()));
+                set.remove(&(slot_us(b.start), b.key.clone()));
             }
         }
     }

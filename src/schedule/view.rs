@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use std::sync::Arc;
 
-use super::Schedule;
+use super::{Schedule, slot_at, slot_us};
 use crate::model::{Booking, BookingKey, RoomId};
 
 /// A room's state at one instant.
@@ -56,8 +56,8 @@ impl Schedule {
             return Vec::new();
         };
         set.iter()
-            .take_while(|(start, _)| *start < to)
-            .filter_map(|(start, k)| self.shown(k, *start))
+            .take_while(|(start, _)| *start < slot_us(to))
+            .filter_map(|(start, k)| self.shown(k, slot_at(*start)))
             .filter(|b| b.end > from || (b.start == b.end && b.start >= from))
             .collect()
     }
@@ -84,10 +84,10 @@ impl Schedule {
         let mut current: Option<&Booking> = None;
         let mut next = Vec::new();
         for (start, key) in set.iter() {
-            if *start >= day_end {
+            if *start >= slot_us(day_end) {
                 break;
             }
-            let Some(b) = self.shown(key, *start) else {
+            let Some(b) = self.shown(key, slot_at(*start)) else {
                 continue;
             };
             if b.start <= now && now < b.end {
@@ -102,11 +102,11 @@ impl Schedule {
         let busy_until = current.map(|c| {
             // Merge back-to-back or overlapping bookings, on any day.
             let mut until = c.end;
-            for (start, key) in set.range((c.start, c.key.clone())..) {
-                if *start > until {
+            for (start, key) in set.range((slot_us(c.start), c.key.clone())..) {
+                if *start > slot_us(until) {
                     break;
                 }
-                if let Some(b) = self.shown(key, *start) {
+                if let Some(b) = self.shown(key, slot_at(*start)) {
                     until = until.max(b.end);
                 }
             }
@@ -116,9 +116,9 @@ impl Schedule {
         // a booking at 00:05 makes the room "starting soon" and bounds
         // "free until" (`next` itself lists the rest of the day only).
         let first_next = next.first().map(|b| b.start).or_else(|| {
-            set.range((day_end, BookingKey::new("", i64::MIN))..)
-                .filter(|(start, _)| *start > now)
-                .find_map(|(start, key)| self.shown(key, *start).map(|b| b.start))
+            set.range((slot_us(day_end), BookingKey::new("", i64::MIN))..)
+                .filter(|(start, _)| *start > slot_us(now))
+                .find_map(|(start, key)| self.shown(key, slot_at(*start)).map(|b| b.start))
         });
         let status = match (current, first_next) {
             (Some(_), _) => Status::Busy,
