@@ -882,3 +882,48 @@ async fn a_room_the_platform_cannot_read_keeps_its_schedule() {
     );
     bot.stop().await.expect("clean stop");
 }
+
+/// Issue 15: reminders come from the complete schedule: a daily series
+/// booked before roomcast started, known only from the room APIs, is
+/// reminded before each occurrence.
+#[tokio::test(start_paused = true)]
+async fn reminders_come_for_each_occurrence_of_a_fetched_series() {
+    let s = setup().await; // 08:00 on May 4 in Shanghai
+    s.book(FakeBooking::new(
+        "d1",
+        ROOM_A,
+        sh(4, 9, 0),
+        30,
+        Repeat::Daily,
+    ));
+    let extra = format!(
+        "[[sinks]]\nname = \"remind\"\nkind = \"webhook\"\nurl = \"{}/webhook/remind\"\nreminders = [\"10m\"]\nchanges = []\n",
+        s.f.base
+    );
+    let bot = s.bot("", &extra).start().await;
+    let t0 = tokio::time::Instant::now();
+    tokio::time::sleep(std::time::Duration::from_secs(2 * 24 * 3600 + 3600)).await;
+    let got: Vec<(u64, String)> =
+        s.f.hits("webhook")
+            .iter()
+            .filter(|h| h.path == "remind")
+            .map(|h| {
+                (
+                    (h.at - t0).as_secs() / 60,
+                    h.body["booking"]["start"]
+                        .as_str()
+                        .unwrap_or("?")
+                        .to_string(),
+                )
+            })
+            .collect();
+    assert_eq!(
+        got,
+        [
+            (50, "2026-05-04T09:00:00+08:00".to_string()),
+            (50 + 24 * 60, "2026-05-05T09:00:00+08:00".to_string()),
+            (50 + 48 * 60, "2026-05-06T09:00:00+08:00".to_string()),
+        ]
+    );
+    bot.stop().await.expect("clean stop");
+}
