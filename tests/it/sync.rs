@@ -902,7 +902,7 @@ async fn reminders_come_for_each_occurrence_of_a_fetched_series() {
     );
     let bot = s.bot("", &extra).start().await;
     let t0 = tokio::time::Instant::now();
-    tokio::time::sleep(std::time::Duration::from_secs(2 * 24 * 3600 + 3600)).await;
+    tokio::time::sleep(Duration::from_secs(2 * 24 * 3600 + 3600)).await;
     let got: Vec<(u64, String)> =
         s.f.hits("webhook")
             .iter()
