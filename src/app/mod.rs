@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{self, TimeSource};
 use crate::config::{Config, HttpConfig, SourceKind, SyncMode};
-use crate::deliver::{DeliverError, Deliverer, SinkChanges};
+use crate::deliver::{DeliverError, Deliverer};
 use crate::error::{Chain, Exit};
 use crate::http::{self, Health, Live, RoomSignals};
 use crate::lark::{LarkClient, SourceError};
@@ -34,6 +34,7 @@ use crate::source::replay::{self, ReplayError};
 use crate::store::{Store, StoreError, Writer};
 use crate::sync::{Found, Syncer, Wanted};
 
+pub use crate::http::Reloaded;
 pub use restore::load_schedule;
 
 /// How many payloads and messages may wait in each queue.
@@ -121,15 +122,6 @@ pub struct App {
 /// Hands a running roomcast a new config (SIGHUP).
 #[derive(Clone)]
 pub struct Reloader(mpsc::Sender<http::Query>);
-
-/// What a reload did.
-#[derive(Debug)]
-pub struct Reloaded {
-    /// Settings that differ but take effect only at a restart.
-    pub restart: Vec<&'static str>,
-    /// What happened to the sinks.
-    pub sinks: SinkChanges,
-}
 
 impl Reloader {
     /// Run with `checked` (validated as `check` does) from now on: rooms,

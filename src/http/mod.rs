@@ -80,8 +80,17 @@ pub(crate) enum Query {
     /// A checked config and templates to run with from now on.
     Reload(
         Box<crate::check::Checked>,
-        oneshot::Sender<Result<crate::app::Reloaded, String>>,
+        oneshot::Sender<Result<Reloaded, String>>,
     ),
+}
+
+/// What a reload did (the core's answer to [`Query::Reload`]).
+#[derive(Debug)]
+pub struct Reloaded {
+    /// Settings that differ but take effect only at a restart.
+    pub restart: Vec<&'static str>,
+    /// What happened to the sinks.
+    pub sinks: crate::deliver::SinkChanges,
 }
 
 /// Which rendering of a room's state.
