@@ -7,7 +7,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::model::{ChangeKind, RoomId};
-use crate::render::Format;
+use crate::render::{Format, Rendered};
 
 /// What a message is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +68,32 @@ pub struct Message {
     /// than replaced unsent by a newer snapshot — the outbox then says
     /// `delivered`, which is true, not `superseded`.
     pub restored: bool,
+}
+
+impl Message {
+    /// A message just rendered for `sink`, not yet in the outbox.
+    pub(crate) fn rendered(
+        sink: &str,
+        room: RoomId,
+        subject: Subject,
+        booking: Option<String>,
+        event_id: Arc<str>,
+        idempotency_key: String,
+        r: Rendered,
+    ) -> Message {
+        Message {
+            sink: Arc::from(sink),
+            outbox_id: None,
+            idempotency_key,
+            event_id,
+            room,
+            subject,
+            booking,
+            body: r.body,
+            format: r.format,
+            restored: false,
+        }
+    }
 }
 
 /// `sha256(parts joined by NUL)`, first 16 bytes as hex: idempotency keys

@@ -432,12 +432,13 @@ small{{font-size:3.5vmin;opacity:.7}}</style></head><body><main id=\"error\" dat
 
 /// Ask the core a question whose answer is a rendering (`query` makes
 /// it from the reply channel); `missing`: what an unknown name is; `what`
-/// names it in the log if the render fails.
+/// names it in the log if the render fails (made only then: live pages
+/// ask on every change).
 async fn ask<T>(
     s: &Server,
     query: impl FnOnce(oneshot::Sender<Result<T, ViewError>>) -> Query,
     missing: Failure,
-    what: &str,
+    what: impl FnOnce() -> String,
 ) -> Result<T, Failure> {
     let (tx, rx) = oneshot::channel();
     if s.queries.send(query(tx)).await.is_err() {
@@ -448,7 +449,7 @@ async fn ask<T>(
         Ok(Ok(body)) => Ok(body),
         Ok(Err(ViewError::NoSuchRoom)) => Err(missing),
         Ok(Err(ViewError::Render(e))) => {
-            tracing::error!(%what, error = %e, "render failed");
+            tracing::error!(what = %what(), error = %e, "render failed");
             Err(Failure::Render)
         }
     }
@@ -461,8 +462,8 @@ pub(crate) async fn view(s: &Server, room: &str, view: View) -> Result<String, F
         view,
         reply,
     };
-    let what = format!("room {room}, template {}", view.template());
-    ask(s, q, Failure::NoSuchRoom, &what).await
+    let what = || format!("room {room}, template {}", view.template());
+    ask(s, q, Failure::NoSuchRoom, what).await
 }
 
 /// Ask the core for a board's page (or its changing part) and its rooms.
@@ -476,7 +477,7 @@ pub(crate) async fn board_view(
         page,
         reply,
     };
-    ask(s, q, Failure::NoSuchBoard, &format!("board {name}")).await
+    ask(s, q, Failure::NoSuchBoard, || format!("board {name}")).await
 }
 
 /// May this request see board `name`?

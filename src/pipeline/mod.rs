@@ -25,7 +25,7 @@ use crate::locale::Style;
 use crate::message::{Message, Subject, digest_hex};
 use crate::model::{Change, ChangeKind, EventKind, RoomEvent, RoomId};
 use crate::render::view::{self, RoomMeta, ViewModel};
-use crate::render::{Format, RenderError, Templates};
+use crate::render::{RenderError, Rendered, Templates};
 use crate::schedule::{Fetch, Schedule, Skip, Status, Written};
 use crate::store::Loaded;
 
@@ -476,26 +476,23 @@ impl Pipeline {
                     vm,
                     sink.kind.target(),
                 ) {
-                    Ok(r) => out.push(Message {
-                        sink: Arc::from(sink.name.as_str()),
-                        outbox_id: None,
+                    Ok(r) => out.push(Message::rendered(
+                        &sink.name,
+                        c.room.clone(),
+                        Subject::Notice(c.kind),
+                        Some(c.booking.key.to_string()),
+                        c.event_id.clone(),
                         // The booking too: one event (a series delete) can
                         // cancel several bookings in one room.
-                        idempotency_key: digest_hex(&[
+                        digest_hex(&[
                             &sink.name,
                             &c.event_id,
                             c.room.as_str(),
                             c.kind.as_str(),
                             &c.booking.key.to_string(),
                         ]),
-                        event_id: c.event_id.clone(),
-                        room: c.room.clone(),
-                        subject: Subject::Notice(c.kind),
-                        booking: Some(c.booking.key.to_string()),
-                        body: r.body,
-                        format: r.format,
-                        restored: false,
-                    }),
+                        r,
+                    )),
                     Err(e) => errors.push((sink.name.clone(), e)),
                 }
             }
@@ -520,18 +517,15 @@ impl Pipeline {
     ) {
         for sink in self.panel_sinks(room) {
             match self.snapshot(sink, room, now) {
-                Ok((body, format)) => out.push(Message {
-                    sink: Arc::from(sink.name.as_str()),
-                    outbox_id: None,
-                    idempotency_key: digest_hex(&[&sink.name, event_id, room.as_str(), "snapshot"]),
-                    event_id: event_id.clone(),
-                    room: room.clone(),
-                    subject: Subject::Snapshot,
-                    booking: None,
-                    body,
-                    format,
-                    restored: false,
-                }),
+                Ok(r) => out.push(Message::rendered(
+                    &sink.name,
+                    room.clone(),
+                    Subject::Snapshot,
+                    None,
+                    event_id.clone(),
+                    digest_hex(&[&sink.name, event_id, room.as_str(), "snapshot"]),
+                    r,
+                )),
                 Err(e) => errors.push((sink.name.clone(), e)),
             }
         }
@@ -697,12 +691,11 @@ impl Pipeline {
         sink: &SinkConfig,
         room: &RoomId,
         now: DateTime<Utc>,
-    ) -> Result<(String, Format), RenderError> {
+    ) -> Result<Rendered, RenderError> {
         let style = self.config.style(self.config.room(room), Some(sink));
         let vm = self.snapshot_vm_styled(&style, room, now);
         self.templates
             .render_for(&sink.template, style.locale, vm, sink.kind.target())
-            .map(|r| (r.body, r.format))
     }
 
     /// Is this a room to show: configured, or (unless unknown rooms are

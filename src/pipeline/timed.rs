@@ -81,10 +81,13 @@ impl Pipeline {
                             vm,
                             sink.kind.target(),
                         ) {
-                            Ok(r) => out.push(Message {
-                                sink: Arc::from(sink.name.as_str()),
-                                outbox_id: None,
-                                idempotency_key: digest_hex(&[
+                            Ok(r) => out.push(Message::rendered(
+                                &sink.name,
+                                room.clone(),
+                                Subject::Reminder,
+                                Some(b.key.to_string()),
+                                event_id.clone(),
+                                digest_hex(&[
                                     &sink.name,
                                     "reminder",
                                     room.as_str(),
@@ -92,14 +95,8 @@ impl Pipeline {
                                     &b.start.timestamp_millis().to_string(),
                                     &lead.num_seconds().to_string(),
                                 ]),
-                                event_id: event_id.clone(),
-                                room: room.clone(),
-                                subject: Subject::Reminder,
-                                booking: Some(b.key.to_string()),
-                                body: r.body,
-                                format: r.format,
-                                restored: false,
-                            }),
+                                r,
+                            )),
                             Err(e) => errors.push((sink.name.clone(), e)),
                         }
                     }
@@ -209,12 +206,7 @@ impl Pipeline {
                 id,
                 meta: self.room_meta(id, at),
                 style: cfg.style(cfg.room(id), Some(sink)),
-                bookings: self
-                    .schedule
-                    .bookings_between(id, start, end)
-                    .into_iter()
-                    .filter(|b| b.start < end)
-                    .collect(),
+                bookings: self.schedule.bookings_between(id, start, end),
             })
             .collect();
         let vm = view::digest(&style, start, &rooms, event_id, at);
@@ -223,17 +215,14 @@ impl Pipeline {
         let r = self
             .templates
             .render_for(template, style.locale, vm, sink.kind.target())?;
-        Ok(Message {
-            sink: Arc::from(sink.name.as_str()),
-            outbox_id: None,
-            idempotency_key: digest_hex(&[&sink.name, "digest", &date.to_string()]),
-            event_id: event_id.clone(),
-            room: RoomId::new("*"),
-            subject: Subject::Digest,
-            booking: None,
-            body: r.body,
-            format: r.format,
-            restored: false,
-        })
+        Ok(Message::rendered(
+            &sink.name,
+            RoomId::new("*"),
+            Subject::Digest,
+            None,
+            event_id.clone(),
+            digest_hex(&[&sink.name, "digest", &date.to_string()]),
+            r,
+        ))
     }
 }
