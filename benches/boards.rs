@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use gateway::Gateway;
 use support::{
-    Roomcast, cpu_ms, env_or, http_with_rooms, quantile, room, send_steady_at, send_windowed,
-    status_kib, update_event,
+    Roomcast, cpu_ms, data_end, env_or, http_with_rooms, open_streams, quantile, room,
+    send_steady_at, send_windowed, status_kib, update_event,
 };
 
 const ROOMS: usize = 1000;
@@ -49,55 +49,22 @@ async fn open_boards(
     index: Arc<HashMap<String, usize>>,
 ) -> (Arrivals, Vec<tokio::task::JoinHandle<()>>) {
     let arrivals: Arrivals = Arc::default();
-    let client = reqwest::Client::new();
-    let ready = Arc::new(tokio::sync::Semaphore::new(0));
-    let mut tasks = Vec::new();
-    for b in 0..boards {
-        let url = format!("{http}/boards/b{b}/events");
-        let (client, arrivals, ready, index) = (
-            client.clone(),
-            arrivals.clone(),
-            ready.clone(),
-            index.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut resp = client.get(url).send().await.expect("event stream");
-            let mut buf = String::new();
-            let mut first = true;
-            while let Ok(Some(chunk)) = resp.chunk().await {
-                let at = Instant::now();
-                buf.push_str(&String::from_utf8_lossy(&chunk));
-                while let Some(end) = buf.find("\n\n") {
-                    let block: String = buf.drain(..end + 2).collect();
-                    if !block.starts_with("event: board") {
-                        continue;
-                    }
-                    if first {
-                        first = false;
-                        ready.add_permits(1);
-                    }
-                    let mut a = arrivals.lock().unwrap();
-                    for tile in block.split("data-room=\"").skip(1) {
-                        let Some(r) = tile.split('"').next().and_then(|id| index.get(id)) else {
-                            continue;
-                        };
-                        if let Some(v) = tile
-                            .split("data-end=\"")
-                            .nth(1)
-                            .and_then(|t| t.split('"').next())
-                            .and_then(|t| t.parse::<i64>().ok())
-                        {
-                            a.entry((*r, v)).or_insert(at);
-                        }
-                    }
-                }
+    let urls = (0..boards)
+        .map(|b| format!("{http}/boards/b{b}/events"))
+        .collect();
+    let seen = arrivals.clone();
+    let tasks = open_streams(urls, "board", move |_, block, at| {
+        let mut a = seen.lock().unwrap();
+        for tile in block.split("data-room=\"").skip(1) {
+            let Some(r) = tile.split('"').next().and_then(|id| index.get(id)) else {
+                continue;
+            };
+            if let Some(v) = data_end(tile) {
+                a.entry((*r, v)).or_insert(at);
             }
-        }));
-    }
-    let _all = ready
-        .acquire_many(boards as u32)
-        .await
-        .expect("every board connected");
+        }
+    })
+    .await;
     (arrivals, tasks)
 }
 

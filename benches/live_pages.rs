@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use gateway::Gateway;
 use support::{
-    Roomcast, cpu_ms, env_or, http_with_rooms, quantile, room, send_steady, send_windowed,
-    status_kib, update_event,
+    Roomcast, cpu_ms, data_end, env_or, http_with_rooms, open_streams, quantile, room, send_steady,
+    send_windowed, status_kib, update_event,
 };
 
 const ROOMS: usize = 1000;
@@ -60,44 +60,16 @@ type Arrivals = Arc<Mutex<HashMap<(usize, i64), Instant>>>;
 /// records when a rendering with a new current end arrives.
 async fn open_pages(http: &str, pages: usize) -> (Arrivals, Vec<tokio::task::JoinHandle<()>>) {
     let arrivals: Arrivals = Arc::default();
-    let client = reqwest::Client::new();
-    let ready = Arc::new(tokio::sync::Semaphore::new(0));
-    let mut tasks = Vec::new();
-    for r in 0..pages {
-        let url = format!("{http}/rooms/{}/events", room(r));
-        let (client, arrivals, ready) = (client.clone(), arrivals.clone(), ready.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut resp = client.get(url).send().await.expect("event stream");
-            let mut buf = String::new();
-            let mut first = true;
-            while let Ok(Some(chunk)) = resp.chunk().await {
-                let at = Instant::now();
-                buf.push_str(&String::from_utf8_lossy(&chunk));
-                while let Some(end) = buf.find("\n\n") {
-                    let block: String = buf.drain(..end + 2).collect();
-                    if !block.starts_with("event: room") {
-                        continue;
-                    }
-                    if first {
-                        first = false;
-                        ready.add_permits(1);
-                    }
-                    if let Some(v) = block
-                        .split("data-end=\"")
-                        .nth(1)
-                        .and_then(|t| t.split('"').next())
-                        .and_then(|t| t.parse::<i64>().ok())
-                    {
-                        arrivals.lock().unwrap().entry((r, v)).or_insert(at);
-                    }
-                }
-            }
-        }));
-    }
-    let _all = ready
-        .acquire_many(pages as u32)
-        .await
-        .expect("every page connected");
+    let urls = (0..pages)
+        .map(|r| format!("{http}/rooms/{}/events", room(r)))
+        .collect();
+    let seen = arrivals.clone();
+    let tasks = open_streams(urls, "room", move |r, block, at| {
+        if let Some(v) = data_end(block) {
+            seen.lock().unwrap().entry((r, v)).or_insert(at);
+        }
+    })
+    .await;
     (arrivals, tasks)
 }
 

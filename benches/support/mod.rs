@@ -169,3 +169,54 @@ pub fn http_with_rooms(rooms: usize) -> (u16, String) {
     }
     (port, rest)
 }
+
+/// Open a server-sent event stream at each URL; `on(i, block, at)` sees
+/// each block of stream `i` whose event is `event`, with when it arrived.
+/// Returns once every stream has delivered its first such block.
+pub async fn open_streams(
+    urls: Vec<String>,
+    event: &'static str,
+    on: impl Fn(usize, &str, Instant) + Clone + Send + 'static,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let client = reqwest::Client::new();
+    let ready = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let n = urls.len();
+    let mut tasks = Vec::new();
+    for (i, url) in urls.into_iter().enumerate() {
+        let (client, ready, on) = (client.clone(), ready.clone(), on.clone());
+        let prefix = format!("event: {event}");
+        tasks.push(tokio::spawn(async move {
+            let mut resp = client.get(url).send().await.expect("event stream");
+            let mut buf = String::new();
+            let mut first = true;
+            while let Ok(Some(chunk)) = resp.chunk().await {
+                let at = Instant::now();
+                buf.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buf.find("\n\n") {
+                    let block: String = buf.drain(..end + 2).collect();
+                    if !block.starts_with(&prefix) {
+                        continue;
+                    }
+                    if first {
+                        first = false;
+                        ready.add_permits(1);
+                    }
+                    on(i, &block, at);
+                }
+            }
+        }));
+    }
+    let _all = ready
+        .acquire_many(n as u32)
+        .await
+        .expect("every stream connected");
+    tasks
+}
+
+/// The first `data-end="…"` (epoch ms) in a rendering.
+pub fn data_end(s: &str) -> Option<i64> {
+    s.split("data-end=\"")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .and_then(|t| t.parse().ok())
+}
