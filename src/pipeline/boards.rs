@@ -10,7 +10,7 @@ use crate::render::view::{self, ViewModel};
 impl Pipeline {
     /// A board's rooms: those it lists, in order, then the directory's
     /// rooms under its levels, by name.
-    pub(crate) fn board_rooms(&self, b: &BoardConfig, now: DateTime<Utc>) -> Vec<RoomId> {
+    fn board_rooms(&self, b: &BoardConfig, now: DateTime<Utc>) -> Vec<RoomId> {
         let mut rooms = b.rooms.clone();
         if !b.levels.is_empty() {
             let mut found: Vec<(String, RoomId)> = self

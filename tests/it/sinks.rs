@@ -628,16 +628,18 @@ async fn a_reload_changes_sinks_in_place_and_keeps_what_is_queued() {
     );
     assert_eq!(new.headers["x-roomcast-event"], "e1");
 
-    let (st, _) = bot
-        .post(&moved("e2", "m1", ROOM_A, 10, ms(2026, 5, 1, 0, 1)), &[])
+    // A move, pushed, and its notice arriving at the new URL.
+    let move_to = async |uuid: &str, hour: u32, minute: u32| {
+        let body = moved(uuid, "m1", ROOM_A, hour, ms(2026, 5, 1, 0, minute));
+        assert_eq!(bot.post(&body, &[]).await.0, 200);
+        f.wait(&format!("{uuid} at the new URL"), |s| {
+            s.hits
+                .iter()
+                .any(|h| h.path == "new" && h.headers["x-roomcast-event"] == uuid)
+        })
         .await;
-    assert_eq!(st, 200);
-    f.wait("the next notice at the new URL", |s| {
-        s.hits
-            .iter()
-            .any(|h| h.path == "new" && h.headers["x-roomcast-event"] == "e2")
-    })
-    .await;
+    };
+    move_to("e2", 10, 1).await;
     let metrics = bot.text("/metrics").await;
     assert!(metrics.contains("sink=\"added\""), "{metrics}");
     assert!(
@@ -657,16 +659,7 @@ async fn a_reload_changes_sinks_in_place_and_keeps_what_is_queued() {
         e.contains("sink `bad`") && e.contains("gone.jsonl/bad.jsonl"),
         "{e}"
     );
-    let (st, _) = bot
-        .post(&moved("e3", "m1", ROOM_A, 11, ms(2026, 5, 1, 0, 2)), &[])
-        .await;
-    assert_eq!(st, 200);
-    f.wait("e3 at the URL that still runs", |s| {
-        s.hits
-            .iter()
-            .any(|h| h.path == "new" && h.headers["x-roomcast-event"] == "e3")
-    })
-    .await;
+    move_to("e3", 11, 2).await;
 
     let dir = bot.dir.clone();
     let summary = bot.stop().await.expect("clean stop");
