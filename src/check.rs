@@ -180,7 +180,7 @@ pub(crate) fn sample_change(room: &RoomId, kind: ChangeKind, at: DateTime<Utc>) 
                 name: Some(Arc::from("Sample Organizer")),
                 ..Organizer::default()
             }),
-            title: Some(Arc::from("Sample meeting")),
+            title: Some("Sample meeting".into()),
         }),
         previous: (kind == ChangeKind::Rescheduled).then(|| (start - Duration::hours(1), start)),
         event_id: Arc::from("sample-event"),

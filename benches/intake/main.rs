@@ -162,9 +162,18 @@ async fn start(gw: &mut LeanGateway, client: Client, http: Option<u16>) -> Proc 
 }
 
 impl Proc {
-    /// Peak RSS (KiB), then SIGTERM and wait.
+    /// Peak RSS (KiB), then SIGTERM and wait. With `RSS_SPLIT=1` also
+    /// prints what is resident now, anonymous (heap, stacks) and file
+    /// (the executable's and libraries' pages).
     async fn stop(mut self) -> u64 {
         let rss = status_kib(self.pid, "VmHWM:");
+        if std::env::var_os("RSS_SPLIT").is_some() {
+            eprintln!(
+                "  resident at the end: anon {:.1} MiB, file {:.1} MiB",
+                status_kib(self.pid, "RssAnon:") as f64 / 1024.0,
+                status_kib(self.pid, "RssFile:") as f64 / 1024.0
+            );
+        }
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &self.pid.to_string()])
             .status();

@@ -249,7 +249,7 @@ fn event_text_is_inert_in_every_chat_format() {
                 name: Some(Arc::from("<at id=all></at>")),
                 ..Organizer::default()
             }),
-            title: Some(Arc::from(hostile_title)),
+            title: Some(hostile_title.into()),
         }),
         previous: Some((now - chrono::Duration::hours(1), now)),
         event_id: Arc::from("ev-1"),

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::{Schedule, diff, representative, slot_at, slot_us};
-use crate::model::{Booking, BookingKey, Change, Organizer, RoomId};
+use crate::model::{Booking, BookingKey, Change, Organizer, RoomId, Title};
 
 /// One completed fetch: every booking of `rooms` over `[from, to)`, as
 /// [`Fetch::new`] groups the instances the platform lists (grouping is done
@@ -82,7 +82,7 @@ impl Fetch {
     pub fn set_titles(
         &mut self,
         wants: impl Fn(&RoomId) -> bool,
-        title: impl Fn(&BookingKey) -> Option<Arc<str>>,
+        title: impl Fn(&BookingKey) -> Option<Title>,
     ) {
         for (k, s) in &mut self.bookings {
             if s.organizer.is_some() && s.rooms.iter().any(&wants) {
@@ -111,7 +111,7 @@ pub struct FetchedInstance {
     /// `None`: the platform hides the organizer (a private booking).
     pub organizer: Option<Organizer>,
     /// The meeting's title, when it was asked for.
-    pub title: Option<Arc<str>>,
+    pub title: Option<Title>,
 }
 
 /// What a fetch says of one booking.
@@ -120,7 +120,7 @@ struct Seen {
     rooms: Vec<RoomId>,
     spans: BTreeSet<(DateTime<Utc>, DateTime<Utc>)>,
     organizer: Option<Organizer>,
-    title: Option<Arc<str>>,
+    title: Option<Title>,
 }
 
 impl Schedule {
@@ -204,15 +204,17 @@ impl Schedule {
             .unwrap_or_default();
         let new: Vec<Arc<Booking>> = match seen {
             None if rooms.is_empty() => Vec::new(),
-            None => old
-                .iter()
-                .map(|b| {
-                    Arc::new(Booking {
-                        rooms: rooms.clone().into(),
-                        ..(**b).clone()
+            None => {
+                let rooms = self.intern_rooms(&rooms);
+                old.iter()
+                    .map(|b| {
+                        Arc::new(Booking {
+                            rooms: rooms.clone(),
+                            ..(**b).clone()
+                        })
                     })
-                })
-                .collect(),
+                    .collect()
+            }
             Some(s) => {
                 for r in &s.rooms {
                     let r = self.intern_room(r);
@@ -253,6 +255,7 @@ impl Schedule {
                 if same {
                     return;
                 }
+                let rooms = self.intern_rooms(&rooms);
                 spans
                     .into_iter()
                     .map(|(start, end)| {
@@ -260,7 +263,7 @@ impl Schedule {
                             key: key.clone(),
                             start,
                             end,
-                            rooms: rooms.clone().into(),
+                            rooms: rooms.clone(),
                             organizer: organizer.clone(),
                             title: title.clone(),
                         })

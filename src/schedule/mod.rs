@@ -103,7 +103,10 @@ enum Instances {
     #[default]
     None,
     One(Arc<Booking>),
-    Many(Box<[Arc<Booking>]>),
+    /// Boxed twice: a thin pointer keeps the enum (and so every entry) at
+    /// 16 bytes; series are rare.
+    #[allow(clippy::box_collection)]
+    Many(Box<Vec<Arc<Booking>>>),
 }
 
 impl std::ops::Deref for Instances {
@@ -123,7 +126,7 @@ impl From<Vec<Arc<Booking>>> for Instances {
         match v.len() {
             0 => Instances::None,
             1 => v.pop().map_or(Instances::None, Instances::One),
-            _ => Instances::Many(v.into_boxed_slice()),
+            _ => Instances::Many(Box::new(v)),
         }
     }
 }
@@ -133,7 +136,7 @@ impl Instances {
         match self {
             Instances::None => Vec::new(),
             Instances::One(b) => vec![b],
-            Instances::Many(v) => v.into_vec(),
+            Instances::Many(v) => *v,
         }
     }
 }
@@ -161,6 +164,9 @@ pub struct Schedule {
     /// Interned room and organizer ids (one copy per distinct id).
     rooms_seen: HashSet<RoomId>,
     people: HashSet<Arc<Organizer>>,
+    /// Interned sets of rooms (one copy per distinct set, shared by every
+    /// booking of it).
+    room_sets: HashSet<Rooms>,
     /// Keys the last `apply` wrote (what a store must persist).
     touched: Vec<BookingKey>,
 }
@@ -225,6 +231,16 @@ impl Schedule {
         }
     }
 
+    /// The one shared copy of this set of rooms (each id interned too).
+    fn intern_rooms(&mut self, rooms: &[RoomId]) -> Rooms {
+        if let Some(r) = self.room_sets.get(rooms) {
+            return r.clone();
+        }
+        let r: Rooms = rooms.iter().map(|r| self.intern_room(r)).collect();
+        self.room_sets.insert(r.clone());
+        r
+    }
+
     fn intern_organizer(&mut self, o: &Organizer) -> Arc<Organizer> {
         match self.people.get(o) {
             Some(x) => x.clone(),
@@ -281,7 +297,7 @@ impl Schedule {
                     .remove(&ev.key)
                     .map(|e| e.instances.into_vec())
                     .unwrap_or_default();
-                let rooms: Rooms = ev.rooms.iter().map(|r| self.intern_room(r)).collect();
+                let rooms = self.intern_rooms(&ev.rooms);
                 let organizer = self.organizer_for(&ev.organizer, old.first());
                 let title = old.first().and_then(|b| b.title.clone());
                 let series = !ev.key.is_exception() && old.len() > 1;
@@ -496,7 +512,7 @@ impl Schedule {
         let instances = match booking {
             None => Vec::new(),
             Some(mut b) => {
-                b.rooms = b.rooms.iter().map(|r| self.intern_room(r)).collect();
+                b.rooms = self.intern_rooms(&b.rooms);
                 b.organizer = self.intern_organizer(&b.organizer);
                 if occurrences.len() > 1 {
                     occurrences
@@ -597,6 +613,7 @@ impl Schedule {
         }
         self.by_room.retain(|_, s| !s.is_empty());
         self.people.retain(|p| Arc::strong_count(p) > 1);
+        self.room_sets.retain(|r| !r.unshared());
         n
     }
 

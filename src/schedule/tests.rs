@@ -337,3 +337,12 @@ fn prune_forgets_old_bookings() {
     assert_eq!(s.len(), 1);
     assert!(s.seen("1"), "delivery ids survive a prune");
 }
+
+/// One entry per booking held: its size is the schedule's memory per
+/// booking (BENCHMARKS.md §8). A change that grows it should be a choice.
+#[test]
+fn an_entry_stays_small() {
+    assert_eq!(size_of::<Instances>(), 16);
+    assert_eq!(size_of::<Entry>(), 32);
+    assert_eq!(size_of::<Booking>(), 80);
+}

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{CommitItem, Loaded, Mark, OutboxRow, OutboxState, StoreError};
 use crate::message::{Message, Subject};
-use crate::model::{Booking, BookingKey, Organizer, RoomId};
+use crate::model::{Booking, BookingKey, Organizer, RoomId, Title};
 use crate::render::Format;
 use crate::schedule::EntryRow;
 
@@ -28,8 +28,20 @@ const FOLD_ROWS: i64 = 65_536;
 /// ...or at least this many bytes of booking rows, and no fewer than the
 /// table holds (see [`Store::fold_due`])...
 const FOLD_BYTES: i64 = 8 << 20;
-/// ...counting this many bytes a row of the table.
+/// ...counting this many bytes a row of the table. A log this many times
+/// that size is folded even while commits keep coming.
 const FOLDED_ROW_BYTES: i64 = 256;
+const FOLD_FORCE: i64 = 4;
+
+/// Whether the booking log should be folded ([`Store::fold_due`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fold {
+    No,
+    /// Due: fold once the writer has had nothing to do for a moment.
+    Idle,
+    /// Overdue: fold now, between commits.
+    Now,
+}
 
 /// The WAL is checkpointed (by the writer, after replying) once it holds
 /// this many pages, SQLite's own default...
@@ -175,7 +187,7 @@ impl LogRow {
                 end: at(self.e),
                 rooms: self.r.iter().map(|r| RoomId::new(r)).collect(),
                 organizer: Arc::new(self.g.unwrap_or_default()),
-                title: self.t.map(|t| Arc::from(t.as_str())),
+                title: self.t.map(Title::from),
             }),
             occurrences: self.c.into_iter().map(|(s, e)| (at(s), at(e))).collect(),
             key,
@@ -399,7 +411,7 @@ impl Store {
                     end: at(e),
                     rooms: rooms.iter().map(|r| RoomId::new(r)).collect(),
                     organizer: Arc::new(organizer),
-                    title: title.map(|t| Arc::from(t.as_str())),
+                    title: title.map(Title::from),
                 }),
                 occurrences: occurrences
                     .into_iter()
@@ -590,10 +602,20 @@ impl Store {
     /// Is the booking log big enough to fold? Once it holds as many bytes
     /// as the `bookings` table (and at least [`FOLD_BYTES`]): a fold
     /// rewrites about the whole table, so folding no sooner keeps its cost
-    /// per logged byte constant however large the table grows.
-    pub(crate) fn fold_due(&self) -> bool {
-        self.log_rows >= FOLD_ROWS
-            || self.log_bytes >= FOLD_BYTES.max(self.bookings_rows * FOLDED_ROW_BYTES)
+    /// per logged byte constant however large the table grows. The writer
+    /// folds a due log when no commit has come for a while
+    /// ([`Fold::Idle`]); a log [`FOLD_FORCE`] times that size is folded
+    /// at once ([`Fold::Now`]), so a burst that never pauses still bounds
+    /// the log (and what a restart replays).
+    pub(crate) fn fold_due(&self) -> Fold {
+        let bound = FOLD_BYTES.max(self.bookings_rows * FOLDED_ROW_BYTES);
+        if self.log_rows >= FOLD_FORCE * FOLD_ROWS || self.log_bytes >= FOLD_FORCE * bound {
+            Fold::Now
+        } else if self.log_rows >= FOLD_ROWS || self.log_bytes >= bound {
+            Fold::Idle
+        } else {
+            Fold::No
+        }
     }
 
     /// Fold the booking log into `bookings` and empty it, in one

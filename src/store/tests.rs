@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use rusqlite::Connection;
 
-use super::sqlite::{APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION};
+use super::sqlite::{APPLICATION_ID, Fold, MIGRATIONS, SCHEMA_VERSION};
 use super::*;
 use crate::message::Subject;
 use crate::model::{Booking, BookingKey, ChangeKind, Organizer, RoomId};
@@ -251,7 +251,7 @@ fn a_fold_keeps_the_last_row_of_each_booking_exactly() {
             union_id: Some(Arc::from("on_\"quoted\" ü")),
             ..Organizer::default()
         }),
-        title: title.map(Arc::from),
+        title: title.map(crate::model::Title::from),
     };
     let row = |b: Option<Booking>, key: BookingKey, occ: Vec<(i64, i64)>, t: i64| EntryRow {
         key,
@@ -322,7 +322,7 @@ fn a_fold_keeps_the_last_row_of_each_booking_exactly() {
         .map(|e| (e.key.clone(), e))
         .collect();
     assert_eq!(got, want);
-    assert!(!s.fold_due());
+    assert_eq!(s.fold_due(), Fold::No);
     // A fold after more commits updates rows in place.
     let mut items = [CommitItem {
         event_id: Some("e9".into()),
@@ -342,4 +342,51 @@ fn a_fold_keeps_the_last_row_of_each_booking_exactly() {
         .find(|e| e.key == BookingKey::new("a", 0))
         .unwrap();
     assert_eq!((a.booking, a.last_change), (None, at(9)));
+}
+
+/// A grown log is folded in a pause of the commits; one grown four times
+/// as far is folded at once (a burst that never pauses still bounds it).
+#[test]
+fn a_fold_waits_for_a_pause_unless_the_log_has_grown_far() {
+    let d = dir();
+    let mut s = Store::open(&d.join("rc.db"), false).unwrap();
+    let now = at(1_700_000_000_000);
+    // Rows of about 1 MiB each (a long title).
+    let title = crate::model::Title::from("x".repeat(1 << 20));
+    let mut due = Vec::new();
+    for i in 0..33 {
+        let key = BookingKey::new(&format!("u{i}"), 0);
+        let mut items = [CommitItem {
+            event_id: Some(format!("e{i}")),
+            written: Written {
+                entries: vec![EntryRow {
+                    booking: Some(Booking {
+                        key: key.clone(),
+                        start: now,
+                        end: now,
+                        rooms: vec![RoomId::new("omm_1")].into(),
+                        organizer: Arc::default(),
+                        title: Some(title.clone()),
+                    }),
+                    key,
+                    occurrences: vec![],
+                    last_change: now,
+                }],
+                series_deleted: None,
+            },
+            ..Default::default()
+        }];
+        s.commit(now, &mut items, &[]).unwrap();
+        due.push(s.fold_due());
+    }
+    // 8 MiB: due (in a pause); 32 MiB: now.
+    assert_eq!(due[6], Fold::No);
+    assert_eq!(due[8], Fold::Idle);
+    assert_eq!(due[30], Fold::Idle);
+    assert_eq!(due[32], Fold::Now);
+    assert_eq!(s.fold().unwrap(), 33);
+    assert_eq!(s.fold_due(), Fold::No);
+    // The table now holds 33 rows: the next fold is due at 8 MiB again
+    // (33 rows count far less).
+    assert_eq!(s.load(0).unwrap().entries.len(), 33);
 }

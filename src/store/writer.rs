@@ -16,6 +16,7 @@ use std::sync::mpsc;
 use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
+use super::sqlite::Fold;
 use super::{CommitItem, Mark, OutboxState, Store, StoreError};
 use crate::error::Chain;
 
@@ -163,8 +164,12 @@ impl Writer {
 
 /// The thread: take what is waiting, commit it (with the outcomes that
 /// came meanwhile), reply; write the outcomes left; fold the booking log
-/// when it has grown.
+/// when it has grown, in a pause of the commits (or at once when it has
+/// grown far).
 fn run(mut store: Store, rx: &mpsc::Receiver<Job>, healthy: &AtomicBool) {
+    // A due fold waits for a pause this long in the commits: a burst's
+    // commits are not held up behind it (see `Store::fold_due`).
+    const FOLD_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
     let mut marks: Vec<Mark> = Vec::new();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     let ok = |r: Result<(), StoreError>, what: &str| match r {
@@ -174,7 +179,20 @@ fn run(mut store: Store, rx: &mpsc::Receiver<Job>, healthy: &AtomicBool) {
             tracing::error!(error = %Chain(&e), "store: {what} failed");
         }
     };
-    while let Ok(first) = rx.recv() {
+    loop {
+        let first = if store.fold_due() == Fold::No {
+            rx.recv().ok()
+        } else {
+            match rx.recv_timeout(FOLD_PAUSE) {
+                Ok(job) => Some(job),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    fold(&mut store, healthy);
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => None,
+            }
+        };
+        let Some(first) = first else { break };
         let mut next = Some(first);
         while let Some(job) = next {
             match job {
@@ -217,11 +235,8 @@ fn run(mut store: Store, rx: &mpsc::Receiver<Job>, healthy: &AtomicBool) {
         }
         // Written, or failed (logged): either way the sink goes on.
         answer(&mut waiting);
-        if store.fold_due() {
-            match store.fold() {
-                Ok(n) => tracing::debug!(bookings = n, "booking log folded"),
-                Err(e) => ok(Err(e), "folding the booking log"),
-            }
+        if store.fold_due() == Fold::Now {
+            fold(&mut store, healthy);
         }
         // After the replies: the core is busy with the next batch meanwhile.
         if store.checkpoint_due()
@@ -232,6 +247,16 @@ fn run(mut store: Store, rx: &mpsc::Receiver<Job>, healthy: &AtomicBool) {
     }
     if let Err(e) = store.fold() {
         tracing::warn!(error = %Chain(&e), "store: folding the booking log at exit failed (it is replayed at the next start)");
+    }
+}
+
+fn fold(store: &mut Store, healthy: &AtomicBool) {
+    match store.fold() {
+        Ok(n) => tracing::debug!(bookings = n, "booking log folded"),
+        Err(e) => {
+            healthy.store(false, Ordering::Relaxed);
+            tracing::error!(error = %Chain(&e), "store: folding the booking log failed");
+        }
     }
 }
 

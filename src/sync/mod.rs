@@ -25,7 +25,7 @@ use crate::directory::{Directory, Disabled, RoomInfo};
 use crate::error::Chain;
 use crate::lark::api::{self, Api, ApiError};
 use crate::locale::{Privacy, start_of_day};
-use crate::model::{BookingKey, Organizer, RoomId};
+use crate::model::{BookingKey, Organizer, RoomId, Title};
 use crate::schedule::{Fetch, FetchedInstance};
 
 /// How long after the last event of a burst its rooms are fetched again
@@ -94,7 +94,7 @@ pub struct Syncer {
     /// The directory as known (restored from the store, then fetched).
     directory: Directory,
     /// Titles already fetched, and when.
-    titles: HashMap<BookingKey, (Arc<str>, Instant)>,
+    titles: HashMap<BookingKey, (Title, Instant)>,
 }
 
 impl Syncer {
@@ -272,7 +272,7 @@ impl Syncer {
             match self.api.summaries(&keys).await {
                 Ok(s) => {
                     for i in s.infos {
-                        let t: Arc<str> = Arc::from(i.summary.as_str());
+                        let t = Title::from(i.summary);
                         self.titles.insert(
                             BookingKey::new(&i.uid, i.original_time),
                             (t, Instant::now()),
