@@ -2,12 +2,14 @@
 //! waits on three things: payloads from the sources, questions from the
 //! HTTP server, and the next clock wake-up. Each is one named step.
 //!
-//! Commits run on the store's thread, one batch in flight: while it is,
-//! the core goes on applying (the next batch), answering queries and
-//! ticking. Invariants: acks and messages go out only after the commit
+//! Commits run on the store's thread: the core hands over what each step
+//! applied and goes on applying, answering queries and ticking; the writer
+//! commits every batch queued while its last commit was on its way to the
+//! disk as one (group commit). Invariants: acks and messages go out only after the commit
 //! that holds their event; a failed commit stops intake (every waiting and
 //! later event is answered "retry").
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -37,7 +39,8 @@ use crate::sync::{Found, Wanted};
 /// the core yields, and the source writes the acks just released (and
 /// reads on) while the writer commits and the core applies the next step:
 /// the work overlaps in about four stages whatever the sender's window,
-/// and what waits for a commit in flight is still committed as one group.
+/// and what is queued while a commit is on its way is still committed as
+/// one group.
 const MIN_CHUNK: usize = 16;
 const MAX_CHUNK: usize = 256;
 
@@ -92,9 +95,13 @@ struct Flight {
 /// The core's own state between steps.
 #[derive(Default)]
 struct Intake {
-    /// Applied, waiting for the commit in flight to land (the next batch).
+    /// Applied, not yet handed to the writer.
     waiting: Vec<Pending>,
-    flight: Option<Flight>,
+    /// Handed to the writer, oldest first (replies come in this order;
+    /// the writer commits whatever is queued as one group).
+    flights: VecDeque<Flight>,
+    /// Events in `flights`.
+    in_flight: usize,
     /// The store failed: nothing more can be made durable.
     failure: Option<StoreError>,
 }
@@ -119,17 +126,15 @@ impl Core<'_> {
         let mut timers = Timers::new(pipeline, (self.clock)(), self.heartbeat, self.retention);
         let mut s = Intake::default();
         let mut open = true;
-        while open || s.flight.is_some() || !s.waiting.is_empty() {
+        while open || !s.flights.is_empty() || !s.waiting.is_empty() {
             let sleep_for = timers
                 .next_wake()
                 .map(|w| (w - (self.clock)()).to_std().unwrap_or_default());
-            let room = s.waiting.len() < MAX_WAITING;
+            let room = s.waiting.len() + s.in_flight < MAX_WAITING;
             tokio::select! {
                 biased;
-                r = landed(&mut s.flight), if s.flight.is_some() => {
-                    if let Some(f) = s.flight.take() {
-                        self.landed(&mut s, f.pending, r).await;
-                    }
+                r = landed(s.flights.front_mut()), if !s.flights.is_empty() => {
+                    self.landed(&mut s, r).await;
                 }
                 m = rx.recv(), if open && room => {
                     let Some(first) = m else {
@@ -204,10 +209,11 @@ impl Core<'_> {
         self.advance(s, now).await;
     }
 
-    /// Hand what waits to the writer unless a commit is in flight (it goes
-    /// when that one lands). Without a store there is nothing to wait for.
+    /// Hand what waits to the writer (which groups it with whatever else
+    /// is queued when its current commit ends). Without a store there is
+    /// nothing to wait for.
     async fn advance(&self, s: &mut Intake, now: DateTime<Utc>) {
-        if s.flight.is_some() || s.waiting.is_empty() {
+        if s.waiting.is_empty() || s.failure.is_some() {
             return;
         }
         let mut pending = std::mem::take(&mut s.waiting);
@@ -225,42 +231,67 @@ impl Core<'_> {
                 timers: std::mem::take(&mut p.timers),
             })
             .collect();
-        add(&self.metrics.commits, 1);
         add(&self.metrics.committed, pending.len() as u64);
-        s.flight = Some(Flight {
+        s.in_flight += pending.len();
+        s.flights.push_back(Flight {
             pending,
             reply: writer.submit(items, now),
         });
     }
 
-    /// A commit landed: on success its messages and acks go out and the
-    /// next batch is handed over; on failure every event waiting is
+    /// A commit landed: on success the next batch is handed over and its
+    /// messages and acks go out; on failure every event waiting is
     /// answered "retry" and intake stops.
-    async fn landed(
-        &self,
-        s: &mut Intake,
-        mut pending: Vec<Pending>,
-        r: Result<Committed, oneshot::error::RecvError>,
-    ) {
-        let r = r.unwrap_or(Err(StoreError::WriterGone));
-        match r {
-            Ok(items) => {
-                for (p, item) in pending.iter_mut().zip(items) {
-                    p.applied.messages = item.messages;
+    async fn landed(&self, s: &mut Intake, first: Result<Committed, oneshot::error::RecvError>) {
+        // The oldest flight, and every later one whose reply is already
+        // here (one group commit answers several): their acks leave
+        // together.
+        let mut done = Vec::new();
+        let mut r = first.unwrap_or(Err(StoreError::WriterGone));
+        while let Some(mut f) = s.flights.pop_front() {
+            s.in_flight -= f.pending.len();
+            match r {
+                Ok(items) => {
+                    for (p, item) in f.pending.iter_mut().zip(items) {
+                        p.applied.messages = item.messages;
+                    }
+                    done.append(&mut f.pending);
                 }
-                self.release(pending).await;
-                self.advance(s, (self.clock)()).await;
-            }
-            Err(e) => {
-                let events = pending.len() + s.waiting.len();
-                tracing::error!(error = %Chain(&e), events, "store commit failed: asking the platform to redeliver and stopping");
-                for p in pending.into_iter().chain(s.waiting.drain(..)) {
-                    answer(p.ack, Ack::Retry);
+                Err(e) => {
+                    self.failed(s, e, f.pending);
+                    break;
                 }
-                self.shutdown.cancel();
-                s.failure = Some(e);
             }
+            r = match s.flights.front_mut().map(|f| f.reply.try_recv()) {
+                Some(Ok(r)) => r,
+                Some(Err(oneshot::error::TryRecvError::Closed)) => Err(StoreError::WriterGone),
+                Some(Err(oneshot::error::TryRecvError::Empty)) | None => break,
+            };
         }
+        if let Some(w) = self.store {
+            self.metrics.commits.store(w.commits(), Ordering::Relaxed);
+        }
+        // The next batch first: the writer starts on it while these acks
+        // and messages go out (after a failure nothing more is handed over;
+        // what did commit is still answered).
+        self.advance(s, (self.clock)()).await;
+        self.release(done).await;
+    }
+
+    /// A commit failed: every event not yet acknowledged is answered
+    /// "retry" (those of later batches too, whatever their commits do: a
+    /// retried event that was committed after all is a duplicate then),
+    /// and intake stops.
+    fn failed(&self, s: &mut Intake, e: StoreError, batch: Vec<Pending>) {
+        let events = batch.len() + s.in_flight + s.waiting.len();
+        tracing::error!(error = %Chain(&e), events, "store commit failed: asking the platform to redeliver and stopping");
+        let flights = s.flights.drain(..).flat_map(|f| f.pending);
+        for p in batch.into_iter().chain(flights).chain(s.waiting.drain(..)) {
+            answer(p.ack, Ack::Retry);
+        }
+        s.in_flight = 0;
+        self.shutdown.cancel();
+        s.failure = Some(e);
     }
 
     /// Committed (or nothing to commit to): announce the changed rooms,
@@ -616,8 +647,8 @@ fn over_cap(m: &Metrics, cap: Cap) -> &std::sync::atomic::AtomicU64 {
     }
 }
 
-/// The reply of the commit in flight (never, without one).
-async fn landed(f: &mut Option<Flight>) -> Result<Committed, oneshot::error::RecvError> {
+/// The reply of the oldest commit in flight (never, without one).
+async fn landed(f: Option<&mut Flight>) -> Result<Committed, oneshot::error::RecvError> {
     match f {
         Some(f) => (&mut f.reply).await,
         None => std::future::pending().await,

@@ -51,6 +51,10 @@ pub enum StoreError {
     Missing(PathBuf),
     #[error("store")]
     Sqlite(#[from] rusqlite::Error),
+    /// Another batch of the same group commit failed (its error is logged
+    /// with that batch).
+    #[error("store: the commit this batch was grouped with failed")]
+    GroupFailed,
     /// The writer thread is gone (it panicked, or could not start).
     #[error("store: the writer thread has stopped")]
     WriterGone,

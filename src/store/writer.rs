@@ -1,16 +1,17 @@
 //! The store's writer: one OS thread owns the connection, so no commit,
 //! `fsync`, fold or prune ever runs on the runtime's thread.
 //!
-//! The core [`Writer::submit`]s a batch and keeps reading frames, answering
-//! pings and HTTP; the batch's acks go out when its reply lands, and what
-//! was applied meanwhile is the next batch (group commit, one in flight).
+//! The core [`Writer::submit`]s each step's batch and keeps reading frames,
+//! answering pings and HTTP; a batch's acks go out when its reply lands.
+//! Every batch queued while a commit is on its way to the disk is the next
+//! commit (group commit): the writer never waits on the core between two.
 //! Delivery outcomes ([`StoreHandle`], from the sink workers) ride along
 //! with a commit waiting beside them, or are written at once on their own
 //! without waiting for the disk (a process crash keeps them; a power cut
 //! may lose the last few, which only means a resend under the same key).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use chrono::{DateTime, Utc};
@@ -112,6 +113,9 @@ impl StoreHandle {
 pub(crate) struct Writer {
     handle: StoreHandle,
     done: oneshot::Receiver<()>,
+    /// Commits made (each holds every batch queued while the previous
+    /// one was on its way to the disk).
+    commits: Arc<AtomicU64>,
 }
 
 impl Writer {
@@ -122,10 +126,12 @@ impl Writer {
         let healthy = Arc::new(AtomicBool::new(true));
         let (done_tx, done) = oneshot::channel();
         let h = healthy.clone();
+        let commits = Arc::new(AtomicU64::new(0));
+        let c = commits.clone();
         std::thread::Builder::new()
             .name("store".into())
             .spawn(move || {
-                run(store, &rx, &h);
+                run(store, &rx, &h, &c);
                 let _ = done_tx.send(());
             })
             .map_err(|source| StoreError::Io {
@@ -135,7 +141,14 @@ impl Writer {
         Ok(Writer {
             handle: StoreHandle { tx, healthy },
             done,
+            commits,
         })
+    }
+
+    /// Commits made so far: the batches ([`Writer::submit`]s) queued
+    /// while one is on its way to the disk are the next one's group.
+    pub(crate) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     pub(crate) fn handle(&self) -> StoreHandle {
@@ -162,23 +175,16 @@ impl Writer {
     }
 }
 
-/// The thread: take what is waiting, commit it (with the outcomes that
-/// came meanwhile), reply; write the outcomes left; fold the booking log
-/// when it has grown, in a pause of the commits (or at once when it has
-/// grown far).
-fn run(mut store: Store, rx: &mpsc::Receiver<Job>, healthy: &AtomicBool) {
+/// The thread: take what is waiting — every commit batch queued is one
+/// commit (group commit), with the outcomes that came meanwhile — and
+/// reply; write the outcomes left; fold the booking log when it has grown,
+/// in a pause of the commits (or at once when it has grown far).
+fn run(mut store: Store, rx: &mpsc::Receiver<Job>, healthy: &AtomicBool, commits: &AtomicU64) {
     // A due fold waits for a pause this long in the commits: a burst's
     // commits are not held up behind it (see `Store::fold_due`).
     const FOLD_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
     let mut marks: Vec<Mark> = Vec::new();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
-    let ok = |r: Result<(), StoreError>, what: &str| match r {
-        Ok(()) => healthy.store(true, Ordering::Relaxed),
-        Err(e) => {
-            healthy.store(false, Ordering::Relaxed);
-            tracing::error!(error = %Chain(&e), "store: {what} failed");
-        }
-    };
     loop {
         let first = if store.fold_due() == Fold::No {
             rx.recv().ok()
@@ -193,44 +199,49 @@ fn run(mut store: Store, rx: &mpsc::Receiver<Job>, healthy: &AtomicBool) {
             }
         };
         let Some(first) = first else { break };
-        let mut next = Some(first);
-        while let Some(job) = next {
+        // Everything queued now: commit batches become one commit; the
+        // other jobs run after it.
+        let mut batches = Vec::new();
+        let mut others = Vec::new();
+        let mut now = DateTime::<Utc>::MIN_UTC;
+        for job in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
             match job {
                 Job::Commit {
-                    mut items,
-                    now,
+                    items,
+                    now: n,
                     reply,
                 } => {
-                    let r = store.commit(now, &mut items, &marks);
-                    healthy.store(r.is_ok(), Ordering::Relaxed);
-                    if r.is_ok() {
-                        marks.clear();
-                        answer(&mut waiting);
-                    }
-                    let _ = reply.send(r.map(|()| items));
+                    now = now.max(n);
+                    batches.push((items, reply));
                 }
                 Job::Marks(m, reply) => {
                     marks.extend(m);
                     waiting.extend(reply);
                 }
-                Job::Directory { json, now } => {
-                    ok(
-                        store.save_directory(&json, now),
-                        "keeping the room directory",
-                    );
-                }
-                Job::Prune { before } => match store.prune(before) {
-                    Ok(rows) => {
-                        healthy.store(true, Ordering::Relaxed);
-                        tracing::debug!(rows, "store pruned");
-                    }
-                    Err(e) => ok(Err(e), "pruning"),
-                },
+                other => others.push(other),
             }
-            next = rx.try_recv().ok();
+        }
+        if !batches.is_empty() && commit_group(&mut store, batches, now, &marks, commits, healthy) {
+            marks.clear();
+        }
+        for job in others {
+            match job {
+                Job::Directory { json, now } => record(
+                    healthy,
+                    store.save_directory(&json, now),
+                    "keeping the room directory",
+                ),
+                Job::Prune { before } => {
+                    let r = store.prune(before).map(|rows| {
+                        tracing::debug!(rows, "store pruned");
+                    });
+                    record(healthy, r, "pruning");
+                }
+                Job::Commit { .. } | Job::Marks(..) => {}
+            }
         }
         if !marks.is_empty() {
-            ok(store.record(&marks), "recording delivery outcomes");
+            record(healthy, store.record(&marks), "recording delivery outcomes");
             marks.clear();
         }
         // Written, or failed (logged): either way the sink goes on.
@@ -247,6 +258,55 @@ fn run(mut store: Store, rx: &mpsc::Receiver<Job>, healthy: &AtomicBool) {
     }
     if let Err(e) = store.fold() {
         tracing::warn!(error = %Chain(&e), "store: folding the booking log at exit failed (it is replayed at the next start)");
+    }
+}
+
+/// Commit these batches (and the outcomes waiting) in one transaction and
+/// reply to each with its own items; true when it succeeded.
+fn commit_group(
+    store: &mut Store,
+    batches: Vec<(Vec<CommitItem>, oneshot::Sender<Committed>)>,
+    now: DateTime<Utc>,
+    marks: &[Mark],
+    commits: &AtomicU64,
+    healthy: &AtomicBool,
+) -> bool {
+    let sizes: Vec<usize> = batches.iter().map(|(items, _)| items.len()).collect();
+    let (mut items, replies): (Vec<Vec<CommitItem>>, Vec<_>) = batches.into_iter().unzip();
+    let mut all: Vec<CommitItem> = if items.len() == 1 {
+        items.pop().unwrap_or_default()
+    } else {
+        items.into_iter().flatten().collect()
+    };
+    let r = store.commit(now, &mut all, marks);
+    healthy.store(r.is_ok(), Ordering::Relaxed);
+    commits.fetch_add(1, Ordering::Relaxed);
+    match r {
+        Ok(()) => {
+            let mut rest = all.into_iter();
+            for (reply, n) in replies.into_iter().zip(sizes) {
+                let _ = reply.send(Ok(rest.by_ref().take(n).collect()));
+            }
+            true
+        }
+        Err(e) => {
+            let mut first = Some(e);
+            for reply in replies {
+                let e = first.take().unwrap_or(StoreError::GroupFailed);
+                let _ = reply.send(Err(e));
+            }
+            false
+        }
+    }
+}
+
+fn record(healthy: &AtomicBool, r: Result<(), StoreError>, what: &str) {
+    match r {
+        Ok(()) => healthy.store(true, Ordering::Relaxed),
+        Err(e) => {
+            healthy.store(false, Ordering::Relaxed);
+            tracing::error!(error = %Chain(&e), "store: {what} failed");
+        }
     }
 }
 
