@@ -313,8 +313,21 @@ fn poll_healthz(port: u16, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec
 /// into `DIR/<client>.data`.
 fn profile(pid: u32, client: Client) -> Option<std::process::Child> {
     let dir = std::env::var("PROFILE").ok()?;
+    // PERF_CALLGRAPH=dwarf: call graphs through code without frame
+    // pointers (the release build has none).
+    let graph = std::env::var("PERF_CALLGRAPH").unwrap_or_else(|_| "fp".into());
     std::process::Command::new("perf")
-        .args(["record", "-q", "-e", "cpu-clock", "-F", "2000", "-g", "-p"])
+        .args([
+            "record",
+            "-q",
+            "-e",
+            "cpu-clock",
+            "-F",
+            "2000",
+            "--call-graph",
+            &graph,
+            "-p",
+        ])
         .arg(pid.to_string())
         .arg("-o")
         .arg(format!("{dir}/{}.data", client.label().replace(' ', "-")))

@@ -21,10 +21,11 @@ use tokio_util::sync::CancellationToken;
 use super::query;
 use super::timers::{Due, Timers, instant_id};
 use crate::clock::{self, TimeSource};
+use crate::decode::{self, DecodeError, Decoded};
 use crate::deliver::Deliverer;
 use crate::directory::Directory;
 use crate::error::Chain;
-use crate::http::{Query, RoomSignals};
+use crate::http::{BIG_BODY, Query, RoomSignals};
 use crate::message::Message;
 use crate::metrics::{Metrics, SyncStats, add};
 use crate::model::RoomId;
@@ -179,14 +180,25 @@ impl Core<'_> {
     ) {
         let now = (self.clock)();
         let mut applied = 0;
-        for inb in batch {
+        for mut inb in batch {
             add(&self.metrics.received, 1);
             if s.failure.is_some() {
                 // The store is gone: nothing more can be made durable.
                 answer(inb.ack, Ack::Retry);
                 continue;
             }
-            match self.handle(pipeline, &inb, now) {
+            let cap = pipeline.max_rooms_per_event();
+            let decoded = if inb.payload.len() > BIG_BODY {
+                // Reading a large payload takes milliseconds: on a blocking
+                // thread, while the runtime answers pings and HTTP.
+                let payload = std::mem::take(&mut inb.payload);
+                tokio::task::spawn_blocking(move || decode::decode_limited(&payload, cap))
+                    .await
+                    .unwrap_or_else(|_| Err(DecodeError::Json("the decoder stopped".into())))
+            } else {
+                decode::decode_limited(&inb.payload, cap)
+            };
+            match self.handle(pipeline, &inb, decoded, now) {
                 Some(a) => {
                     timers.booking_boundary(a.next_boundary);
                     timers.reminder_hint(a.next_reminder);
@@ -425,11 +437,12 @@ impl Core<'_> {
         &self,
         pipeline: &mut Pipeline,
         inb: &Inbound,
+        decoded: Result<Decoded, DecodeError>,
         now: DateTime<Utc>,
     ) -> Option<Applied> {
         let m = self.metrics;
         let origin = inb.origin.as_str();
-        match pipeline.handle(&inb.payload, now) {
+        match pipeline.handle_decoded(decoded, now) {
             Outcome::Applied(a) => {
                 add(&m.applied, 1);
                 add(&m.changes, a.changes as u64);

@@ -207,6 +207,10 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
         .into_response()
 }
 
+/// A webhook body (or an event) this large is read on a blocking thread,
+/// not the runtime's.
+pub(crate) const BIG_BODY: usize = 64 * 1024;
+
 async fn webhook_push(State(s): State<Server>, headers: HeaderMap, body: Bytes) -> Response {
     let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
     let sig = SignatureHeaders {
@@ -219,7 +223,30 @@ async fn webhook_push(State(s): State<Server>, headers: HeaderMap, body: Bytes) 
         .unwrap_or("-")
         .to_string();
     let now_s = (s.live.clock)().timestamp();
-    match webhook::open(&s.secrets, &body, &sig, now_s) {
+    let opened = if body.len() > BIG_BODY {
+        // Reading a large body holds a thread for milliseconds: not the
+        // runtime's, which answers every other request meanwhile.
+        let secrets = s.secrets.clone();
+        let owned = |v: Option<&str>| v.map(str::to_string);
+        let (ts, nonce, got) = (owned(sig.timestamp), owned(sig.nonce), owned(sig.signature));
+        tokio::task::spawn_blocking(move || {
+            let sig = SignatureHeaders {
+                timestamp: ts.as_deref(),
+                nonce: nonce.as_deref(),
+                signature: got.as_deref(),
+            };
+            webhook::open(&secrets, &body, &sig, now_s)
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(WebhookError::BadRequest(
+                "the body could not be read".into(),
+            ))
+        })
+    } else {
+        webhook::open(&s.secrets, &body, &sig, now_s)
+    };
+    match opened {
         Err(WebhookError::Unauthorized(why)) => {
             s.health
                 .metrics

@@ -217,9 +217,25 @@ impl Pipeline {
         }
     }
 
+    /// The decoding limit on rooms an event may list.
+    pub(crate) fn max_rooms_per_event(&self) -> usize {
+        self.config.schedule.max_rooms_per_event
+    }
+
     pub fn handle(&mut self, payload: &[u8], now: DateTime<Utc>) -> Outcome {
-        let caps = &self.config.schedule;
-        let ev = match decode::decode_limited(payload, caps.max_rooms_per_event) {
+        let d = decode::decode_limited(payload, self.config.schedule.max_rooms_per_event);
+        self.handle_decoded(d, now)
+    }
+
+    /// [`Pipeline::handle`] of a payload decoded elsewhere (a large one, off
+    /// the core's thread) with [`decode::decode_limited`] and
+    /// [`Pipeline::max_rooms_per_event`].
+    pub(crate) fn handle_decoded(
+        &mut self,
+        decoded: Result<Decoded, DecodeError>,
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        let ev = match decoded {
             Err(e) => return Outcome::Malformed(e),
             Ok(Decoded::TooManyRooms {
                 event_id,

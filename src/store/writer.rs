@@ -284,8 +284,16 @@ fn commit_group(
     match r {
         Ok(()) => {
             let mut rest = all.into_iter();
-            for (reply, n) in replies.into_iter().zip(sizes) {
-                let _ = reply.send(Ok(rest.by_ref().take(n).collect()));
+            let answers: Vec<_> = replies
+                .into_iter()
+                .zip(sizes)
+                .map(|(reply, n)| (reply, rest.by_ref().take(n).collect::<Vec<_>>()))
+                .collect();
+            // Newest first: the core waits on the oldest, and when that
+            // one lands every other reply of the group is already there,
+            // so their acks leave together.
+            for (reply, items) in answers.into_iter().rev() {
+                let _ = reply.send(Ok(items));
             }
             true
         }
