@@ -344,6 +344,31 @@ fn a_fold_keeps_the_last_row_of_each_booking_exactly() {
     assert_eq!((a.booking, a.last_change), (None, at(9)));
 }
 
+/// A commit of one booking whose row is about 1 MiB (a long title).
+fn big_item(i: usize, title: &crate::model::Title, now: DateTime<Utc>) -> CommitItem {
+    let key = BookingKey::new(&format!("u{i}"), 0);
+    CommitItem {
+        event_id: Some(format!("e{i}")),
+        written: Written {
+            entries: vec![EntryRow {
+                booking: Some(Booking {
+                    key: key.clone(),
+                    start: now,
+                    end: now,
+                    rooms: vec![RoomId::new("omm_1")].into(),
+                    organizer: Arc::default(),
+                    title: Some(title.clone()),
+                }),
+                key,
+                occurrences: vec![],
+                last_change: now,
+            }],
+            series_deleted: None,
+        },
+        ..Default::default()
+    }
+}
+
 /// A grown log is folded in a pause of the commits; one grown four times
 /// as far is folded at once (a burst that never pauses still bounds it).
 #[test]
@@ -351,32 +376,10 @@ fn a_fold_waits_for_a_pause_unless_the_log_has_grown_far() {
     let d = dir();
     let mut s = Store::open(&d.join("rc.db"), false).unwrap();
     let now = at(1_700_000_000_000);
-    // Rows of about 1 MiB each (a long title).
     let title = crate::model::Title::from("x".repeat(1 << 20));
     let mut due = Vec::new();
     for i in 0..33 {
-        let key = BookingKey::new(&format!("u{i}"), 0);
-        let mut items = [CommitItem {
-            event_id: Some(format!("e{i}")),
-            written: Written {
-                entries: vec![EntryRow {
-                    booking: Some(Booking {
-                        key: key.clone(),
-                        start: now,
-                        end: now,
-                        rooms: vec![RoomId::new("omm_1")].into(),
-                        organizer: Arc::default(),
-                        title: Some(title.clone()),
-                    }),
-                    key,
-                    occurrences: vec![],
-                    last_change: now,
-                }],
-                series_deleted: None,
-            },
-            ..Default::default()
-        }];
-        s.commit(now, &mut items, &[]).unwrap();
+        s.commit(now, &mut [big_item(i, &title, now)], &[]).unwrap();
         due.push(s.fold_due());
     }
     // 8 MiB: due (in a pause); 32 MiB: now.
@@ -386,7 +389,39 @@ fn a_fold_waits_for_a_pause_unless_the_log_has_grown_far() {
     assert_eq!(due[32], Fold::Now);
     assert_eq!(s.fold().unwrap(), 33);
     assert_eq!(s.fold_due(), Fold::No);
-    // The table now holds 33 rows: the next fold is due at 8 MiB again
-    // (33 rows count far less).
     assert_eq!(s.load(0).unwrap().entries.len(), 33);
+}
+
+/// The writer folds a due log once the commits pause, by itself.
+#[tokio::test]
+async fn the_writer_folds_a_due_log_when_the_commits_pause() {
+    let d = dir();
+    let p = d.join("rc.db");
+    let w = Writer::start(Store::open(&p, false).unwrap()).unwrap();
+    let now = at(1_700_000_000_000);
+    let title = crate::model::Title::from("x".repeat(1 << 20));
+    for i in 0..9 {
+        let done = w.submit(vec![big_item(i, &title, now)], now).await.unwrap();
+        assert_eq!(done.unwrap().len(), 1);
+    }
+    let db = Connection::open(&p).unwrap();
+    let logged = || -> i64 {
+        db.query_row("SELECT count(*) FROM booking_log", [], |r| r.get(0))
+            .unwrap()
+    };
+    // Polling a condition (the writer's own pause is real time), with a
+    // deadline: the 9 logged rows are folded into the table.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while logged() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the due log was never folded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let folded: i64 = db
+        .query_row("SELECT count(*) FROM bookings", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(folded, 9);
+    w.finish().await;
 }
