@@ -25,7 +25,7 @@ use crate::decode::{self, DecodeError, Decoded};
 use crate::deliver::Deliverer;
 use crate::directory::Directory;
 use crate::error::Chain;
-use crate::http::{BIG_BODY, Query, RoomSignals};
+use crate::http::{Query, RoomSignals, read_sized};
 use crate::message::Message;
 use crate::metrics::{Metrics, SyncStats, add};
 use crate::model::RoomId;
@@ -101,10 +101,15 @@ struct Intake {
     /// Handed to the writer, oldest first (replies come in this order;
     /// the writer commits whatever is queued as one group).
     flights: VecDeque<Flight>,
-    /// Events in `flights`.
-    in_flight: usize,
     /// The store failed: nothing more can be made durable.
     failure: Option<StoreError>,
+}
+
+impl Intake {
+    /// Events handed to the writer and not yet answered (a few batches).
+    fn in_flight(&self) -> usize {
+        self.flights.iter().map(|f| f.pending.len()).sum()
+    }
 }
 
 /// At most this many applied events wait for a commit; then the sources
@@ -131,7 +136,7 @@ impl Core<'_> {
             let sleep_for = timers
                 .next_wake()
                 .map(|w| (w - (self.clock)()).to_std().unwrap_or_default());
-            let room = s.waiting.len() + s.in_flight < MAX_WAITING;
+            let room = s.waiting.len() + s.in_flight() < MAX_WAITING;
             tokio::select! {
                 biased;
                 r = landed(s.flights.front_mut()), if !s.flights.is_empty() => {
@@ -179,6 +184,7 @@ impl Core<'_> {
         s: &mut Intake,
     ) {
         let now = (self.clock)();
+        let cap = pipeline.max_rooms_per_event();
         let mut applied = 0;
         for mut inb in batch {
             add(&self.metrics.received, 1);
@@ -187,17 +193,13 @@ impl Core<'_> {
                 answer(inb.ack, Ack::Retry);
                 continue;
             }
-            let cap = pipeline.max_rooms_per_event();
-            let decoded = if inb.payload.len() > BIG_BODY {
-                // Reading a large payload takes milliseconds: on a blocking
-                // thread, while the runtime answers pings and HTTP.
-                let payload = std::mem::take(&mut inb.payload);
-                tokio::task::spawn_blocking(move || decode::decode_limited(&payload, cap))
-                    .await
-                    .unwrap_or_else(|_| Err(DecodeError::Json("the decoder stopped".into())))
-            } else {
-                decode::decode_limited(&inb.payload, cap)
-            };
+            let payload = std::mem::take(&mut inb.payload);
+            let decoded = read_sized(
+                payload.len(),
+                move || decode::decode_limited(&payload, cap),
+                || Err(DecodeError::Json("the decoder stopped".into())),
+            )
+            .await;
             match self.handle(pipeline, &inb, decoded, now) {
                 Some(a) => {
                     timers.booking_boundary(a.next_boundary);
@@ -244,7 +246,6 @@ impl Core<'_> {
             })
             .collect();
         add(&self.metrics.committed, pending.len() as u64);
-        s.in_flight += pending.len();
         s.flights.push_back(Flight {
             pending,
             reply: writer.submit(items, now),
@@ -261,7 +262,6 @@ impl Core<'_> {
         let mut done = Vec::new();
         let mut r = first.unwrap_or(Err(StoreError::WriterGone));
         while let Some(mut f) = s.flights.pop_front() {
-            s.in_flight -= f.pending.len();
             match r {
                 Ok(items) => {
                     for (p, item) in f.pending.iter_mut().zip(items) {
@@ -295,13 +295,12 @@ impl Core<'_> {
     /// retried event that was committed after all is a duplicate then),
     /// and intake stops.
     fn failed(&self, s: &mut Intake, e: StoreError, batch: Vec<Pending>) {
-        let events = batch.len() + s.in_flight + s.waiting.len();
+        let events = batch.len() + s.in_flight() + s.waiting.len();
         tracing::error!(error = %Chain(&e), events, "store commit failed: asking the platform to redeliver and stopping");
         let flights = s.flights.drain(..).flat_map(|f| f.pending);
         for p in batch.into_iter().chain(flights).chain(s.waiting.drain(..)) {
             answer(p.ack, Ack::Retry);
         }
-        s.in_flight = 0;
         self.shutdown.cancel();
         s.failure = Some(e);
     }

@@ -209,43 +209,57 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
 
 /// A webhook body (or an event) this large is read on a blocking thread,
 /// not the runtime's.
-pub(crate) const BIG_BODY: usize = 64 * 1024;
+const BIG_BODY: usize = 64 * 1024;
+
+/// `read()` at once for `size` bytes up to [`BIG_BODY`]; for more on a
+/// blocking thread (reading holds a thread for milliseconds: not the
+/// runtime's, which answers pings and every other request meanwhile).
+/// `stopped()` answers if that thread panicked.
+pub(crate) async fn read_sized<T: Send + 'static>(
+    size: usize,
+    read: impl FnOnce() -> T + Send + 'static,
+    stopped: impl FnOnce() -> T,
+) -> T {
+    if size <= BIG_BODY {
+        return read();
+    }
+    tokio::task::spawn_blocking(read)
+        .await
+        .unwrap_or_else(|_| stopped())
+}
 
 async fn webhook_push(State(s): State<Server>, headers: HeaderMap, body: Bytes) -> Response {
     let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
-    let sig = SignatureHeaders {
-        timestamp: h("x-lark-request-timestamp"),
-        nonce: h("x-lark-request-nonce"),
-        signature: h("x-lark-signature"),
-    };
+    // Owned: a large body is opened on another thread.
+    let owned = |k: &str| h(k).map(str::to_string);
+    let (ts, nonce, got) = (
+        owned("x-lark-request-timestamp"),
+        owned("x-lark-request-nonce"),
+        owned("x-lark-signature"),
+    );
     let request_id = h("x-request-id")
         .or(h("x-tt-logid"))
         .unwrap_or("-")
         .to_string();
     let now_s = (s.live.clock)().timestamp();
-    let opened = if body.len() > BIG_BODY {
-        // Reading a large body holds a thread for milliseconds: not the
-        // runtime's, which answers every other request meanwhile.
-        let secrets = s.secrets.clone();
-        let owned = |v: Option<&str>| v.map(str::to_string);
-        let (ts, nonce, got) = (owned(sig.timestamp), owned(sig.nonce), owned(sig.signature));
-        tokio::task::spawn_blocking(move || {
+    let secrets = s.secrets.clone();
+    let opened = read_sized(
+        body.len(),
+        move || {
             let sig = SignatureHeaders {
                 timestamp: ts.as_deref(),
                 nonce: nonce.as_deref(),
                 signature: got.as_deref(),
             };
             webhook::open(&secrets, &body, &sig, now_s)
-        })
-        .await
-        .unwrap_or_else(|_| {
+        },
+        || {
             Err(WebhookError::BadRequest(
                 "the body could not be read".into(),
             ))
-        })
-    } else {
-        webhook::open(&s.secrets, &body, &sig, now_s)
-    };
+        },
+    )
+    .await;
     match opened {
         Err(WebhookError::Unauthorized(why)) => {
             s.health

@@ -281,28 +281,18 @@ fn commit_group(
     healthy: &AtomicBool,
 ) -> bool {
     let sizes: Vec<usize> = batches.iter().map(|(items, _)| items.len()).collect();
-    let (mut items, replies): (Vec<Vec<CommitItem>>, Vec<_>) = batches.into_iter().unzip();
-    let mut all: Vec<CommitItem> = if items.len() == 1 {
-        items.pop().unwrap_or_default()
-    } else {
-        items.into_iter().flatten().collect()
-    };
+    let (items, replies): (Vec<Vec<CommitItem>>, Vec<_>) = batches.into_iter().unzip();
+    let mut all: Vec<CommitItem> = items.into_iter().flatten().collect();
     let r = store.commit(now, &mut all, marks);
     healthy.store(r.is_ok(), Ordering::Relaxed);
     commits.fetch_add(1, Ordering::Relaxed);
     match r {
         Ok(()) => {
-            let mut rest = all.into_iter();
-            let answers: Vec<_> = replies
-                .into_iter()
-                .zip(sizes)
-                .map(|(reply, n)| (reply, rest.by_ref().take(n).collect::<Vec<_>>()))
-                .collect();
-            // Newest first: the core waits on the oldest, and when that
-            // one lands every other reply of the group is already there,
-            // so their acks leave together.
-            for (reply, items) in answers.into_iter().rev() {
-                let _ = reply.send(Ok(items));
+            // Newest first, each its own items off the end: the core waits
+            // on the oldest, and when that one lands every other reply of
+            // the group is already there, so their acks leave together.
+            for (reply, n) in replies.into_iter().zip(sizes).rev() {
+                let _ = reply.send(Ok(all.split_off(all.len().saturating_sub(n))));
             }
             true
         }
