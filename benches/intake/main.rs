@@ -174,6 +174,9 @@ impl Proc {
                 status_kib(self.pid, "RssFile:") as f64 / 1024.0
             );
         }
+        if std::env::var("RSS_SPLIT").as_deref() == Ok("2") {
+            eprintln!("  resident by mapping: {}", by_mapping(self.pid));
+        }
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &self.pid.to_string()])
             .status();
@@ -181,6 +184,37 @@ impl Proc {
         let _ = std::fs::remove_dir_all(&self.dir);
         rss
     }
+}
+
+/// Resident KiB per mapped file (and `[anon]`, `[heap]`, stacks), largest
+/// first, from `/proc/<pid>/smaps`.
+fn by_mapping(pid: u32) -> String {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut sizes: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut name = String::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or("");
+        if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            name = words.nth(4).unwrap_or("[anon]").to_string();
+        } else if first == "Rss:" {
+            *sizes.entry(name.clone()).or_default() +=
+                words.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+        }
+    }
+    let mut sizes: Vec<(String, u64)> = sizes.into_iter().filter(|(_, k)| *k >= 64).collect();
+    sizes.sort_by_key(|(_, k)| std::cmp::Reverse(*k));
+    sizes
+        .iter()
+        .map(|(n, k)| {
+            format!(
+                "{} {:.1} MiB",
+                n.rsplit('/').next().unwrap_or(n),
+                *k as f64 / 1024.0
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A v1 event body.

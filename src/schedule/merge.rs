@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::{Schedule, diff, representative, slot_at, slot_us};
+use super::{Schedule, diff, representative};
 use crate::model::{Booking, BookingKey, Change, Organizer, RoomId, Title};
 
 /// One completed fetch: every booking of `rooms` over `[from, to)`, as
@@ -135,13 +135,9 @@ impl Schedule {
         let mut missing: BTreeSet<BookingKey> = BTreeSet::new();
         for room in &fetch.rooms {
             if let Some(set) = self.by_room.get(room) {
-                for (start, k) in set.range(..(slot_us(fetch.to), BookingKey::default())) {
-                    if !fetch.bookings.contains_key(k)
-                        && self
-                            .instance(k, slot_at(*start))
-                            .is_some_and(|b| overlaps(b, fetch.from, fetch.to))
-                    {
-                        missing.insert(k.clone());
+                for b in set.iter().take_while(|b| b.start < fetch.to) {
+                    if !fetch.bookings.contains_key(&b.key) && overlaps(b, fetch.from, fetch.to) {
+                        missing.insert(b.key.clone());
                     }
                 }
             }

@@ -56,10 +56,12 @@ pub enum Skip {
 
 /// One booking's state, kept small (there is one per booking held): its
 /// occurrences inline when there is one, instants as epoch microseconds.
+/// It carries its own key (in its occurrences, or in a tombstone's box):
+/// the table of entries stores no second copy.
 #[derive(Debug, Clone)]
 struct Entry {
     /// The booking's occurrences by start (one for a single booking or an
-    /// exception); empty: deleted (a tombstone).
+    /// exception); none: deleted (a tombstone).
     instances: Instances,
     /// `event_time` of the last change applied (for a fetch: when it began).
     last_change_us: i64,
@@ -70,14 +72,23 @@ struct Entry {
 
 impl Entry {
     fn new(
+        key: &BookingKey,
         instances: Vec<Arc<Booking>>,
         last_change: DateTime<Utc>,
         applied_at: Option<DateTime<Utc>>,
     ) -> Self {
         Entry {
-            instances: instances.into(),
+            instances: Instances::new(key, instances),
             last_change_us: last_change.timestamp_micros(),
             applied_at_us: applied_at.map_or(i64::MIN, |t| t.timestamp_micros()),
+        }
+    }
+
+    fn key(&self) -> &BookingKey {
+        match &self.instances {
+            Instances::Tomb(k) => k,
+            Instances::One(b) => &b.key,
+            Instances::Many(s) => &s.key,
         }
     }
 
@@ -96,17 +107,23 @@ impl Entry {
     }
 }
 
-/// A booking's occurrences: none (a tombstone), one inline (most
-/// bookings), or many (a series) — no heap block for the common case.
-#[derive(Debug, Clone, Default)]
+/// A booking's occurrences: none (a tombstone, keeping only the key), one
+/// inline (most bookings), or many (a series) — no heap block for the
+/// common case.
+#[derive(Debug, Clone)]
 enum Instances {
-    #[default]
-    None,
+    Tomb(Box<BookingKey>),
     One(Arc<Booking>),
-    /// Boxed twice: a thin pointer keeps the enum (and so every entry) at
-    /// 16 bytes; series are rare.
-    #[allow(clippy::box_collection)]
-    Many(Box<Vec<Arc<Booking>>>),
+    /// Boxed: a thin pointer keeps the enum (and so every entry) at 16
+    /// bytes; series are rare.
+    Many(Box<Series>),
+}
+
+/// A series' occurrences (two or more) and its key.
+#[derive(Debug, Clone)]
+struct Series {
+    key: BookingKey,
+    all: Vec<Arc<Booking>>,
 }
 
 impl std::ops::Deref for Instances {
@@ -114,30 +131,84 @@ impl std::ops::Deref for Instances {
 
     fn deref(&self) -> &[Arc<Booking>] {
         match self {
-            Instances::None => &[],
+            Instances::Tomb(_) => &[],
             Instances::One(b) => std::slice::from_ref(b),
-            Instances::Many(v) => v,
-        }
-    }
-}
-
-impl From<Vec<Arc<Booking>>> for Instances {
-    fn from(mut v: Vec<Arc<Booking>>) -> Self {
-        match v.len() {
-            0 => Instances::None,
-            1 => v.pop().map_or(Instances::None, Instances::One),
-            _ => Instances::Many(Box::new(v)),
+            Instances::Many(s) => &s.all,
         }
     }
 }
 
 impl Instances {
+    fn new(key: &BookingKey, mut v: Vec<Arc<Booking>>) -> Self {
+        match v.len() {
+            0 => Instances::Tomb(Box::new(key.clone())),
+            1 => match v.pop() {
+                Some(b) => Instances::One(b),
+                None => Instances::Tomb(Box::new(key.clone())),
+            },
+            _ => Instances::Many(Box::new(Series {
+                key: key.clone(),
+                all: v,
+            })),
+        }
+    }
+
     fn into_vec(self) -> Vec<Arc<Booking>> {
         match self {
-            Instances::None => Vec::new(),
+            Instances::Tomb(_) => Vec::new(),
             Instances::One(b) => vec![b],
-            Instances::Many(v) => *v,
+            Instances::Many(s) => s.all,
         }
+    }
+}
+
+/// Every booking's entry, found by the key the entry carries (a table of
+/// entries alone: 33 bytes a booking where a map from key to entry took
+/// 57).
+#[derive(Debug, Clone, Default)]
+struct Entries {
+    table: hashbrown::HashTable<Entry>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Entries {
+    fn hash(&self, key: &BookingKey) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(key)
+    }
+
+    fn get(&self, key: &BookingKey) -> Option<&Entry> {
+        self.table.find(self.hash(key), |e| e.key() == key)
+    }
+
+    fn contains_key(&self, key: &BookingKey) -> bool {
+        self.get(key).is_some()
+    }
+
+    fn remove(&mut self, key: &BookingKey) -> Option<Entry> {
+        let hash = self.hash(key);
+        match self.table.find_entry(hash, |e| e.key() == key) {
+            Ok(found) => Some(found.remove().0),
+            Err(_) => None,
+        }
+    }
+
+    /// Put `e` in, in place of the entry of the same key if there is one.
+    fn insert(&mut self, e: Entry) {
+        use std::hash::BuildHasher;
+        let hash = self.hash(e.key());
+        let hasher = &self.hasher;
+        match self.table.find_entry(hash, |x| x.key() == e.key()) {
+            Ok(mut found) => *found.get_mut() = e,
+            Err(_) => {
+                self.table
+                    .insert_unique(hash, e, |x| hasher.hash_one(x.key()));
+            }
+        }
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Entry> {
+        self.table.iter()
     }
 }
 
@@ -153,9 +224,11 @@ fn representative(instances: &[Arc<Booking>], now: Option<DateTime<Utc>>) -> Opt
 /// Every room's bookings.
 #[derive(Debug, Default, Clone)]
 pub struct Schedule {
-    entries: HashMap<BookingKey, Entry>,
-    /// Per room: bookings ordered by (start, key).
-    by_room: HashMap<RoomId, BTreeSet<Slot>>,
+    entries: Entries,
+    /// Per room: its occurrences ordered by (start, key), the same shared
+    /// bookings the entries hold (8 bytes each; a room's list grows at its
+    /// end as bookings are made for later times).
+    by_room: HashMap<RoomId, Vec<Arc<Booking>>>,
     /// Series deletes: uid → event_time of the delete.
     series_deleted: HashMap<Arc<str>, DateTime<Utc>>,
     /// Exceptions per uid (so a series delete can find them).
@@ -171,19 +244,9 @@ pub struct Schedule {
     touched: Vec<BookingKey>,
 }
 
-/// A room's index entry: a booking's start (epoch microseconds: 8 bytes
-/// where a `DateTime` takes 12, and there is one per booking and room) and
-/// key, ordered by start.
-type Slot = (i64, BookingKey);
-
-/// An instant as an index entry orders it.
-fn slot_us(t: DateTime<Utc>) -> i64 {
-    t.timestamp_micros()
-}
-
-/// The instant of an index entry.
-fn slot_at(us: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(us).unwrap_or_default()
+/// Where `b` sits in a room's list: ordered by start, then key.
+fn slot_order(b: &Booking, start: DateTime<Utc>, key: &BookingKey) -> std::cmp::Ordering {
+    (b.start, &b.key).cmp(&(start, key))
 }
 
 /// How many delivery ids are remembered for de-duplication by default.
@@ -309,7 +372,7 @@ impl Schedule {
                     // A known series the event leaves as it is: nothing to
                     // rebuild (its times come from the fetch it triggers).
                     self.entries
-                        .insert(ev.key.clone(), Entry::new(old, ev.event_time, now));
+                        .insert(Entry::new(&ev.key, old, ev.event_time, now));
                     self.touched.push(ev.key.clone());
                     return Ok(changes);
                 }
@@ -412,7 +475,7 @@ impl Schedule {
         }
         self.touched.push(key.clone());
         self.entries
-            .insert(key.clone(), Entry::new(new, last_change, applied_at));
+            .insert(Entry::new(key, new, last_change, applied_at));
     }
 
     fn delete(
@@ -432,28 +495,23 @@ impl Schedule {
         self.replace(key, old, Vec::new(), at, now);
     }
 
-    fn index(&mut self, b: &Booking) {
+    fn index(&mut self, b: &Arc<Booking>) {
         for r in &b.rooms {
-            self.by_room
-                .entry(r.clone())
-                .or_default()
-                .insert((slot_us(b.start), b.key.clone()));
+            let list = self.by_room.entry(r.clone()).or_default();
+            if let Err(i) = list.binary_search_by(|x| slot_order(x, b.start, &b.key)) {
+                list.insert(i, b.clone());
+            }
         }
     }
 
     fn unindex(&mut self, b: &Booking) {
         for r in &b.rooms {
-            if let Some(set) = self.by_room.get_mut(r) {
-                set.remove(&(slot_us(b.start), b.key.clone()));
+            if let Some(list) = self.by_room.get_mut(r)
+                && let Ok(i) = list.binary_search_by(|x| slot_order(x, b.start, &b.key))
+            {
+                list.remove(i);
             }
         }
-    }
-
-    /// The occurrence of `key` that starts at `start`.
-    fn instance(&self, key: &BookingKey, start: DateTime<Utc>) -> Option<&Booking> {
-        let e = self.entries.get(key)?;
-        let i = e.instances.binary_search_by(|b| b.start.cmp(&start)).ok()?;
-        e.instances.get(i).map(|b| &**b)
     }
 
     /// Is this a series' occurrence that an exception (moved or
@@ -585,19 +643,20 @@ impl Schedule {
     pub(crate) fn prune(&mut self, before: DateTime<Utc>) -> usize {
         let old: Vec<BookingKey> = self
             .entries
-            .iter()
-            .filter(|(_, e)| match e.instances.first() {
+            .values()
+            .filter(|e| match e.instances.first() {
                 Some(b) => b.end < before,
                 None => e.last_change() < before,
             })
-            .map(|(k, _)| k.clone())
+            .map(|e| e.key().clone())
             .collect();
         let mut n = 0;
         for k in &old {
-            let Some(mut e) = self.entries.remove(k) else {
+            let Some(e) = self.entries.remove(k) else {
                 continue;
             };
-            let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut e.instances)
+            let (gone, kept): (Vec<_>, Vec<_>) = e
+                .instances
                 .into_vec()
                 .into_iter()
                 .partition(|b| b.end < before);
@@ -607,11 +666,18 @@ impl Schedule {
             if kept.is_empty() {
                 n += 1;
             } else {
-                e.instances = kept.into();
-                self.entries.insert(k.clone(), e);
+                self.entries.insert(Entry {
+                    instances: Instances::new(k, kept),
+                    ..e
+                });
             }
         }
-        self.by_room.retain(|_, s| !s.is_empty());
+        self.by_room.retain(|_, list| {
+            if list.capacity() > 2 * list.len() {
+                list.shrink_to_fit();
+            }
+            !list.is_empty()
+        });
         self.people.retain(|p| Arc::strong_count(p) > 1);
         self.room_sets.retain(|r| !r.unshared());
         n

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Duration, Utc};
 use std::sync::Arc;
 
-use super::{Schedule, slot_at, slot_us};
-use crate::model::{Booking, BookingKey, RoomId};
+use super::{Schedule, slot_order};
+use crate::model::{Booking, RoomId};
 
 /// A room's state at one instant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,9 +40,9 @@ impl Status {
 }
 
 impl Schedule {
-    /// The occurrence of `key` at `start`, unless an exception replaces it.
-    fn shown(&self, key: &BookingKey, start: DateTime<Utc>) -> Option<&Booking> {
-        self.instance(key, start).filter(|b| !self.replaced(b))
+    /// The occurrence, unless an exception replaces it.
+    fn shown<'a>(&self, b: &'a Arc<Booking>) -> Option<&'a Booking> {
+        (!self.replaced(b)).then_some(&**b)
     }
 
     /// A room's bookings overlapping `[from, to)`, by start.
@@ -56,8 +56,8 @@ impl Schedule {
             return Vec::new();
         };
         set.iter()
-            .take_while(|(start, _)| *start < slot_us(to))
-            .filter_map(|(start, k)| self.shown(k, slot_at(*start)))
+            .take_while(|b| b.start < to)
+            .filter_map(|b| self.shown(b))
             .filter(|b| b.end > from || (b.start == b.end && b.start >= from))
             .collect()
     }
@@ -83,11 +83,11 @@ impl Schedule {
         };
         let mut current: Option<&Booking> = None;
         let mut next = Vec::new();
-        for (start, key) in set.iter() {
-            if *start >= slot_us(day_end) {
+        for b in set {
+            if b.start >= day_end {
                 break;
             }
-            let Some(b) = self.shown(key, slot_at(*start)) else {
+            let Some(b) = self.shown(b) else {
                 continue;
             };
             if b.start <= now && now < b.end {
@@ -102,11 +102,12 @@ impl Schedule {
         let busy_until = current.map(|c| {
             // Merge back-to-back or overlapping bookings, on any day.
             let mut until = c.end;
-            for (start, key) in set.range((slot_us(c.start), c.key.clone())..) {
-                if *start > slot_us(until) {
+            let from = set.partition_point(|b| slot_order(b, c.start, &c.key).is_lt());
+            for b in &set[from..] {
+                if b.start > until {
                     break;
                 }
-                if let Some(b) = self.shown(key, slot_at(*start)) {
+                if let Some(b) = self.shown(b) {
                     until = until.max(b.end);
                 }
             }
@@ -116,9 +117,11 @@ impl Schedule {
         // a booking at 00:05 makes the room "starting soon" and bounds
         // "free until" (`next` itself lists the rest of the day only).
         let first_next = next.first().map(|b| b.start).or_else(|| {
-            set.range((slot_us(day_end), BookingKey::new("", i64::MIN))..)
-                .filter(|(start, _)| *start > slot_us(now))
-                .find_map(|(start, key)| self.shown(key, slot_at(*start)).map(|b| b.start))
+            let from = set.partition_point(|b| b.start < day_end);
+            set[from..]
+                .iter()
+                .filter(|b| b.start > now)
+                .find_map(|b| self.shown(b).map(|b| b.start))
         });
         let status = match (current, first_next) {
             (Some(_), _) => Status::Busy,
