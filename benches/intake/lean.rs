@@ -43,10 +43,7 @@ pub struct LeanGateway {
 
 /// One event as a data frame, encoded.
 pub fn data_frame(n: u64, payload: &[u8]) -> Bytes {
-    let h = |k: &str, v: String| Header {
-        key: k.into(),
-        value: v,
-    };
+    let h = |k: &str, v: String| Header::new(k, &v);
     Frame {
         seq_id: n,
         log_id: n,
@@ -61,7 +58,7 @@ pub fn data_frame(n: u64, payload: &[u8]) -> Bytes {
         ],
         payload_encoding: None,
         payload_type: None,
-        payload: Some(payload.to_vec()),
+        payload: Some(Bytes::copy_from_slice(payload)),
         log_id_new: None,
     }
     .to_bytes()

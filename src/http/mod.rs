@@ -280,7 +280,7 @@ async fn webhook_push(State(s): State<Server>, headers: HeaderMap, body: Bytes) 
             };
             let (ack_tx, ack_rx) = oneshot::channel();
             let inb = Inbound {
-                payload,
+                payload: payload.into(),
                 origin: format!("webhook {request_id}"),
                 ack: Some(ack_tx),
             };

@@ -335,10 +335,11 @@ impl LarkClient {
                         }
                         _ => continue,
                     };
-                    let frame = match Frame::from_bytes(&bytes) {
+                    let size = bytes.len();
+                    let frame = match Frame::from_shared(bytes) {
                         Ok(f) => f,
                         Err(e) => {
-                            tracing::warn!(%conn_id, bytes = bytes.len(), error = %e, "undecodable frame ignored (no message id to acknowledge)");
+                            tracing::warn!(%conn_id, bytes = size, error = %e, "undecodable frame ignored (no message id to acknowledge)");
                             continue;
                         }
                     };

@@ -2,16 +2,32 @@
 //! hand-written prost structs: no `protoc`, and the proto2 `required`
 //! fields are always encoded (the official clients reject frames without
 //! them).
+//!
+//! Headers and the payload are `Bytes` (the wire format of a proto
+//! `string` and `bytes` is the same): decoded from the received message's
+//! buffer they are slices of it, not copies — a data frame decodes with one
+//! allocation (its header list) instead of a dozen, and the ack echoes the
+//! same slices. A header that is not UTF-8 reads as absent.
 
 use prost::Message;
+use prost::bytes::Bytes;
 
 /// One `key`/`value` header.
 #[derive(Clone, PartialEq, Eq, Message)]
 pub struct Header {
-    #[prost(string, required, tag = "1")]
-    pub key: String,
-    #[prost(string, required, tag = "2")]
-    pub value: String,
+    #[prost(bytes = "bytes", required, tag = "1")]
+    pub key: Bytes,
+    #[prost(bytes = "bytes", required, tag = "2")]
+    pub value: Bytes,
+}
+
+impl Header {
+    pub fn new(key: &str, value: &str) -> Header {
+        Header {
+            key: Bytes::copy_from_slice(key.as_bytes()),
+            value: Bytes::copy_from_slice(value.as_bytes()),
+        }
+    }
 }
 
 /// Every WebSocket binary message carries exactly one `Frame`.
@@ -32,8 +48,8 @@ pub struct Frame {
     pub payload_encoding: Option<String>,
     #[prost(string, optional, tag = "7")]
     pub payload_type: Option<String>,
-    #[prost(bytes = "vec", optional, tag = "8")]
-    pub payload: Option<Vec<u8>>,
+    #[prost(bytes = "bytes", optional, tag = "8")]
+    pub payload: Option<Bytes>,
     #[prost(string, optional, tag = "9")]
     pub log_id_new: Option<String>,
 }
@@ -42,12 +58,12 @@ pub const METHOD_CONTROL: i32 = 0;
 pub const METHOD_DATA: i32 = 1;
 
 impl Frame {
-    /// The first header with this key.
+    /// The first header with this key (`None` if its value is not UTF-8).
     pub fn header(&self, key: &str) -> Option<&str> {
         self.headers
             .iter()
-            .find(|h| h.key == key)
-            .map(|h| h.value.as_str())
+            .find(|h| h.key == key.as_bytes())
+            .and_then(|h| std::str::from_utf8(&h.value).ok())
     }
 
     /// The client's ping: control frame, `type=ping`, the service id from
@@ -64,10 +80,7 @@ impl Frame {
             log_id: 0,
             service,
             method: METHOD_CONTROL,
-            headers: vec![Header {
-                key: "type".into(),
-                value: kind.into(),
-            }],
+            headers: vec![Header::new("type", kind)],
             payload_encoding: None,
             payload_type: None,
             payload: None,
@@ -87,10 +100,7 @@ impl Frame {
         trace_id: &str,
         payload: Vec<u8>,
     ) -> Frame {
-        let h = |k: &str, v: &str| Header {
-            key: k.into(),
-            value: v.into(),
-        };
+        let h = Header::new;
         Frame {
             seq_id: 0,
             log_id: 0,
@@ -105,7 +115,7 @@ impl Frame {
             ],
             payload_encoding: None,
             payload_type: None,
-            payload: Some(payload),
+            payload: Some(payload.into()),
             log_id_new: None,
         }
     }
@@ -115,10 +125,14 @@ impl Frame {
     /// `{"code":N}`.
     pub fn ack(mut self, code: u16, biz_rt_ms: u128) -> Frame {
         self.headers.push(Header {
-            key: "biz_rt".into(),
-            value: biz_rt_ms.to_string(),
+            key: Bytes::from_static(b"biz_rt"),
+            value: biz_rt_ms.to_string().into(),
         });
-        self.payload = Some(format!("{{\"code\":{code}}}").into_bytes());
+        self.payload = Some(match code {
+            200 => Bytes::from_static(b"{\"code\":200}"),
+            500 => Bytes::from_static(b"{\"code\":500}"),
+            _ => format!("{{\"code\":{code}}}").into(),
+        });
         self
     }
 
@@ -129,7 +143,13 @@ impl Frame {
     /// Decode a frame, refusing one that lacks a required field (prost
     /// would silently default it; the official clients reject it).
     pub fn from_bytes(b: &[u8]) -> Result<Frame, FrameError> {
-        let missing = missing_required(b)?;
+        Frame::from_shared(Bytes::copy_from_slice(b))
+    }
+
+    /// [`Frame::from_bytes`] of a received buffer: headers and payload
+    /// are slices of it.
+    pub fn from_shared(b: Bytes) -> Result<Frame, FrameError> {
+        let missing = missing_required(&b)?;
         if let Some(name) = missing {
             return Err(FrameError::MissingRequired(name));
         }
@@ -247,12 +267,43 @@ mod tests {
             key: "message_id".into(),
             value: "m1".into(),
         });
-        f.payload = Some(b"{}".to_vec());
+        f.payload = Some(b"{}".to_vec().into());
         let a = f.clone().ack(200, 4);
         assert_eq!(a.seq_id, 9);
         assert_eq!(a.header("message_id"), Some("m1"));
         assert_eq!(a.headers.last().unwrap().key, "biz_rt");
         assert_eq!(a.header("biz_rt"), Some("4"));
         assert_eq!(a.payload.as_deref(), Some(&b"{\"code\":200}"[..]));
+        assert_eq!(
+            f.ack(503, 0).payload.as_deref(),
+            Some(&b"{\"code\":503}"[..])
+        );
+    }
+
+    /// A received frame's headers and payload are slices of its buffer,
+    /// not copies; a header that is not UTF-8 reads as absent, the rest of
+    /// the frame as sent.
+    #[test]
+    fn a_received_frame_borrows_its_buffer() {
+        let mut f = Frame::event_fragment(3, "m1", "1", "0", "t1", b"{\"a\":1}".to_vec());
+        f.headers.push(Header {
+            key: Bytes::from_static(b"bad"),
+            value: Bytes::from_static(b"\xff\xfe"),
+        });
+        let wire = Bytes::from(f.to_bytes());
+        let range = wire.as_ptr_range();
+        let got = Frame::from_shared(wire.clone()).unwrap();
+        let payload = got.payload.as_deref().unwrap();
+        assert_eq!(payload, b"{\"a\":1}");
+        assert!(range.contains(&payload.as_ptr()), "payload copied");
+        assert!(
+            got.headers
+                .iter()
+                .all(|h| range.contains(&h.value.as_ptr()) && range.contains(&h.key.as_ptr())),
+            "headers copied"
+        );
+        assert_eq!(got.header("message_id"), Some("m1"));
+        assert_eq!(got.header("bad"), None);
+        assert_eq!(got.to_bytes(), wire, "re-encodes byte for byte");
     }
 }

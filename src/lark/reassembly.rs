@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use prost::bytes::Bytes;
+
 use super::frame::Frame;
 
 /// What one data frame completed.
@@ -13,7 +15,7 @@ use super::frame::Frame;
 pub(crate) enum Push {
     /// The whole message: the frame that completed it (echoed in the ack)
     /// and the payload in fragment order.
-    Complete(Box<Frame>, Vec<u8>),
+    Complete(Box<Frame>, Bytes),
     /// More fragments are needed.
     Pending,
     /// The message can never be processed (bad `sum`/`seq`, too large): it
@@ -26,7 +28,7 @@ struct Partial {
     sum: usize,
     /// The fragments received, by `seq`: memory follows what arrived, not
     /// what a header claims (a `sum` of millions costs nothing up front).
-    parts: std::collections::BTreeMap<usize, Vec<u8>>,
+    parts: std::collections::BTreeMap<usize, Bytes>,
     bytes: usize,
     started: Instant,
 }
@@ -160,7 +162,7 @@ impl Reassembler {
         for part in p.parts.into_values() {
             out.extend_from_slice(&part);
         }
-        Push::Complete(Box::new(frame), out)
+        Push::Complete(Box::new(frame), out.into())
     }
 
     fn evict_oldest(&mut self) {
@@ -208,7 +210,7 @@ mod tests {
         let mut r = r();
         let now = Instant::now();
         assert!(
-            matches!(r.push("a", frag("a", "1", "0", b"{}"), now), Push::Complete(_, p) if p == b"{}")
+            matches!(r.push("a", frag("a", "1", "0", b"{}"), now), Push::Complete(_, p) if p[..] == b"{}"[..])
         );
         assert!(matches!(
             r.push("b", frag("b", "3", "2", b"C"), now),
@@ -220,7 +222,7 @@ mod tests {
         ));
         match r.push("b", frag("b", "3", "1", b"B"), now) {
             Push::Complete(f, p) => {
-                assert_eq!(p, b"ABC");
+                assert_eq!(&p[..], b"ABC");
                 assert_eq!(f.header("seq"), Some("1"), "the completing frame is echoed");
             }
             other => panic!("{other:?}"),

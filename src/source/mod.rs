@@ -2,6 +2,7 @@
 
 pub mod replay;
 
+use prost::bytes::Bytes;
 use tokio::sync::oneshot;
 
 /// How the platform should be answered for one message.
@@ -16,7 +17,9 @@ pub(crate) enum Ack {
 /// One payload from a source.
 #[derive(Debug)]
 pub(crate) struct Inbound {
-    pub payload: Vec<u8>,
+    /// (A slice of the received message where it came over the long
+    /// connection.)
+    pub payload: Bytes,
     /// Where it came from, for log lines (`events.jsonl:3`, `msg 7f…`).
     pub origin: String,
     /// Answered once the event has been applied.

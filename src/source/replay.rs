@@ -57,7 +57,7 @@ pub(crate) async fn run(
         n += 1;
         let Some(t) = event_body(&line) else { continue };
         let inb = Inbound {
-            payload: t.as_bytes().to_vec(),
+            payload: t.as_bytes().to_vec().into(),
             origin: format!("{name}:{n}"),
             ack: None,
         };

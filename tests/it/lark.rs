@@ -214,10 +214,7 @@ async fn garbage_is_logged_acknowledged_and_survived() {
         Order::InOrder,
     );
     // a `card` message and a fragment with an impossible seq
-    let h = |k: &str, v: &str| Header {
-        key: k.into(),
-        value: v.into(),
-    };
+    let h = Header::new;
     let mk = |id: &str, typ: &str, sum: &str, seq: &str| Frame {
         seq_id: 1,
         log_id: 1,
@@ -232,7 +229,7 @@ async fn garbage_is_logged_acknowledged_and_survived() {
         ],
         payload_encoding: None,
         payload_type: None,
-        payload: Some(b"{}".to_vec()),
+        payload: Some(b"{}".to_vec().into()),
         log_id_new: None,
     };
     gw.send_raw(mk("card-1", "card", "1", "0").to_bytes());

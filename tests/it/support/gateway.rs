@@ -400,7 +400,7 @@ fn handle_frame(s: &Shared, conn: usize, frame: Frame) -> Option<Frame> {
             }
             let payload = g
                 .pong_with_config
-                .then(|| g.settings.json().to_string().into_bytes());
+                .then(|| g.settings.json().to_string().into_bytes().into());
             Some(Frame {
                 payload,
                 ..Frame::control(frame.service, "pong")
