@@ -50,8 +50,11 @@ const CHECKPOINT_PAGES: i32 = 1000;
 const CHECKPOINT_INLINE_PAGES: i32 = 16_000;
 
 /// SQLite's page cache for the running app (KiB): the log appends and the
-/// outbox need little, and a fold walks the table once, in key order.
-const CACHE_KIB: i64 = 2048;
+/// outbox need little, and a fold walks the table once, in key order. It
+/// also sizes the fold's in-memory sort (beyond it the sort spills to a
+/// temporary file). 2 MiB before 2026-11-28: at 512 KiB the durable
+/// intake bench runs as fast, 1.8 MiB lower at its peak (BENCHMARKS.md §8).
+const CACHE_KIB: i64 = 512;
 
 pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: the first schema
