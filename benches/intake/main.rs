@@ -19,7 +19,8 @@
 //!
 //! Run: `cargo bench --bench intake` (env: EVENTS, W1_EVENTS, RUNS,
 //! WINDOWS, ONLY=growing|updates|health, NODE=0 to leave the Node SDK out,
-//! BASE_BIN=path to time another build's durable client beside this one,
+//! BASE_BIN=path to time another build's durable client beside this one
+//! (BASE_STORE=0: its client without a store),
 //! ROOMCAST_BIN to time another build instead, PROFILE=dir to `perf
 //! record` each client). A `floor` client (this bench as its own process,
 //! `--floor URL`) decodes each frame and acks it, nothing else: what the
@@ -63,9 +64,15 @@ impl Client {
             Client::Node => "Node SDK",
             Client::Durable => "roomcast durable",
             Client::NoStore => "roomcast no store",
+            Client::Base if base_without_store() => "base build no store",
             Client::Base => "base build durable",
         }
     }
+}
+
+/// `BASE_STORE=0`: time the other build without a store instead.
+fn base_without_store() -> bool {
+    std::env::var("BASE_STORE").as_deref() == Ok("0")
 }
 
 /// A client process under test.
@@ -126,11 +133,12 @@ async fn start(gw: &mut LeanGateway, client: Client, http: Option<u16>) -> Proc 
             .spawn()
             .expect("start node (is Node.js installed?)"),
         Client::Durable | Client::NoStore | Client::Base => {
-            let store = if client != Client::NoStore {
-                "[store]\npath = \"roomcast.db\"\nsync = \"full\"\n"
-            } else {
-                ""
-            };
+            let store =
+                if client != Client::NoStore && !(client == Client::Base && base_without_store()) {
+                    "[store]\npath = \"roomcast.db\"\nsync = \"full\"\n"
+                } else {
+                    ""
+                };
             let http = http
                 .map(|p| format!("[http]\nlisten = \"127.0.0.1:{p}\"\nwebhook = true\nallow_unauthenticated = true\n"))
                 .unwrap_or_default();
