@@ -498,7 +498,15 @@ impl Schedule {
     fn index(&mut self, b: &Arc<Booking>) {
         for r in &b.rooms {
             let list = self.by_room.entry(r.clone()).or_default();
-            if let Err(i) = list.binary_search_by(|x| slot_order(x, b.start, &b.key)) {
+            // Bookings mostly come in the order of their starts: one
+            // comparison with the last puts them at the end (a search reads
+            // a dozen bookings scattered over the heap).
+            if list
+                .last()
+                .is_none_or(|last| slot_order(last, b.start, &b.key).is_lt())
+            {
+                list.push(b.clone());
+            } else if let Err(i) = list.binary_search_by(|x| slot_order(x, b.start, &b.key)) {
                 list.insert(i, b.clone());
             }
         }

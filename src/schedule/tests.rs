@@ -346,3 +346,33 @@ fn an_entry_stays_small() {
     assert_eq!(size_of::<Entry>(), 32);
     assert_eq!(size_of::<Booking>(), 80);
 }
+
+/// A room's list stays ordered by (start, key) whatever order bookings
+/// come in, move or go (the common case appends; the rest is a search).
+#[test]
+fn a_rooms_bookings_stay_in_order() {
+    let mut s = Schedule::new();
+    let spans = [
+        ("m5", (15, 16)),
+        ("m2", (9, 10)),
+        ("m9", (17, 18)),
+        ("m1", (9, 10)),
+        ("m3", (11, 12)),
+    ];
+    for (i, (uid, span)) in spans.iter().enumerate() {
+        s.apply(&ev(&format!("e{i}"), Created, 1, (uid, 0), *span, &["a"]))
+            .unwrap();
+    }
+    // m9 moves before everything, m3 goes.
+    s.apply(&ev("e9", Updated, 2, ("m9", 0), (8, 9), &["a"]))
+        .unwrap();
+    s.apply(&ev("e10", Deleted, 2, ("m3", 0), (11, 12), &["a"]))
+        .unwrap();
+    let room = RoomId::new("a");
+    let order: Vec<&str> = s
+        .bookings_between(&room, t(0, 0), t(23, 0))
+        .iter()
+        .map(|b| &*b.key.uid)
+        .collect();
+    assert_eq!(order, ["m9", "m1", "m2", "m5"]);
+}
