@@ -22,7 +22,8 @@
 //! BASE_BIN=path to time another build's durable client beside this one
 //! (BASE_STORE=0: its client without a store),
 //! ROOMCAST_BIN to time another build instead, PROFILE=dir to `perf
-//! record` each client). A `floor` client (this bench as its own process,
+//! record` each client, RSS_SPLIT=1 to print resident memory at the end
+//! split anonymous/file, =2 also by mapping). A `floor` client (this bench as its own process,
 //! `--floor URL`) decodes each frame and acks it, nothing else: what the
 //! gateway and the machine allow any client. The
 //! Node SDK is installed on first use with `npm ci` in `benches/node`
