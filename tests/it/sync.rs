@@ -146,8 +146,10 @@ async fn series_booked_before_start_show_every_occurrence() {
         .exceptions
         .insert(sh(7, 9, 0), Some((sh(7, 15, 0), sh(7, 15, 30))));
     s.book(daily);
-    let bot = s.bot("", "").store().start().await;
-    s.panel_shows(ROOM_A, "10:00–11:00").await;
+    // Paused time with a store: waits go through `steady`, so the clock
+    // never jumps ahead while the store's thread commits.
+    let bot = steady(s.bot("", "").store().start()).await;
+    steady(s.panel_shows(ROOM_A, "10:00–11:00")).await;
     let today = s.panel(ROOM_A).unwrap();
     assert_eq!(
         next_ranges(&today),
@@ -156,7 +158,7 @@ async fn series_booked_before_start_show_every_occurrence() {
     );
     assert!(s.notices().is_empty(), "no chat flood at start");
     let dir = bot.dir.clone();
-    bot.stop().await.expect("clean stop");
+    steady(bot.stop()).await.expect("clean stop");
 
     // The week as `roomcast rooms --json` shows it, from the store.
     for (day, want) in [
