@@ -6,6 +6,7 @@
 //! `original_time` may be an int or a string. Never panics: every problem is
 //! a [`DecodeError`] naming the field.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -98,8 +99,8 @@ struct Envelope<'a> {
     uuid: Option<String>,
     #[serde(default)]
     token: Option<String>,
-    #[serde(default, rename = "type")]
-    kind: Option<String>,
+    #[serde(default, rename = "type", borrow)]
+    kind: Option<Text<'a>>,
     #[serde(default)]
     challenge: Option<String>,
     #[serde(default)]
@@ -129,12 +130,12 @@ struct EventHead {
 #[derive(Deserialize)]
 struct Body<'a> {
     /// The v1 event type (v2 has it in the header).
-    #[serde(default, rename = "type")]
-    kind: Option<String>,
+    #[serde(default, rename = "type", borrow)]
+    kind: Option<Text<'a>>,
     #[serde(default)]
     event_time: Option<Millis>,
-    #[serde(default)]
-    uid: Option<String>,
+    #[serde(default, borrow)]
+    uid: Option<Text<'a>>,
     #[serde(default)]
     original_time: Option<Millis>,
     #[serde(default)]
@@ -148,6 +149,39 @@ struct Body<'a> {
     organizer: Option<Organizer>,
 }
 
+/// A JSON string, a slice of the payload unless it had escapes (most
+/// fields are read only to be compared or copied once).
+struct Text<'a>(Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
 #[derive(Deserialize)]
 struct Stamp {
     time_stamp: Millis,
@@ -156,30 +190,36 @@ struct Stamp {
 /// A room reference: an object with `open_id` (as sent) or a bare string (as
 /// the reference page's type column says). Read in one pass (serde's
 /// untagged enums buffer every element first).
-struct RoomRef(String);
+struct RoomRef<'a>(Cow<'a, str>);
 
-impl<'de> Deserialize<'de> for RoomRef {
+impl<'de> Deserialize<'de> for RoomRef<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = RoomRef;
+            type Value = RoomRef<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a room id or an object with `open_id`")
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<RoomRef, E> {
-                Ok(RoomRef(v.to_string()))
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<RoomRef<'de>, E> {
+                Ok(RoomRef(Cow::Borrowed(v)))
             }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<RoomRef, E> {
-                Ok(RoomRef(v))
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RoomRef<'de>, E> {
+                Ok(RoomRef(Cow::Owned(v.to_string())))
             }
-            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<RoomRef, A::Error> {
+            fn visit_string<E: de::Error>(self, v: String) -> Result<RoomRef<'de>, E> {
+                Ok(RoomRef(Cow::Owned(v)))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RoomRef<'de>, A::Error> {
                 let mut id = None;
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    if key == "open_id" {
+                while let Some(key) = map.next_key::<Text<'de>>()? {
+                    if &*key == "open_id" {
                         if id.is_some() {
                             return Err(de::Error::duplicate_field("open_id"));
                         }
-                        id = Some(map.next_value::<String>()?);
+                        id = Some(map.next_value::<Text<'de>>()?.0);
                     } else {
                         map.next_value::<de::IgnoredAny>()?;
                     }
@@ -225,6 +265,10 @@ fn parse_with_path<'a, T: Deserialize<'a>>(text: &'a str, prefix: &str) -> Resul
     }
 }
 
+/// Up to this many rooms, an event's list is de-duplicated by comparing
+/// with each (no set to build).
+const FEW_ROOMS: usize = 8;
+
 /// An event's `meeting_rooms`: the distinct ids in order, or `Err(n)` when
 /// there are more than `limit` (`n`: the entries listed).
 fn parse_rooms(raw: &str, limit: usize) -> Result<Result<Vec<RoomId>, usize>, DecodeError> {
@@ -240,8 +284,10 @@ fn parse_rooms(raw: &str, limit: usize) -> Result<Result<Vec<RoomId>, usize>, De
         }
         fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             let mut rooms: Vec<RoomId> = Vec::new();
-            // Linear however many rooms an event names.
-            let mut seen = std::collections::HashSet::new();
+            // Linear however many rooms an event names: a set of the ids
+            // once there are more than a few (most events name one).
+            let mut seen: std::collections::HashSet<Cow<'de, str>> =
+                std::collections::HashSet::new();
             let mut listed = 0;
             self.at.set(Some(0));
             while let Some(RoomRef(id)) = seq.next_element()? {
@@ -254,7 +300,15 @@ fn parse_rooms(raw: &str, limit: usize) -> Result<Result<Vec<RoomId>, usize>, De
                 }
                 listed += 1;
                 self.at.set(Some(listed));
-                if seen.insert(id.clone()) {
+                let new = if rooms.len() < FEW_ROOMS {
+                    !rooms.iter().any(|r| r.as_str() == &*id)
+                } else {
+                    if seen.is_empty() {
+                        seen.extend(rooms.iter().map(|r| Cow::Owned(r.as_str().to_string())));
+                    }
+                    seen.insert(id.clone())
+                };
+                if new {
                     if rooms.len() == self.limit {
                         // Over the limit: count the rest, keep nothing.
                         while seq.next_element::<de::IgnoredAny>()?.is_some() {
@@ -331,7 +385,13 @@ pub fn decode_limited(payload: &[u8], max_rooms: usize) -> Result<Decoded, Decod
         let t = header
             .event_type
             .ok_or(DecodeError::Missing("header.event_type"))?;
-        (t, header.event_id, header.token, header.create_time, None)
+        (
+            Cow::Owned(t),
+            header.event_id,
+            header.token,
+            header.create_time,
+            None,
+        )
     } else {
         if let Some(k) = env.kind.as_deref()
             && k != "event_callback"
@@ -347,7 +407,7 @@ pub fn decode_limited(payload: &[u8], max_rooms: usize) -> Result<Decoded, Decod
         // has another shape, and is ignored rather than malformed).
         let (t, body) = match parse_with_path::<Body>(raw.get(), "event.") {
             Ok(mut b) => match b.kind.take() {
-                Some(t) => (t, Some(b)),
+                Some(t) => (t.0, Some(b)),
                 None => return Err(DecodeError::Missing("event.type")),
             },
             Err(e) => {
@@ -356,7 +416,7 @@ pub fn decode_limited(payload: &[u8], max_rooms: usize) -> Result<Decoded, Decod
                 if EventKind::from_type(&t).is_some() {
                     return Err(e);
                 }
-                (t, None)
+                (Cow::Owned(t), None)
             }
         };
         (t, env.uuid, env.token, None, body)
@@ -364,7 +424,7 @@ pub fn decode_limited(payload: &[u8], max_rooms: usize) -> Result<Decoded, Decod
 
     let Some(kind) = EventKind::from_type(&event_type) else {
         return Ok(Decoded::Other {
-            event_type,
+            event_type: event_type.into_owned(),
             event_id,
         });
     };

@@ -239,6 +239,48 @@ fn garbage_is_a_json_error_never_a_panic() {
     }
 }
 
+/// Repeats are dropped however long the list (ids are compared one by one
+/// while there are few, then through a set), and a string with escapes
+/// reads as the same text as without.
+#[test]
+fn repeated_rooms_and_escaped_strings_read_the_same_at_any_length() {
+    let ids: Vec<String> = (0..12).map(|i| format!("omm_{i}")).collect();
+    let mut listed: Vec<serde_json::Value> = ids.iter().map(|i| json!(i)).collect();
+    // a repeat while few, one of the first eight once there are many, and
+    // a repeat of the latest
+    listed.insert(3, json!({"open_id": "omm_1"}));
+    listed.insert(11, json!("omm_2"));
+    listed.push(json!("omm_11"));
+    let mut v = seed();
+    v["event"]["meeting_rooms"] = json!(listed);
+    let want: Vec<RoomId> = ids.iter().map(|i| RoomId::new(i)).collect();
+    assert_eq!(room(&v).rooms, want);
+
+    let plain = seed();
+    let text = plain.to_string();
+    let uid = plain["event"]["uid"].as_str().unwrap();
+    let escaped = text
+        .replacen(
+            &format!("\"{uid}\""),
+            &format!("\"\\u{:04x}{}\"", uid.as_bytes()[0], &uid[1..]),
+            1,
+        )
+        .replacen(
+            "\"third_party_meeting_room_event_created\"",
+            "\"third_party_meeting_room_event\\u005fcreated\"",
+            1,
+        );
+    assert!(
+        escaped.contains("event\\u005fcreated")
+            && escaped.contains(&format!("\\u00{:02x}", uid.as_bytes()[0])),
+        "both strings escaped: {escaped}"
+    );
+    match (decode(text.as_bytes()), decode(escaped.as_bytes())) {
+        (Ok(Decoded::Room(a)), Ok(Decoded::Room(b))) => assert_eq!(a, b),
+        other => panic!("expected two equal events, got {other:?}"),
+    }
+}
+
 #[test]
 fn rooms_over_the_limit_are_counted_not_kept() {
     let with_rooms = |rooms: serde_json::Value| {
