@@ -77,6 +77,8 @@ impl Entry {
         last_change: DateTime<Utc>,
         applied_at: Option<DateTime<Utc>>,
     ) -> Self {
+        // The table finds an entry by the key its occurrences carry.
+        debug_assert!(instances.iter().all(|b| &b.key == key));
         Entry {
             instances: Instances::new(key, instances),
             last_change_us: last_change.timestamp_micros(),
