@@ -223,7 +223,7 @@ impl Pipeline {
     }
 
     pub fn handle(&mut self, payload: &[u8], now: DateTime<Utc>) -> Outcome {
-        let d = decode::decode_limited(payload, self.config.schedule.max_rooms_per_event);
+        let d = decode::decode_limited(payload, self.max_rooms_per_event());
         self.handle_decoded(d, now)
     }
 

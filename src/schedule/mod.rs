@@ -246,9 +246,10 @@ pub struct Schedule {
     touched: Vec<BookingKey>,
 }
 
-/// Where `b` sits in a room's list: ordered by start, then key.
-fn slot_order(b: &Booking, start: DateTime<Utc>, key: &BookingKey) -> std::cmp::Ordering {
-    (b.start, &b.key).cmp(&(start, key))
+/// Where `b` sits in a room's list (ordered by start, then key): `Ok` if
+/// it is there, `Err` where it would go.
+fn slot(list: &[Arc<Booking>], b: &Booking) -> Result<usize, usize> {
+    list.binary_search_by(|x| (x.start, &x.key).cmp(&(b.start, &b.key)))
 }
 
 /// How many delivery ids are remembered for de-duplication by default.
@@ -505,10 +506,10 @@ impl Schedule {
             // a dozen bookings scattered over the heap).
             if list
                 .last()
-                .is_none_or(|last| slot_order(last, b.start, &b.key).is_lt())
+                .is_none_or(|last| (last.start, &last.key) < (b.start, &b.key))
             {
                 list.push(b.clone());
-            } else if let Err(i) = list.binary_search_by(|x| slot_order(x, b.start, &b.key)) {
+            } else if let Err(i) = slot(list, b) {
                 list.insert(i, b.clone());
             }
         }
@@ -517,7 +518,7 @@ impl Schedule {
     fn unindex(&mut self, b: &Booking) {
         for r in &b.rooms {
             if let Some(list) = self.by_room.get_mut(r)
-                && let Ok(i) = list.binary_search_by(|x| slot_order(x, b.start, &b.key))
+                && let Ok(i) = slot(list, b)
             {
                 list.remove(i);
             }

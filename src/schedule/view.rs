@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use std::sync::Arc;
 
-use super::{Schedule, slot_order};
+use super::{Schedule, slot};
 use crate::model::{Booking, RoomId};
 
 /// A room's state at one instant.
@@ -102,7 +102,7 @@ impl Schedule {
         let busy_until = current.map(|c| {
             // Merge back-to-back or overlapping bookings, on any day.
             let mut until = c.end;
-            let from = set.partition_point(|b| slot_order(b, c.start, &c.key).is_lt());
+            let from = slot(set, c).unwrap_or_else(|i| i);
             for b in &set[from..] {
                 if b.start > until {
                     break;

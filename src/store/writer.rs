@@ -183,8 +183,6 @@ fn run(mut store: Store, rx: &mpsc::Receiver<Job>, healthy: &AtomicBool, commits
     // A due fold waits for a pause this long in the commits: a burst's
     // commits are not held up behind it (see `Store::fold_due`).
     const FOLD_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
-    // ...and after a failed fold, the next is tried no sooner than this.
-    const FOLD_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
     let mut marks: Vec<Mark> = Vec::new();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     let mut fold_after = std::time::Instant::now();
@@ -196,9 +194,7 @@ fn run(mut store: Store, rx: &mpsc::Receiver<Job>, healthy: &AtomicBool, commits
             match rx.recv_timeout(FOLD_PAUSE) {
                 Ok(job) => Some(job),
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if !fold(&mut store, healthy) {
-                        fold_after = std::time::Instant::now() + FOLD_RETRY;
-                    }
+                    fold(&mut store, healthy, &mut fold_after);
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => None,
@@ -252,11 +248,8 @@ fn run(mut store: Store, rx: &mpsc::Receiver<Job>, healthy: &AtomicBool, commits
         }
         // Written, or failed (logged): either way the sink goes on.
         answer(&mut waiting);
-        if store.fold_due() == Fold::Now
-            && std::time::Instant::now() >= fold_after
-            && !fold(&mut store, healthy)
-        {
-            fold_after = std::time::Instant::now() + FOLD_RETRY;
+        if store.fold_due() == Fold::Now && std::time::Instant::now() >= fold_after {
+            fold(&mut store, healthy, &mut fold_after);
         }
         // After the replies: the core is busy with the next batch meanwhile.
         if store.checkpoint_due()
@@ -317,18 +310,19 @@ fn record(healthy: &AtomicBool, r: Result<(), StoreError>, what: &str) {
     }
 }
 
-/// Fold the booking log; false when it failed (logged; the log is kept
-/// and replayed at a restart, so nothing is lost).
-fn fold(store: &mut Store, healthy: &AtomicBool) -> bool {
+/// After a failed fold, the next is tried no sooner than this.
+const FOLD_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Fold the booking log. A failure is logged and puts `next` a
+/// [`FOLD_RETRY`] away (the log is kept and replayed at a restart, so
+/// nothing is lost).
+fn fold(store: &mut Store, healthy: &AtomicBool, next: &mut std::time::Instant) {
     match store.fold() {
-        Ok(n) => {
-            tracing::debug!(bookings = n, "booking log folded");
-            true
-        }
+        Ok(n) => tracing::debug!(bookings = n, "booking log folded"),
         Err(e) => {
             healthy.store(false, Ordering::Relaxed);
             tracing::error!(error = %Chain(&e), "store: folding the booking log failed (tried again in a minute; the log is kept)");
-            false
+            *next = std::time::Instant::now() + FOLD_RETRY;
         }
     }
 }
