@@ -19,6 +19,7 @@
 //!
 //! Run: `cargo bench --bench intake` (env: EVENTS, W1_EVENTS, RUNS,
 //! WINDOWS, ONLY=growing|updates|health, NODE=0 to leave the Node SDK out,
+//! SYNC=normal to run the durable clients with `sync = "normal"`,
 //! BASE_BIN=path to time another build's durable client beside this one
 //! (BASE_STORE=0: its client without a store),
 //! ROOMCAST_BIN to time another build instead, PROFILE=dir to `perf
@@ -43,7 +44,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{env_or, quantile, room, status_kib};
+use common::{cpu_ms, env_or, quantile, room, status_kib};
 use lean::{LeanGateway, data_frame};
 use tokio_tungstenite::tungstenite::Bytes;
 
@@ -136,9 +137,12 @@ async fn start(gw: &mut LeanGateway, client: Client, http: Option<u16>) -> Proc 
         Client::Durable | Client::NoStore | Client::Base => {
             let store =
                 if client != Client::NoStore && !(client == Client::Base && base_without_store()) {
-                    "[store]\npath = \"roomcast.db\"\nsync = \"full\"\n"
+                    format!(
+                        "[store]\npath = \"roomcast.db\"\nsync = \"{}\"\n",
+                        std::env::var("SYNC").unwrap_or_else(|_| "full".into())
+                    )
                 } else {
-                    ""
+                    String::new()
                 };
             let http = http
                 .map(|p| format!("[http]\nlisten = \"127.0.0.1:{p}\"\nwebhook = true\nallow_unauthenticated = true\n"))
@@ -591,6 +595,9 @@ async fn main() {
             let mut rss: Vec<Vec<f64>> = vec![Vec::new(); clients.len()];
             let mut groups: Vec<(u64, u64)> = Vec::new();
             let mut written: Vec<Vec<f64>> = vec![Vec::new(); clients.len()];
+            // CPU time (user + system) of the client process an event:
+            // what a busy machine changes least.
+            let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); clients.len()];
             for run in 0..runs {
                 // Each run's events are new bookings for every client
                 // (distinct uids per run), built before any is timed.
@@ -605,7 +612,9 @@ async fn main() {
                         let port = (client == Client::Durable).then(free_port);
                         let p = start(&mut gw, client, port).await;
                         let perf = profile(p.pid, client);
+                        let cpu_before = cpu_ms(p.pid);
                         let b = gw.blast(frames.clone(), window).await;
+                        let cpu_used = cpu_ms(p.pid) - cpu_before;
                         if let Some(mut perf) = perf {
                             let _ = std::process::Command::new("kill")
                                 .args(["-INT", &perf.id().to_string()])
@@ -620,6 +629,7 @@ async fn main() {
                                 if matches!(client, Client::Durable | Client::Base) {
                                     written[c].push(storage_writes(p.pid) as f64 / b.ok as f64);
                                 }
+                                cpu[c].push(cpu_used * 1000.0 / b.ok as f64);
                                 break (b, p);
                             }
                             None if attempt < 3 => {
@@ -659,7 +669,7 @@ async fn main() {
                     .map(|nd| format!(" = {:.1}× Node", m / nd))
                     .unwrap_or_default();
                 println!(
-                    "intake [{name}, window {window}, {n} events, {runs} runs] {:<18} median {m:>8.0} events/s{ratio} (runs: {}); peak RSS median {:.1} MiB (max {:.1})",
+                    "intake [{name}, window {window}, {n} events, {runs} runs] {:<18} median {m:>8.0} events/s{ratio} (runs: {}); peak RSS median {:.1} MiB (max {:.1}); CPU {:.1} µs an event",
                     client.label(),
                     rates[c]
                         .iter()
@@ -668,6 +678,7 @@ async fn main() {
                         .join(", "),
                     median(rss[c].clone()),
                     rss[c].iter().cloned().fold(0.0, f64::max),
+                    median(cpu[c].clone()),
                 );
             }
         }

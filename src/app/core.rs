@@ -31,7 +31,7 @@ use crate::metrics::{Metrics, SyncStats, add};
 use crate::model::RoomId;
 use crate::pipeline::{Applied, Cap, Outcome, Pipeline};
 use crate::schedule::Skip;
-use crate::source::{Ack, Inbound};
+use crate::source::{Ack, AckTo, Inbound};
 use crate::store::{CommitItem, Committed, StoreError, Writer};
 use crate::sync::{Found, Wanted};
 
@@ -65,7 +65,7 @@ pub(super) struct Core<'a> {
 
 /// One applied event (or fetch) waiting for its commit.
 struct Pending {
-    ack: Option<oneshot::Sender<Ack>>,
+    ack: Option<AckTo>,
     applied: Applied,
     /// Its delivery id is remembered (not for a fetch).
     remember: bool,
@@ -76,7 +76,7 @@ struct Pending {
 }
 
 impl Pending {
-    fn event(ack: Option<oneshot::Sender<Ack>>, applied: Applied) -> Self {
+    fn event(ack: Option<AckTo>, applied: Applied) -> Self {
         Pending {
             ack,
             applied,
@@ -440,7 +440,7 @@ impl Core<'_> {
         now: DateTime<Utc>,
     ) -> Option<Applied> {
         let m = self.metrics;
-        let origin = inb.origin.as_str();
+        let origin = &inb.origin;
         match pipeline.handle_decoded(decoded, now) {
             Outcome::Applied(a) => {
                 add(&m.applied, 1);
@@ -645,9 +645,9 @@ fn take_batch(first: Inbound, rx: &mut mpsc::Receiver<Inbound>) -> Vec<Inbound> 
 }
 
 /// Answer a source's payload (a source that stopped listening is gone).
-fn answer(ack: Option<oneshot::Sender<Ack>>, a: Ack) {
+fn answer(ack: Option<AckTo>, a: Ack) {
     if let Some(ack) = ack {
-        let _ = ack.send(a);
+        ack.send(a);
     }
 }
 

@@ -91,8 +91,12 @@ impl<'de> Deserialize<'de> for Millis {
     }
 }
 
+/// The envelope, its `event` read as `E`: a meeting-room [`Body`] in the
+/// one pass of the usual path, or kept raw ([`RawValue`]) when that pass
+/// failed and the payload is looked at part by part.
 #[derive(Deserialize)]
-struct Envelope<'a> {
+#[serde(bound(deserialize = "'de: 'a, E: Deserialize<'de>"))]
+struct Envelope<'a, E> {
     #[serde(default, borrow)]
     schema: Option<&'a str>,
     #[serde(default)]
@@ -105,8 +109,12 @@ struct Envelope<'a> {
     challenge: Option<String>,
     #[serde(default)]
     header: Option<HeaderV2>,
-    #[serde(default, borrow)]
-    event: Option<&'a RawValue>,
+    #[serde(default = "none")]
+    event: Option<E>,
+}
+
+fn none<E>() -> Option<E> {
+    None
 }
 
 #[derive(Deserialize)]
@@ -369,8 +377,65 @@ pub fn decode(payload: &[u8]) -> Result<Decoded, DecodeError> {
 pub fn decode_limited(payload: &[u8], max_rooms: usize) -> Result<Decoded, DecodeError> {
     let text =
         std::str::from_utf8(payload).map_err(|e| DecodeError::Json(format!("not UTF-8: {e}")))?;
-    let env: Envelope = parse_with_path(text, "")?;
+    // One pass on the usual path: the envelope with its body read as a
+    // meeting-room event. Anything else (another event type with another
+    // shape, a malformed payload) is read again part by part, which also
+    // names the field at fault.
+    match serde_json::from_str::<Envelope<Body>>(text) {
+        Ok(env) => decode_envelope(env, max_rooms),
+        Err(_) => decode_envelope(
+            parse_with_path::<Envelope<&RawValue>>(text, "")?,
+            max_rooms,
+        ),
+    }
+}
 
+/// An envelope's `event` as read so far.
+trait EventPart<'a> {
+    /// As a meeting-room event's body.
+    fn body(self) -> Result<Body<'a>, DecodeError>;
+    /// A v1 body: a meeting-room event's, or the type of another event.
+    fn typed(self) -> Result<(Cow<'a, str>, Option<Body<'a>>), DecodeError>;
+}
+
+impl<'a> EventPart<'a> for Body<'a> {
+    fn body(self) -> Result<Body<'a>, DecodeError> {
+        Ok(self)
+    }
+    fn typed(mut self) -> Result<(Cow<'a, str>, Option<Body<'a>>), DecodeError> {
+        match self.kind.take() {
+            Some(t) => Ok((t.0, Some(self))),
+            None => Err(DecodeError::Missing("event.type")),
+        }
+    }
+}
+
+impl<'a> EventPart<'a> for &'a RawValue {
+    fn body(self) -> Result<Body<'a>, DecodeError> {
+        parse_with_path(self.get(), "event.")
+    }
+    fn typed(self) -> Result<(Cow<'a, str>, Option<Body<'a>>), DecodeError> {
+        match self.body() {
+            Ok(b) => b.typed(),
+            // Only if that fails is the type read alone (another event
+            // type has another shape, and is ignored rather than
+            // malformed).
+            Err(e) => {
+                let head: EventHead = parse_with_path(self.get(), "event.")?;
+                let t = head.kind.ok_or(DecodeError::Missing("event.type"))?;
+                if EventKind::from_type(&t).is_some() {
+                    return Err(e);
+                }
+                Ok((Cow::Owned(t), None))
+            }
+        }
+    }
+}
+
+fn decode_envelope<'a, E: EventPart<'a>>(
+    env: Envelope<'a, E>,
+    max_rooms: usize,
+) -> Result<Decoded, DecodeError> {
     if env.kind.as_deref() == Some("url_verification") {
         let challenge = env.challenge.ok_or(DecodeError::Missing("challenge"))?;
         return Ok(Decoded::Challenge {
@@ -380,7 +445,8 @@ pub fn decode_limited(payload: &[u8], max_rooms: usize) -> Result<Decoded, Decod
     }
 
     let v2 = env.schema.is_some();
-    let (event_type, event_id, token, header_time, body) = if v2 {
+    // `rest`: a v2 body, read once the type is known to be ours.
+    let (event_type, event_id, token, header_time, body, rest) = if v2 {
         let header = env.header.ok_or(DecodeError::Missing("header"))?;
         let t = header
             .event_type
@@ -391,6 +457,7 @@ pub fn decode_limited(payload: &[u8], max_rooms: usize) -> Result<Decoded, Decod
             header.token,
             header.create_time,
             None,
+            env.event,
         )
     } else {
         if let Some(k) = env.kind.as_deref()
@@ -401,25 +468,8 @@ pub fn decode_limited(payload: &[u8], max_rooms: usize) -> Result<Decoded, Decod
                 event_id: env.uuid,
             });
         }
-        let raw = env.event.ok_or(DecodeError::Missing("event"))?;
-        // One pass on the usual path: the body as a meeting-room event.
-        // Only if that fails is the type read alone (another event type
-        // has another shape, and is ignored rather than malformed).
-        let (t, body) = match parse_with_path::<Body>(raw.get(), "event.") {
-            Ok(mut b) => match b.kind.take() {
-                Some(t) => (t.0, Some(b)),
-                None => return Err(DecodeError::Missing("event.type")),
-            },
-            Err(e) => {
-                let head: EventHead = parse_with_path(raw.get(), "event.")?;
-                let t = head.kind.ok_or(DecodeError::Missing("event.type"))?;
-                if EventKind::from_type(&t).is_some() {
-                    return Err(e);
-                }
-                (Cow::Owned(t), None)
-            }
-        };
-        (t, env.uuid, env.token, None, body)
+        let (t, body) = env.event.ok_or(DecodeError::Missing("event"))?.typed()?;
+        (t, env.uuid, env.token, None, body, None)
     };
 
     let Some(kind) = EventKind::from_type(&event_type) else {
@@ -440,12 +490,10 @@ pub fn decode_limited(payload: &[u8], max_rooms: usize) -> Result<Decoded, Decod
         });
     }
 
-    let body: Body = match body {
-        Some(b) => b,
-        None => {
-            let raw = env.event.ok_or(DecodeError::Missing("event"))?;
-            parse_with_path(raw.get(), "event.")?
-        }
+    let body: Body = match (body, rest) {
+        (Some(b), _) => b,
+        (None, Some(e)) => e.body()?,
+        (None, None) => return Err(DecodeError::Missing("event")),
     };
 
     let event_ms = match (body.event_time, header_time) {

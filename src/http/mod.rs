@@ -22,7 +22,7 @@ use crate::lark::webhook::{self, Intake, SignatureHeaders, WebhookError};
 use crate::metrics::{ApiStats, LarkStats, Metrics, SinksStats, SyncStats};
 use crate::model::RoomId;
 use crate::render::names;
-use crate::source::{Ack, Inbound};
+use crate::source::{Ack, AckTo, Inbound, Origin};
 use crate::store::StoreHandle;
 
 pub(crate) mod live;
@@ -281,8 +281,8 @@ async fn webhook_push(State(s): State<Server>, headers: HeaderMap, body: Bytes) 
             let (ack_tx, ack_rx) = oneshot::channel();
             let inb = Inbound {
                 payload: payload.into(),
-                origin: format!("webhook {request_id}"),
-                ack: Some(ack_tx),
+                origin: Origin::Text(format!("webhook {request_id}")),
+                ack: Some(AckTo::once(ack_tx)),
             };
             if tx.send(inb).await.is_err() {
                 return json_response(

@@ -6,17 +6,16 @@
 //! sent as the core answers (a committed batch at once, in one socket
 //! write), so they may go out of order, as the official clients' do.
 
-use std::future::Future;
+use std::collections::VecDeque;
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use futures_util::stream::FuturesUnordered;
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt};
 use secrecy::SecretString;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -32,7 +31,7 @@ use crate::config::{LarkConfig, PlatformConfig};
 use crate::error::Chain;
 use crate::metrics::LarkStats;
 use crate::retry::{Policy, jitter};
-use crate::source::{Ack, Inbound};
+use crate::source::{Ack, AckTo, Inbound, Origin};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -97,15 +96,48 @@ pub(crate) fn classify_handshake(
     }
 }
 
-async fn wait_ack(
-    frame: Frame,
-    started: Instant,
-    rx: oneshot::Receiver<Ack>,
-) -> (Frame, Instant, Ack) {
-    // A dropped sender means the core could not take it: retry later.
-    let ack = rx.await.unwrap_or(Ack::Retry);
-    (frame, started, ack)
+/// Messages handed to the core and not yet answered, by the id their
+/// answer carries (ids count up from 0 on each connection; answers come
+/// about in order, so the oldest slots empty first).
+#[derive(Default)]
+struct Waiting {
+    /// The id of `slots[0]`.
+    first: u64,
+    slots: VecDeque<Option<(Frame, Instant)>>,
+    len: usize,
 }
+
+impl Waiting {
+    fn push(&mut self, frame: Frame, started: Instant) -> u64 {
+        let id = self.first + self.slots.len() as u64;
+        self.slots.push_back(Some((frame, started)));
+        self.len += 1;
+        id
+    }
+
+    /// The message an answer is for (`None`: not waiting, or answered).
+    fn take(&mut self, id: u64) -> Option<(Frame, Instant)> {
+        let i = usize::try_from(id.checked_sub(self.first)?).ok()?;
+        let slot = self.slots.get_mut(i)?.take()?;
+        self.len -= 1;
+        while let Some(None) = self.slots.front() {
+            self.slots.pop_front();
+            self.first += 1;
+        }
+        Some(slot)
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Answers taken from the queue at once, at most.
+const ANSWERS_AT_ONCE: usize = 4096;
 
 impl LarkClient {
     pub(crate) fn new(platform: &PlatformConfig, opts: &LarkConfig) -> Result<Self, SourceError> {
@@ -281,7 +313,10 @@ impl LarkClient {
             self.opts.max_pending_messages,
             self.opts.fragment_ttl,
         );
-        let mut acks = FuturesUnordered::new();
+        // The core's answers, one queue for the connection's messages.
+        let (answer_to, mut answers) = mpsc::unbounded_channel();
+        let mut waiting = Waiting::default();
+        let mut answered = Vec::new();
         let mut last_inbound = Instant::now();
         let mut watchdog = pin!(sleep_until(last_inbound + self.liveness(cc)));
         let mut ping = pin!(sleep_until(Instant::now()));
@@ -290,11 +325,12 @@ impl LarkClient {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
-                    self.drain(&mut ws, &mut acks, conn_id).await;
+                    self.drain(&mut ws, &mut waiting, &mut answers, conn_id).await;
                     return Ended::Shutdown;
                 }
-                Some(first) = acks.next(), if !acks.is_empty() => {
-                    if let Err(e) = self.send_acks(&mut ws, first, &mut acks).await {
+                // (`answer_to` is held here: the queue never closes.)
+                _ = answers.recv_many(&mut answered, ANSWERS_AT_ONCE), if !waiting.is_empty() => {
+                    if let Err(e) = self.send_acks(&mut ws, &mut answered, &mut waiting).await {
                         return Ended::Lost(format!("sending acks failed: {}", Chain(&e)));
                     }
                 }
@@ -353,10 +389,11 @@ impl LarkClient {
                             }
                         }
                         METHOD_DATA => {
-                            let Some(message_id) = frame.header("message_id").filter(|m| !m.is_empty()).map(str::to_string) else {
+                            let Some(id) = frame.header_value("message_id").filter(|m| !m.is_empty()).cloned() else {
                                 tracing::warn!(%conn_id, "data frame without message_id ignored");
                                 continue;
                             };
+                            let message_id = std::str::from_utf8(&id).unwrap_or_default();
                             match reasm.push(&message_id, frame, Instant::now()) {
                                 Push::Pending => {}
                                 Push::Rejected(frame, why) => {
@@ -377,22 +414,21 @@ impl LarkClient {
                                         }
                                         continue;
                                     }
-                                    let (ack_tx, ack_rx) = oneshot::channel();
-                                    let inb = Inbound { payload, origin: format!("msg {message_id}"), ack: Some(ack_tx) };
+                                    let answer = AckTo::queued(answer_to.clone(), waiting.push(*frame, started));
+                                    let inb = Inbound { payload, origin: Origin::Message(id.clone()), ack: Some(answer) };
                                     tokio::select! {
                                         r = tx.send(inb) => {
                                             if r.is_err() {
                                                 tracing::error!(%conn_id, "the core has stopped; closing");
-                                                self.drain(&mut ws, &mut acks, conn_id).await;
+                                                self.drain(&mut ws, &mut waiting, &mut answers, conn_id).await;
                                                 return Ended::Shutdown;
                                             }
                                         }
                                         _ = shutdown.cancelled() => {
-                                            self.drain(&mut ws, &mut acks, conn_id).await;
+                                            self.drain(&mut ws, &mut waiting, &mut answers, conn_id).await;
                                             return Ended::Shutdown;
                                         }
                                     }
-                                    acks.push(wait_ack(*frame, started, ack_rx));
                                 }
                             }
                         }
@@ -442,21 +478,18 @@ impl LarkClient {
             .map_err(|e| Ended::Lost(format!("sending an ack failed: {}", Chain(&e))))
     }
 
-    /// Send `first` and every other ack already answered in one socket
-    /// write (a commit answers a whole batch at once).
-    async fn send_acks<F>(
+    /// Send the acks of these answers in one socket write (a commit
+    /// answers a whole batch at once).
+    async fn send_acks(
         &self,
         ws: &mut Ws,
-        first: (Frame, Instant, Ack),
-        acks: &mut FuturesUnordered<F>,
-    ) -> Result<(), tokio_tungstenite::tungstenite::Error>
-    where
-        F: Future<Output = (Frame, Instant, Ack)>,
-    {
-        let mut next = Some(first);
-        while let Some((frame, started, ack)) = next {
-            ws.feed(self.ack_message(frame, started, ack)).await?;
-            next = acks.next().now_or_never().flatten();
+        answered: &mut Vec<(u64, Ack)>,
+        waiting: &mut Waiting,
+    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        for (id, ack) in answered.drain(..) {
+            if let Some((frame, started)) = waiting.take(id) {
+                ws.feed(self.ack_message(frame, started, ack)).await?;
+            }
         }
         self.stats.ack_writes.fetch_add(1, Ordering::Relaxed);
         ws.flush().await
@@ -491,22 +524,26 @@ impl LarkClient {
 
     /// Shutdown: read no more, send the acks still owed (within the
     /// platform's 3 s), close the socket cleanly.
-    async fn drain<F>(&self, ws: &mut Ws, acks: &mut FuturesUnordered<F>, conn_id: &str)
-    where
-        F: Future<Output = (Frame, Instant, Ack)>,
-    {
-        let owed = acks.len();
+    async fn drain(
+        &self,
+        ws: &mut Ws,
+        waiting: &mut Waiting,
+        answers: &mut mpsc::UnboundedReceiver<(u64, Ack)>,
+        conn_id: &str,
+    ) {
+        let owed = waiting.len();
         let deadline = Instant::now() + Duration::from_secs(3);
-        while !acks.is_empty() {
-            match tokio::time::timeout_at(deadline, acks.next()).await {
-                Ok(Some(first)) => {
-                    if self.send_acks(ws, first, acks).await.is_err() {
+        let mut answered = Vec::new();
+        while !waiting.is_empty() {
+            match tokio::time::timeout_at(deadline, answers.recv_many(&mut answered, ANSWERS_AT_ONCE)).await {
+                Ok(0) => break,
+                Ok(_) => {
+                    if self.send_acks(ws, &mut answered, waiting).await.is_err() {
                         break;
                     }
                 }
-                Ok(None) => break,
                 Err(_) => {
-                    tracing::warn!(%conn_id, left = acks.len(), "shutdown: acks not answered in time (the platform will redeliver)");
+                    tracing::warn!(%conn_id, left = waiting.len(), "shutdown: acks not answered in time (the platform will redeliver)");
                     break;
                 }
             }
@@ -517,7 +554,7 @@ impl LarkClient {
             while let Some(Ok(_)) = ws.next().await {}
         })
         .await;
-        tracing::info!(%conn_id, acks_sent = owed - acks.len(), "long connection closed");
+        tracing::info!(%conn_id, acks_sent = owed - waiting.len(), "long connection closed");
     }
 }
 

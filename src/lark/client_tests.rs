@@ -61,3 +61,26 @@ fn a_long_outage_is_logged_once_then_summarized() {
         )
     );
 }
+
+#[test]
+fn answers_find_their_message_in_any_order_and_once() {
+    let mut w = Waiting::default();
+    let at = Instant::now();
+    let frame = |n: u64| Frame {
+        seq_id: n,
+        ..Frame::ping(1)
+    };
+    let ids: Vec<u64> = (0..4).map(|n| w.push(frame(n), at)).collect();
+    assert_eq!(ids, [0, 1, 2, 3]);
+    assert_eq!(w.take(2).map(|(f, _)| f.seq_id), Some(2));
+    assert!(w.take(2).is_none(), "answered once");
+    assert_eq!(w.take(0).map(|(f, _)| f.seq_id), Some(0));
+    assert_eq!(w.len(), 2);
+    assert!(w.take(9).is_none(), "an id never given");
+    assert_eq!(w.push(frame(4), at), 4, "ids go on counting");
+    for (id, seq) in [(1, 1), (3, 3), (4, 4)] {
+        assert_eq!(w.take(id).map(|(f, _)| f.seq_id), Some(seq));
+    }
+    assert!(w.is_empty());
+    assert!(w.slots.is_empty(), "answered slots are let go");
+}

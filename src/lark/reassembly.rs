@@ -98,7 +98,9 @@ impl Reassembler {
         }
         let payload = frame.payload.take().unwrap_or_default();
         if sum == 1 {
-            self.pending.remove(message_id);
+            if !self.pending.is_empty() {
+                self.pending.remove(message_id);
+            }
             if payload.len() > self.max_bytes {
                 return Push::Rejected(
                     Box::new(frame),

@@ -7,7 +7,7 @@ use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::Inbound;
+use super::{Inbound, Origin};
 
 /// Why a replay file could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +58,7 @@ pub(crate) async fn run(
         let Some(t) = event_body(&line) else { continue };
         let inb = Inbound {
             payload: t.as_bytes().to_vec().into(),
-            origin: format!("{name}:{n}"),
+            origin: Origin::Text(format!("{name}:{n}")),
             ack: None,
         };
         if tx.send(inb).await.is_err() {

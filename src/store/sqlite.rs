@@ -97,6 +97,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // an instant, the last daily agenda per sink), so a restart neither
     // repeats nor skips one.
     "CREATE TABLE timer (name TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;",
+    // 6: a commit's seen ids ride in its booking-log row (one row, one
+    // page appended a commit instead of two); a fold moves them on to
+    // `seen_batch`, which keeps them until they are pruned.
+    "ALTER TABLE booking_log ADD COLUMN at INTEGER;
+     ALTER TABLE booking_log ADD COLUMN ids TEXT;",
 ];
 
 /// The store.
@@ -456,17 +461,22 @@ impl Store {
             let (u, t) = row?;
             l.series_deleted.push((u, at(t)));
         }
-        // Newest first, up to the limit.
-        let mut q = self
-            .conn
-            .prepare("SELECT ids FROM seen_batch ORDER BY id DESC")?;
-        let mut rows = q.query([])?;
-        while l.seen.len() < seen_limit {
-            let Some(row) = rows.next()? else { break };
-            let ids: Vec<String> =
-                serde_json::from_str(row.get_ref(0)?.as_str().unwrap_or("[]")).unwrap_or_default();
-            let room = seen_limit - l.seen.len();
-            l.seen.extend(ids.into_iter().rev().take(room));
+        // Newest first, up to the limit: the log's (not folded yet), then
+        // those folded before.
+        for sql in [
+            "SELECT ids FROM booking_log WHERE ids IS NOT NULL ORDER BY id DESC",
+            "SELECT ids FROM seen_batch ORDER BY id DESC",
+        ] {
+            let mut q = self.conn.prepare(sql)?;
+            let mut rows = q.query([])?;
+            while l.seen.len() < seen_limit {
+                let Some(row) = rows.next()? else { break };
+                let ids: Vec<String> =
+                    serde_json::from_str(row.get_ref(0)?.as_str().unwrap_or("[]"))
+                        .unwrap_or_default();
+                let room = seen_limit - l.seen.len();
+                l.seen.extend(ids.into_iter().rev().take(room));
+            }
         }
         l.pending = self.outbox_rows("state = 'pending'")?;
         Ok(l)
@@ -518,7 +528,14 @@ impl Store {
             .iter()
             .flat_map(|i| i.written.entries.iter().map(LogRowOut::of))
             .collect();
-        let log = (!rows.is_empty()).then(|| serde_json::to_string(&rows).unwrap_or_default());
+        let ids: Vec<&str> = items.iter().filter_map(|i| i.event_id.as_deref()).collect();
+        // One log row a commit: its booking rows and its seen ids.
+        let log = (!rows.is_empty() || !ids.is_empty()).then(|| {
+            (
+                serde_json::to_string(&rows).unwrap_or_default(),
+                (!ids.is_empty()).then(|| serde_json::to_string(&ids).unwrap_or_default()),
+            )
+        });
         let tx = self.conn.transaction()?;
         {
             let mut synced = tx.prepare_cached(
@@ -534,14 +551,6 @@ impl Store {
                 "INSERT INTO outbox (sink, room, subject, booking, event_id, idempotency_key, format, body, created)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
-            let ids: Vec<&str> = items.iter().filter_map(|i| i.event_id.as_deref()).collect();
-            if !ids.is_empty() {
-                tx.prepare_cached("INSERT INTO seen_batch (at, ids) VALUES (?1, ?2)")?
-                    .execute(params![
-                        ms(now),
-                        serde_json::to_string(&ids).unwrap_or_default()
-                    ])?;
-            }
             for item in items.iter_mut() {
                 for (room, t) in &item.synced {
                     synced.execute(params![room.as_str(), ms(*t)])?;
@@ -567,16 +576,16 @@ impl Store {
                     m.outbox_id = Some(tx.last_insert_rowid());
                 }
             }
-            if let Some(log) = &log {
-                tx.prepare_cached("INSERT INTO booking_log (rows) VALUES (?1)")?
-                    .execute([log])?;
+            if let Some((rows, ids)) = &log {
+                tx.prepare_cached("INSERT INTO booking_log (rows, at, ids) VALUES (?1, ?2, ?3)")?
+                    .execute(params![rows, ms(now), ids])?;
             }
             apply_marks(&tx, marks)?;
         }
         tx.commit()?;
-        if let Some(log) = log {
+        if let Some((rows, _)) = log {
             self.log_rows += 1;
-            self.log_bytes += log.len() as i64;
+            self.log_bytes += rows.len() as i64;
         }
         Ok(())
     }
@@ -653,6 +662,11 @@ impl Store {
              ON CONFLICT (uid, original_time) DO UPDATE SET start_ms = excluded.start_ms, end_ms = excluded.end_ms,
                rooms = excluded.rooms, organizer = excluded.organizer, last_change = excluded.last_change, deleted = excluded.deleted,
                occurrences = excluded.occurrences, title = excluded.title",
+            [upto],
+        )?;
+        // The seen ids stay (until pruned), in their order.
+        tx.execute(
+            "INSERT INTO seen_batch (at, ids) SELECT at, ids FROM booking_log WHERE id <= ?1 AND ids IS NOT NULL ORDER BY id",
             [upto],
         )?;
         tx.execute("DELETE FROM booking_log WHERE id <= ?1", [upto])?;

@@ -230,9 +230,23 @@ fn seen_ids_survive_the_move_to_one_row_a_commit() {
     assert_eq!(l.seen, ["new-2", "new-1", "old-3", "old-2", "old-1"]);
     assert_eq!(s.load(3).unwrap().seen, ["new-2", "new-1", "old-3"]);
     assert_eq!(s.load(1).unwrap().seen, ["new-2"]);
+    // A commit's ids ride in its log row; a fold moves them on, in order,
+    // and later commits' ids (in the log again) still come first.
+    s.fold().unwrap();
+    let mut more = [CommitItem {
+        event_id: Some("new-3".into()),
+        ..Default::default()
+    }];
+    s.commit(at(1_700_000_200_000), &mut more, &[]).unwrap();
+    let newest = ["new-3", "new-2", "new-1", "old-3", "old-2", "old-1"];
+    assert_eq!(s.load(10).unwrap().seen, newest);
+    assert_eq!(s.load(4).unwrap().seen, newest[..4]);
+    drop(s);
+    let mut s = Store::open(&p, true).unwrap();
+    assert_eq!(s.load(10).unwrap().seen, newest, "across a restart");
     // Pruning forgets whole commits by their time.
     s.prune(at(1_700_000_050_000)).unwrap();
-    assert_eq!(s.load(10).unwrap().seen, ["new-2", "new-1"]);
+    assert_eq!(s.load(10).unwrap().seen, ["new-3", "new-2", "new-1"]);
 }
 
 #[test]
