@@ -383,10 +383,7 @@ pub fn decode_limited(payload: &[u8], max_rooms: usize) -> Result<Decoded, Decod
     // names the field at fault.
     match serde_json::from_str::<Envelope<Body>>(text) {
         Ok(env) => decode_envelope(env, max_rooms),
-        Err(_) => decode_envelope(
-            parse_with_path::<Envelope<&RawValue>>(text, "")?,
-            max_rooms,
-        ),
+        Err(_) => decode_envelope(parse_with_path::<Envelope<&RawValue>>(text, "")?, max_rooms),
     }
 }
 

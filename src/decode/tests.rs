@@ -402,7 +402,8 @@ fn the_one_pass_and_the_part_by_part_reads_agree() {
         "event": {"uid": "u", "start": {"time_stamp": "1700000000000"}, "end": {"time_stamp": "1700003600000"},
                   "meeting_rooms": [{"open_id": "omm_a"}]}
     }));
-    cases.push(json!({"schema":"2.0","header":{"event_id":"ev-3","event_type":EventKind::CREATED}}));
+    cases
+        .push(json!({"schema":"2.0","header":{"event_id":"ev-3","event_type":EventKind::CREATED}}));
     cases.push(json!({"challenge":"c","token":"t","type":"url_verification"}));
     let mut one_pass = 0;
     for (i, v) in cases.iter().enumerate() {
@@ -414,9 +415,16 @@ fn the_one_pass_and_the_part_by_part_reads_agree() {
                 one_pass += 1;
                 assert_eq!(decode_envelope(env, max_rooms), parts, "case {i}: {text}");
             }
-            assert_eq!(decode_limited(text.as_bytes(), max_rooms), parts, "case {i}");
+            assert_eq!(
+                decode_limited(text.as_bytes(), max_rooms),
+                parts,
+                "case {i}"
+            );
         }
     }
     // All but the v2 event of another type whose body is not a booking's.
-    assert!(one_pass >= 2 * (cases.len() - 1), "{one_pass} read in one pass");
+    assert!(
+        one_pass >= 2 * (cases.len() - 1),
+        "{one_pass} read in one pass"
+    );
 }

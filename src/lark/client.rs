@@ -394,7 +394,7 @@ impl LarkClient {
                                 continue;
                             };
                             let message_id = std::str::from_utf8(&id).unwrap_or_default();
-                            match reasm.push(&message_id, frame, Instant::now()) {
+                            match reasm.push(message_id, frame, Instant::now()) {
                                 Push::Pending => {}
                                 Push::Rejected(frame, why) => {
                                     tracing::warn!(%conn_id, %message_id, reason = %why, "message rejected; acknowledged so it is not redelivered");
@@ -535,7 +535,12 @@ impl LarkClient {
         let deadline = Instant::now() + Duration::from_secs(3);
         let mut answered = Vec::new();
         while !waiting.is_empty() {
-            match tokio::time::timeout_at(deadline, answers.recv_many(&mut answered, ANSWERS_AT_ONCE)).await {
+            match tokio::time::timeout_at(
+                deadline,
+                answers.recv_many(&mut answered, ANSWERS_AT_ONCE),
+            )
+            .await
+            {
                 Ok(0) => break,
                 Ok(_) => {
                     if self.send_acks(ws, &mut answered, waiting).await.is_err() {
