@@ -508,7 +508,7 @@ impl LarkClient {
             }
         };
         let rt = started.elapsed().as_millis();
-        Message::Binary(frame.ack(code, rt).to_bytes().into())
+        Message::Binary(frame.ack_bytes(code, rt).into())
     }
 
     async fn send_ack(
