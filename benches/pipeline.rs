@@ -12,6 +12,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use roomcast::config;
+use roomcast::lark::frame::Frame;
+use roomcast::lark::received::Received;
 use roomcast::pipeline::{Outcome, Pipeline};
 use roomcast::render::Templates;
 
@@ -129,6 +131,28 @@ fn bench(c: &mut Criterion) {
     let sample = body("updated", 1, 1, "uid-1-1", day(), 25, &room(1));
     c.bench_function("decode", |b| {
         b.iter(|| roomcast::decode::decode(sample.as_bytes()))
+    });
+    // A data frame as the client reads it: decoded, its headers looked up,
+    // its payload taken, its ack written.
+    let raw = prost::bytes::Bytes::from(
+        Frame::event_fragment(1, "m-1234", "1", "0", "t-1234", sample.clone().into_bytes())
+            .to_bytes(),
+    );
+    c.bench_function("frame/prost", |b| {
+        b.iter(|| {
+            let mut f = Frame::from_shared(raw.clone()).unwrap();
+            let n = ["message_id", "sum", "seq", "type"].map(|k| f.header(k).map_or(0, str::len));
+            let p = f.payload.take().map_or(0, |p| p.len());
+            (n, p, f.ack_bytes(200, 1).len())
+        })
+    });
+    c.bench_function("frame/in_place", |b| {
+        b.iter(|| {
+            let mut f = Received::parse(raw.clone()).unwrap();
+            let n = ["message_id", "sum", "seq", "type"].map(|k| f.header(k).map_or(0, str::len));
+            let p = f.take_payload().map_or(0, |p| p.len());
+            (n, p, f.ack_bytes(200, 1).len())
+        })
     });
 }
 

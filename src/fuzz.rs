@@ -15,10 +15,12 @@ use serde_json::json;
 
 use crate::lark::frame::Frame;
 use crate::lark::reassembly::{Push, Reassembler};
+use crate::lark::received::Received;
 use crate::lark::webhook::{self, Secrets, SignatureHeaders};
 use crate::locale::Locale;
 use crate::render::Templates;
 use crate::render::view::ViewModel;
+use prost::bytes::Bytes;
 
 /// The names of the targets, as `fuzz/fuzz_targets/<name>.rs` and
 /// `fuzz/corpus/<name>/` have them.
@@ -53,8 +55,18 @@ pub fn frames(data: &[u8]) {
         let n = usize::from(len).min(tail.len());
         let (chunk, next) = tail.split_at(n);
         rest = next;
-        let Ok(frame) = Frame::from_bytes(chunk) else {
-            continue;
+        // The client's in-place reading must agree with prost's.
+        let frame = match (
+            Frame::from_bytes(chunk),
+            Received::parse(Bytes::copy_from_slice(chunk)),
+        ) {
+            (Ok(p), Ok(frame)) => {
+                assert_eq!(frame.to_frame(), p, "the two readings of a frame differ");
+                assert_eq!(frame.ack_bytes(200, 1), p.ack_bytes(200, 1));
+                frame
+            }
+            (Err(_), Err(_)) => continue,
+            (p, o) => panic!("one reading of a frame refused it: prost {p:?}, in place {o:?}"),
         };
         let id = frame.header("message_id").unwrap_or("m").to_string();
         if let Push::Complete(_, payload) = r.push(&id, frame, now) {

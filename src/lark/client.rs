@@ -27,6 +27,7 @@ use super::ConnectError;
 use super::endpoint::{self, ClientConfig, ClientConfigJson, Endpoint};
 use super::frame::{Frame, METHOD_CONTROL, METHOD_DATA};
 use super::reassembly::{Push, Reassembler};
+use super::received::Received;
 use crate::config::{LarkConfig, PlatformConfig};
 use crate::error::Chain;
 use crate::metrics::LarkStats;
@@ -103,12 +104,12 @@ pub(crate) fn classify_handshake(
 struct Waiting {
     /// The id of `slots[0]`.
     first: u64,
-    slots: VecDeque<Option<(Frame, Instant)>>,
+    slots: VecDeque<Option<(Received, Instant)>>,
     len: usize,
 }
 
 impl Waiting {
-    fn push(&mut self, frame: Frame, started: Instant) -> u64 {
+    fn push(&mut self, frame: Received, started: Instant) -> u64 {
         let id = self.first + self.slots.len() as u64;
         self.slots.push_back(Some((frame, started)));
         self.len += 1;
@@ -116,7 +117,7 @@ impl Waiting {
     }
 
     /// The message an answer is for (`None`: not waiting, or answered).
-    fn take(&mut self, id: u64) -> Option<(Frame, Instant)> {
+    fn take(&mut self, id: u64) -> Option<(Received, Instant)> {
         let i = usize::try_from(id.checked_sub(self.first)?).ok()?;
         let slot = self.slots.get_mut(i)?.take()?;
         self.len -= 1;
@@ -372,7 +373,7 @@ impl LarkClient {
                         _ => continue,
                     };
                     let size = bytes.len();
-                    let frame = match Frame::from_shared(bytes) {
+                    let frame = match Received::parse(bytes) {
                         Ok(f) => f,
                         Err(e) => {
                             tracing::warn!(%conn_id, bytes = size, error = %e, "undecodable frame ignored (no message id to acknowledge)");
@@ -389,7 +390,7 @@ impl LarkClient {
                             }
                         }
                         METHOD_DATA => {
-                            let Some(id) = frame.header_value("message_id").filter(|m| !m.is_empty()).cloned() else {
+                            let Some(id) = frame.header_value("message_id").filter(|m| !m.is_empty()).map(|v| frame.slice_of(v)) else {
                                 tracing::warn!(%conn_id, "data frame without message_id ignored");
                                 continue;
                             };
@@ -439,10 +440,10 @@ impl LarkClient {
         }
     }
 
-    fn control(&self, frame: Frame, cc: &mut ClientConfig, conn_id: &str) {
+    fn control(&self, frame: Received, cc: &mut ClientConfig, conn_id: &str) {
         match frame.header("type") {
             Some("pong") => {
-                let Some(p) = frame.payload.as_deref().filter(|p| !p.is_empty()) else {
+                let Some(p) = frame.payload().filter(|p| !p.is_empty()) else {
                     return;
                 };
                 match serde_json::from_slice::<ClientConfigJson>(p) {
@@ -469,7 +470,7 @@ impl LarkClient {
     async fn ack(
         &self,
         ws: &mut Ws,
-        frame: Frame,
+        frame: Received,
         started: Instant,
         ack: Ack,
     ) -> Result<(), Ended> {
@@ -496,7 +497,7 @@ impl LarkClient {
     }
 
     /// The ack frame for an answered message, counted.
-    fn ack_message(&self, frame: Frame, started: Instant, ack: Ack) -> Message {
+    fn ack_message(&self, frame: Received, started: Instant, ack: Ack) -> Message {
         let code = match ack {
             Ack::Ok => {
                 self.stats.acks_ok.fetch_add(1, Ordering::Relaxed);
@@ -514,7 +515,7 @@ impl LarkClient {
     async fn send_ack(
         &self,
         ws: &mut Ws,
-        frame: Frame,
+        frame: Received,
         started: Instant,
         ack: Ack,
     ) -> Result<(), tokio_tungstenite::tungstenite::Error> {

@@ -66,9 +66,12 @@ fn a_long_outage_is_logged_once_then_summarized() {
 fn answers_find_their_message_in_any_order_and_once() {
     let mut w = Waiting::default();
     let at = Instant::now();
-    let frame = |n: u64| Frame {
-        seq_id: n,
-        ..Frame::ping(1)
+    let frame = |n: u64| {
+        let f = Frame {
+            seq_id: n,
+            ..Frame::ping(1)
+        };
+        Received::parse(f.to_bytes().into()).unwrap()
     };
     let ids: Vec<u64> = (0..4).map(|n| w.push(frame(n), at)).collect();
     assert_eq!(ids, [0, 1, 2, 3]);

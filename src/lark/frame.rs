@@ -149,90 +149,22 @@ impl Frame {
     }
 
     /// `self.clone().ack(code, biz_rt_ms).to_bytes()`, written straight
-    /// into one buffer of the exact size: no copy of the frame, its header
-    /// list or the `biz_rt` text on the way (an ack is written for every
-    /// message).
+    /// into one buffer of the exact size (see [`write_ack`]).
     pub fn ack_bytes(&self, code: u16, biz_rt_ms: u128) -> Vec<u8> {
-        use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
-        let mut rt = [0u8; 40];
-        let rt = decimal(biz_rt_ms, &mut rt);
-        let owned;
-        let payload: &[u8] = match code {
-            200 => b"{\"code\":200}",
-            500 => b"{\"code\":500}",
-            _ => {
-                owned = format!("{{\"code\":{code}}}");
-                owned.as_bytes()
-            }
-        };
-        let header_len = |k: &[u8], v: &[u8]| {
-            let inner = 2
-                + encoded_len_varint(k.len() as u64)
-                + k.len()
-                + encoded_len_varint(v.len() as u64)
-                + v.len();
-            1 + encoded_len_varint(inner as u64) + inner
-        };
-        let field = |b: &[u8]| 1 + encoded_len_varint(b.len() as u64) + b.len();
-        let len = 4
-            + encoded_len_varint(self.seq_id)
-            + encoded_len_varint(self.log_id)
-            + encoded_len_varint(self.service as u64)
-            + encoded_len_varint(self.method as u64)
-            + self
-                .headers
-                .iter()
-                .map(|h| header_len(&h.key, &h.value))
-                .sum::<usize>()
-            + header_len(b"biz_rt", rt)
-            + [&self.payload_encoding, &self.payload_type, &self.log_id_new]
-                .iter()
-                .filter_map(|o| o.as_deref())
-                .map(|s| field(s.as_bytes()))
-                .sum::<usize>()
-            + field(payload);
-        let mut out = Vec::with_capacity(len);
-        let bytes = |tag: u32, b: &[u8], out: &mut Vec<u8>| {
-            encode_key(tag, WireType::LengthDelimited, out);
-            encode_varint(b.len() as u64, out);
-            out.extend_from_slice(b);
-        };
-        let header = |k: &[u8], v: &[u8], out: &mut Vec<u8>| {
-            let inner = 2
-                + encoded_len_varint(k.len() as u64)
-                + k.len()
-                + encoded_len_varint(v.len() as u64)
-                + v.len();
-            encode_key(5, WireType::LengthDelimited, out);
-            encode_varint(inner as u64, out);
-            bytes(1, k, out);
-            bytes(2, v, out);
-        };
-        for (tag, v) in [
-            (1, self.seq_id),
-            (2, self.log_id),
-            // int32: a negative value is sign-extended, as prost writes it.
-            (3, self.service as u64),
-            (4, self.method as u64),
-        ] {
-            encode_key(tag, WireType::Varint, &mut out);
-            encode_varint(v, &mut out);
-        }
-        for h in &self.headers {
-            header(&h.key, &h.value, &mut out);
-        }
-        header(b"biz_rt", rt, &mut out);
-        for (tag, o) in [(6, &self.payload_encoding), (7, &self.payload_type)] {
-            if let Some(s) = o {
-                bytes(tag, s.as_bytes(), &mut out);
-            }
-        }
-        bytes(8, payload, &mut out);
-        if let Some(s) = &self.log_id_new {
-            bytes(9, s.as_bytes(), &mut out);
-        }
-        debug_assert_eq!(out.len(), len);
-        out
+        write_ack(
+            &AckOf {
+                seq_id: self.seq_id,
+                log_id: self.log_id,
+                service: self.service,
+                method: self.method,
+                payload_encoding: self.payload_encoding.as_deref().map(str::as_bytes),
+                payload_type: self.payload_type.as_deref().map(str::as_bytes),
+                log_id_new: self.log_id_new.as_deref().map(str::as_bytes),
+            },
+            self.headers.iter().map(|h| (&h.key[..], &h.value[..])),
+            code,
+            biz_rt_ms,
+        )
     }
 
     /// Decode a frame, refusing one that lacks a required field (prost
@@ -259,6 +191,104 @@ pub enum FrameError {
     Decode(String),
     #[error("frame lacks required field `{0}`")]
     MissingRequired(&'static str),
+}
+
+/// The fields of a frame its ack keeps (besides its headers).
+pub(crate) struct AckOf<'a> {
+    pub(crate) seq_id: u64,
+    pub(crate) log_id: u64,
+    pub(crate) service: i32,
+    pub(crate) method: i32,
+    pub(crate) payload_encoding: Option<&'a [u8]>,
+    pub(crate) payload_type: Option<&'a [u8]>,
+    pub(crate) log_id_new: Option<&'a [u8]>,
+}
+
+/// The ack of a data message, encoded as [`Frame::ack`] then
+/// [`Frame::to_bytes`] would (every field and header kept, `biz_rt`
+/// appended, the payload replaced by `{"code":N}`), but written straight
+/// into one buffer of the exact size: no copy of the frame, its header
+/// list or the `biz_rt` text on the way (an ack is written for every
+/// message).
+pub(crate) fn write_ack<'h>(
+    f: &AckOf<'_>,
+    headers: impl Iterator<Item = (&'h [u8], &'h [u8])> + Clone,
+    code: u16,
+    biz_rt_ms: u128,
+) -> Vec<u8> {
+    use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+    let mut rt = [0u8; 40];
+    let rt = decimal(biz_rt_ms, &mut rt);
+    let owned;
+    let payload: &[u8] = match code {
+        200 => b"{\"code\":200}",
+        500 => b"{\"code\":500}",
+        _ => {
+            owned = format!("{{\"code\":{code}}}");
+            owned.as_bytes()
+        }
+    };
+    let inner = |k: &[u8], v: &[u8]| {
+        2 + encoded_len_varint(k.len() as u64)
+            + k.len()
+            + encoded_len_varint(v.len() as u64)
+            + v.len()
+    };
+    let field = |b: &[u8]| 1 + encoded_len_varint(b.len() as u64) + b.len();
+    let header_len = |k: &[u8], v: &[u8]| {
+        let n = inner(k, v);
+        1 + encoded_len_varint(n as u64) + n
+    };
+    let strings = [f.payload_encoding, f.payload_type, f.log_id_new];
+    let len = 4
+        + encoded_len_varint(f.seq_id)
+        + encoded_len_varint(f.log_id)
+        + encoded_len_varint(f.service as u64)
+        + encoded_len_varint(f.method as u64)
+        + headers
+            .clone()
+            .map(|(k, v)| header_len(k, v))
+            .sum::<usize>()
+        + header_len(b"biz_rt", rt)
+        + strings.iter().flatten().map(|s| field(s)).sum::<usize>()
+        + field(payload);
+    let mut out = Vec::with_capacity(len);
+    let bytes = |tag: u32, b: &[u8], out: &mut Vec<u8>| {
+        encode_key(tag, WireType::LengthDelimited, out);
+        encode_varint(b.len() as u64, out);
+        out.extend_from_slice(b);
+    };
+    let header = |k: &[u8], v: &[u8], out: &mut Vec<u8>| {
+        encode_key(5, WireType::LengthDelimited, out);
+        encode_varint(inner(k, v) as u64, out);
+        bytes(1, k, out);
+        bytes(2, v, out);
+    };
+    for (tag, v) in [
+        (1, f.seq_id),
+        (2, f.log_id),
+        // int32: a negative value is sign-extended, as prost writes it.
+        (3, f.service as u64),
+        (4, f.method as u64),
+    ] {
+        encode_key(tag, WireType::Varint, &mut out);
+        encode_varint(v, &mut out);
+    }
+    for (k, v) in headers {
+        header(k, v, &mut out);
+    }
+    header(b"biz_rt", rt, &mut out);
+    for (tag, o) in [(6, f.payload_encoding), (7, f.payload_type)] {
+        if let Some(s) = o {
+            bytes(tag, s, &mut out);
+        }
+    }
+    bytes(8, payload, &mut out);
+    if let Some(s) = f.log_id_new {
+        bytes(9, s, &mut out);
+    }
+    debug_assert_eq!(out.len(), len);
+    out
 }
 
 /// `n` in decimal, in `buf`.

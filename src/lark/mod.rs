@@ -8,6 +8,7 @@ pub mod client;
 pub(crate) mod endpoint;
 pub mod frame;
 pub(crate) mod reassembly;
+pub mod received;
 pub mod webhook;
 
 pub(crate) use client::LarkClient;

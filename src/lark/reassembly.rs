@@ -8,19 +8,19 @@ use tokio::time::Instant;
 
 use prost::bytes::Bytes;
 
-use super::frame::Frame;
+use super::received::Received;
 
 /// What one data frame completed.
 #[derive(Debug)]
 pub(crate) enum Push {
     /// The whole message: the frame that completed it (echoed in the ack)
     /// and the payload in fragment order.
-    Complete(Box<Frame>, Bytes),
+    Complete(Box<Received>, Bytes),
     /// More fragments are needed.
     Pending,
     /// The message can never be processed (bad `sum`/`seq`, too large): it
     /// is acknowledged so it is not redelivered, and logged.
-    Rejected(Box<Frame>, String),
+    Rejected(Box<Received>, String),
 }
 
 #[derive(Debug)]
@@ -42,7 +42,7 @@ pub(crate) struct Reassembler {
     ttl: Duration,
 }
 
-fn parse_count(f: &Frame, key: &str, default: usize) -> Result<usize, String> {
+fn parse_count(f: &Received, key: &str, default: usize) -> Result<usize, String> {
     match f.header(key) {
         None => Ok(default),
         Some(v) => v
@@ -81,7 +81,7 @@ impl Reassembler {
 
     /// Add a data frame. `message_id` must be non-empty (checked by the
     /// caller, which cannot acknowledge a frame without one).
-    pub(crate) fn push(&mut self, message_id: &str, mut frame: Frame, now: Instant) -> Push {
+    pub(crate) fn push(&mut self, message_id: &str, mut frame: Received, now: Instant) -> Push {
         let (sum, seq) = match (parse_count(&frame, "sum", 1), parse_count(&frame, "seq", 0)) {
             (Ok(s), Ok(q)) => (s, q),
             (Err(e), _) | (_, Err(e)) => {
@@ -96,7 +96,7 @@ impl Reassembler {
                 format!("fragment seq {seq} of sum {sum} is out of range"),
             );
         }
-        let payload = frame.payload.take().unwrap_or_default();
+        let payload = frame.take_payload().unwrap_or_default();
         if sum == 1 {
             if !self.pending.is_empty() {
                 self.pending.remove(message_id);
@@ -199,8 +199,9 @@ impl Reassembler {
 mod tests {
     use super::*;
 
-    fn frag(id: &str, sum: &str, seq: &str, payload: &[u8]) -> Frame {
-        Frame::event_fragment(3, id, sum, seq, "t", payload.to_vec())
+    fn frag(id: &str, sum: &str, seq: &str, payload: &[u8]) -> Received {
+        let f = crate::lark::frame::Frame::event_fragment(3, id, sum, seq, "t", payload.to_vec());
+        Received::parse(f.to_bytes().into()).unwrap()
     }
 
     fn r() -> Reassembler {
