@@ -304,13 +304,18 @@ fn decimal(mut n: u128, buf: &mut [u8; 40]) -> &[u8] {
     }
 }
 
-fn varint(b: &[u8], i: &mut usize) -> Result<u64, FrameError> {
+/// A base-128 varint at `*i`, as protobuf writes it.
+pub(crate) fn varint(b: &[u8], i: &mut usize) -> Result<u64, FrameError> {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
         let byte = *b
             .get(*i)
             .ok_or_else(|| FrameError::Decode("truncated varint".into()))?;
         *i += 1;
+        // The tenth byte may carry only the top bit.
+        if shift == 63 && byte > 1 {
+            return Err(FrameError::Decode("varint overflows 64 bits".into()));
+        }
         v |= u64::from(byte & 0x7f) << shift;
         if byte & 0x80 == 0 {
             return Ok(v);

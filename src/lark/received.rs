@@ -11,7 +11,7 @@ use std::ops::Range;
 
 use prost::bytes::Bytes;
 
-use super::frame::{AckOf, Frame, FrameError, write_ack};
+use super::frame::{AckOf, Frame, FrameError, varint, write_ack};
 
 /// A received frame: its scalar fields, and where the rest lies in `raw`.
 #[derive(Debug, Clone)]
@@ -31,24 +31,6 @@ pub struct Received {
 
 fn decode_err(what: impl Into<String>) -> FrameError {
     FrameError::Decode(what.into())
-}
-
-/// A base-128 varint at `*i`, as protobuf writes it.
-fn varint(b: &[u8], i: &mut usize) -> Result<u64, FrameError> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let byte = *b.get(*i).ok_or_else(|| decode_err("truncated varint"))?;
-        *i += 1;
-        // The tenth byte may carry only the top bit.
-        if shift == 63 && byte > 1 {
-            return Err(decode_err("varint overflows 64 bits"));
-        }
-        v |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Ok(v);
-        }
-    }
-    Err(decode_err("varint too long"))
 }
 
 /// A field's key at `*i`: its tag and wire type.
