@@ -149,7 +149,7 @@ impl Frame {
     }
 
     /// `self.clone().ack(code, biz_rt_ms).to_bytes()`, written straight
-    /// into one buffer of the exact size (see [`write_ack`]).
+    /// into one buffer of the exact size.
     pub fn ack_bytes(&self, code: u16, biz_rt_ms: u128) -> Vec<u8> {
         write_ack(
             &AckOf {
