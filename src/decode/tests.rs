@@ -428,3 +428,18 @@ fn the_one_pass_and_the_part_by_part_reads_agree() {
         "{one_pass} read in one pass"
     );
 }
+
+#[test]
+fn an_organizers_ids_may_be_null_or_absent() {
+    let mut v = seed();
+    v["event"]["organizer"] = json!({"open_id": "ou_a", "union_id": null, "name": "Ann"});
+    let e = room(&v);
+    assert_eq!(e.organizer.open_id.as_deref(), Some("ou_a"));
+    assert_eq!(e.organizer.union_id, None);
+    assert_eq!(e.organizer.user_id, None);
+    assert_eq!(e.organizer.name.as_deref(), Some("Ann"));
+    v["event"]["organizer"] = json!({});
+    assert!(room(&v).organizer.is_unknown());
+    v["event"]["organizer"] = json!({"open_id": "ou_\u{e9}\"x"});
+    assert_eq!(room(&v).organizer.open_id.as_deref(), Some("ou_\u{e9}\"x"));
+}
