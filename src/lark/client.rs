@@ -390,7 +390,7 @@ impl LarkClient {
                             }
                         }
                         METHOD_DATA => {
-                            let Some(id) = frame.header_value("message_id").filter(|m| !m.is_empty()).map(|v| frame.slice_of(v)) else {
+                            let Some(id) = frame.header("message_id").filter(|m| !m.is_empty()).and_then(|m| frame.slice_of(m.as_bytes())) else {
                                 tracing::warn!(%conn_id, "data frame without message_id ignored");
                                 continue;
                             };

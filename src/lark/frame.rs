@@ -58,20 +58,12 @@ pub const METHOD_CONTROL: i32 = 0;
 pub const METHOD_DATA: i32 = 1;
 
 impl Frame {
-    /// The first header with this key, as received: a slice of the
-    /// frame's buffer (`None` if its value is not UTF-8).
-    pub fn header_value(&self, key: &str) -> Option<&Bytes> {
+    /// The first header with this key (`None` if its value is not UTF-8).
+    pub fn header(&self, key: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|h| h.key == key.as_bytes())
-            .map(|h| &h.value)
-            .filter(|v| std::str::from_utf8(v).is_ok())
-    }
-
-    /// The first header with this key (`None` if its value is not UTF-8).
-    pub fn header(&self, key: &str) -> Option<&str> {
-        self.header_value(key)
-            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|h| std::str::from_utf8(&h.value).ok())
     }
 
     /// The client's ping: control frame, `type=ping`, the service id from

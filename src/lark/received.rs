@@ -210,25 +210,20 @@ impl Received {
         self.raw.get(r.clone()).unwrap_or_default()
     }
 
-    /// The first header with this key, as received (`None` if its value
-    /// is not UTF-8).
-    pub fn header_value(&self, key: &str) -> Option<&[u8]> {
+    /// The first header with this key (`None` if its value is not UTF-8).
+    pub fn header(&self, key: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| self.value(k) == key.as_bytes())
-            .map(|(_, v)| self.value(v))
-            .filter(|v| std::str::from_utf8(v).is_ok())
+            .and_then(|(_, v)| std::str::from_utf8(self.value(v)).ok())
     }
 
-    /// The first header with this key (`None` if its value is not UTF-8).
-    pub fn header(&self, key: &str) -> Option<&str> {
-        self.header_value(key)
-            .and_then(|v| std::str::from_utf8(v).ok())
-    }
-
-    /// A slice of the received buffer (its reference count, no copy).
-    pub fn slice_of(&self, part: &[u8]) -> Bytes {
-        self.raw.slice_ref(part)
+    /// `part` as a slice of the received buffer (its reference count, no
+    /// copy); `None` if it does not lie in that buffer.
+    pub fn slice_of(&self, part: &[u8]) -> Option<Bytes> {
+        let start = (part.as_ptr() as usize).checked_sub(self.raw.as_ptr() as usize)?;
+        let end = start.checked_add(part.len())?;
+        (end <= self.raw.len()).then(|| self.raw.slice(start..end))
     }
 
     /// The payload, if any.
@@ -373,7 +368,10 @@ mod tests {
         assert_eq!(r.payload(), Some(&b"{}"[..]));
         assert_eq!(r.take_payload().as_deref(), Some(&b"{}"[..]));
         assert_eq!(r.payload(), None);
-        let id = r.header_value("message_id").map(|v| r.slice_of(v));
+        let id = r
+            .header("message_id")
+            .and_then(|v| r.slice_of(v.as_bytes()));
         assert_eq!(id.as_deref(), Some(&b"m-1"[..]));
+        assert_eq!(r.slice_of(b"m-1"), None, "not a part of the frame");
     }
 }
