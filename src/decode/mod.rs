@@ -109,12 +109,8 @@ struct Envelope<'a, E> {
     challenge: Option<String>,
     #[serde(default)]
     header: Option<HeaderV2>,
-    #[serde(default = "none")]
+    #[serde(default)]
     event: Option<E>,
-}
-
-fn none<E>() -> Option<E> {
-    None
 }
 
 #[derive(Deserialize)]
