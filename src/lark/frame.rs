@@ -4,10 +4,11 @@
 //! them).
 //!
 //! Headers and the payload are `Bytes` (the wire format of a proto
-//! `string` and `bytes` is the same): decoded from the received message's
-//! buffer they are slices of it, not copies — a data frame decodes with one
-//! allocation (its header list) instead of a dozen, and the ack echoes the
-//! same slices. A header that is not UTF-8 reads as absent.
+//! `string` and `bytes` is the same): decoded from a buffer they are
+//! slices of it, not copies. A header that is not UTF-8 reads as absent.
+//! These structs build frames (pings, the fakes' frames) and are the
+//! reference reading of one; the client reads what it receives in place
+//! ([`super::received`]), and both write acks through one encoder.
 
 use prost::Message;
 use prost::bytes::Bytes;
