@@ -12,10 +12,11 @@ use roomcast::app::App;
 use roomcast::check::{self, Checked};
 use roomcast::clock::{self, TimeSource};
 use roomcast::config::ProcessEnv;
+use roomcast::config::StoreConfig;
 use roomcast::error::{Chain, Exit};
 use roomcast::pipeline::{Outcome, Pipeline};
 use roomcast::source::replay;
-use roomcast::store::Store;
+use roomcast::store::{self, Sqlite};
 
 // mimalloc: allocation-heavy paths (decode, view models, rendering) run
 // markedly faster than with the system allocator; see BENCHMARKS.md.
@@ -284,7 +285,7 @@ async fn dispatch(cli: Cli) -> Exit {
                 Err(code) => code,
             }
         }
-        Command::Outbox { action, all } => outbox(&checked, action, all),
+        Command::Outbox { action, all } => outbox(&checked, action, all).await,
         Command::Backup { file } => backup(&checked, &file),
         Command::Rooms {
             action: Some(RoomsAction::Discover),
@@ -465,23 +466,30 @@ fn preview(checked: &Checked, event: &Path, now: DateTime<Utc>) -> Exit {
     rc
 }
 
-/// The configured store, opened to read while roomcast may run; `missing`
-/// says what there is not without a `[store]`.
-fn read_store(checked: &Checked, missing: &str) -> Result<(Store, PathBuf), Exit> {
-    let Some(sc) = &checked.config.store else {
+/// The configured store, or `None` (said on stderr) without a `[store]`;
+/// `missing` says what there is not then.
+fn store_config<'a>(checked: &'a Checked, missing: &str) -> Option<&'a StoreConfig> {
+    let sc = checked.config.store.as_ref();
+    if sc.is_none() {
         eprintln!("error: the config has no [store]; {missing}");
-        return Err(Exit::Config);
-    };
-    match Store::open_read_only(&sc.path) {
-        Ok(s) => Ok((s, sc.path.clone())),
-        Err(e) => Err(fail(&e, Exit::Store)),
     }
+    sc
 }
 
 fn backup(checked: &Checked, file: &Path) -> Exit {
-    let (store, path) = match read_store(checked, "there is nothing to back up") {
+    let Some(sc) = store_config(checked, "there is nothing to back up") else {
+        return Exit::Config;
+    };
+    let Some(path) = sc.sqlite_path() else {
+        eprintln!(
+            "error: `roomcast backup` copies a SQLite store; the store is PostgreSQL ({}): back it up with the database's own tools (pg_dump)",
+            sc.describe()
+        );
+        return Exit::Config;
+    };
+    let store = match Sqlite::open_read_only(path) {
         Ok(s) => s,
-        Err(code) => return code,
+        Err(e) => return fail(&e, Exit::Store),
     };
     match store.backup_to(file) {
         Ok(r) => {
@@ -501,13 +509,12 @@ fn backup(checked: &Checked, file: &Path) -> Exit {
     }
 }
 
-fn outbox(checked: &Checked, action: Option<OutboxAction>, all: bool) -> Exit {
-    let store = match read_store(checked, "there is no outbox") {
-        Ok((s, _)) => s,
-        Err(code) => return code,
+async fn outbox(checked: &Checked, action: Option<OutboxAction>, all: bool) -> Exit {
+    let Some(sc) = store_config(checked, "there is no outbox") else {
+        return Exit::Config;
     };
     if let Some(OutboxAction::Retry { id }) = action {
-        return match store.retry(id) {
+        return match store::read(sc, move |s| s.retry(id)).await {
             Ok(true) => {
                 println!("message {id} queued again; it is sent at the next start");
                 Exit::Ok
@@ -519,11 +526,7 @@ fn outbox(checked: &Checked, action: Option<OutboxAction>, all: bool) -> Exit {
             Err(e) => fail(&e, Exit::Store),
         };
     }
-    let rows = match if all {
-        store.outbox_all()
-    } else {
-        store.outbox()
-    } {
+    let rows = match store::read(sc, move |s| if all { s.outbox_all() } else { s.outbox() }).await {
         Ok(r) => r,
         Err(e) => return fail(&e, Exit::Store),
     };

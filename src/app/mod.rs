@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{self, TimeSource};
-use crate::config::{Config, HttpConfig, SourceKind, SyncMode};
+use crate::config::{Config, HttpConfig, SourceKind};
 use crate::deliver::{DeliverError, Deliverer};
 use crate::error::{Chain, Exit};
 use crate::http::{self, Health, Live, RoomSignals};
@@ -31,7 +31,7 @@ use crate::pipeline::Pipeline;
 use crate::render::Templates;
 use crate::source::Inbound;
 use crate::source::replay::{self, ReplayError};
-use crate::store::{Store, StoreError, Writer};
+use crate::store::{StoreError, Writer};
 use crate::sync::{Found, Syncer, Wanted};
 
 pub use crate::http::Reloaded;
@@ -177,7 +177,7 @@ impl App {
     /// Run until the source ends (replay) or `shutdown` fires.
     pub async fn run(self, shutdown: CancellationToken) -> Result<Summary, AppError> {
         let cfg = self.config.clone();
-        let (store, loaded) = open_store(&cfg)?;
+        let (store, loaded) = open_store(&cfg).await?;
         let handle = store.as_ref().map(Writer::handle);
         let mut pipeline =
             Pipeline::new(cfg.clone(), self.templates.clone()).persisting(store.is_some());
@@ -404,11 +404,21 @@ struct SyncTask {
 
 /// The store `[store]` names, opened for this run (locked, checked,
 /// migrated), what it holds, and its writer thread started.
-fn open_store(cfg: &Config) -> Result<(Option<Writer>, Option<crate::store::Loaded>), StartError> {
+async fn open_store(
+    cfg: &Config,
+) -> Result<(Option<Writer>, Option<crate::store::Loaded>), StartError> {
     let Some(sc) = &cfg.store else {
         return Ok((None, None));
     };
-    let store = Store::open(&sc.path, sc.sync == SyncMode::Full)?;
-    let loaded = store.load(cfg.schedule.dedup_capacity)?;
+    let sc = sc.clone();
+    let seen = cfg.schedule.dedup_capacity;
+    // Off the runtime's thread: the store's methods block.
+    let (store, loaded) = tokio::task::spawn_blocking(move || {
+        let store = crate::store::open(&sc)?;
+        let loaded = store.load(seen)?;
+        Ok::<_, StoreError>((store, loaded))
+    })
+    .await
+    .map_err(|_| StoreError::ReaderGone)??;
     Ok((Some(Writer::start(store)?), Some(loaded)))
 }

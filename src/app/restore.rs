@@ -12,7 +12,7 @@ use crate::deliver::Deliverer;
 use crate::pipeline::Pipeline;
 use crate::render::Templates;
 use crate::source::replay::{self, ReplayError};
-use crate::store::{Loaded, OutboxState, Store, StoreHandle};
+use crate::store::{Loaded, OutboxState, StoreHandle};
 
 /// Start-up with a store: the schedule and seen ids back in memory,
 /// pending messages re-queued in order, every panel pushed its current
@@ -71,7 +71,7 @@ pub async fn load_schedule(
     let mut p = Pipeline::new(config.clone(), templates.clone());
     if let Some(sc) = &config.store {
         // The store is the truth; read it without taking the run lock.
-        let loaded = Store::open_read_only(&sc.path)?.load(0)?;
+        let loaded = crate::store::read(sc, |s| s.load(0)).await?;
         p.restore(loaded);
         return Ok(p);
     }

@@ -197,6 +197,12 @@ pub(super) struct RawStore {
     pub(super) path: Option<Text>,
     pub(super) retention: Option<Text>,
     pub(super) sync: Option<Spanned<SyncMode>>,
+    pub(super) url: Option<Text>,
+    pub(super) password_env: Option<Text>,
+    pub(super) password_file: Option<Text>,
+    pub(super) schema: Option<Text>,
+    pub(super) pool_size: Option<Spanned<u64>>,
+    pub(super) ca_file: Option<Text>,
 }
 
 #[derive(Deserialize, Default)]

@@ -430,28 +430,206 @@ pub enum SyncMode {
 
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
-    pub path: PathBuf,
+    pub backend: StoreBackend,
     /// Seen ids, past bookings and delivered messages older than this are
     /// pruned.
     pub retention: Duration,
-    pub sync: SyncMode,
 }
 
-pub(super) fn store(st: &RawStore, cx: &mut Ctx) -> Option<StoreConfig> {
-    let Some(p) = &st.path else {
-        if let Some(r) = &st.retention {
-            cx.push("store.path", r, "[store] needs `path`");
-        } else if let Some(s) = &st.sync {
-            cx.push("store.path", s, "[store] needs `path`");
+/// Where the store lives.
+#[derive(Debug, Clone)]
+pub enum StoreBackend {
+    /// One SQLite file on this machine (`path`).
+    Sqlite { path: PathBuf, sync: SyncMode },
+    /// A PostgreSQL database (`url`).
+    Postgres(PgConfig),
+}
+
+impl StoreConfig {
+    /// The SQLite file, when the store is one.
+    pub fn sqlite_path(&self) -> Option<&std::path::Path> {
+        match &self.backend {
+            StoreBackend::Sqlite { path, .. } => Some(path),
+            StoreBackend::Postgres(_) => None,
         }
-        return None;
+    }
+
+    /// What the store is, for messages (a path, or the database's
+    /// host/port/name: never a password).
+    pub fn describe(&self) -> String {
+        match &self.backend {
+            StoreBackend::Sqlite { path, .. } => path.display().to_string(),
+            StoreBackend::Postgres(pg) => pg.target(),
+        }
+    }
+}
+
+/// A PostgreSQL store: `[store] url`, the password from `password_env` or
+/// `password_file` (never in the file).
+#[derive(Debug, Clone)]
+pub struct PgConfig {
+    /// The connection as written (a `postgres://` URL or `key=value`
+    /// pairs), without a password.
+    pub url: String,
+    pub password: Option<SecretString>,
+    /// The schema roomcast's tables live in (created if missing).
+    pub schema: String,
+    /// Connections kept open to the database.
+    pub pool_size: usize,
+    /// PEM file of the certificate authorities that sign the server's
+    /// certificate (a private CA); the system's roots otherwise.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl PgConfig {
+    /// host:port/dbname, for messages.
+    pub fn target(&self) -> String {
+        match self.url.parse::<tokio_postgres::Config>() {
+            Ok(c) => {
+                let host = c
+                    .get_hosts()
+                    .first()
+                    .map(|h| match h {
+                        tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                        tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+                    })
+                    .unwrap_or_else(|| "localhost".into());
+                let port = c.get_ports().first().copied().unwrap_or(5432);
+                format!(
+                    "{host}:{port}/{}",
+                    c.get_dbname().or(c.get_user()).unwrap_or("postgres")
+                )
+            }
+            Err(_) => "(unparsable url)".into(),
+        }
+    }
+}
+
+/// Default `[store] pool_size`: the writer, and readers beside it.
+pub(super) const DEFAULT_PG_POOL: u64 = 4;
+
+pub(super) fn store(st: &RawStore, cx: &mut Ctx) -> Option<StoreConfig> {
+    let retention = || st.retention.as_ref();
+    let backend = match (&st.path, &st.url) {
+        (Some(_), Some(u)) => {
+            cx.push(
+                "store.url",
+                u,
+                "set `path` (SQLite) or `url` (PostgreSQL), not both",
+            );
+            return None;
+        }
+        (Some(p), None) => {
+            for (key, v) in [
+                ("store.password_env", &st.password_env),
+                ("store.password_file", &st.password_file),
+                ("store.schema", &st.schema),
+                ("store.ca_file", &st.ca_file),
+            ] {
+                if let Some(v) = v {
+                    cx.push(
+                        key,
+                        v,
+                        "applies to a PostgreSQL store (`url`), not to `path`",
+                    );
+                }
+            }
+            if let Some(v) = &st.pool_size {
+                cx.push(
+                    "store.pool_size",
+                    v,
+                    "applies to a PostgreSQL store (`url`), not to `path`",
+                );
+            }
+            StoreBackend::Sqlite {
+                path: cx.path(p.get_ref()),
+                sync: st.sync.as_ref().map(|s| *s.get_ref()).unwrap_or_default(),
+            }
+        }
+        (None, Some(u)) => StoreBackend::Postgres(postgres(st, u, cx)?),
+        (None, None) => {
+            if let Some(r) = retention() {
+                cx.push("store.path", r, "[store] needs `path` (or `url`)");
+            } else if let Some(s) = &st.sync {
+                cx.push("store.path", s, "[store] needs `path`");
+            }
+            return None;
+        }
     };
     Some(StoreConfig {
-        path: cx.path(p.get_ref()),
+        backend,
         retention: cx
             .duration("store.retention", &st.retention)
             .unwrap_or(DEFAULT_RETENTION),
-        sync: st.sync.as_ref().map(|s| *s.get_ref()).unwrap_or_default(),
+    })
+}
+
+fn postgres(st: &RawStore, u: &Spanned<String>, cx: &mut Ctx) -> Option<PgConfig> {
+    if let Some(s) = &st.sync {
+        cx.push(
+            "store.sync",
+            s,
+            "applies to SQLite (`path`); PostgreSQL's commits are as durable as the server's `synchronous_commit`",
+        );
+    }
+    let parsed = match u.get_ref().parse::<tokio_postgres::Config>() {
+        Ok(c) => c,
+        Err(e) => {
+            cx.push(
+                "store.url",
+                u,
+                format!("not a PostgreSQL connection string (`postgres://user@host:5432/db`): {e}"),
+            );
+            return None;
+        }
+    };
+    if parsed.get_password().is_some() {
+        cx.push(
+            "store.url",
+            u,
+            "holds a password; give it in `password_env` or `password_file` instead (the config file is no place for secrets)",
+        );
+        return None;
+    }
+    if parsed.get_user().is_none() {
+        cx.push("store.url", u, "names no user (`postgres://USER@host/db`)");
+        return None;
+    }
+    let password = cx.secret_from(
+        "store.password",
+        st.password_env.as_ref(),
+        st.password_file.as_ref(),
+    );
+    let schema = match &st.schema {
+        Some(s) => {
+            let v = s.get_ref();
+            let ok = !v.is_empty()
+                && v.len() <= 63
+                && v.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+                && v.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !ok {
+                cx.push(
+                    "store.schema",
+                    s,
+                    "must be a plain lowercase identifier (letters, digits, `_`; at most 63)",
+                );
+                return None;
+            }
+            v.clone()
+        }
+        None => "roomcast".into(),
+    };
+    let pool_size = match &st.pool_size {
+        Some(v) => cx.at_least("store.pool_size", v, 1, ""),
+        None => DEFAULT_PG_POOL as usize,
+    };
+    Some(PgConfig {
+        url: u.get_ref().clone(),
+        password,
+        schema,
+        pool_size,
+        ca_file: st.ca_file.as_ref().map(|f| cx.path(f.get_ref())),
     })
 }
 

@@ -2,6 +2,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use secrecy::ExposeSecret;
+
 use super::*;
 use crate::locale::Locale;
 use crate::model::RoomId;
@@ -596,4 +598,79 @@ fn secrets_can_come_from_files_and_systemd_credentials() {
         "no secret shown"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_postgres_store_takes_its_password_from_the_environment_only() {
+    let c = ok(&format!(
+        "{MIN}[store]\nurl = \"postgres://roomcast@db.internal:6432/rooms?sslmode=require\"\npassword_env = \"SECRET\"\nschema = \"rc_prod\"\npool_size = 8\n"
+    ));
+    assert!(!format!("{c:?}").contains("s3cr3t"), "never in Debug");
+    let sc = c.store.expect("a store");
+    let StoreBackend::Postgres(pg) = &sc.backend else {
+        panic!("{:?}", sc.backend)
+    };
+    assert_eq!(pg.target(), "db.internal:6432/rooms");
+    assert_eq!(sc.describe(), "db.internal:6432/rooms");
+    assert_eq!(pg.schema, "rc_prod");
+    assert_eq!(pg.pool_size, 8);
+    assert_eq!(
+        pg.password.as_ref().map(|p| p.expose_secret().to_string()),
+        Some("s3cr3t-value".into())
+    );
+    // Defaults.
+    let c = ok(&format!(
+        "{MIN}[store]\nurl = \"postgres://roomcast@db/rooms\"\n"
+    ));
+    let Some(StoreBackend::Postgres(pg)) = c.store.map(|s| s.backend) else {
+        panic!()
+    };
+    assert_eq!((pg.schema.as_str(), pg.pool_size), ("roomcast", 4));
+    assert!(pg.password.is_none());
+}
+
+#[test]
+fn a_bad_postgres_store_is_named_by_key_and_line() {
+    let cases = [
+        (
+            "url = \"postgres://roomcast:hunter2@db/rooms\"\n",
+            "line 5: `store.url`: holds a password; give it in `password_env` or `password_file`",
+        ),
+        (
+            "url = \"postgres://db/rooms\"\n",
+            "line 5: `store.url`: names no user",
+        ),
+        (
+            "url = \"mysql://x@db/rooms\"\n",
+            "line 5: `store.url`: not a PostgreSQL connection string",
+        ),
+        (
+            "path = \"rc.db\"\nurl = \"postgres://x@db/rooms\"\n",
+            "line 6: `store.url`: set `path` (SQLite) or `url` (PostgreSQL), not both",
+        ),
+        (
+            "url = \"postgres://x@db/rooms\"\nsync = \"normal\"\n",
+            "line 6: `store.sync`: applies to SQLite",
+        ),
+        (
+            "url = \"postgres://x@db/rooms\"\nschema = \"Rooms; DROP\"\n",
+            "line 6: `store.schema`: must be a plain lowercase identifier",
+        ),
+        (
+            "url = \"postgres://x@db/rooms\"\npassword_env = \"NOT_SET_ANYWHERE\"\n",
+            "line 6: `store.password_env`: environment variable NOT_SET_ANYWHERE is not set",
+        ),
+        (
+            "path = \"rc.db\"\npool_size = 3\n",
+            "line 6: `store.pool_size`: applies to a PostgreSQL store",
+        ),
+    ];
+    for (store, want) in cases {
+        let shown: Vec<String> = issues(&format!("{MIN}[store]\n{store}"))
+            .iter()
+            .map(|i| i.to_string())
+            .collect();
+        assert!(shown.iter().any(|s| s.contains(want)), "{want}\n{shown:#?}");
+        assert!(!shown.iter().any(|s| s.contains("hunter2")), "{shown:#?}");
+    }
 }

@@ -1,13 +1,19 @@
-//! The durable store: schedule, seen delivery ids and the delivery outbox in
-//! one embedded SQLite file (WAL). Applied events are committed with the
-//! messages they caused; the platform is acknowledged only after the
-//! commit. One thread owns the connection ([`Writer`]): the core hands it
-//! a batch and goes on reading, and whatever it applied meanwhile is the
-//! next batch (group commit).
+//! The durable store: schedule, seen delivery ids and the delivery outbox,
+//! in one embedded SQLite file (WAL; [`Sqlite`], the default) or in a
+//! PostgreSQL database ([`Postgres`]). Applied events are committed with
+//! the messages they caused; the platform is acknowledged only after the
+//! commit. One thread owns the store ([`Writer`]): the core hands it a
+//! batch and goes on reading, and whatever it applied meanwhile is the next
+//! batch (group commit).
 //!
-//! The interface is small on purpose ([`Store`]'s methods are all the rest
-//! of the code uses), so a shared PostgreSQL backend can sit behind it.
+//! The interface is small on purpose: [`Store`]'s methods are all the rest
+//! of the code uses, and both backends sit behind it. Its methods block
+//! (they run on the writer's thread, or in `spawn_blocking`: see
+//! [`open`] and [`read`]).
 
+#[cfg(test)]
+mod contract;
+mod postgres;
 mod sqlite;
 #[cfg(test)]
 mod tests;
@@ -21,8 +27,94 @@ use crate::message::Message;
 use crate::model::RoomId;
 use crate::schedule::{EntryRow, Written};
 
-pub use sqlite::{BackupReport, Store};
+pub use postgres::Postgres;
+pub use sqlite::{BackupReport, Fold, Sqlite};
 pub(crate) use writer::{Committed, StoreHandle, Writer};
+
+use crate::config::{StoreBackend, StoreConfig};
+
+/// What the app keeps durably, whichever the backend. Every method blocks:
+/// call it from the writer's thread or from `spawn_blocking`, never from
+/// the runtime's thread (the PostgreSQL backend drives its own runtime).
+pub trait Store: Send {
+    /// Everything a restart needs; the `seen_limit` most recent ids.
+    fn load(&self, seen_limit: usize) -> Result<Loaded, StoreError>;
+    /// Commit a batch of applied events (or fetches), each with its booking
+    /// rows and the outbox rows it caused, in one transaction, with the
+    /// delivery outcomes recorded since the last one. Gives each message
+    /// its outbox id.
+    fn commit(
+        &mut self,
+        now: DateTime<Utc>,
+        items: &mut [CommitItem],
+        marks: &[Mark],
+    ) -> Result<(), StoreError>;
+    /// Record delivery outcomes in a transaction of their own (a power cut
+    /// may lose the last few: that only means a resend under the same key).
+    fn record(&mut self, marks: &[Mark]) -> Result<(), StoreError>;
+    /// Keep the room directory (JSON, as `sync` shapes it).
+    fn save_directory(&self, rooms: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Pending, failed and dead rows, for `roomcast outbox`.
+    fn outbox(&self) -> Result<Vec<OutboxRow>, StoreError>;
+    /// Every row still kept, for `roomcast outbox --all`.
+    fn outbox_all(&self) -> Result<Vec<OutboxRow>, StoreError>;
+    /// Put a dead or failed row back in the queue (for the next start).
+    fn retry(&self, id: i64) -> Result<bool, StoreError>;
+    /// Forget what is older than `before`; returns rows removed.
+    fn prune(&mut self, before: DateTime<Utc>) -> Result<usize, StoreError>;
+
+    // Housekeeping the writer runs between commits; none by default.
+
+    /// Is a fold of the store's log due?
+    fn fold_due(&self) -> Fold {
+        Fold::No
+    }
+    /// Fold the log into the tables; returns rows folded.
+    fn fold(&mut self) -> Result<usize, StoreError> {
+        Ok(0)
+    }
+    /// Take over the backend's own checkpoints (the writer then runs them
+    /// after replying, see [`Store::checkpoint_due`]).
+    fn defer_checkpoints(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn checkpoint_due(&self) -> bool {
+        false
+    }
+    fn checkpoint(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// Open the configured store for the running app (SQLite: taking its lock
+/// file; both: checking it is ours and not newer, migrating). Blocks.
+pub fn open(sc: &StoreConfig) -> Result<Box<dyn Store>, StoreError> {
+    Ok(match &sc.backend {
+        StoreBackend::Sqlite { path, sync } => {
+            Box::new(Sqlite::open(path, *sync == crate::config::SyncMode::Full)?)
+        }
+        StoreBackend::Postgres(pg) => Box::new(Postgres::open(pg)?),
+    })
+}
+
+/// Open the configured store to read (and retry rows) while roomcast may be
+/// running, and run `f` on it, off the runtime's thread.
+pub async fn read<T, F>(sc: &StoreConfig, f: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+{
+    let backend = sc.backend.clone();
+    tokio::task::spawn_blocking(move || {
+        let store: Box<dyn Store> = match &backend {
+            StoreBackend::Sqlite { path, .. } => Box::new(Sqlite::open_read_only(path)?),
+            StoreBackend::Postgres(pg) => Box::new(Postgres::open_read_only(pg)?),
+        };
+        f(&*store)
+    })
+    .await
+    .map_err(|_| StoreError::ReaderGone)?
+}
 
 /// Why the store cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +143,15 @@ pub enum StoreError {
     Missing(PathBuf),
     #[error("store")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL refused or failed (`what` says doing what; the server's
+    /// own message is the source). No URL or password appears here.
+    #[error("store (PostgreSQL {target}): {what}")]
+    Postgres {
+        target: String,
+        what: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// Another batch of the same group commit failed (its error is logged
     /// with that batch).
     #[error("store: the commit this batch was grouped with failed")]
@@ -58,6 +159,9 @@ pub enum StoreError {
     /// The writer thread is gone (it panicked, or could not start).
     #[error("store: the writer thread has stopped")]
     WriterGone,
+    /// The blocking task that read the store ended without an answer.
+    #[error("store: reading it stopped unexpectedly")]
+    ReaderGone,
     #[error("store: {what}")]
     Io {
         what: String,
@@ -91,7 +195,7 @@ impl OutboxState {
         }
     }
 
-    fn parse(s: &str) -> OutboxState {
+    pub(crate) fn parse(s: &str) -> OutboxState {
         match s {
             "delivered" => OutboxState::Delivered,
             "failed" => OutboxState::Failed,
@@ -143,7 +247,7 @@ pub struct Loaded {
 /// One applied event's (or one fetch's) writes, handed to the writer and
 /// back (with each message's outbox id set).
 #[derive(Debug, Default)]
-pub(crate) struct CommitItem {
+pub struct CommitItem {
     /// The delivery id to remember (`None` for a fetch).
     pub event_id: Option<String>,
     /// Rooms a fetch covered, and when it began.
@@ -159,7 +263,7 @@ pub(crate) struct CommitItem {
 
 /// A delivery outcome to record against an outbox row.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Mark {
+pub struct Mark {
     pub id: i64,
     pub state: OutboxState,
     pub error: Option<String>,

@@ -11,7 +11,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use serde::{Deserialize, Serialize};
 
-use super::{CommitItem, Loaded, Mark, OutboxRow, OutboxState, StoreError};
+use super::{CommitItem, Loaded, Mark, OutboxRow, OutboxState, Store, StoreError};
 use crate::message::{Message, Subject};
 use crate::model::{Booking, BookingKey, Organizer, RoomId, Title};
 use crate::render::Format;
@@ -35,7 +35,7 @@ const FOLD_FORCE: i64 = 4;
 
 /// Whether the booking log should be folded ([`Store::fold_due`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Fold {
+pub enum Fold {
     No,
     /// Due: fold once the writer has had nothing to do for a moment.
     Idle,
@@ -104,8 +104,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
      ALTER TABLE booking_log ADD COLUMN ids TEXT;",
 ];
 
-/// The store.
-pub struct Store {
+/// The SQLite store.
+pub struct Sqlite {
     conn: Connection,
     path: PathBuf,
     _lock: Option<File>,
@@ -204,11 +204,132 @@ impl LogRow {
     }
 }
 
-fn ms(t: DateTime<Utc>) -> i64 {
+/// A row of the `bookings` table (either backend's: the same columns) as
+/// the schedule's entry.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn table_entry(
+    uid: &str,
+    original_time: i64,
+    (s, e): (i64, i64),
+    rooms: &str,
+    organizer: &str,
+    last_change: i64,
+    deleted: bool,
+    occurrences: Option<&str>,
+    title: Option<String>,
+) -> EntryRow {
+    let key = BookingKey::new(uid, original_time);
+    let rooms: Vec<String> = serde_json::from_str(rooms).unwrap_or_default();
+    let organizer: Organizer = serde_json::from_str(organizer).unwrap_or_default();
+    let occurrences: Vec<(i64, i64)> = occurrences
+        .and_then(|o| serde_json::from_str(o).ok())
+        .unwrap_or_default();
+    EntryRow {
+        booking: (!deleted).then(|| Booking {
+            key: key.clone(),
+            start: at(s),
+            end: at(e),
+            rooms: rooms.iter().map(|r| RoomId::new(r)).collect(),
+            organizer: Arc::new(organizer),
+            title: title.map(Title::from),
+        }),
+        occurrences: occurrences
+            .into_iter()
+            .map(|(s, e)| (at(s), at(e)))
+            .collect(),
+        key,
+        last_change: at(last_change),
+    }
+}
+
+/// An entry as the `bookings` table's columns (the inverse of
+/// [`table_entry`]).
+pub(super) struct TableRow<'a> {
+    pub uid: &'a str,
+    pub original_time: i64,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub rooms: String,
+    pub organizer: String,
+    pub last_change: i64,
+    pub deleted: bool,
+    pub occurrences: Option<String>,
+    pub title: Option<&'a str>,
+}
+
+impl<'a> TableRow<'a> {
+    pub(super) fn of(e: &'a EntryRow) -> Self {
+        let b = e.booking.as_ref();
+        let rooms: Vec<&str> =
+            b.map_or(Vec::new(), |b| b.rooms.iter().map(RoomId::as_str).collect());
+        TableRow {
+            uid: &e.key.uid,
+            original_time: e.key.original_time,
+            start_ms: b.map_or(0, |b| ms(b.start)),
+            end_ms: b.map_or(0, |b| ms(b.end)),
+            rooms: serde_json::to_string(&rooms).unwrap_or_else(|_| "[]".into()),
+            organizer: b
+                .and_then(|b| serde_json::to_string(&*b.organizer).ok())
+                .unwrap_or_else(|| "{}".into()),
+            last_change: ms(e.last_change),
+            deleted: b.is_none(),
+            occurrences: (e.occurrences.len() > 1).then(|| {
+                let c: Vec<(i64, i64)> = e
+                    .occurrences
+                    .iter()
+                    .map(|(s, e)| (ms(*s), ms(*e)))
+                    .collect();
+                serde_json::to_string(&c).unwrap_or_else(|_| "[]".into())
+            }),
+            title: b.and_then(|b| b.title.as_deref()),
+        }
+    }
+}
+
+/// A row of the `outbox` table (either backend's).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn outbox_row(
+    id: i64,
+    sink: String,
+    room: &str,
+    subject: &str,
+    booking: Option<String>,
+    event_id: &str,
+    idempotency_key: String,
+    format: &str,
+    body: String,
+    created: i64,
+    state: &str,
+    attempts: i64,
+    last_error: Option<String>,
+) -> OutboxRow {
+    OutboxRow {
+        id,
+        sink,
+        created: at(created),
+        state: OutboxState::parse(state),
+        attempts,
+        last_error,
+        message: Message {
+            sink: Arc::from(""),
+            outbox_id: Some(id),
+            idempotency_key,
+            event_id: Arc::from(event_id),
+            room: RoomId::new(room),
+            subject: Subject::parse(subject),
+            booking,
+            body,
+            format: Format::from_ext(format).unwrap_or(Format::Text),
+            restored: true,
+        },
+    }
+}
+
+pub(super) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-fn at(ms: i64) -> DateTime<Utc> {
+pub(super) fn at(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::UNIX_EPOCH)
 }
 
@@ -293,10 +414,10 @@ pub struct BackupReport {
     pub bytes: u64,
 }
 
-impl Store {
+impl Sqlite {
     /// Open (creating on first run) for the running app: takes the lock
     /// file, checks the file is ours and not newer, migrates.
-    pub fn open(path: &Path, durable: bool) -> Result<Store, StoreError> {
+    pub fn open(path: &Path, durable: bool) -> Result<Sqlite, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
         }
@@ -320,7 +441,7 @@ impl Store {
         // Another process writing (`roomcast outbox retry`, a backup) is
         // waited for; only a lock held this long fails a commit.
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        let mut s = Store {
+        let mut s = Sqlite {
             conn,
             path: path.to_path_buf(),
             _lock: Some(lock),
@@ -344,7 +465,7 @@ impl Store {
     }
 
     /// Open read-only for inspection while roomcast may be running.
-    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+    pub fn open_read_only(path: &Path) -> Result<Sqlite, StoreError> {
         if !path.exists() {
             return Err(StoreError::Missing(path.to_path_buf()));
         }
@@ -352,7 +473,7 @@ impl Store {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        Ok(Store {
+        Ok(Sqlite {
             conn,
             path: path.to_path_buf(),
             _lock: None,
@@ -386,8 +507,96 @@ impl Store {
         Ok(())
     }
 
+    fn outbox_rows(&self, filter: &str) -> Result<Vec<OutboxRow>, StoreError> {
+        let sql = format!(
+            "SELECT id, sink, room, subject, booking, event_id, idempotency_key, format, body, created, state, attempts, last_error FROM outbox WHERE {filter} ORDER BY id"
+        );
+        let mut q = self.conn.prepare(&sql)?;
+        let rows = q.query_map([], |r| {
+            Ok(outbox_row(
+                r.get(0)?,
+                r.get(1)?,
+                &r.get::<_, String>(2)?,
+                &r.get::<_, String>(3)?,
+                r.get(4)?,
+                &r.get::<_, String>(5)?,
+                r.get(6)?,
+                &r.get::<_, String>(7)?,
+                r.get(8)?,
+                r.get(9)?,
+                &r.get::<_, String>(10)?,
+                r.get(11)?,
+                r.get(12)?,
+            ))
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// A consistent copy of the store in `dest`, made with SQLite's online
+    /// backup API while roomcast may be running and writing (the copy is
+    /// one snapshot: what was committed when it finished). Written to
+    /// `dest.partial` and renamed, so `dest` is either whole or absent;
+    /// checked with `PRAGMA integrity_check`. An existing `dest` is refused.
+    pub fn backup_to(&self, dest: &Path) -> Result<BackupReport, StoreError> {
+        if dest.exists() {
+            return Err(StoreError::Io {
+                what: format!("{} exists; name a new file", dest.display()),
+                source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+            });
+        }
+        let mut partial = dest.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        let _ = std::fs::remove_file(&partial);
+        let result = (|| {
+            let mut out = Connection::open(&partial)?;
+            {
+                let b = rusqlite::backup::Backup::new(&self.conn, &mut out)?;
+                // Steps of 1,024 pages (4 MiB), letting the writer in between.
+                b.run_to_completion(1024, std::time::Duration::from_millis(5), None)?;
+            }
+            let check: String = out.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+            let count = |sql: &str| out.query_row(sql, [], |r| r.get::<_, i64>(0));
+            let report = BackupReport {
+                integrity: check,
+                bookings: count("SELECT count(*) FROM bookings")?,
+                log_rows: count("SELECT count(*) FROM booking_log")?,
+                pending: count("SELECT count(*) FROM outbox WHERE state = 'pending'")?,
+                bytes: 0,
+            };
+            out.close().map_err(|(_, e)| e)?;
+            Ok::<_, StoreError>(report)
+        })();
+        let mut report = match result {
+            Ok(r) if r.integrity == "ok" => r,
+            Ok(r) => {
+                let _ = std::fs::remove_file(&partial);
+                return Err(StoreError::Corrupt {
+                    path: dest.to_path_buf(),
+                    detail: Some(format!(
+                        "the copy failed its integrity check: {}",
+                        r.integrity
+                    )),
+                    source: None,
+                });
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&partial);
+                return Err(e);
+            }
+        };
+        std::fs::rename(&partial, dest).map_err(|source| StoreError::Io {
+            what: format!("cannot move the copy to {}", dest.display()),
+            source,
+        })?;
+        report.bytes = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
+        Ok(report)
+    }
+}
+
+impl Store for Sqlite {
     /// Everything a restart needs; `seen_limit` most recent ids.
-    pub fn load(&self, seen_limit: usize) -> Result<Loaded, StoreError> {
+    fn load(&self, seen_limit: usize) -> Result<Loaded, StoreError> {
         let mut l = Loaded::default();
         let mut q = self.conn.prepare("SELECT uid, original_time, start_ms, end_ms, rooms, organizer, last_change, deleted, occurrences, title FROM bookings")?;
         let rows = q.query_map([], |r| {
@@ -406,28 +615,17 @@ impl Store {
         })?;
         for row in rows {
             let (uid, ot, s, e, rooms, org, last, deleted, occurrences, title) = row?;
-            let key = BookingKey::new(&uid, ot);
-            let rooms: Vec<String> = serde_json::from_str(&rooms).unwrap_or_default();
-            let organizer: Organizer = serde_json::from_str(&org).unwrap_or_default();
-            let occurrences: Vec<(i64, i64)> = occurrences
-                .and_then(|o| serde_json::from_str(&o).ok())
-                .unwrap_or_default();
-            l.entries.push(EntryRow {
-                booking: (deleted == 0).then(|| Booking {
-                    key: key.clone(),
-                    start: at(s),
-                    end: at(e),
-                    rooms: rooms.iter().map(|r| RoomId::new(r)).collect(),
-                    organizer: Arc::new(organizer),
-                    title: title.map(Title::from),
-                }),
-                occurrences: occurrences
-                    .into_iter()
-                    .map(|(s, e)| (at(s), at(e)))
-                    .collect(),
-                key,
-                last_change: at(last),
-            });
+            l.entries.push(table_entry(
+                &uid,
+                ot,
+                (s, e),
+                &rooms,
+                &org,
+                last,
+                deleted != 0,
+                occurrences.as_deref(),
+                title,
+            ));
         }
         // Then what the log has since the last fold, in order (a later row
         // of a key replaces an earlier one).
@@ -482,43 +680,13 @@ impl Store {
         Ok(l)
     }
 
-    fn outbox_rows(&self, filter: &str) -> Result<Vec<OutboxRow>, StoreError> {
-        let sql = format!(
-            "SELECT id, sink, room, subject, booking, event_id, idempotency_key, format, body, created, state, attempts, last_error FROM outbox WHERE {filter} ORDER BY id"
-        );
-        let mut q = self.conn.prepare(&sql)?;
-        let rows = q.query_map([], |r| {
-            Ok(OutboxRow {
-                id: r.get(0)?,
-                sink: r.get(1)?,
-                created: at(r.get(9)?),
-                state: OutboxState::parse(&r.get::<_, String>(10)?),
-                attempts: r.get(11)?,
-                last_error: r.get(12)?,
-                message: Message {
-                    sink: Arc::from(""),
-                    outbox_id: Some(r.get(0)?),
-                    idempotency_key: r.get(6)?,
-                    event_id: Arc::from(r.get::<_, String>(5)?.as_str()),
-                    room: RoomId::new(&r.get::<_, String>(2)?),
-                    subject: Subject::parse(&r.get::<_, String>(3)?),
-                    booking: r.get(4)?,
-                    body: r.get(8)?,
-                    format: Format::from_ext(&r.get::<_, String>(7)?).unwrap_or(Format::Text),
-                    restored: true,
-                },
-            })
-        })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
-    }
-
     /// Commit a batch of applied events (or fetches), each with its
     /// booking rows and the outbox rows it caused, in one transaction, with
     /// the delivery outcomes recorded since the last one. Every write is an
     /// append: the batch's booking rows are one log row, its seen ids and
     /// outbox rows go at the end of their tables. Gives each message its
     /// outbox id.
-    pub(crate) fn commit(
+    fn commit(
         &mut self,
         now: DateTime<Utc>,
         items: &mut [CommitItem],
@@ -593,7 +761,7 @@ impl Store {
     /// Record delivery outcomes in their own transaction, without waiting
     /// for the disk: losing them to a power cut only means a resend, which
     /// receivers de-duplicate by key (the next durable commit syncs them).
-    pub(crate) fn record(&mut self, marks: &[Mark]) -> Result<(), StoreError> {
+    fn record(&mut self, marks: &[Mark]) -> Result<(), StoreError> {
         if marks.is_empty() {
             return Ok(());
         }
@@ -619,7 +787,7 @@ impl Store {
     /// ([`Fold::Idle`]); a log [`FOLD_FORCE`] times that size is folded
     /// at once ([`Fold::Now`]), so a burst that never pauses still bounds
     /// the log (and what a restart replays).
-    pub(crate) fn fold_due(&self) -> Fold {
+    fn fold_due(&self) -> Fold {
         let bound = FOLD_BYTES.max(self.bookings_rows * FOLDED_ROW_BYTES);
         if self.log_rows >= FOLD_FORCE * FOLD_ROWS || self.log_bytes >= FOLD_FORCE * bound {
             Fold::Now
@@ -636,7 +804,7 @@ impl Store {
     /// file, so memory stays bounded however long the log) and upserts
     /// them in key order, so each page of the table is written once; for
     /// a key logged more than once the last row wins.
-    pub(crate) fn fold(&mut self) -> Result<usize, StoreError> {
+    fn fold(&mut self) -> Result<usize, StoreError> {
         if self.log_rows == 0 && self._lock.is_some() {
             return Ok(0);
         }
@@ -682,7 +850,7 @@ impl Store {
     /// ([`Store::checkpoint_due`]), while the core is busy with the next
     /// batch. Should that not keep up, a commit checkpoints at
     /// [`CHECKPOINT_INLINE_PAGES`] all the same.
-    pub(crate) fn defer_checkpoints(&mut self) -> Result<(), StoreError> {
+    fn defer_checkpoints(&mut self) -> Result<(), StoreError> {
         let pages = self.wal_pages.clone();
         self.conn
             .wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, n: i32| {
@@ -696,13 +864,13 @@ impl Store {
     }
 
     /// Has the WAL grown enough to checkpoint?
-    pub(crate) fn checkpoint_due(&self) -> bool {
+    fn checkpoint_due(&self) -> bool {
         self.wal_pages.load(std::sync::atomic::Ordering::Relaxed) >= CHECKPOINT_PAGES
     }
 
     /// Copy the WAL into the database (without waiting for readers); the
     /// next commit then starts the WAL over.
-    pub(crate) fn checkpoint(&mut self) -> Result<(), StoreError> {
+    fn checkpoint(&mut self) -> Result<(), StoreError> {
         self.conn
             .wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE)?;
         self.wal_pages
@@ -711,7 +879,7 @@ impl Store {
     }
 
     /// Keep the room directory (JSON, as `sync` shapes it).
-    pub(crate) fn save_directory(&self, rooms: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    fn save_directory(&self, rooms: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO directory (id, rooms, fetched_at) VALUES (1, ?1, ?2)
              ON CONFLICT (id) DO UPDATE SET rooms = excluded.rooms, fetched_at = excluded.fetched_at",
@@ -721,79 +889,18 @@ impl Store {
     }
 
     /// Pending and dead rows, for `roomcast outbox`.
-    pub fn outbox(&self) -> Result<Vec<OutboxRow>, StoreError> {
+    fn outbox(&self) -> Result<Vec<OutboxRow>, StoreError> {
         self.outbox_rows("state IN ('pending', 'dead', 'failed')")
-    }
-
-    /// A consistent copy of the store in `dest`, made with SQLite's online
-    /// backup API while roomcast may be running and writing (the copy is
-    /// one snapshot: what was committed when it finished). Written to
-    /// `dest.partial` and renamed, so `dest` is either whole or absent;
-    /// checked with `PRAGMA integrity_check`. An existing `dest` is refused.
-    pub fn backup_to(&self, dest: &Path) -> Result<BackupReport, StoreError> {
-        if dest.exists() {
-            return Err(StoreError::Io {
-                what: format!("{} exists; name a new file", dest.display()),
-                source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
-            });
-        }
-        let mut partial = dest.as_os_str().to_owned();
-        partial.push(".partial");
-        let partial = PathBuf::from(partial);
-        let _ = std::fs::remove_file(&partial);
-        let result = (|| {
-            let mut out = Connection::open(&partial)?;
-            {
-                let b = rusqlite::backup::Backup::new(&self.conn, &mut out)?;
-                // Steps of 1,024 pages (4 MiB), letting the writer in between.
-                b.run_to_completion(1024, std::time::Duration::from_millis(5), None)?;
-            }
-            let check: String = out.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
-            let count = |sql: &str| out.query_row(sql, [], |r| r.get::<_, i64>(0));
-            let report = BackupReport {
-                integrity: check,
-                bookings: count("SELECT count(*) FROM bookings")?,
-                log_rows: count("SELECT count(*) FROM booking_log")?,
-                pending: count("SELECT count(*) FROM outbox WHERE state = 'pending'")?,
-                bytes: 0,
-            };
-            out.close().map_err(|(_, e)| e)?;
-            Ok::<_, StoreError>(report)
-        })();
-        let mut report = match result {
-            Ok(r) if r.integrity == "ok" => r,
-            Ok(r) => {
-                let _ = std::fs::remove_file(&partial);
-                return Err(StoreError::Corrupt {
-                    path: dest.to_path_buf(),
-                    detail: Some(format!(
-                        "the copy failed its integrity check: {}",
-                        r.integrity
-                    )),
-                    source: None,
-                });
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(&partial);
-                return Err(e);
-            }
-        };
-        std::fs::rename(&partial, dest).map_err(|source| StoreError::Io {
-            what: format!("cannot move the copy to {}", dest.display()),
-            source,
-        })?;
-        report.bytes = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
-        Ok(report)
     }
 
     /// Every row still kept (delivered and superseded ones until they are
     /// pruned), for `roomcast outbox --all`.
-    pub fn outbox_all(&self) -> Result<Vec<OutboxRow>, StoreError> {
+    fn outbox_all(&self) -> Result<Vec<OutboxRow>, StoreError> {
         self.outbox_rows("1 = 1")
     }
 
     /// Put a dead or failed row back in the queue (for the next start).
-    pub fn retry(&self, id: i64) -> Result<bool, StoreError> {
+    fn retry(&self, id: i64) -> Result<bool, StoreError> {
         let n = self.conn.execute(
             "UPDATE outbox SET state = 'pending', last_error = NULL WHERE id = ?1 AND state IN ('dead', 'failed')",
             [id],
@@ -803,7 +910,7 @@ impl Store {
 
     /// Forget what is older than `before`: seen ids, bookings that ended,
     /// tombstones, finished outbox rows. Returns rows removed.
-    pub(crate) fn prune(&mut self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+    fn prune(&mut self, before: DateTime<Utc>) -> Result<usize, StoreError> {
         // Ended bookings still in the log go with this fold.
         self.fold()?;
         let b = ms(before);

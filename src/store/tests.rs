@@ -65,7 +65,7 @@ fn round_trip_and_restart() {
     };
     let (m1, m2) = (msg(1), msg(2));
     {
-        let mut s = Store::open(&p, true).unwrap();
+        let mut s = Sqlite::open(&p, true).unwrap();
         let mut items = [CommitItem {
             event_id: Some("e1".into()),
             written: Written {
@@ -90,11 +90,11 @@ fn round_trip_and_restart() {
         s.record(&[mark(ids[0], OutboxState::Delivered, now)])
             .unwrap();
         assert!(
-            matches!(Store::open(&p, true), Err(StoreError::Locked(_))),
+            matches!(Sqlite::open(&p, true), Err(StoreError::Locked(_))),
             "a second instance is refused"
         );
     }
-    let s = Store::open(&p, true).unwrap();
+    let s = Sqlite::open(&p, true).unwrap();
     let l = s.load(10).unwrap();
     assert_eq!(
         l.entries,
@@ -118,7 +118,7 @@ fn foreign_corrupt_and_newer_files_are_refused_untouched() {
     std::fs::write(&text, "this is not a database, it is a shopping list: eggs, milk, tea, bread, and so on and on and on for a while longer").unwrap();
     let before = std::fs::read(&text).unwrap();
     assert!(matches!(
-        Store::open(&text, true),
+        Sqlite::open(&text, true),
         Err(StoreError::Foreign(_))
     ));
     assert_eq!(std::fs::read(&text).unwrap(), before);
@@ -130,40 +130,40 @@ fn foreign_corrupt_and_newer_files_are_refused_untouched() {
         .unwrap();
     let before = std::fs::read(&other).unwrap();
     assert!(matches!(
-        Store::open(&other, true),
+        Sqlite::open(&other, true),
         Err(StoreError::Foreign(_))
     ));
     assert_eq!(std::fs::read(&other).unwrap(), before);
 
     let newer = d.join("newer.db");
-    drop(Store::open(&newer, true).unwrap());
+    drop(Sqlite::open(&newer, true).unwrap());
     Connection::open(&newer)
         .unwrap()
         .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
         .unwrap();
     let before = std::fs::read(&newer).unwrap();
     assert!(matches!(
-        Store::open(&newer, true),
+        Sqlite::open(&newer, true),
         Err(StoreError::Newer { .. })
     ));
     assert_eq!(std::fs::read(&newer).unwrap(), before);
 
     let broken = d.join("broken.db");
-    drop(Store::open(&broken, true).unwrap());
+    drop(Sqlite::open(&broken, true).unwrap());
     let mut bytes = std::fs::read(&broken).unwrap();
     let len = bytes.len();
     for b in &mut bytes[100..len.min(4096)] {
         *b = 0xA5;
     }
     std::fs::write(&broken, &bytes).unwrap();
-    assert!(Store::open(&broken, true).is_err());
+    assert!(Sqlite::open(&broken, true).is_err());
     assert_eq!(std::fs::read(&broken).unwrap(), bytes);
 }
 
 #[test]
 fn prune_and_retry() {
     let d = dir();
-    let mut s = Store::open(&d.join("rc.db"), false).unwrap();
+    let mut s = Sqlite::open(&d.join("rc.db"), false).unwrap();
     let old = at(1_000_000_000_000);
     let mut items = [CommitItem {
         event_id: Some("e1".into()),
@@ -215,7 +215,7 @@ fn seen_ids_survive_the_move_to_one_row_a_commit() {
         c.pragma_update(None, "application_id", APPLICATION_ID)
             .unwrap();
     }
-    let mut s = Store::open(&p, true).unwrap();
+    let mut s = Sqlite::open(&p, true).unwrap();
     let now = at(1_700_000_100_000);
     let mut items: Vec<CommitItem> = ["new-1", "new-2"]
         .iter()
@@ -242,7 +242,7 @@ fn seen_ids_survive_the_move_to_one_row_a_commit() {
     assert_eq!(s.load(10).unwrap().seen, newest);
     assert_eq!(s.load(4).unwrap().seen, newest[..4]);
     drop(s);
-    let mut s = Store::open(&p, true).unwrap();
+    let mut s = Sqlite::open(&p, true).unwrap();
     assert_eq!(s.load(10).unwrap().seen, newest, "across a restart");
     // Pruning forgets whole commits by their time.
     s.prune(at(1_700_000_050_000)).unwrap();
@@ -253,7 +253,7 @@ fn seen_ids_survive_the_move_to_one_row_a_commit() {
 fn a_fold_keeps_the_last_row_of_each_booking_exactly() {
     let d = dir();
     let p = d.join("rc.db");
-    let mut s = Store::open(&p, true).unwrap();
+    let mut s = Sqlite::open(&p, true).unwrap();
     let now = at(1_700_000_000_000);
     let booking = |uid: &str, ot: i64, start: i64, rooms: &[&str], title: Option<&str>| Booking {
         key: BookingKey::new(uid, ot),
@@ -388,7 +388,7 @@ fn big_item(i: usize, title: &crate::model::Title, now: DateTime<Utc>) -> Commit
 #[test]
 fn a_fold_waits_for_a_pause_unless_the_log_has_grown_far() {
     let d = dir();
-    let mut s = Store::open(&d.join("rc.db"), false).unwrap();
+    let mut s = Sqlite::open(&d.join("rc.db"), false).unwrap();
     let now = at(1_700_000_000_000);
     let title = crate::model::Title::from("x".repeat(1 << 20));
     let mut due = Vec::new();
@@ -411,7 +411,7 @@ fn a_fold_waits_for_a_pause_unless_the_log_has_grown_far() {
 async fn the_writer_folds_a_due_log_when_the_commits_pause() {
     let d = dir();
     let p = d.join("rc.db");
-    let w = Writer::start(Store::open(&p, false).unwrap()).unwrap();
+    let w = Writer::start(Box::new(Sqlite::open(&p, false).unwrap())).unwrap();
     let now = at(1_700_000_000_000);
     let title = crate::model::Title::from("x".repeat(1 << 20));
     for i in 0..9 {

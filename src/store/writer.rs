@@ -17,8 +17,7 @@ use std::sync::mpsc;
 use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
-use super::sqlite::Fold;
-use super::{CommitItem, Mark, OutboxState, Store, StoreError};
+use super::{CommitItem, Fold, Mark, OutboxState, Store, StoreError};
 use crate::error::Chain;
 
 /// What a commit hands back: the items, each message with its outbox id.
@@ -120,7 +119,7 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Start the thread.
-    pub(crate) fn start(mut store: Store) -> Result<Writer, StoreError> {
+    pub(crate) fn start(mut store: Box<dyn Store>) -> Result<Writer, StoreError> {
         store.defer_checkpoints()?;
         let (tx, rx) = mpsc::channel();
         let healthy = Arc::new(AtomicBool::new(true));
@@ -179,7 +178,12 @@ impl Writer {
 /// commit (group commit), with the outcomes that came meanwhile — and
 /// reply; write the outcomes left; fold the booking log when it has grown,
 /// in a pause of the commits (or at once when it has grown far).
-fn run(mut store: Store, rx: &mpsc::Receiver<Job>, healthy: &AtomicBool, commits: &AtomicU64) {
+fn run(
+    mut store: Box<dyn Store>,
+    rx: &mpsc::Receiver<Job>,
+    healthy: &AtomicBool,
+    commits: &AtomicU64,
+) {
     // A due fold waits for a pause this long in the commits: a burst's
     // commits are not held up behind it (see `Store::fold_due`).
     const FOLD_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
@@ -194,7 +198,7 @@ fn run(mut store: Store, rx: &mpsc::Receiver<Job>, healthy: &AtomicBool, commits
             match rx.recv_timeout(FOLD_PAUSE) {
                 Ok(job) => Some(job),
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    fold(&mut store, healthy, &mut fold_after);
+                    fold(&mut *store, healthy, &mut fold_after);
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => None,
@@ -223,7 +227,8 @@ fn run(mut store: Store, rx: &mpsc::Receiver<Job>, healthy: &AtomicBool, commits
                 other => others.push(other),
             }
         }
-        if !batches.is_empty() && commit_group(&mut store, batches, now, &marks, commits, healthy) {
+        if !batches.is_empty() && commit_group(&mut *store, batches, now, &marks, commits, healthy)
+        {
             marks.clear();
         }
         for job in others {
@@ -249,7 +254,7 @@ fn run(mut store: Store, rx: &mpsc::Receiver<Job>, healthy: &AtomicBool, commits
         // Written, or failed (logged): either way the sink goes on.
         answer(&mut waiting);
         if store.fold_due() == Fold::Now && std::time::Instant::now() >= fold_after {
-            fold(&mut store, healthy, &mut fold_after);
+            fold(&mut *store, healthy, &mut fold_after);
         }
         // After the replies: the core is busy with the next batch meanwhile.
         if store.checkpoint_due()
@@ -266,7 +271,7 @@ fn run(mut store: Store, rx: &mpsc::Receiver<Job>, healthy: &AtomicBool, commits
 /// Commit these batches (and the outcomes waiting) in one transaction and
 /// reply to each with its own items; true when it succeeded.
 fn commit_group(
-    store: &mut Store,
+    store: &mut dyn Store,
     batches: Vec<(Vec<CommitItem>, oneshot::Sender<Committed>)>,
     now: DateTime<Utc>,
     marks: &[Mark],
@@ -316,7 +321,7 @@ const FOLD_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
 /// Fold the booking log. A failure is logged and puts `next` a
 /// [`FOLD_RETRY`] away (the log is kept and replayed at a restart, so
 /// nothing is lost).
-fn fold(store: &mut Store, healthy: &AtomicBool, next: &mut std::time::Instant) {
+fn fold(store: &mut dyn Store, healthy: &AtomicBool, next: &mut std::time::Instant) {
     match store.fold() {
         Ok(n) => tracing::debug!(bookings = n, "booking log folded"),
         Err(e) => {

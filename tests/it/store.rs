@@ -223,7 +223,7 @@ fn a_locked_foreign_or_newer_store_is_refused_untouched() {
     );
     let db = dir.join("state/roomcast.db");
     // Held by another instance.
-    let held = roomcast::store::Store::open(&db, true).expect("open");
+    let held = roomcast::store::Sqlite::open(&db, true).expect("open");
     let out = Command::new(env!("CARGO_BIN_EXE_roomcast"))
         .args(["run"])
         .current_dir(&dir)

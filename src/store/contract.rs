@@ -1,0 +1,501 @@
+//! What every backend of [`Store`] must do, run against each: SQLite on a
+//! temporary file, PostgreSQL on the machine's server (127.0.0.1:5432, or
+//! `ROOMCAST_TEST_PG`), each test in a schema of its own, dropped after.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::*;
+use crate::config::PgConfig;
+use crate::message::{Message, Subject};
+use crate::model::{Booking, BookingKey, ChangeKind, Organizer, RoomId};
+use crate::render::Format;
+use crate::schedule::{EntryRow, Written};
+
+fn at(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap()
+}
+
+/// The server the PostgreSQL tests use.
+fn pg_url() -> String {
+    std::env::var("ROOMCAST_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".into())
+}
+
+/// A schema of its own for one test, dropped when the test ends.
+pub(crate) struct PgSchema {
+    pub(crate) cfg: PgConfig,
+}
+
+impl PgSchema {
+    pub(crate) fn new() -> PgSchema {
+        PgSchema {
+            cfg: PgConfig {
+                url: pg_url(),
+                password: None,
+                schema: format!("rc_t_{}_{:x}", std::process::id(), rand::random::<u32>()),
+                pool_size: 2,
+                ca_file: None,
+            },
+        }
+    }
+
+    /// Run SQL on a connection of its own (from any thread, async or not).
+    pub(crate) fn sql(&self, sql: &str) {
+        let (url, sql) = (self.cfg.url.clone(), sql.to_string());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .expect("the test database (PostgreSQL on 127.0.0.1:5432) is reachable");
+                tokio::spawn(conn);
+                c.batch_execute(&sql).await.unwrap();
+            });
+        })
+        .join()
+        .unwrap();
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let schema = self.cfg.schema.clone();
+        let url = self.cfg.url.clone();
+        // Best effort, and never a panic while a test is unwinding.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .ok()?;
+                tokio::spawn(conn);
+                c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+    }
+}
+
+/// A place for one backend's store, opened (and reopened: a restart) on
+/// demand.
+enum Place {
+    Sqlite(PathBuf),
+    Postgres(PgSchema),
+}
+
+impl Place {
+    fn sqlite() -> Place {
+        let d = std::env::temp_dir().join(format!(
+            "roomcast-contract-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        Place::Sqlite(d.join("rc.db"))
+    }
+
+    fn postgres() -> Place {
+        Place::Postgres(PgSchema::new())
+    }
+
+    fn open(&self) -> Box<dyn Store> {
+        match self {
+            Place::Sqlite(p) => Box::new(Sqlite::open(p, true).unwrap()),
+            Place::Postgres(s) => Box::new(Postgres::open(&s.cfg).unwrap()),
+        }
+    }
+}
+
+fn msg(i: i64) -> Message {
+    Message {
+        sink: Arc::from("chat"),
+        outbox_id: None,
+        idempotency_key: format!("k{i}"),
+        event_id: Arc::from(format!("e{i}").as_str()),
+        room: RoomId::new("omm_a"),
+        subject: Subject::Notice(ChangeKind::Booked),
+        booking: Some("u_0".into()),
+        body: format!("body {i}"),
+        format: Format::Text,
+        restored: false,
+    }
+}
+
+fn booking(uid: &str, start: i64, title: Option<&str>) -> Booking {
+    Booking {
+        key: BookingKey::new(uid, 0),
+        start: at(start),
+        end: at(start + 1_800_000),
+        rooms: vec![RoomId::new("omm_a"), RoomId::new("omm_b")].into(),
+        organizer: Arc::new(Organizer {
+            open_id: Some(Arc::from("ou_x")),
+            ..Organizer::default()
+        }),
+        title: title.map(crate::model::Title::from),
+    }
+}
+
+fn row(b: &Booking, last_change: DateTime<Utc>) -> EntryRow {
+    EntryRow {
+        key: b.key.clone(),
+        booking: Some(b.clone()),
+        occurrences: Vec::new(),
+        last_change,
+    }
+}
+
+fn mark(id: i64, state: OutboxState, at: DateTime<Utc>) -> Mark {
+    Mark {
+        id,
+        state,
+        error: None,
+        at,
+    }
+}
+
+/// The entries as a restart ends up with them: `load` may give a key more
+/// than once (SQLite's log not yet folded), the later row winning.
+fn current(v: Vec<EntryRow>) -> Vec<EntryRow> {
+    let mut by_key = std::collections::BTreeMap::new();
+    for e in v {
+        by_key.insert(e.key.clone(), e);
+    }
+    by_key.into_values().collect()
+}
+
+/// Everything a restart needs comes back as it was committed: bookings
+/// (a series' occurrences, a tombstone, a title), seen ids newest first,
+/// pending messages in order with their ids, timers, rooms fetched, the
+/// directory, series deletes.
+fn round_trip(place: Place) {
+    let now = at(1_700_000_000_000);
+    let one = booking("u1", 1_700_000_100_000, Some("Weekly sync"));
+    let series = booking("u2", 1_700_000_200_000, None);
+    let series_row = EntryRow {
+        occurrences: vec![
+            (series.start, series.end),
+            (at(1_700_604_200_000), at(1_700_606_000_000)),
+        ],
+        ..row(&series, now)
+    };
+    let tomb = EntryRow {
+        key: BookingKey::new("u3", 1_700_000_000),
+        booking: None,
+        occurrences: Vec::new(),
+        last_change: now,
+    };
+    let ids = {
+        let mut s = place.open();
+        let mut items = [
+            CommitItem {
+                event_id: Some("e1".into()),
+                written: Written {
+                    entries: vec![row(&one, now), series_row.clone()],
+                    series_deleted: None,
+                },
+                messages: vec![msg(1), msg(2)],
+                timers: vec![("reminders".into(), now)],
+                ..Default::default()
+            },
+            CommitItem {
+                event_id: Some("e2".into()),
+                written: Written {
+                    entries: vec![tomb.clone()],
+                    series_deleted: Some((Arc::from("u9"), now)),
+                },
+                messages: vec![msg(3)],
+                synced: vec![(RoomId::new("omm_a"), now)],
+                ..Default::default()
+            },
+        ];
+        s.commit(now, &mut items, &[]).unwrap();
+        let ids: Vec<i64> = items
+            .iter()
+            .flat_map(|i| i.messages.iter().filter_map(|m| m.outbox_id))
+            .collect();
+        assert_eq!(ids.len(), 3, "every message has its outbox id");
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order: {ids:?}");
+        s.record(&[mark(ids[0], OutboxState::Delivered, now)])
+            .unwrap();
+        s.save_directory("[{\"room_id\":\"omm_a\"}]", now).unwrap();
+        // Seen ids of a later commit are newer.
+        s.commit(
+            now,
+            &mut [CommitItem {
+                event_id: Some("e3".into()),
+                ..Default::default()
+            }],
+            &[],
+        )
+        .unwrap();
+        ids
+    };
+    let s = place.open();
+    let l = s.load(10).unwrap();
+    assert_eq!(
+        current(l.entries),
+        current(vec![row(&one, now), series_row, tomb])
+    );
+    assert_eq!(l.seen, vec!["e3", "e2", "e1"]);
+    assert_eq!(
+        s.load(2).unwrap().seen,
+        vec!["e3", "e2"],
+        "the newest first"
+    );
+    let pending: Vec<(i64, &str, &str)> = l
+        .pending
+        .iter()
+        .map(|r| {
+            (
+                r.id,
+                r.message.body.as_str(),
+                r.message.idempotency_key.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        pending,
+        vec![(ids[1], "body 2", "k2"), (ids[2], "body 3", "k3")]
+    );
+    assert_eq!(l.pending[0].message.event_id.as_ref(), "e2");
+    assert_eq!(l.timers, vec![("reminders".to_string(), now)]);
+    assert_eq!(l.synced, vec![("omm_a".to_string(), now)]);
+    assert_eq!(l.series_deleted, vec![("u9".to_string(), now)]);
+    assert_eq!(
+        l.directory,
+        Some(("[{\"room_id\":\"omm_a\"}]".to_string(), now))
+    );
+}
+
+/// A booking written twice in one commit (group commits gather them) and
+/// again later: the last write is what a restart sees.
+fn the_last_write_of_a_booking_wins(place: Place) {
+    let t = at(1_700_000_000_000);
+    let a = booking("u1", 1_700_000_100_000, None);
+    let moved = booking("u1", 1_700_000_900_000, None);
+    let again = booking("u1", 1_700_001_800_000, Some("Moved twice"));
+    let mut s = place.open();
+    let item = |b: &Booking, id: &str| CommitItem {
+        event_id: Some(id.into()),
+        written: Written {
+            entries: vec![row(b, t)],
+            series_deleted: None,
+        },
+        ..Default::default()
+    };
+    s.commit(t, &mut [item(&a, "e1"), item(&moved, "e2")], &[])
+        .unwrap();
+    assert_eq!(current(s.load(0).unwrap().entries), vec![row(&moved, t)]);
+    s.commit(t, &mut [item(&again, "e3")], &[]).unwrap();
+    s.fold().unwrap();
+    drop(s);
+    assert_eq!(place.open().load(0).unwrap().entries, vec![row(&again, t)]);
+}
+
+/// Outcomes, `outbox`, `retry` and `prune`.
+fn outcomes_retry_and_prune(place: Place) {
+    let mut s = place.open();
+    let old = at(1_000_000_000_000);
+    let mut items = [CommitItem {
+        event_id: Some("e1".into()),
+        messages: vec![msg(1), msg(2)],
+        ..Default::default()
+    }];
+    s.commit(old, &mut items, &[]).unwrap();
+    let ids: Vec<i64> = items[0]
+        .messages
+        .iter()
+        .filter_map(|m| m.outbox_id)
+        .collect();
+    // A retried one, then its outcome, in order, in one call.
+    s.record(&[
+        Mark {
+            error: Some("HTTP 503".into()),
+            ..mark(ids[0], OutboxState::Pending, old)
+        },
+        Mark {
+            error: Some("HTTP 500".into()),
+            ..mark(ids[0], OutboxState::Dead, old)
+        },
+    ])
+    .unwrap();
+    let listed = s.outbox().unwrap();
+    assert_eq!(listed.len(), 2, "the dead one and the pending one");
+    assert_eq!(listed[0].state, OutboxState::Dead);
+    assert_eq!(listed[0].attempts, 2);
+    assert_eq!(listed[0].last_error.as_deref(), Some("HTTP 500"));
+    assert!(s.retry(ids[0]).unwrap());
+    assert!(!s.retry(ids[0]).unwrap(), "only dead or failed rows");
+    assert_eq!(s.load(10).unwrap().pending.len(), 2);
+    // The outcome rides with a commit too.
+    s.commit(
+        old,
+        &mut [],
+        &[
+            mark(ids[0], OutboxState::Delivered, old),
+            mark(ids[1], OutboxState::Superseded, old),
+        ],
+    )
+    .unwrap();
+    assert_eq!(s.outbox_all().unwrap().len(), 2);
+    assert!(s.outbox().unwrap().is_empty());
+    assert_eq!(
+        s.prune(at(1_100_000_000_000)).unwrap(),
+        3,
+        "the seen id and the two finished rows"
+    );
+    assert!(s.outbox_all().unwrap().is_empty());
+}
+
+macro_rules! both {
+    ($($name:ident),*) => {
+        mod sqlite {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Place::sqlite());
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Place::postgres());
+            })*
+        }
+    };
+}
+
+both!(
+    round_trip,
+    the_last_write_of_a_booking_wins,
+    outcomes_retry_and_prune
+);
+
+// ------------------------------------------------- PostgreSQL's own cases
+
+/// Two instances starting at once on an empty schema: one migrates, both
+/// run; a third finds it current.
+#[test]
+fn concurrent_starts_migrate_once() {
+    let s = PgSchema::new();
+    let opens: Vec<_> = (0..3)
+        .map(|_| {
+            let cfg = s.cfg.clone();
+            std::thread::spawn(move || Postgres::open(&cfg).map(|_| ()))
+        })
+        .collect();
+    for o in opens {
+        o.join().unwrap().unwrap();
+    }
+    let p = Postgres::open(&s.cfg).unwrap();
+    assert_eq!(p.version().unwrap(), Some(super::postgres::SCHEMA_VERSION));
+}
+
+/// A schema holding someone else's tables, or a newer roomcast's, is
+/// refused and left as it was; a read-only open of no schema says so.
+#[test]
+fn foreign_newer_and_missing_schemas_are_refused_untouched() {
+    let s = PgSchema::new();
+    assert!(matches!(
+        Postgres::open_read_only(&s.cfg),
+        Err(StoreError::Missing(_))
+    ));
+    s.sql(&format!(
+        "CREATE SCHEMA {0}; CREATE TABLE {0}.invoices (id INT); INSERT INTO {0}.invoices VALUES (7);",
+        s.cfg.schema
+    ));
+    let e = Postgres::open(&s.cfg).unwrap_err();
+    assert!(matches!(e, StoreError::Foreign(_)), "{e}");
+    assert!(e.to_string().contains(&s.cfg.schema), "{e}");
+
+    let newer = PgSchema::new();
+    drop(Postgres::open(&newer.cfg).unwrap());
+    newer.sql(&format!(
+        "UPDATE {}.roomcast_meta SET version = 99",
+        newer.cfg.schema
+    ));
+    let e = Postgres::open(&newer.cfg).unwrap_err();
+    assert!(matches!(e, StoreError::Newer { found: 99, .. }), "{e}");
+    assert!(matches!(
+        Postgres::open_read_only(&newer.cfg),
+        Err(StoreError::Newer { .. })
+    ));
+}
+
+/// An unreachable server or a refused login fails the start with the
+/// database named and no password anywhere in the message.
+#[test]
+fn connection_failures_name_the_database_and_never_the_password() {
+    let unreachable = PgConfig {
+        url: "postgres://roomcast@127.0.0.1:1/rooms?sslmode=disable&connect_timeout=2".into(),
+        password: Some("hunter2-secret".to_string().into()),
+        schema: "roomcast".into(),
+        pool_size: 1,
+        ca_file: None,
+    };
+    let e = Postgres::open(&unreachable).unwrap_err();
+    let shown = crate::error::Chain(&e).to_string();
+    assert!(shown.contains("127.0.0.1:1/rooms"), "{shown}");
+    assert!(shown.contains("connecting"), "{shown}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+
+    let s = PgSchema::new();
+    let nobody = PgConfig {
+        url: s.cfg.url.replace("postgres@", "no_such_role_rc@"),
+        password: Some("hunter2-secret".to_string().into()),
+        ..s.cfg.clone()
+    };
+    let e = Postgres::open(&nobody).unwrap_err();
+    let shown = crate::error::Chain(&e).to_string();
+    assert!(
+        shown.contains("no_such_role_rc"),
+        "the server's reason: {shown}"
+    );
+    assert!(!shown.contains("hunter2"), "{shown}");
+}
+
+/// The writer thread drives a PostgreSQL store as it does SQLite: a batch
+/// comes back with its outbox ids once committed.
+#[tokio::test]
+async fn the_writer_commits_to_postgres() {
+    let s = PgSchema::new();
+    // Opened off the runtime's thread, as the app does.
+    let cfg = s.cfg.clone();
+    let store = tokio::task::spawn_blocking(move || Postgres::open(&cfg))
+        .await
+        .unwrap()
+        .unwrap();
+    let w = Writer::start(Box::new(store)).unwrap();
+    let now = at(1_700_000_000_000);
+    let done = w
+        .submit(
+            vec![CommitItem {
+                event_id: Some("e1".into()),
+                messages: vec![msg(1)],
+                ..Default::default()
+            }],
+            now,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(done[0].messages[0].outbox_id.is_some());
+    w.finish().await;
+    let cfg = s.cfg.clone();
+    let l = tokio::task::spawn_blocking(move || Postgres::open_read_only(&cfg)?.load(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(l.seen, vec!["e1"]);
+    assert_eq!(l.pending.len(), 1);
+}
