@@ -31,7 +31,7 @@
 //! | [`message`] | an outgoing message and its idempotency key |
 //! | [`directory`] | what the platform says about each room (name, building, floor, capacity, out of service); pure data |
 //! | [`lark`] | the platform edge: endpoint discovery, protobuf frames (built with prost; a received one read in place, [`lark::received`]), the long-connection client, webhook verification; [`lark::api`]: the REST client (token, free/busy, titles, rooms), knowing nothing of schedules |
-//! | [`store`] | durable schedule, seen ids and delivery outbox in SQLite (WAL), appended in arrival order; `store::writer`: the thread that owns the connection (commits, outcomes, folds), so the disk is never on the runtime's thread |
+//! | [`store`] | durable schedule, seen ids and delivery outbox behind one trait (`store::Store`): SQLite (WAL, appended in arrival order; `sqlite.rs`) or PostgreSQL (`postgres.rs`); `store::writer`: the thread that owns the store (commits, outcomes, folds), so the disk and the database are never on the runtime's thread |
 //! | [`pipeline`] | decode → token check → apply → render for one payload, handing back all a commit needs; pure but for the schedule it owns; `pipeline::timed`: what the clock makes (reminders, daily agendas); `pipeline::boards`: a board's tiles |
 //! | [`sync`] | backfill and reconciliation: a task that fetches what the platform says is booked and hands it to the core (which merges it with `Schedule::merge`, the events' rules); `rooms discover`, `doctor` |
 //! | [`deliver`] | sink kinds, one ordered worker per sink (reconfigured in place on reload; `min_interval` per panel); pure request building in `deliver::http`; `deliver::probe`: `send-test` |

@@ -269,6 +269,16 @@ async fn dispatch(cli: Cli) -> Exit {
     match cli.command {
         Command::Check => {
             let c = &checked.config;
+            // A PostgreSQL store is reached (nothing changed): a wrong
+            // host, role or password shows here, not at the first start.
+            if let Some(sc) = &c.store
+                && matches!(sc.backend, roomcast::config::StoreBackend::Postgres(_))
+            {
+                match store::probe(sc).await {
+                    Ok(line) => println!("store: {line}"),
+                    Err(e) => return fail(&e, Exit::Store),
+                }
+            }
             println!(
                 "{}: OK ({} rooms, {} sinks, source {:?})",
                 cli.config.display(),
@@ -332,6 +342,25 @@ async fn discover(checked: &Checked) -> Exit {
 }
 
 async fn doctor(checked: &Checked, now: DateTime<Utc>) -> Exit {
+    let mut store_failed = false;
+    if let Some(sc) = &checked.config.store {
+        match store::probe(sc).await {
+            Ok(line) => println!("ok  store: {line}"),
+            Err(e) => {
+                println!("ERR store: {}", Chain(&e));
+                store_failed = true;
+            }
+        }
+    }
+    let code = doctor_platform(checked, now).await;
+    if store_failed && code == Exit::Ok {
+        Exit::Store
+    } else {
+        code
+    }
+}
+
+async fn doctor_platform(checked: &Checked, now: DateTime<Utc>) -> Exit {
     let titles = roomcast::sync::titles_wanted(&checked.config);
     let checks = match roomcast::sync::tools::doctor(&checked.config, titles, now).await {
         Ok(c) => c,

@@ -499,3 +499,39 @@ async fn the_writer_commits_to_postgres() {
     assert_eq!(l.seen, vec!["e1"]);
     assert_eq!(l.pending.len(), 1);
 }
+
+/// TLS to the database: verified against `ca_file` (here the server's own
+/// self-signed certificate, issued to `localhost`), and refused for a name
+/// the certificate does not carry.
+#[test]
+fn tls_to_the_database_is_verified() {
+    let s = PgSchema::new();
+    let ca = PathBuf::from("/etc/ssl/certs/ssl-cert-snakeoil.pem");
+    assert!(
+        ca.exists(),
+        "the machine's PostgreSQL serves TLS with Debian's snake-oil certificate"
+    );
+    let port = s
+        .cfg
+        .url
+        .split(':')
+        .nth(2)
+        .and_then(|p| p.split('/').next())
+        .unwrap_or("5432")
+        .to_string();
+    let tls = PgConfig {
+        url: format!("postgres://postgres@localhost:{port}/test?sslmode=require"),
+        ca_file: Some(ca.clone()),
+        ..s.cfg.clone()
+    };
+    let line = Postgres::probe(&tls).unwrap();
+    assert!(line.contains("over TLSv1."), "{line}");
+    let plain = Postgres::probe(&s.cfg).unwrap();
+    assert!(plain.contains("without TLS"), "{plain}");
+    let wrong_name = PgConfig {
+        url: format!("postgres://postgres@127.0.0.1:{port}/test?sslmode=require"),
+        ..tls
+    };
+    let e = crate::error::Chain(&Postgres::probe(&wrong_name).unwrap_err()).to_string();
+    assert!(e.contains("certificate not valid for name"), "{e}");
+}

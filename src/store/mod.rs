@@ -97,6 +97,25 @@ pub fn open(sc: &StoreConfig) -> Result<Box<dyn Store>, StoreError> {
     })
 }
 
+/// Can the configured store be used, changing nothing (`check`,
+/// `doctor`)? A line for the operator, or why not.
+pub async fn probe(sc: &StoreConfig) -> Result<String, StoreError> {
+    let backend = sc.backend.clone();
+    tokio::task::spawn_blocking(move || match &backend {
+        StoreBackend::Sqlite { path, .. } if path.exists() => {
+            Sqlite::open_read_only(path)?;
+            Ok(format!("SQLite {}: a roomcast store", path.display()))
+        }
+        StoreBackend::Sqlite { path, .. } => Ok(format!(
+            "SQLite {}: created at the first start",
+            path.display()
+        )),
+        StoreBackend::Postgres(pg) => Postgres::probe(pg),
+    })
+    .await
+    .map_err(|_| StoreError::ReaderGone)?
+}
+
 /// Open the configured store to read (and retry rows) while roomcast may be
 /// running, and run `f` on it, off the runtime's thread.
 pub async fn read<T, F>(sc: &StoreConfig, f: F) -> Result<T, StoreError>

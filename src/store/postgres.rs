@@ -103,6 +103,41 @@ impl Postgres {
         }
     }
 
+    /// Connect and look at the schema, changing nothing (`check`,
+    /// `doctor`): what an operator should know, or why it cannot be used.
+    pub fn probe(cfg: &PgConfig) -> Result<String, StoreError> {
+        let s = Postgres::connect(cfg)?;
+        let server = s.run("reading the server's version", async |c| {
+            let v = c.query_one("SHOW server_version", &[]).await?;
+            let tls = c
+                .query_opt(
+                    "SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl",
+                    &[],
+                )
+                .await?;
+            let tls = match tls {
+                Some(r) => format!(
+                    "over {}",
+                    r.get::<_, Option<String>>(0)
+                        .unwrap_or_else(|| "TLS".into())
+                ),
+                None => "without TLS".into(),
+            };
+            Ok(format!("{} {tls}", v.get::<_, String>(0)))
+        })?;
+        Ok(match s.version()? {
+            None => format!(
+                "PostgreSQL {server} at {}: reachable; schema {} is set up at the first start",
+                s.target, s.schema
+            ),
+            Some(v) if v > SCHEMA_VERSION => return Err(s.newer(v)),
+            Some(v) => format!(
+                "PostgreSQL {server} at {}: reachable; schema {} at version {v} (this build: {SCHEMA_VERSION})",
+                s.target, s.schema
+            ),
+        })
+    }
+
     fn connect(cfg: &PgConfig) -> Result<Postgres, StoreError> {
         let target = cfg.target();
         let fail = |what: &str, e: Option<Box<dyn std::error::Error + Send + Sync>>| {

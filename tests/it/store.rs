@@ -6,9 +6,15 @@ use std::process::Command;
 use crate::support::*;
 
 fn config(dir: &std::path::Path, url: &str, extra: &str) -> String {
+    config_on(dir, "path = \"state/roomcast.db\"\n", url, extra)
+}
+
+/// The config, with the store's keys given (SQLite's `path`, or a
+/// PostgreSQL `url`).
+fn config_on(dir: &std::path::Path, store: &str, url: &str, extra: &str) -> String {
     let _ = dir;
     format!(
-        "[source]\nkind = \"replay\"\nreplay_file = \"events.jsonl\"\n[store]\npath = \"state/roomcast.db\"\n[delivery]\ndrain_timeout = \"3s\"\n[display]\ntime_zone = \"Asia/Shanghai\"\n[[rooms]]\nid = \"{ROOM_A}\"\nname = \"Alpha\"\npanels = [\"pn\"]\n[[sinks]]\nname = \"wh\"\nkind = \"webhook\"\nurl = \"{url}/webhook/in\"\n[[sinks]]\nname = \"pn\"\nkind = \"panel\"\nurl = \"{url}/panel/{{room}}\"\n{extra}"
+        "[source]\nkind = \"replay\"\nreplay_file = \"events.jsonl\"\n[store]\n{store}[delivery]\ndrain_timeout = \"3s\"\n[display]\ntime_zone = \"Asia/Shanghai\"\n[[rooms]]\nid = \"{ROOM_A}\"\nname = \"Alpha\"\npanels = [\"pn\"]\n[[sinks]]\nname = \"wh\"\nkind = \"webhook\"\nurl = \"{url}/webhook/in\"\n[[sinks]]\nname = \"pn\"\nkind = \"panel\"\nurl = \"{url}/panel/{{room}}\"\n{extra}"
     )
 }
 
@@ -45,6 +51,30 @@ fn created(i: usize) -> String {
 
 #[tokio::test(start_paused = true)]
 async fn queued_messages_survive_a_restart_and_keep_their_keys() {
+    queued_messages_survive_a_restart("path = \"state/roomcast.db\"\n").await;
+}
+
+/// The same three runs with the store in PostgreSQL.
+#[tokio::test(start_paused = true)]
+async fn queued_messages_survive_a_restart_in_postgres() {
+    let pg = PgSchema::new();
+    queued_messages_survive_a_restart(&pg.store_keys()).await;
+    let kept = pg.sql(&format!(
+        "SELECT count(*) FROM {0}.bookings; SELECT state, count(*) FROM {0}.outbox GROUP BY state ORDER BY state",
+        pg.schema
+    ));
+    assert_eq!(
+        kept,
+        [
+            vec![Some("2".into())],
+            vec![Some("delivered".into()), Some("3".into())],
+            vec![Some("superseded".into()), Some("1".into())],
+        ],
+        "the rows are in the database"
+    );
+}
+
+async fn queued_messages_survive_a_restart(store: &str) {
     let clock = test_clock(chrono::DateTime::from_timestamp_millis(ms(2026, 5, 1, 1, 0)).unwrap());
     let dir = temp_dir("store");
     // First run: the sinks are down (nothing listens): everything stays queued.
@@ -54,7 +84,7 @@ async fn queued_messages_survive_a_restart_and_keep_their_keys() {
     );
     write(
         &dir.join("config.toml"),
-        &config(&dir, "http://127.0.0.1:9", ""),
+        &config_on(&dir, store, "http://127.0.0.1:9", ""),
     );
     let s = run_once(&dir, clock.clone()).await.expect("first run");
     assert_eq!(s.applied, 2);
@@ -99,7 +129,10 @@ async fn queued_messages_survive_a_restart_and_keep_their_keys() {
     // Second run, same events again (a replay, as a redelivery would be),
     // sinks up: the queued messages go out, nothing is applied twice.
     let f = Fake::start(clock.clone()).await;
-    write(&dir.join("config.toml"), &config(&dir, &f.base, ""));
+    write(
+        &dir.join("config.toml"),
+        &config_on(&dir, store, &f.base, ""),
+    );
     let s = run_once(&dir, clock.clone()).await.expect("second run");
     assert_eq!((s.applied, s.duplicates), (0, 2), "{s}");
     let notices = f.hits("webhook");
@@ -146,7 +179,10 @@ async fn queued_messages_survive_a_restart_and_keep_their_keys() {
 
     // Third run: nothing left to send.
     let f2 = Fake::start(clock.clone()).await;
-    write(&dir.join("config.toml"), &config(&dir, &f2.base, ""));
+    write(
+        &dir.join("config.toml"),
+        &config_on(&dir, store, &f2.base, ""),
+    );
     run_once(&dir, clock.clone()).await.expect("third run");
     assert!(
         f2.hits("webhook").is_empty(),
@@ -566,4 +602,62 @@ async fn a_backup_taken_while_running_restores_the_schedule() {
         assert!(rooms.contains(want), "{want}: {rooms}");
     }
     assert!(!rooms.contains("14:00–15:00"), "{rooms}");
+}
+
+/// `check` and `doctor` reach a PostgreSQL store and say what they found;
+/// an unreachable one fails `check` with the database named and the
+/// password nowhere.
+#[test]
+fn check_and_doctor_reach_a_postgres_store() {
+    let pg = PgSchema::new();
+    let dir = temp_dir("pg-check");
+    write(&dir.join("events.jsonl"), "");
+    write(
+        &dir.join("config.toml"),
+        &config_on(&dir, &pg.store_keys(), "http://127.0.0.1:9", ""),
+    );
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_roomcast"))
+            .args(args)
+            .envs(env.iter().copied())
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (code, text) = run(&["check"], &[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(&format!(
+            "schema {} is set up at the first start",
+            pg.schema
+        )),
+        "{text}"
+    );
+    let (_, text) = run(&["doctor"], &[]);
+    assert!(text.contains("ok  store: PostgreSQL"), "{text}");
+
+    write(
+        &dir.join("config.toml"),
+        &config_on(
+            &dir,
+            "url = \"postgres://roomcast@127.0.0.1:1/rooms?sslmode=disable&connect_timeout=2\"\npassword_env = \"RC_DB_PASSWORD\"\n",
+            "http://127.0.0.1:9",
+            "",
+        ),
+    );
+    let (code, text) = run(&["check"], &[("RC_DB_PASSWORD", "hunter2-secret")]);
+    assert_eq!(code, Some(6), "{text}");
+    assert!(
+        text.contains("127.0.0.1:1/rooms") && text.contains("connecting"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2"), "{text}");
 }

@@ -150,3 +150,74 @@ pub async fn steady<F: Future>(fut: F) -> F::Output {
         }
     }
 }
+
+/// A PostgreSQL schema of its own for one test on the machine's server
+/// (127.0.0.1:5432, or `ROOMCAST_TEST_PG`), dropped when it goes.
+pub struct PgSchema {
+    pub url: String,
+    pub schema: String,
+}
+
+impl PgSchema {
+    pub fn new() -> PgSchema {
+        PgSchema {
+            url: std::env::var("ROOMCAST_TEST_PG").unwrap_or_else(|_| {
+                "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".into()
+            }),
+            schema: format!("rc_it_{}_{:x}", std::process::id(), rand::random::<u32>()),
+        }
+    }
+
+    /// The `[store]` keys that point at it.
+    pub fn store_keys(&self) -> String {
+        format!("url = \"{}\"\nschema = \"{}\"\n", self.url, self.schema)
+    }
+
+    /// Run SQL on a connection of its own; the rows of the last statement.
+    pub fn sql(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        let (url, sql) = (self.url.clone(), sql.to_string());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .expect("the test database (PostgreSQL on 127.0.0.1:5432) is reachable");
+                tokio::spawn(conn);
+                let mut rows = Vec::new();
+                for m in c.simple_query(&sql).await.unwrap() {
+                    if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
+                        rows.push((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect());
+                    }
+                }
+                rows
+            })
+        })
+        .join()
+        .unwrap()
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let (url, schema) = (self.url.clone(), self.schema.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .ok()?;
+                tokio::spawn(conn);
+                c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+    }
+}
