@@ -37,6 +37,12 @@ pub struct Metrics {
     /// Store commits of applied events, and the events they held.
     pub commits: AtomicU64,
     pub committed: AtomicU64,
+    /// Applied events a shared store (PostgreSQL) refused: already applied
+    /// by another instance, or older than a change it had.
+    pub refused_duplicates: AtomicU64,
+    pub refused_stale: AtomicU64,
+    /// A shared store's change feed.
+    pub feed: Arc<crate::store::feed::FeedStats>,
 }
 
 /// Add `n` to a counter.
@@ -401,6 +407,21 @@ pub(crate) fn exposition(
             &m.committed,
         ),
         (
+            "roomcast_feed_rows",
+            "Booking rows a shared store's change feed read (other instances' commits, and this one's own).",
+            &m.feed.rows,
+        ),
+        (
+            "roomcast_store_refused_duplicate",
+            "Applied events the shared store refused: another instance had applied them (nothing of them was sent).",
+            &m.refused_duplicates,
+        ),
+        (
+            "roomcast_store_refused_stale",
+            "Applied events the shared store refused: it had a newer change of their booking (nothing of them was sent).",
+            &m.refused_stale,
+        ),
+        (
             "roomcast_events_duplicate",
             "Events dropped as duplicates.",
             &m.duplicates,
@@ -528,6 +549,19 @@ pub(crate) fn exposition(
     );
     if let Some(p) = platform {
         platform_families(&mut s, &p);
+    }
+    if m.feed.on.load(Ordering::Relaxed) {
+        let f = &m.feed;
+        s.gauge(
+            "roomcast_feed_connected",
+            "The shared store's change feed is connected (1) or reconnecting (0).",
+            f64::from(u8::from(f.connected.load(Ordering::Relaxed))),
+        );
+        s.gauge(
+            "roomcast_feed_lag_seconds",
+            "How long before the feed's last read its oldest row was committed (the database's clock).",
+            get(&f.lag_ms) as f64 / 1000.0,
+        );
     }
     s.gauge(
         "roomcast_last_event_timestamp_seconds",

@@ -243,6 +243,7 @@ impl Core<'_> {
                 written: std::mem::take(&mut p.applied.written),
                 messages: std::mem::take(&mut p.applied.messages),
                 timers: std::mem::take(&mut p.timers),
+                refused: None,
             })
             .collect();
         add(&self.metrics.committed, pending.len() as u64);
@@ -265,7 +266,20 @@ impl Core<'_> {
             match r {
                 Ok(items) => {
                     for (p, item) in f.pending.iter_mut().zip(items) {
-                        p.applied.messages = item.messages;
+                        match item.refused {
+                            None => p.applied.messages = item.messages,
+                            // Another instance applied it, or a newer
+                            // change: nothing of it was queued, nothing
+                            // is sent (the change feed brings the
+                            // database's state). Still acknowledged.
+                            Some(why) => {
+                                match why {
+                                    Skip::Duplicate => add(&self.metrics.refused_duplicates, 1),
+                                    Skip::Stale => add(&self.metrics.refused_stale, 1),
+                                }
+                                tracing::debug!(event_id = %p.applied.event_id, ?why, "the shared store refused an applied event");
+                            }
+                        }
                     }
                     done.append(&mut f.pending);
                 }
@@ -369,6 +383,20 @@ impl Core<'_> {
             }
             Found::Directory(d) => {
                 self.directory(pipeline, d, now).await;
+                return;
+            }
+            Found::Committed(c) => {
+                // Another instance's commits (and this one's own, which
+                // change nothing): the schedule follows, live pages
+                // redraw, timers see new boundaries. No message: the
+                // committing instance made those.
+                let applied = pipeline.take_committed(c.rows, now);
+                if applied.changes > 0 {
+                    tracing::debug!(changes = applied.changes, lag = ?c.lag, "change feed: bookings other instances committed");
+                    self.signals.raise(applied.rooms.iter());
+                    timers.booking_boundary(applied.next_boundary);
+                    timers.reminder_hint(applied.next_reminder);
+                }
                 return;
             }
         };

@@ -189,6 +189,7 @@ impl App {
             handle.clone(),
         )
         .map_err(StartError::from)?;
+        let feed_from = loaded.as_ref().and_then(|l| l.feed_from.clone());
         if let (Some(loaded), Some(handle)) = (loaded, &handle) {
             restore::restore(&mut pipeline, loaded, handle, &deliverer, (self.clock)()).await;
         }
@@ -197,6 +198,24 @@ impl App {
         let webhook_tx = tx.clone();
         let (source, lark) = self.start_source(tx, &shutdown).await?;
         let (found_tx, found_rx) = mpsc::channel::<Found>(64);
+        // A shared store: follow what the other instances commit.
+        let feed = match (&cfg.store, feed_from) {
+            (Some(sc), Some(from)) => match &sc.backend {
+                crate::config::StoreBackend::Postgres(pg) => {
+                    let stop = shutdown.child_token();
+                    let task = tokio::spawn(crate::store::feed::follow(
+                        pg.clone(),
+                        from,
+                        found_tx.clone(),
+                        self.metrics.feed.clone(),
+                        stop.clone(),
+                    ));
+                    Some((stop, task))
+                }
+                crate::config::StoreBackend::Sqlite { .. } => None,
+            },
+            _ => None,
+        };
         let sync = self.start_sync(&pipeline, found_tx, &shutdown)?;
         let signals = Arc::new(RoomSignals::default());
         let server_stop = shutdown.child_token();
@@ -271,6 +290,10 @@ impl App {
         if let Some(s) = sync {
             s.stop.cancel();
             let _ = s.task.await;
+        }
+        if let Some((stop, task)) = feed {
+            stop.cancel();
+            let _ = task.await;
         }
         server_stop.cancel();
         if let Some(server) = server {

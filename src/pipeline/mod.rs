@@ -26,7 +26,7 @@ use crate::message::{Message, Subject, digest_hex};
 use crate::model::{Change, ChangeKind, EventKind, RoomEvent, RoomId};
 use crate::render::view::{self, RoomMeta, ViewModel};
 use crate::render::{RenderError, Rendered, Templates};
-use crate::schedule::{Fetch, Schedule, Skip, Status, Written};
+use crate::schedule::{EntryRow, Fetch, Schedule, Skip, Status, Written};
 use crate::store::Loaded;
 
 /// What an applied event caused: everything the run loop commits, sends
@@ -379,6 +379,30 @@ impl Pipeline {
             *t = (*t).max(fetch.began);
         }
         self.applied(event_id.to_string(), &changes, &silent, now)
+    }
+
+    /// Rows other instances committed (a shared store's change feed): into
+    /// the schedule where newer than what it holds, making no message (the
+    /// instance that committed them made those). What changed: the rooms
+    /// (for live pages) and the next boundary and reminder, as for an
+    /// event.
+    pub(crate) fn take_committed(&mut self, rows: Vec<EntryRow>, now: DateTime<Utc>) -> Applied {
+        let event_id: Arc<str> = Arc::from("feed");
+        let mut changes = Vec::new();
+        for row in rows {
+            changes.extend(self.schedule.take_committed(row, &event_id, Some(now)));
+        }
+        let rooms: Vec<RoomId> = distinct(changes.iter().map(|c| &c.room))
+            .into_iter()
+            .cloned()
+            .collect();
+        Applied {
+            changes: changes.len(),
+            rooms,
+            next_boundary: self.boundary_of(&changes, now),
+            next_reminder: self.reminder_of(&changes, now),
+            ..Applied::messages(event_id.to_string(), Vec::new())
+        }
     }
 
     /// The room directory, as last fetched (or restored).

@@ -545,29 +545,68 @@ impl Schedule {
             .touched
             .iter()
             .filter_map(|k| {
-                let e = self.entries.get(k)?;
+                let row = self.row(k)?;
                 if k.original_time == 0 && series_deleted.is_none() {
                     series_deleted = self
                         .series_deleted
                         .get(&k.uid)
                         .map(|at| (k.uid.clone(), *at));
                 }
-                Some(EntryRow {
-                    key: k.clone(),
-                    booking: e.first().map(|b| (**b).clone()),
-                    occurrences: if e.instances.len() > 1 {
-                        e.instances.iter().map(|b| (b.start, b.end)).collect()
-                    } else {
-                        Vec::new()
-                    },
-                    last_change: e.last_change(),
-                })
+                Some(row)
             })
             .collect();
         Written {
             entries,
             series_deleted,
         }
+    }
+
+    /// One booking's entry as a store keeps it.
+    fn row(&self, key: &BookingKey) -> Option<EntryRow> {
+        let e = self.entries.get(key)?;
+        Some(EntryRow {
+            key: key.clone(),
+            booking: e.first().map(|b| (**b).clone()),
+            occurrences: if e.instances.len() > 1 {
+                e.instances.iter().map(|b| (b.start, b.end)).collect()
+            } else {
+                Vec::new()
+            },
+            last_change: e.last_change(),
+        })
+    }
+
+    /// A row another instance committed (a shared store's change feed).
+    /// Taken when it is newer than the entry held, or as new and different
+    /// (the database keeps the later of equal changes); otherwise nothing
+    /// happens (this instance's own commits come back this way). Returns
+    /// the room changes it made, as an event's would be.
+    pub(crate) fn take_committed(
+        &mut self,
+        row: EntryRow,
+        event_id: &Arc<str>,
+        now: Option<DateTime<Utc>>,
+    ) -> Vec<Change> {
+        if let Some(e) = self.entries.get(&row.key)
+            && (e.last_change() > row.last_change
+                || (e.last_change() == row.last_change
+                    && self.row(&row.key).as_ref() == Some(&row)))
+        {
+            return Vec::new();
+        }
+        let key = row.key.clone();
+        let old = self
+            .entries
+            .get(&key)
+            .and_then(|e| representative(&e.instances, now).cloned());
+        self.restore(row);
+        let new = self
+            .entries
+            .get(&key)
+            .and_then(|e| representative(&e.instances, now).cloned());
+        let mut changes = Vec::new();
+        diff(old.as_ref(), new.as_ref(), event_id, &mut changes);
+        changes
     }
 
     /// Put back a stored booking (or tombstone) at startup.

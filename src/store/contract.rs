@@ -535,3 +535,166 @@ fn tls_to_the_database_is_verified() {
     let e = crate::error::Chain(&Postgres::probe(&wrong_name).unwrap_err()).to_string();
     assert!(e.contains("certificate not valid for name"), "{e}");
 }
+
+/// Two instances on one schema: an event another instance applied is
+/// refused as a duplicate, one older than the stored change of its booking
+/// as stale; neither queues its messages, and the row stays the newest.
+#[test]
+fn a_shared_store_refuses_duplicates_and_stale_changes() {
+    let s = PgSchema::new();
+    let (mut a, mut b) = (
+        Postgres::open(&s.cfg).unwrap(),
+        Postgres::open(&s.cfg).unwrap(),
+    );
+    let (t1, t2) = (at(1_700_000_000_000), at(1_700_000_060_000));
+    let first = booking("u1", 1_700_000_100_000, None);
+    let moved = booking("u1", 1_700_000_900_000, None);
+    let item = |id: &str, b: &Booking, t: DateTime<Utc>, i: i64| CommitItem {
+        event_id: Some(id.into()),
+        written: Written {
+            entries: vec![row(b, t)],
+            series_deleted: None,
+        },
+        messages: vec![msg(i)],
+        ..Default::default()
+    };
+    // A applies the move (newer); B, behind, applies the creation (older)
+    // and the move again (delivered to both).
+    let mut on_a = [item("e2", &moved, t2, 2)];
+    a.commit(t2, &mut on_a, &[]).unwrap();
+    assert_eq!(on_a[0].refused, None);
+    assert!(on_a[0].messages[0].outbox_id.is_some());
+    let mut on_b = [item("e1", &first, t1, 1), item("e2", &moved, t2, 3)];
+    b.commit(t2, &mut on_b, &[]).unwrap();
+    assert_eq!(
+        on_b.iter().map(|i| i.refused).collect::<Vec<_>>(),
+        [
+            Some(crate::schedule::Skip::Stale),
+            Some(crate::schedule::Skip::Duplicate)
+        ]
+    );
+    assert!(on_b.iter().all(|i| i.messages[0].outbox_id.is_none()));
+    let l = a.load(10).unwrap();
+    assert_eq!(l.entries, vec![row(&moved, t2)]);
+    assert_eq!(
+        l.pending
+            .iter()
+            .map(|r| r.message.body.as_str())
+            .collect::<Vec<_>>(),
+        ["body 2"],
+        "only the message of what the database took"
+    );
+    // An equal event time is taken (as the schedule takes it).
+    let mut again = [item("e3", &first, t2, 4)];
+    b.commit(t2, &mut again, &[]).unwrap();
+    assert_eq!(again[0].refused, None);
+}
+
+/// Instances racing on one booking end in its newest state, whatever
+/// order their commits land in.
+#[test]
+fn racing_instances_end_in_the_newest_state() {
+    let s = PgSchema::new();
+    drop(Postgres::open(&s.cfg).unwrap());
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let cfg = s.cfg.clone();
+            std::thread::spawn(move || {
+                let mut p = Postgres::open(&cfg).unwrap();
+                let mut refused = 0;
+                for n in 0..40i64 {
+                    // Event times interleave across the workers.
+                    let t = 1_700_000_000_000 + (n * 4 + w) * 1000;
+                    let b = booking("shared", t + 3_600_000, None);
+                    let mut items = [CommitItem {
+                        event_id: Some(format!("w{w}-{n}")),
+                        written: Written {
+                            entries: vec![row(&b, at(t))],
+                            series_deleted: None,
+                        },
+                        ..Default::default()
+                    }];
+                    p.commit(at(t), &mut items, &[]).unwrap();
+                    refused += usize::from(items[0].refused.is_some());
+                }
+                refused
+            })
+        })
+        .collect();
+    let refused: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    let newest = 1_700_000_000_000 + (39 * 4 + 3) * 1000;
+    let l = Postgres::open(&s.cfg).unwrap().load(0).unwrap();
+    assert_eq!(
+        l.entries,
+        vec![row(
+            &booking("shared", newest + 3_600_000, None),
+            at(newest)
+        )]
+    );
+    assert!(refused < 160, "{refused}");
+}
+
+/// The change feed misses no commit whatever order commits land in: a
+/// transaction that began writing first and commits last is read when it
+/// commits, with everything after it; a read with nothing new gives
+/// nothing.
+#[tokio::test]
+async fn the_feed_misses_no_commit_whatever_order_they_land_in() {
+    let s = PgSchema::new();
+    let cfg = s.cfg.clone();
+    let loaded = tokio::task::spawn_blocking(move || Postgres::open(&cfg)?.load(0))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut mark = loaded.feed_from.expect("a shared store starts a feed");
+    let pc = super::postgres::client_config(&s.cfg).unwrap();
+    let connect = async || {
+        let (c, conn) = pc.connect(tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        c
+    };
+    let (early, late, reader) = (connect().await, connect().await, connect().await);
+    let insert = |uid: &str| {
+        format!(
+            "INSERT INTO bookings (uid, original_time, start_ms, end_ms, rooms, organizer, last_change, deleted)
+             VALUES ('{uid}', 0, 1700000100000, 1700000200000, '[\"omm_a\"]', '{{}}', 1700000000000, false)"
+        )
+    };
+    let read = async |mark: &mut feed::Mark| {
+        feed::read(&reader, mark)
+            .await
+            .unwrap()
+            .map(|c| {
+                let mut uids: Vec<String> = c.rows.iter().map(|r| r.key.uid.to_string()).collect();
+                uids.sort();
+                uids
+            })
+            .unwrap_or_default()
+    };
+    early
+        .batch_execute(&format!("BEGIN; {}", insert("early")))
+        .await
+        .unwrap();
+    late.batch_execute(&insert("late")).await.unwrap();
+    assert!(
+        read(&mut mark).await.is_empty(),
+        "the later writer's commit waits for the earlier one's"
+    );
+    early.batch_execute("COMMIT").await.unwrap();
+    // Other transactions on the server (other tests) may hold the mark
+    // back a moment: read until both came, each once.
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while got.len() < 2 && std::time::Instant::now() < deadline {
+        got.extend(read(&mut mark).await);
+    }
+    got.sort();
+    assert_eq!(got, ["early", "late"]);
+    late.batch_execute(&insert("later")).await.unwrap();
+    let mut got = Vec::new();
+    while got.is_empty() && std::time::Instant::now() < deadline {
+        got.extend(read(&mut mark).await);
+    }
+    got.extend(read(&mut mark).await);
+    assert_eq!(got, ["later"], "each row once");
+}

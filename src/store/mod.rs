@@ -13,6 +13,7 @@
 
 #[cfg(test)]
 mod contract;
+pub mod feed;
 mod postgres;
 mod sqlite;
 #[cfg(test)]
@@ -261,6 +262,9 @@ pub struct Loaded {
     /// How far each of the clock's own message kinds has gone (see
     /// [`CommitItem::timers`]).
     pub timers: Vec<(String, DateTime<Utc>)>,
+    /// A shared store: where its change feed starts, so that nothing
+    /// committed after this load is missed (see [`feed`]).
+    pub feed_from: Option<feed::Mark>,
 }
 
 /// One applied event's (or one fetch's) writes, handed to the writer and
@@ -278,6 +282,12 @@ pub struct CommitItem {
     /// (`reminders`, `digest:SINK`), written with those messages: each is
     /// made once, restart or not. Only ever moved forward.
     pub timers: Vec<(String, DateTime<Utc>)>,
+    /// Set by a store shared with other instances when it did not take
+    /// the item: its delivery id was already there (another instance
+    /// applied it), or a newer change of one of its bookings was (the
+    /// per-booking `event_time`, compared in the database). Its messages
+    /// were then not queued (they have no outbox id) and must not be sent.
+    pub refused: Option<crate::schedule::Skip>,
 }
 
 /// A delivery outcome to record against an outbox row.

@@ -21,6 +21,7 @@ use tokio_postgres::types::ToSql;
 use super::sqlite::{TableRow, ms, outbox_row, table_entry};
 use super::{CommitItem, Loaded, Mark, OutboxRow, Store, StoreError};
 use crate::config::PgConfig;
+use crate::schedule::Skip;
 
 /// Marks a schema as roomcast's (in `roomcast_meta.app`).
 const APP: &str = "roomcast";
@@ -53,6 +54,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
      CREATE TABLE room_sync (room TEXT PRIMARY KEY, synced_at BIGINT NOT NULL);
      CREATE TABLE directory (id INT PRIMARY KEY CHECK (id = 1), rooms TEXT NOT NULL, fetched_at BIGINT NOT NULL);
      CREATE TABLE timer (name TEXT PRIMARY KEY, at BIGINT NOT NULL);",
+    // 2: the change feed. Each booking row carries the transaction that
+    // last wrote it; an instance reads the rows written by transactions
+    // that have ended since it last looked (below the oldest one still
+    // running: none is skipped, whatever order they commit in). When, on
+    // the database's clock, for the feed's lag.
+    "ALTER TABLE bookings ADD COLUMN xid XID8 NOT NULL DEFAULT pg_current_xact_id();
+     ALTER TABLE bookings ADD COLUMN changed_at TIMESTAMPTZ NOT NULL DEFAULT now();
+     CREATE INDEX bookings_xid ON bookings (xid);",
 ];
 
 /// The key of the advisory lock migrations run under ("RMCS" and 1).
@@ -151,21 +160,8 @@ impl Postgres {
             .enable_all()
             .build()
             .map_err(|e| fail("cannot start its runtime", Some(Box::new(e))))?;
-        let mut pc: tokio_postgres::Config = cfg
-            .url
-            .parse()
-            .map_err(|e| fail("the url does not parse", Some(Box::new(e))))?;
-        if let Some(p) = &cfg.password {
-            pc.password(p.expose_secret());
-        }
-        if pc.get_connect_timeout().is_none() {
-            pc.connect_timeout(CONNECT_TIMEOUT);
-        }
-        if pc.get_application_name().is_none() {
-            pc.application_name("roomcast");
-        }
-        // Unqualified names are the schema's; nothing else is looked in.
-        pc.options(format!("-c search_path={}", cfg.schema));
+        let pc =
+            client_config(cfg).map_err(|e| fail("the url does not parse", Some(Box::new(e))))?;
         let mgr_cfg = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
@@ -356,6 +352,26 @@ impl Postgres {
     }
 }
 
+/// The connection settings: the url's, the password, a connect timeout,
+/// and the schema as the search path (unqualified names are the schema's;
+/// nothing else is looked in).
+pub(super) fn client_config(
+    cfg: &PgConfig,
+) -> Result<tokio_postgres::Config, tokio_postgres::Error> {
+    let mut pc: tokio_postgres::Config = cfg.url.parse()?;
+    if let Some(p) = &cfg.password {
+        pc.password(p.expose_secret());
+    }
+    if pc.get_connect_timeout().is_none() {
+        pc.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if pc.get_application_name().is_none() {
+        pc.application_name("roomcast");
+    }
+    pc.options(format!("-c search_path={}", cfg.schema));
+    Ok(pc)
+}
+
 enum Migrated {
     Foreign,
     Newer(i32),
@@ -387,7 +403,7 @@ impl Failure {
 /// rustls for the database connection: the server's certificate is
 /// verified (host name and chain) against `ca_file`'s authorities, or the
 /// system's roots.
-fn tls(cfg: &PgConfig) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+pub(super) fn tls(cfg: &PgConfig) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
     crate::tls::init();
     let builder = rustls::ClientConfig::builder();
     let config = match &cfg.ca_file {
@@ -435,14 +451,22 @@ struct Columns {
 }
 
 impl Columns {
+    /// The booking rows of the items not refused already.
     fn of(items: &[CommitItem]) -> Columns {
         let rows: Vec<TableRow<'_>> = items
             .iter()
+            .filter(|i| i.refused.is_none())
             .flat_map(|i| i.written.entries.iter().map(TableRow::of))
             .collect();
-        let mut last = std::collections::HashMap::new();
+        // The newest row of a key (the later of equals), as the database
+        // would keep it had each been its own statement.
+        let mut last: std::collections::HashMap<(&str, i64), usize> =
+            std::collections::HashMap::new();
         for (i, r) in rows.iter().enumerate() {
-            last.insert((r.uid, r.original_time), i);
+            let slot = last.entry((r.uid, r.original_time)).or_insert(i);
+            if rows[*slot].last_change <= r.last_change {
+                *slot = i;
+            }
         }
         let mut c = Columns::default();
         for (i, r) in rows.into_iter().enumerate() {
@@ -492,11 +516,24 @@ async fn apply_marks(
 }
 
 impl Store for Postgres {
+    /// One snapshot (a repeatable-read transaction): the rows, and the
+    /// change feed's starting mark taken with them.
     fn load(&self, seen_limit: usize) -> Result<Loaded, StoreError> {
         let limit = seen_limit as i64;
         self.run("loading the state", async |c| {
+            let tx = c
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await?;
             let mut l = Loaded::default();
-            for r in c
+            let mark = tx
+                .query_one(super::feed::MARK_NOW, &[])
+                .await?
+                .get::<_, String>(0);
+            l.feed_from = Some(super::feed::Mark(mark));
+            for r in tx
                 .query(
                     "SELECT uid, original_time, start_ms, end_ms, rooms, organizer, last_change, deleted, occurrences, title FROM bookings",
                     &[],
@@ -516,7 +553,8 @@ impl Store for Postgres {
                 ));
             }
             let pairs = async |sql: &str| -> Result<Vec<(String, DateTime<Utc>)>, Failure> {
-                Ok(c.query(sql, &[])
+                Ok(tx
+                    .query(sql, &[])
                     .await?
                     .iter()
                     .map(|r| (r.get::<_, String>(0), super::sqlite::at(r.get(1))))
@@ -528,7 +566,7 @@ impl Store for Postgres {
             l.directory = pairs("SELECT rooms, fetched_at FROM directory WHERE id = 1")
                 .await?
                 .pop();
-            l.seen = c
+            l.seen = tx
                 .query(
                     "SELECT event_id FROM seen ORDER BY seq DESC LIMIT $1",
                     &[&limit],
@@ -537,6 +575,7 @@ impl Store for Postgres {
                 .iter()
                 .map(|r| r.get(0))
                 .collect();
+            tx.commit().await?;
             Ok(l)
         })
         .and_then(|mut l| {
@@ -545,48 +584,80 @@ impl Store for Postgres {
         })
     }
 
-    /// One transaction: the batch's seen ids (one statement), its booking
-    /// rows (one upsert of them all), its outbox rows (each given its id),
-    /// the timers, rooms fetched, series deletes and outcomes, pipelined.
+    /// One transaction: the batch's delivery ids (one statement: an id
+    /// already there refuses its item, a duplicate another instance
+    /// applied), its booking rows (one upsert, a row taken only if it is
+    /// not older than the stored one: otherwise its item is refused as
+    /// stale), the outbox rows of the items taken (each given its id), the
+    /// timers, rooms fetched, series deletes and outcomes, pipelined.
     fn commit(
         &mut self,
         now: DateTime<Utc>,
         items: &mut [CommitItem],
         marks: &[Mark],
     ) -> Result<(), StoreError> {
-        let cols = Columns::of(items);
-        let ids: Vec<&str> = items.iter().filter_map(|i| i.event_id.as_deref()).collect();
+        let ids: Vec<String> = items.iter().filter_map(|i| i.event_id.clone()).collect();
         let now_ms = ms(now);
         let outbox_ids = self.run("committing", async |c| {
             let tx = c.transaction().await?;
             if !ids.is_empty() {
-                tx.execute(
-                    "INSERT INTO seen (event_id, at) SELECT unnest($1::text[]), $2 ON CONFLICT (event_id) DO NOTHING",
-                    &[&ids, &now_ms],
-                )
-                .await?;
+                let fresh: std::collections::HashSet<String> = tx
+                    .query(
+                        "INSERT INTO seen (event_id, at) SELECT unnest($1::text[]), $2 ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+                        &[&ids, &now_ms],
+                    )
+                    .await?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                for i in items.iter_mut() {
+                    if i.event_id.as_ref().is_some_and(|id| !fresh.contains(id)) {
+                        i.refused = Some(Skip::Duplicate);
+                    }
+                }
             }
+            let cols = Columns::of(items);
             if !cols.uid.is_empty() {
-                tx.execute(
-                    "INSERT INTO bookings (uid, original_time, start_ms, end_ms, rooms, organizer, last_change, deleted, occurrences, title)
-                     SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::text[], $6::text[], $7::int8[], $8::bool[], $9::text[], $10::text[])
-                     ON CONFLICT (uid, original_time) DO UPDATE SET start_ms = excluded.start_ms, end_ms = excluded.end_ms,
-                       rooms = excluded.rooms, organizer = excluded.organizer, last_change = excluded.last_change,
-                       deleted = excluded.deleted, occurrences = excluded.occurrences, title = excluded.title",
-                    &[
-                        &cols.uid,
-                        &cols.original_time,
-                        &cols.start_ms,
-                        &cols.end_ms,
-                        &cols.rooms,
-                        &cols.organizer,
-                        &cols.last_change,
-                        &cols.deleted,
-                        &cols.occurrences,
-                        &cols.title,
-                    ],
-                )
-                .await?;
+                let taken: std::collections::HashSet<(String, i64)> = tx
+                    .query(
+                        "INSERT INTO bookings (uid, original_time, start_ms, end_ms, rooms, organizer, last_change, deleted, occurrences, title)
+                         SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::text[], $6::text[], $7::int8[], $8::bool[], $9::text[], $10::text[])
+                         ON CONFLICT (uid, original_time) DO UPDATE SET start_ms = excluded.start_ms, end_ms = excluded.end_ms,
+                           rooms = excluded.rooms, organizer = excluded.organizer, last_change = excluded.last_change,
+                           deleted = excluded.deleted, occurrences = excluded.occurrences, title = excluded.title,
+                           xid = pg_current_xact_id(), changed_at = now()
+                         WHERE bookings.last_change <= excluded.last_change
+                         RETURNING uid, original_time",
+                        &[
+                            &cols.uid,
+                            &cols.original_time,
+                            &cols.start_ms,
+                            &cols.end_ms,
+                            &cols.rooms,
+                            &cols.organizer,
+                            &cols.last_change,
+                            &cols.deleted,
+                            &cols.occurrences,
+                            &cols.title,
+                        ],
+                    )
+                    .await?
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1)))
+                    .collect();
+                if taken.len() < cols.uid.len() {
+                    for i in items.iter_mut().filter(|i| i.refused.is_none()) {
+                        let stale = i.written.entries.iter().any(|e| {
+                            !taken.contains(&(e.key.uid.to_string(), e.key.original_time))
+                        });
+                        if stale {
+                            i.refused = Some(Skip::Stale);
+                        }
+                    }
+                }
+                // Other instances' change feeds wake up at the commit.
+                tx.execute("SELECT pg_notify('roomcast_changes', '')", &[])
+                    .await?;
             }
             let synced = tx
                 .prepare_cached(
@@ -613,7 +684,7 @@ impl Store for Postgres {
                 )
                 .await?;
             let mut writes = Vec::new();
-            for item in items.iter() {
+            for item in items.iter().filter(|i| i.refused.is_none()) {
                 for (room, t) in &item.synced {
                     writes.push((&synced, room.as_str().to_string(), ms(*t)));
                 }
@@ -635,6 +706,7 @@ impl Store for Postgres {
             .await?;
             let messages: Vec<_> = items
                 .iter()
+                .filter(|i| i.refused.is_none())
                 .flat_map(|i| i.messages.iter())
                 .map(|m| {
                     (
@@ -662,9 +734,23 @@ impl Store for Postgres {
             apply_marks(&tx, marks).await?;
             tx.commit().await?;
             Ok(rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>())
-        })?;
+        });
+        let outbox_ids = match outbox_ids {
+            Ok(ids) => ids,
+            Err(e) => {
+                // Nothing was taken: no verdict stands.
+                for i in items.iter_mut() {
+                    i.refused = None;
+                }
+                return Err(e);
+            }
+        };
         let mut ids = outbox_ids.into_iter();
-        for m in items.iter_mut().flat_map(|i| i.messages.iter_mut()) {
+        for m in items
+            .iter_mut()
+            .filter(|i| i.refused.is_none())
+            .flat_map(|i| i.messages.iter_mut())
+        {
             m.outbox_id = ids.next();
         }
         Ok(())

@@ -74,6 +74,9 @@ pub enum Found {
     Schedule(Fetch),
     /// The room directory.
     Directory(Directory),
+    /// Bookings other instances committed to the shared store (its change
+    /// feed), and how long ago the oldest of them was written.
+    Committed(crate::store::feed::Changes),
 }
 
 /// A room to fetch and the zone its day is counted in.

@@ -661,3 +661,126 @@ fn check_and_doctor_reach_a_postgres_store() {
     );
     assert!(!text.contains("hunter2"), "{text}");
 }
+
+/// Two instances on one PostgreSQL store, each taking pushes: what one
+/// applies reaches the other's schedule through the change feed (its
+/// `/rooms/{id}.json` answers the same within a second); an event
+/// redelivered to the other is acknowledged and refused as a duplicate by
+/// the database, an older change of the booking as stale: neither is sent
+/// again, and both instances end with the newest state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_one_postgres_store() {
+    use crate::http::Webhook;
+    let pg = PgSchema::new();
+    let at = chrono::DateTime::from_timestamp_millis(ms(2026, 5, 1, 1, 0)).unwrap();
+    let clock: roomcast::clock::TimeSource = std::sync::Arc::new(move || at);
+    let extra = format!(
+        "[store]\n{}[[rooms]]\nid = \"{ROOM_A}\"\nname = \"Alpha\"\n",
+        pg.store_keys()
+    );
+    let a = crate::http::start_at("", &extra, &[("VT", "tok")], Some(clock.clone())).await;
+    let b = crate::http::start_at("", &extra, &[("VT", "tok")], Some(clock)).await;
+    let next_start = |bot: &TestBot| {
+        let url = format!("{}/rooms/{ROOM_A}.json", bot.base);
+        async move {
+            let v: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+            v["next"][0]["start"].as_str().map(str::to_string)
+        }
+    };
+    // Polls a condition with a deadline: the feed's wake-up is real time.
+    async fn within<F, Fut>(what: &str, mut f: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !f().await {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    let booked = event(
+        "created",
+        "ev-1",
+        ms(2026, 5, 1, 0, 0),
+        ("m1", 0),
+        (ms(2026, 5, 1, 2, 0), ms(2026, 5, 1, 3, 0)),
+        &[ROOM_A],
+    );
+    let moved = event(
+        "updated",
+        "ev-2",
+        ms(2026, 5, 1, 0, 10),
+        ("m1", 0),
+        (ms(2026, 5, 1, 4, 0), ms(2026, 5, 1, 5, 0)),
+        &[ROOM_A],
+    );
+    assert_eq!(a.post(&booked, &[]).await.0, 200);
+    let first = next_start(&a).await.expect("A shows its booking");
+    within(
+        "B learns A's booking through the feed within a second",
+        || {
+            let (b, first) = (&b, first.clone());
+            async move { next_start(b).await.as_deref() == Some(first.as_str()) }
+        },
+    )
+    .await;
+
+    // B moves it; A follows.
+    assert_eq!(b.post(&moved, &[]).await.0, 200);
+    let second = next_start(&b).await.expect("B shows the move");
+    assert_ne!(first, second);
+    within("A learns B's move", || {
+        let (a, second) = (&a, second.clone());
+        async move { next_start(a).await.as_deref() == Some(second.as_str()) }
+    })
+    .await;
+
+    // The move redelivered to A: A's schedule has it (from the feed) but
+    // not its delivery id, so A applies it again; the database has the id:
+    // a duplicate, acknowledged, nothing sent. The creation redelivered to
+    // B, and under a fresh id to A: older than the move, stale.
+    assert_eq!(a.post(&moved, &[]).await.0, 200);
+    assert_eq!(b.post(&booked, &[]).await.0, 200);
+    let old_again = booked.replace("ev-1", "ev-1b");
+    assert_eq!(a.post(&old_again, &[]).await.0, 200);
+    let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        (
+            get(&a.metrics.refused_duplicates),
+            get(&a.metrics.duplicates)
+        ),
+        (1, 0),
+        "the database, not A's memory, knew the move's id"
+    );
+    assert_eq!(
+        get(&b.metrics.stale),
+        1,
+        "the creation, behind the move, on B"
+    );
+    assert_eq!(get(&a.metrics.stale), 1, "and on A");
+    let metrics = b.text("/metrics").await;
+    assert!(metrics.contains("roomcast_feed_connected 1"), "{metrics}");
+    assert!(
+        !metrics.contains("roomcast_feed_rows_total 0\n"),
+        "{metrics}"
+    );
+    assert_eq!(
+        next_start(&a).await,
+        Some(second.clone()),
+        "A keeps the move"
+    );
+    assert_eq!(next_start(&b).await, Some(second));
+
+    // Each change was notified once, by the instance that applied it.
+    let (na, nb) = (a.stop_and_read().await, b.stop_and_read().await);
+    let kinds = |n: &[serde_json::Value]| -> Vec<String> {
+        n.iter()
+            .map(|v| v["event_id"].as_str().unwrap_or("?").to_string())
+            .collect()
+    };
+    let mut all = kinds(&na);
+    all.extend(kinds(&nb));
+    all.sort();
+    assert_eq!(all, ["ev-1", "ev-2"], "A: {na:?}\nB: {nb:?}");
+}

@@ -1,0 +1,226 @@
+//! The change feed of a shared (PostgreSQL) store: every instance learns
+//! the bookings the others commit, within a second.
+//!
+//! Each booking row carries the transaction that last wrote it (`xid`). A
+//! read takes, in one snapshot, the rows written by transactions below the
+//! oldest one still running (`pg_snapshot_xmin`) and at or above the mark
+//! of the previous read, and moves the mark there: every such transaction
+//! has ended, so none is skipped whatever order they committed in, and a
+//! row read twice is harmless (taking a row is idempotent). A commit
+//! `NOTIFY`s `roomcast_changes`, which wakes the readers; they also read
+//! every second, so a lost notification only delays. After a lost
+//! connection the reader reconnects (backing off to 30 s) and catches up
+//! from its mark. The feed starts at the mark the state was loaded with.
+//! A transaction held open on the same server holds the feed back until
+//! it ends.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::future::poll_fn;
+use tokio::sync::mpsc;
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{AsyncMessage, Socket};
+use tokio_util::sync::CancellationToken;
+
+use super::postgres::{client_config, tls};
+use super::sqlite::table_entry;
+use crate::config::PgConfig;
+use crate::error::Chain;
+use crate::schedule::EntryRow;
+use crate::sync::Found;
+
+/// The feed's position: a transaction id (`xid8`, as text) below which
+/// every writer has been read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark(pub(crate) String);
+
+/// The mark for "everything ended now" (one statement: its snapshot).
+pub(super) const MARK_NOW: &str = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text";
+
+/// The rows written since a mark, and the next mark, in one snapshot
+/// (with no row: one line of nulls carrying the mark).
+const READ: &str = "WITH s AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x)
+    SELECT s.x::text, b.uid, b.original_time, b.start_ms, b.end_ms, b.rooms, b.organizer,
+           b.last_change, b.deleted, b.occurrences, b.title,
+           extract(epoch FROM clock_timestamp() - b.changed_at)::float8
+    FROM s LEFT JOIN bookings b ON b.xid >= $1::text::xid8 AND b.xid < s.x";
+
+/// How often the feed reads without a notification.
+const POLL: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Rows committed by some instance (this one's own come back too), for the
+/// core.
+#[derive(Debug)]
+pub struct Changes {
+    pub rows: Vec<EntryRow>,
+    /// How long before this read the oldest row was written (the database's
+    /// clock both ways).
+    pub lag: Duration,
+}
+
+/// The feed's state, for `/metrics` and `/readyz`.
+#[derive(Debug, Default)]
+pub struct FeedStats {
+    /// A feed runs (the store is shared).
+    pub on: AtomicBool,
+    pub connected: AtomicBool,
+    /// Rows read.
+    pub rows: AtomicU64,
+    /// The last read's lag (ms): how long ago its oldest row was written.
+    pub lag_ms: AtomicU64,
+    /// Reads made.
+    pub reads: AtomicU64,
+}
+
+/// Follow the feed from `from` until `stop`, handing what it reads to the
+/// core as [`Found::Committed`].
+pub async fn follow(
+    cfg: PgConfig,
+    from: Mark,
+    found: mpsc::Sender<Found>,
+    stats: Arc<FeedStats>,
+    stop: CancellationToken,
+) {
+    stats.on.store(true, Ordering::Relaxed);
+    let mut mark = from;
+    let mut backoff = Duration::from_secs(1);
+    let target = cfg.target();
+    loop {
+        let r = match client_config(&cfg) {
+            Err(e) => Err(e.to_string()),
+            Ok(pc) if pc.get_ssl_mode() == tokio_postgres::config::SslMode::Disable => {
+                once(
+                    &pc,
+                    tokio_postgres::NoTls,
+                    &mut mark,
+                    &found,
+                    &stats,
+                    &stop,
+                    &mut backoff,
+                )
+                .await
+            }
+            Ok(pc) => match tls(&cfg) {
+                Ok(t) => once(&pc, t, &mut mark, &found, &stats, &stop, &mut backoff).await,
+                Err(e) => Err(e),
+            },
+        };
+        stats.connected.store(false, Ordering::Relaxed);
+        match r {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(database = %target, error = %e, retry_in = ?backoff, "change feed: connection lost; reconnecting (catching up from where it was)");
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// One connection's life: listen, read, wait for a wake-up or the poll;
+/// `Ok` when stopped (or the core is gone), `Err` when the connection
+/// failed.
+async fn once<T>(
+    pc: &tokio_postgres::Config,
+    tls: T,
+    mark: &mut Mark,
+    found: &mpsc::Sender<Found>,
+    stats: &FeedStats,
+    stop: &CancellationToken,
+    backoff: &mut Duration,
+) -> Result<(), String>
+where
+    T: MakeTlsConnect<Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, mut conn) = pc.connect(tls).await.map_err(|e| Chain(&e).to_string())?;
+    let (wake_tx, mut wake) = mpsc::channel::<()>(1);
+    let mut driver = tokio::spawn(async move {
+        loop {
+            match poll_fn(|cx| conn.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(_))) => {
+                    let _ = wake_tx.try_send(());
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Chain(&e).to_string(),
+                None => return "the server closed the connection".to_string(),
+            }
+        }
+    });
+    let result = async {
+        client
+            .batch_execute("LISTEN roomcast_changes")
+            .await
+            .map_err(|e| Chain(&e).to_string())?;
+        stats.connected.store(true, Ordering::Relaxed);
+        *backoff = Duration::from_secs(1);
+        loop {
+            let changes = read(&client, mark)
+                .await
+                .map_err(|e| Chain(&e).to_string())?;
+            stats.reads.fetch_add(1, Ordering::Relaxed);
+            if let Some(c) = changes {
+                stats.rows.fetch_add(c.rows.len() as u64, Ordering::Relaxed);
+                stats
+                    .lag_ms
+                    .store(c.lag.as_millis() as u64, Ordering::Relaxed);
+                if found.send(Found::Committed(c)).await.is_err() {
+                    return Ok(()); // the core is gone: stopping
+                }
+            }
+            tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                _ = wake.recv() => {}
+                () = tokio::time::sleep(POLL) => {}
+            }
+        }
+    };
+    tokio::select! {
+        r = result => {
+            driver.abort();
+            r
+        }
+        e = &mut driver => Err(e.unwrap_or_else(|_| "the connection's task failed".into())),
+    }
+}
+
+/// Read the rows written since `mark` and move it on; `None` when there
+/// were none.
+pub(super) async fn read(
+    client: &tokio_postgres::Client,
+    mark: &mut Mark,
+) -> Result<Option<Changes>, tokio_postgres::Error> {
+    let got = client.query(READ, &[&mark.0]).await?;
+    let mut rows = Vec::new();
+    let mut lag = 0f64;
+    for r in &got {
+        if let Some(next) = r.get::<_, Option<String>>(0) {
+            mark.0 = next;
+        }
+        let Some(uid) = r.get::<_, Option<&str>>(1) else {
+            continue;
+        };
+        rows.push(table_entry(
+            uid,
+            r.get(2),
+            (r.get(3), r.get(4)),
+            r.get(5),
+            r.get(6),
+            r.get(7),
+            r.get(8),
+            r.get(9),
+            r.get(10),
+        ));
+        lag = lag.max(r.get::<_, Option<f64>>(11).unwrap_or(0.0));
+    }
+    Ok((!rows.is_empty()).then(|| Changes {
+        rows,
+        lag: Duration::from_secs_f64(lag.max(0.0)),
+    }))
+}
