@@ -43,6 +43,8 @@ pub struct Metrics {
     pub refused_stale: AtomicU64,
     /// A shared store's change feed.
     pub feed: Arc<crate::store::feed::FeedStats>,
+    /// Several instances on one store: this one's roles.
+    pub roles: std::sync::OnceLock<Arc<crate::store::shared::Roles>>,
 }
 
 /// Add `n` to a counter.
@@ -549,6 +551,28 @@ pub(crate) fn exposition(
     );
     if let Some(p) = platform {
         platform_families(&mut s, &p);
+    }
+    if let Some(r) = m.roles.get() {
+        s.gauge(
+            "roomcast_leader",
+            "This instance holds the leader's lease (1): it does the clock's work.",
+            f64::from(u8::from(r.leader())),
+        );
+        s.gauge(
+            "roomcast_lease_age_seconds",
+            "Since this instance last renewed its leases.",
+            r.lease_age().map_or(f64::NAN, |a| a.as_secs_f64()),
+        );
+        s.gauge(
+            "roomcast_sinks_owned",
+            "Sinks whose messages this instance sends (holds the lease of).",
+            r.sinks().len() as f64,
+        );
+        s.gauge(
+            "roomcast_outbox_claimed",
+            "Outbox rows this instance has claimed to send (first claims and takeovers).",
+            r.claimed.load(Ordering::Relaxed) as f64,
+        );
     }
     if m.feed.on.load(Ordering::Relaxed) {
         let f = &m.feed;

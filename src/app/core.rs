@@ -61,6 +61,10 @@ pub(super) struct Core<'a> {
     /// The reconciliation, when `[sync]` is on: its counters, and where
     /// the rooms an event touched are asked for again.
     pub(super) sync: Option<(&'a SyncStats, &'a Wanted)>,
+    /// Several instances on one PostgreSQL store: this one's roles. A
+    /// committed message is then sent by its sink's owner (which claims it
+    /// from the outbox), and the clock's work is the leader's.
+    pub(super) roles: Option<&'a crate::store::shared::Roles>,
 }
 
 /// One applied event (or fetch) waiting for its commit.
@@ -127,15 +131,23 @@ impl Core<'_> {
         pipeline: &mut Pipeline,
         mut rx: mpsc::Receiver<Inbound>,
         mut queries: mpsc::Receiver<Query>,
-        mut found: mpsc::Receiver<Found>,
+        found: &mut mpsc::Receiver<Found>,
     ) -> Option<StoreError> {
         let mut timers = Timers::new(pipeline, (self.clock)(), self.heartbeat, self.retention);
         let mut s = Intake::default();
         let mut open = true;
         while open || !s.flights.is_empty() || !s.waiting.is_empty() {
-            let sleep_for = timers
-                .next_wake()
-                .map(|w| (w - (self.clock)()).to_std().unwrap_or_default());
+            // The clock's work is the leader's: an instance that does not
+            // lead leaves its timers where they are (the first round it
+            // leads catches up) and looks again in a moment.
+            let leads = self.roles.is_none_or(|r| r.leader());
+            let sleep_for = if leads {
+                timers
+                    .next_wake()
+                    .map(|w| (w - (self.clock)()).to_std().unwrap_or_default())
+            } else {
+                Some(Duration::from_millis(500))
+            };
             let room = s.waiting.len() + s.in_flight() < MAX_WAITING;
             tokio::select! {
                 biased;
@@ -165,9 +177,11 @@ impl Core<'_> {
                     self.apply_found(pipeline, f, &mut timers, &mut s).await;
                 }
                 () = sleep(sleep_for) => {
-                    let now = (self.clock)();
-                    let due = timers.due(pipeline, now);
-                    self.tick(pipeline, due, now, &mut s).await;
+                    if leads {
+                        let now = (self.clock)();
+                        let due = timers.due(pipeline, now);
+                        self.tick(pipeline, due, now, &mut s).await;
+                    }
                 }
             }
         }
@@ -326,7 +340,11 @@ impl Core<'_> {
             .raise(pending.iter().flat_map(|p| p.applied.rooms.iter()));
         let mut acks = Vec::with_capacity(pending.len());
         for p in pending {
-            self.send(p.applied.messages).await;
+            // Shared: queued in the outbox, claimed and sent by the sink's
+            // owner (this instance or another).
+            if self.roles.is_none() {
+                self.send(p.applied.messages).await;
+            }
             acks.push(p.ack);
         }
         // All at once, with no await between: the source writes them in
@@ -383,6 +401,23 @@ impl Core<'_> {
             }
             Found::Directory(d) => {
                 self.directory(pipeline, d, now).await;
+                return;
+            }
+            Found::Claimed(rows) => {
+                // This instance's sinks' pending rows, claimed: to their
+                // workers in order (the worker records each outcome).
+                for row in rows {
+                    let mut m = row.message;
+                    match pipeline.config().sink_named(&row.sink) {
+                        Some(sink) => {
+                            m.sink = Arc::from(sink.name.as_str());
+                            self.deliverer.send(m).await;
+                        }
+                        None => {
+                            tracing::warn!(sink = %row.sink, id = row.id, "claimed a message for a sink no longer configured; left queued");
+                        }
+                    }
+                }
                 return;
             }
             Found::Committed(c) => {

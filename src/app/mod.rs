@@ -177,7 +177,18 @@ impl App {
     /// Run until the source ends (replay) or `shutdown` fires.
     pub async fn run(self, shutdown: CancellationToken) -> Result<Summary, AppError> {
         let cfg = self.config.clone();
-        let (store, loaded) = open_store(&cfg).await?;
+        // Several instances on one PostgreSQL store: this one's roles.
+        let roles = cfg.store.as_ref().and_then(|sc| match &sc.backend {
+            crate::config::StoreBackend::Postgres(pg) => {
+                Some(Arc::new(crate::store::shared::Roles::new(pg.lease)))
+            }
+            crate::config::StoreBackend::Sqlite { .. } => None,
+        });
+        let me = roles.as_ref().map(|r| r.me.clone()).unwrap_or_default();
+        if let Some(r) = &roles {
+            let _ = self.metrics.roles.set(r.clone());
+        }
+        let (store, loaded) = open_store(&cfg, &me).await?;
         let handle = store.as_ref().map(Writer::handle);
         let mut pipeline =
             Pipeline::new(cfg.clone(), self.templates.clone()).persisting(store.is_some());
@@ -191,7 +202,15 @@ impl App {
         .map_err(StartError::from)?;
         let feed_from = loaded.as_ref().and_then(|l| l.feed_from.clone());
         if let (Some(loaded), Some(handle)) = (loaded, &handle) {
-            restore::restore(&mut pipeline, loaded, handle, &deliverer, (self.clock)()).await;
+            restore::restore(
+                &mut pipeline,
+                loaded,
+                handle,
+                &deliverer,
+                (self.clock)(),
+                roles.is_some(),
+            )
+            .await;
         }
         let (tx, rx) = mpsc::channel::<Inbound>(QUEUE);
         let listener = self.bind(cfg.http.as_ref()).await?;
@@ -199,15 +218,28 @@ impl App {
         let (source, lark) = self.start_source(tx, &shutdown).await?;
         let (found_tx, found_rx) = mpsc::channel::<Found>(64);
         // A shared store: follow what the other instances commit.
-        let feed = match (&cfg.store, feed_from) {
-            (Some(sc), Some(from)) => match &sc.backend {
+        // The leases: the clock's work, and each sink's.
+        let leases: Vec<String> = std::iter::once(crate::store::shared::LEADER.to_string())
+            .chain(
+                cfg.sinks
+                    .iter()
+                    .map(|s| crate::store::shared::sink_lease(&s.name)),
+            )
+            .collect();
+        let feed = match (&cfg.store, feed_from, &roles) {
+            (Some(sc), Some(from), Some(roles)) => match &sc.backend {
                 crate::config::StoreBackend::Postgres(pg) => {
                     let stop = shutdown.child_token();
+                    let leases = leases.clone();
                     let task = tokio::spawn(crate::store::feed::follow(
                         pg.clone(),
                         from,
-                        found_tx.clone(),
-                        self.metrics.feed.clone(),
+                        crate::store::feed::Shared {
+                            found: found_tx.clone(),
+                            stats: self.metrics.feed.clone(),
+                            roles: roles.clone(),
+                            leases,
+                        },
                         stop.clone(),
                     ));
                     Some((stop, task))
@@ -216,7 +248,7 @@ impl App {
             },
             _ => None,
         };
-        let sync = self.start_sync(&pipeline, found_tx, &shutdown)?;
+        let sync = self.start_sync(&pipeline, found_tx, &shutdown, roles.clone())?;
         let signals = Arc::new(RoomSignals::default());
         let server_stop = shutdown.child_token();
         let query_tx = self.queries.clone();
@@ -266,6 +298,7 @@ impl App {
             metrics: &self.metrics,
             signals: &signals,
             sync: sync.as_ref().map(|s| (&*s.stats, &*s.want)),
+            roles: roles.as_deref(),
         };
         systemd::ready(if store.is_some() {
             "store restored; taking events"
@@ -284,7 +317,8 @@ impl App {
                 }
             })
         };
-        let store_failure = core.run(&mut pipeline, rx, query_rx, found_rx).await;
+        let mut found_rx = found_rx;
+        let store_failure = core.run(&mut pipeline, rx, query_rx, &mut found_rx).await;
         watchdog_stop.cancel();
         let _ = stopping.await;
         if let Some(s) = sync {
@@ -294,6 +328,41 @@ impl App {
         if let Some((stop, task)) = feed {
             stop.cancel();
             let _ = task.await;
+        }
+        // Several instances: what this one's sinks have pending goes out
+        // before it stops (what the drain timeout leaves stays queued for
+        // the sinks' next owners).
+        if let (Some(roles), Some(crate::config::StoreBackend::Postgres(pg))) =
+            (&roles, cfg.store.as_ref().map(|s| &s.backend))
+        {
+            let (pg, roles, leases) = (pg.clone(), roles.clone(), leases.clone());
+            let claimed = tokio::task::spawn_blocking(move || {
+                crate::store::shared::last_claims(&pg, &roles, &leases)
+            })
+            .await;
+            // Rows the feed claimed that the core did not take before it
+            // stopped, then those of the last round.
+            let mut left = Vec::new();
+            while let Ok(f) = found_rx.try_recv() {
+                if let Found::Claimed(rows) = f {
+                    left.extend(rows);
+                }
+            }
+            match claimed {
+                Ok(Ok(rows)) => {
+                    for row in left.into_iter().chain(rows) {
+                        if let Some(sink) = cfg.sink_named(&row.sink) {
+                            let mut m = row.message;
+                            m.sink = Arc::from(sink.name.as_str());
+                            deliverer.send(m).await;
+                        }
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "the last claim of this instance's pending messages failed; they stay queued for the sinks' next owners")
+                }
+                Err(_) => {}
+            }
         }
         server_stop.cancel();
         if let Some(server) = server {
@@ -314,6 +383,18 @@ impl App {
         };
         let stats = deliverer.stats.clone();
         deliverer.finish(cfg.delivery.drain_timeout).await;
+        // Several instances: the leases go to the next instance at once.
+        if let (Some(roles), Some(crate::config::StoreBackend::Postgres(pg))) =
+            (&roles, cfg.store.as_ref().map(|s| &s.backend))
+        {
+            let (pg, roles) = (pg.clone(), roles.clone());
+            let released =
+                tokio::task::spawn_blocking(move || crate::store::shared::release(&pg, &roles))
+                    .await;
+            if let Ok(Err(e)) = released {
+                tracing::warn!(error = %e, "giving up this instance's leases failed; they pass on when they expire");
+            }
+        }
         drop(handle);
         if let Some(w) = store {
             w.finish().await;
@@ -331,6 +412,7 @@ impl App {
         pipeline: &Pipeline,
         found: mpsc::Sender<Found>,
         shutdown: &CancellationToken,
+        roles: Option<Arc<crate::store::shared::Roles>>,
     ) -> Result<Option<SyncTask>, StartError> {
         let cfg = &self.config;
         let (Some(sc), Some(platform)) = (&cfg.sync, &cfg.platform) else {
@@ -351,7 +433,8 @@ impl App {
             cfg.clone(),
             self.clock.clone(),
             pipeline.directory().clone(),
-        );
+        )
+        .leading_only(roles);
         let task = tokio::spawn(syncer.run(want.clone(), found, stop.clone()));
         Ok(Some(SyncTask {
             task,
@@ -429,15 +512,16 @@ struct SyncTask {
 /// migrated), what it holds, and its writer thread started.
 async fn open_store(
     cfg: &Config,
+    me: &str,
 ) -> Result<(Option<Writer>, Option<crate::store::Loaded>), StartError> {
     let Some(sc) = &cfg.store else {
         return Ok((None, None));
     };
-    let sc = sc.clone();
+    let (sc, me) = (sc.clone(), me.to_string());
     let seen = cfg.schedule.dedup_capacity;
     // Off the runtime's thread: the store's methods block.
     let (store, loaded) = tokio::task::spawn_blocking(move || {
-        let store = crate::store::open(&sc)?;
+        let store = crate::store::open(&sc, &me)?;
         let loaded = store.load(seen)?;
         Ok::<_, StoreError>((store, loaded))
     })

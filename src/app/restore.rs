@@ -23,10 +23,15 @@ pub(super) async fn restore(
     store: &StoreHandle,
     deliverer: &Deliverer,
     now: DateTime<Utc>,
+    shared: bool,
 ) {
     let (bookings, pending) = (loaded.entries.len(), loaded.pending.len());
-    let rows = std::mem::take(&mut loaded.pending);
+    let mut rows = std::mem::take(&mut loaded.pending);
     p.restore(loaded);
+    if shared {
+        // Several instances: each sink's owner claims its pending rows.
+        rows.clear();
+    }
     for row in rows {
         let mut m = row.message;
         match p.config().sink_named(&row.sink) {

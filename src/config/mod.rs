@@ -31,9 +31,9 @@ use secrecy::{ExposeSecret, SecretString};
 pub use boards::BoardConfig;
 pub use rooms::RoomConfig;
 pub use sections::{
-    DEFAULT_STARTING_SOON, DeliveryConfig, HttpConfig, LarkConfig, PgConfig, PlatformConfig,
-    RoomsFrom, ScheduleConfig, SourceConfig, SourceKind, StoreBackend, StoreConfig, SyncConfig,
-    SyncMode, TemplatesDir,
+    DEFAULT_LEASE, DEFAULT_STARTING_SOON, DeliveryConfig, HttpConfig, LarkConfig, PgConfig,
+    PlatformConfig, RoomsFrom, ScheduleConfig, SourceConfig, SourceKind, StoreBackend, StoreConfig,
+    SyncConfig, SyncMode, TemplatesDir,
 };
 pub use sinks::{Payload, QuietHours, RateLimit, SinkConfig, SinkHeader, SinkKind};
 
@@ -390,7 +390,7 @@ fn validate(raw: raw::Raw, cx: &mut ctx::Ctx) -> Option<Config> {
     let templates_dir = sections::templates_dir(&raw.templates, cx);
     let lark = sections::lark(&raw.lark, cx);
     let delivery = sections::delivery(&raw.delivery, cx);
-    let store = sections::store(&raw.store, cx);
+    let store = sections::store(&raw.store, &raw.ha, cx);
     let sync = sections::sync(&raw.sync, platform.as_ref(), cx);
     let rooms_from = sections::rooms_from(raw.rooms_from.as_ref(), sync.as_ref(), cx);
     let sinks = sinks::sinks(&raw.sinks, cx);

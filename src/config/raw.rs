@@ -35,6 +35,8 @@ pub(super) struct Raw {
     #[serde(default)]
     pub(super) store: RawStore,
     #[serde(default)]
+    pub(super) ha: RawHa,
+    #[serde(default)]
     pub(super) http: RawHttp,
     #[serde(default)]
     pub(super) sync: RawSync,
@@ -203,6 +205,13 @@ pub(super) struct RawStore {
     pub(super) schema: Option<Text>,
     pub(super) pool_size: Option<Spanned<u64>>,
     pub(super) ca_file: Option<Text>,
+}
+
+/// Several instances on one PostgreSQL store.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHa {
+    pub(super) lease: Option<Text>,
 }
 
 #[derive(Deserialize, Default)]

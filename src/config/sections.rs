@@ -14,8 +14,8 @@ use url::Url;
 
 use super::ctx::Ctx;
 use super::raw::{
-    RawDelivery, RawDisplay, RawHttp, RawLark, RawPlatform, RawRoomsFrom, RawSchedule, RawSource,
-    RawStore, RawSync, RawTemplates,
+    RawDelivery, RawDisplay, RawHa, RawHttp, RawLark, RawPlatform, RawRoomsFrom, RawSchedule,
+    RawSource, RawStore, RawSync, RawTemplates,
 };
 use super::rooms::RoomConfig;
 use crate::locale::{HourCycle, Locale, Style};
@@ -479,7 +479,13 @@ pub struct PgConfig {
     /// PEM file of the certificate authorities that sign the server's
     /// certificate (a private CA); the system's roots otherwise.
     pub ca_file: Option<PathBuf>,
+    /// `[ha] lease`: how long the leader's and each sink's lease lasts
+    /// without renewal (another instance takes over after it).
+    pub lease: Duration,
 }
+
+/// Default `[ha] lease`.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
 
 impl PgConfig {
     /// host:port/dbname, for messages.
@@ -508,7 +514,24 @@ impl PgConfig {
 /// Default `[store] pool_size`: the writer, and readers beside it.
 pub(super) const DEFAULT_PG_POOL: u64 = 4;
 
-pub(super) fn store(st: &RawStore, cx: &mut Ctx) -> Option<StoreConfig> {
+pub(super) fn store(st: &RawStore, ha: &RawHa, cx: &mut Ctx) -> Option<StoreConfig> {
+    let store = store_only(st, ha, cx);
+    if let Some(l) = &ha.lease
+        && !matches!(
+            store.as_ref().map(|s| &s.backend),
+            Some(StoreBackend::Postgres(_))
+        )
+    {
+        cx.push(
+            "ha.lease",
+            l,
+            "[ha] is for several instances on one PostgreSQL store (`[store] url`)",
+        );
+    }
+    store
+}
+
+fn store_only(st: &RawStore, ha: &RawHa, cx: &mut Ctx) -> Option<StoreConfig> {
     let retention = || st.retention.as_ref();
     let backend = match (&st.path, &st.url) {
         (Some(_), Some(u)) => {
@@ -546,7 +569,7 @@ pub(super) fn store(st: &RawStore, cx: &mut Ctx) -> Option<StoreConfig> {
                 sync: st.sync.as_ref().map(|s| *s.get_ref()).unwrap_or_default(),
             }
         }
-        (None, Some(u)) => StoreBackend::Postgres(postgres(st, u, cx)?),
+        (None, Some(u)) => StoreBackend::Postgres(postgres(st, ha, u, cx)?),
         (None, None) => {
             if let Some(r) = retention() {
                 cx.push("store.path", r, "[store] needs `path` (or `url`)");
@@ -564,7 +587,7 @@ pub(super) fn store(st: &RawStore, cx: &mut Ctx) -> Option<StoreConfig> {
     })
 }
 
-fn postgres(st: &RawStore, u: &Spanned<String>, cx: &mut Ctx) -> Option<PgConfig> {
+fn postgres(st: &RawStore, ha: &RawHa, u: &Spanned<String>, cx: &mut Ctx) -> Option<PgConfig> {
     if let Some(s) = &st.sync {
         cx.push(
             "store.sync",
@@ -624,7 +647,22 @@ fn postgres(st: &RawStore, u: &Spanned<String>, cx: &mut Ctx) -> Option<PgConfig
         Some(v) => cx.at_least("store.pool_size", v, 1, ""),
         None => DEFAULT_PG_POOL as usize,
     };
+    let lease = match cx.duration("ha.lease", &ha.lease) {
+        Some(d) if d < Duration::from_secs(3) => {
+            if let Some(l) = &ha.lease {
+                cx.push(
+                    "ha.lease",
+                    l,
+                    "must be at least 3s (leases are renewed about every second)",
+                );
+            }
+            DEFAULT_LEASE
+        }
+        Some(d) => d,
+        None => DEFAULT_LEASE,
+    };
     Some(PgConfig {
+        lease,
         url: u.get_ref().clone(),
         password,
         schema,

@@ -650,6 +650,17 @@ async fn readyz(State(s): State<Server>) -> Response {
         .is_none_or(|l| l.connected.load(Ordering::Relaxed));
     let store = s.health.store.as_ref().is_none_or(StoreHandle::healthy);
     let mut body = json!({"source": connected, "store": store});
+    if let Some(r) = s.health.metrics.roles.get() {
+        let feed = &s.health.metrics.feed;
+        body["instance"] = json!({
+            "name": r.me,
+            "role": if r.leader() { "leader" } else { "follower" },
+            "lease_age_s": r.lease_age().map(|a| a.as_secs_f64()),
+            "sinks": r.sinks(),
+            "feed_connected": feed.connected.load(Ordering::Relaxed),
+            "feed_lag_s": feed.lag_ms.load(Ordering::Relaxed) as f64 / 1000.0,
+        });
+    }
     if let Some(p) = &s.health.platform {
         let now = (p.clock)().timestamp_millis();
         let before = now - i64::try_from(p.stale_after.as_millis()).unwrap_or(i64::MAX);

@@ -38,6 +38,7 @@ impl PgSchema {
                 schema: format!("rc_t_{}_{:x}", std::process::id(), rand::random::<u32>()),
                 pool_size: 2,
                 ca_file: None,
+                lease: crate::config::DEFAULT_LEASE,
             },
         }
     }
@@ -442,6 +443,7 @@ fn connection_failures_name_the_database_and_never_the_password() {
         schema: "roomcast".into(),
         pool_size: 1,
         ca_file: None,
+        lease: crate::config::DEFAULT_LEASE,
     };
     let e = Postgres::open(&unreachable).unwrap_err();
     let shown = crate::error::Chain(&e).to_string();
@@ -697,4 +699,119 @@ async fn the_feed_misses_no_commit_whatever_order_they_land_in() {
     }
     got.extend(read(&mut mark).await);
     assert_eq!(got, ["later"], "each row once");
+}
+
+/// Leases: the first instance to ask holds the leader's and the sinks';
+/// another gets none while they are renewed, and takes them (epoch one
+/// higher) once they lapse; the first then holds nothing. Claims: the
+/// sink's owner claims the queued rows in order; after a takeover the new
+/// owner claims them again (a second claim: sent again, never replaced
+/// unsent), and the old owner's outcome for such a row is refused (the
+/// fence), the new owner's recorded.
+#[tokio::test]
+async fn leases_pass_on_when_they_lapse_and_claims_are_fenced() {
+    use super::shared::{LEADER, Roles, claim, lease_round, sink_lease};
+    let s = PgSchema::new();
+    let lease = std::time::Duration::from_millis(1500);
+    let (a, b) = (Roles::new(lease), Roles::new(lease));
+    let cfg = s.cfg.clone();
+    let a_me = a.me.clone();
+    // Rows queued by some instance (no claim yet).
+    let ids = tokio::task::spawn_blocking(move || {
+        let mut p = Postgres::open(&cfg).unwrap().instance(&a_me);
+        let mut items = [CommitItem {
+            event_id: Some("e1".into()),
+            messages: vec![msg(1), msg(2)],
+            ..Default::default()
+        }];
+        p.commit(at(1_700_000_000_000), &mut items, &[]).unwrap();
+        items[0]
+            .messages
+            .iter()
+            .map(|m| m.outbox_id.unwrap())
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    let pc = super::postgres::client_config(&s.cfg).unwrap();
+    let (client, conn) = pc.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let names = vec![LEADER.to_string(), sink_lease("chat")];
+
+    lease_round(&client, &a, &names).await.unwrap();
+    lease_round(&client, &b, &names).await.unwrap();
+    assert!(a.leader() && a.owns("chat"));
+    assert!(!b.leader() && !b.owns("chat") && b.sinks().is_empty());
+    assert_eq!(a.leader_epoch(), Some(1));
+    let first = claim(&client, &a).await.unwrap();
+    assert_eq!(first.iter().map(|r| r.id).collect::<Vec<_>>(), ids);
+    assert!(first.iter().all(|r| !r.message.restored), "first claims");
+    assert!(claim(&client, &a).await.unwrap().is_empty(), "claimed once");
+    assert!(claim(&client, &b).await.unwrap().is_empty(), "not B's sink");
+
+    // A stops renewing (a crash); B takes over once the leases lapse.
+    // (Polls the lease with a deadline: it lapses on the database's clock.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !b.leader() {
+        assert!(std::time::Instant::now() < deadline, "B never took over");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        lease_round(&client, &b, &names).await.unwrap();
+    }
+    assert!(b.owns("chat"));
+    assert_eq!(b.leader_epoch(), Some(2));
+    lease_round(&client, &a, &names).await.unwrap();
+    assert!(!a.leader() && !a.owns("chat"), "A holds nothing now");
+    let again = claim(&client, &b).await.unwrap();
+    assert_eq!(again.iter().map(|r| r.id).collect::<Vec<_>>(), ids);
+    assert!(
+        again.iter().all(|r| r.message.restored),
+        "taken over: sent again"
+    );
+
+    // A's late outcome is refused; B's is recorded.
+    let cfg = s.cfg.clone();
+    let (a_me, b_me) = (a.me.clone(), b.me.clone());
+    let states = tokio::task::spawn_blocking(move || {
+        let mut old = Postgres::open(&cfg).unwrap().instance(&a_me);
+        old.record(&[mark(ids[0], OutboxState::Delivered, at(1))])
+            .unwrap();
+        let mut new = Postgres::open(&cfg).unwrap().instance(&b_me);
+        new.record(&[mark(ids[1], OutboxState::Delivered, at(1))])
+            .unwrap();
+        new.outbox_all()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.state)
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    assert_eq!(states, [OutboxState::Pending, OutboxState::Delivered]);
+}
+
+/// A notice is queued once, whichever instance makes it: a second
+/// instance making the same one (same sink and key: a reminder, a day's
+/// agenda, after a leader changed) queues nothing and sends nothing.
+#[test]
+fn a_notice_is_queued_once_whoever_makes_it() {
+    let s = PgSchema::new();
+    let (mut a, mut b) = (
+        Postgres::open(&s.cfg).unwrap(),
+        Postgres::open(&s.cfg).unwrap(),
+    );
+    let mut on_a = [CommitItem {
+        messages: vec![msg(7)],
+        timers: vec![("reminders".into(), at(1_700_000_000_000))],
+        ..Default::default()
+    }];
+    let mut on_b = [CommitItem {
+        messages: vec![msg(7)],
+        timers: vec![("reminders".into(), at(1_700_000_000_000))],
+        ..Default::default()
+    }];
+    a.commit(at(1_700_000_000_000), &mut on_a, &[]).unwrap();
+    b.commit(at(1_700_000_000_000), &mut on_b, &[]).unwrap();
+    assert!(on_a[0].messages[0].outbox_id.is_some());
+    assert!(on_b[0].messages[0].outbox_id.is_none());
+    assert_eq!(a.outbox_all().unwrap().len(), 1);
 }

@@ -25,6 +25,7 @@ use tokio_postgres::{AsyncMessage, Socket};
 use tokio_util::sync::CancellationToken;
 
 use super::postgres::{client_config, tls};
+use super::shared::{Roles, claim, lease_round};
 use super::sqlite::table_entry;
 use crate::config::PgConfig;
 use crate::error::Chain;
@@ -75,15 +76,21 @@ pub struct FeedStats {
     pub reads: AtomicU64,
 }
 
+/// What the feed's rounds serve besides the feed: where to hand things,
+/// and the leases ([`super::shared`]).
+pub struct Shared {
+    pub found: mpsc::Sender<Found>,
+    pub stats: Arc<FeedStats>,
+    pub roles: Arc<Roles>,
+    /// The leases to hold or take: the leader's, each sink's.
+    pub leases: Vec<String>,
+}
+
 /// Follow the feed from `from` until `stop`, handing what it reads to the
-/// core as [`Found::Committed`].
-pub async fn follow(
-    cfg: PgConfig,
-    from: Mark,
-    found: mpsc::Sender<Found>,
-    stats: Arc<FeedStats>,
-    stop: CancellationToken,
-) {
+/// core as [`Found::Committed`]; each round also renews and takes leases
+/// and claims the owned sinks' pending messages ([`Found::Claimed`]).
+pub async fn follow(cfg: PgConfig, from: Mark, shared: Shared, stop: CancellationToken) {
+    let stats = &shared.stats;
     stats.on.store(true, Ordering::Relaxed);
     let mut mark = from;
     let mut backoff = Duration::from_secs(1);
@@ -96,15 +103,14 @@ pub async fn follow(
                     &pc,
                     tokio_postgres::NoTls,
                     &mut mark,
-                    &found,
-                    &stats,
+                    &shared,
                     &stop,
                     &mut backoff,
                 )
                 .await
             }
             Ok(pc) => match tls(&cfg) {
-                Ok(t) => once(&pc, t, &mut mark, &found, &stats, &stop, &mut backoff).await,
+                Ok(t) => once(&pc, t, &mut mark, &shared, &stop, &mut backoff).await,
                 Err(e) => Err(e),
             },
         };
@@ -130,8 +136,7 @@ async fn once<T>(
     pc: &tokio_postgres::Config,
     tls: T,
     mark: &mut Mark,
-    found: &mpsc::Sender<Found>,
-    stats: &FeedStats,
+    shared: &Shared,
     stop: &CancellationToken,
     backoff: &mut Duration,
 ) -> Result<(), String>
@@ -158,12 +163,19 @@ where
             .batch_execute("LISTEN roomcast_changes")
             .await
             .map_err(|e| Chain(&e).to_string())?;
+        let (stats, found) = (&shared.stats, &shared.found);
         stats.connected.store(true, Ordering::Relaxed);
         *backoff = Duration::from_secs(1);
         loop {
-            let changes = read(&client, mark)
+            let pg = |e: tokio_postgres::Error| Chain(&e).to_string();
+            lease_round(&client, &shared.roles, &shared.leases)
                 .await
-                .map_err(|e| Chain(&e).to_string())?;
+                .map_err(pg)?;
+            let claimed = claim(&client, &shared.roles).await.map_err(pg)?;
+            if !claimed.is_empty() && found.send(Found::Claimed(claimed)).await.is_err() {
+                return Ok(());
+            }
+            let changes = read(&client, mark).await.map_err(pg)?;
             stats.reads.fetch_add(1, Ordering::Relaxed);
             if let Some(c) = changes {
                 stats.rows.fetch_add(c.rows.len() as u64, Ordering::Relaxed);

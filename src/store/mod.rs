@@ -15,6 +15,7 @@
 mod contract;
 pub mod feed;
 mod postgres;
+pub mod shared;
 mod sqlite;
 #[cfg(test)]
 mod tests;
@@ -88,13 +89,15 @@ pub trait Store: Send {
 }
 
 /// Open the configured store for the running app (SQLite: taking its lock
-/// file; both: checking it is ours and not newer, migrating). Blocks.
-pub fn open(sc: &StoreConfig) -> Result<Box<dyn Store>, StoreError> {
+/// file; both: checking it is ours and not newer, migrating); `me` names
+/// this instance in a shared store (it records outcomes only for the rows
+/// it claimed: see [`shared`]). Blocks.
+pub fn open(sc: &StoreConfig, me: &str) -> Result<Box<dyn Store>, StoreError> {
     Ok(match &sc.backend {
         StoreBackend::Sqlite { path, sync } => {
             Box::new(Sqlite::open(path, *sync == crate::config::SyncMode::Full)?)
         }
-        StoreBackend::Postgres(pg) => Box::new(Postgres::open(pg)?),
+        StoreBackend::Postgres(pg) => Box::new(Postgres::open(pg)?.instance(me)),
     })
 }
 

@@ -62,6 +62,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "ALTER TABLE bookings ADD COLUMN xid XID8 NOT NULL DEFAULT pg_current_xact_id();
      ALTER TABLE bookings ADD COLUMN changed_at TIMESTAMPTZ NOT NULL DEFAULT now();
      CREATE INDEX bookings_xid ON bookings (xid);",
+    // 3: several instances. Leases (the leader's, each sink's); each
+    // outbox row's claim (who sends it, and how many times it was claimed:
+    // the fence of its outcome); a notice is queued once whichever
+    // instance makes it (its key is stable per notice).
+    "CREATE TABLE lease (name TEXT PRIMARY KEY, owner TEXT NOT NULL, epoch BIGINT NOT NULL, until TIMESTAMPTZ NOT NULL);
+     ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+     ALTER TABLE outbox ADD COLUMN claims BIGINT NOT NULL DEFAULT 0;
+     CREATE UNIQUE INDEX outbox_once ON outbox (sink, idempotency_key);",
 ];
 
 /// The key of the advisory lock migrations run under ("RMCS" and 1).
@@ -79,6 +87,9 @@ pub struct Postgres {
     /// host:port/db, for messages.
     target: String,
     schema: String,
+    /// This instance's name: outcomes are recorded only for rows it
+    /// claimed (or nobody has).
+    me: String,
 }
 
 impl std::fmt::Debug for Postgres {
@@ -96,6 +107,12 @@ impl Postgres {
         let s = Postgres::connect(cfg)?;
         s.migrate()?;
         Ok(s)
+    }
+
+    /// Name the instance this store records outcomes for.
+    pub fn instance(mut self, me: &str) -> Postgres {
+        self.me = me.to_string();
+        self
     }
 
     /// Connect to read (and retry outbox rows) while roomcast may run:
@@ -183,6 +200,7 @@ impl Postgres {
             pool,
             target,
             schema: cfg.schema.clone(),
+            me: String::new(),
         };
         // Connect now: a wrong host, user or password fails the start.
         s.run("connecting", async |c| {
@@ -488,10 +506,13 @@ impl Columns {
     }
 }
 
-/// Apply delivery outcomes, in order, on `c` (in its transaction).
+/// Apply delivery outcomes, in order, on `c` (in its transaction): only
+/// to rows `me` claimed, or nobody has (an instance whose claim was taken
+/// over records nothing; the new owner sends the message again).
 async fn apply_marks(
     c: &impl deadpool_postgres::GenericClient,
     marks: &[Mark],
+    me: &str,
 ) -> Result<(), Failure> {
     if marks.is_empty() {
         return Ok(());
@@ -499,7 +520,8 @@ async fn apply_marks(
     let q = c
         .prepare_cached(
             "UPDATE outbox SET state = $2, attempts = attempts + 1, last_error = $3,
-               done_at = CASE WHEN $2 = 'pending' THEN done_at ELSE $4 END WHERE id = $1",
+               done_at = CASE WHEN $2 = 'pending' THEN done_at ELSE $4 END
+             WHERE id = $1 AND (claimed_by IS NULL OR claimed_by = $5)",
         )
         .await?;
     // Pipelined: sent one after another without waiting, run in order.
@@ -507,9 +529,9 @@ async fn apply_marks(
         .iter()
         .map(|m| (m.id, m.state.as_str(), m.error.as_deref(), ms(m.at)))
         .collect();
-    let params: Vec<[&(dyn ToSql + Sync); 4]> = states
+    let params: Vec<[&(dyn ToSql + Sync); 5]> = states
         .iter()
-        .map(|(id, state, error, at)| [id as _, state as _, error as _, at as _])
+        .map(|(id, state, error, at)| [id as _, state as _, error as _, at as _, &me as _])
         .collect();
     try_join_all(params.iter().map(|p| c.execute(&q, p))).await?;
     Ok(())
@@ -680,7 +702,8 @@ impl Store for Postgres {
             let out = tx
                 .prepare_cached(
                     "INSERT INTO outbox (sink, room, subject, booking, event_id, idempotency_key, format, body, created)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                     ON CONFLICT (sink, idempotency_key) DO NOTHING RETURNING id",
                 )
                 .await?;
             let mut writes = Vec::new();
@@ -730,10 +753,19 @@ impl Store for Postgres {
                     ]
                 })
                 .collect();
-            let rows = try_join_all(params.iter().map(|p| tx.query_one(&out, p))).await?;
-            apply_marks(&tx, marks).await?;
+            // A notice another instance queued already (same key) gets no id.
+            let rows = try_join_all(params.iter().map(|p| tx.query_opt(&out, p))).await?;
+            if !rows.is_empty() {
+                // The sinks' owners wake up at the commit.
+                tx.execute("SELECT pg_notify('roomcast_changes', '')", &[])
+                    .await?;
+            }
+            apply_marks(&tx, marks, &self.me).await?;
             tx.commit().await?;
-            Ok(rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>())
+            Ok(rows
+                .iter()
+                .map(|r| r.as_ref().map(|r| r.get::<_, i64>(0)))
+                .collect::<Vec<_>>())
         });
         let outbox_ids = match outbox_ids {
             Ok(ids) => ids,
@@ -751,7 +783,7 @@ impl Store for Postgres {
             .filter(|i| i.refused.is_none())
             .flat_map(|i| i.messages.iter_mut())
         {
-            m.outbox_id = ids.next();
+            m.outbox_id = ids.next().flatten();
         }
         Ok(())
     }
@@ -766,7 +798,7 @@ impl Store for Postgres {
             // resend under the same key: no wait for its disk.
             tx.batch_execute("SET LOCAL synchronous_commit = off")
                 .await?;
-            apply_marks(&tx, marks).await?;
+            apply_marks(&tx, marks, &self.me).await?;
             tx.commit().await?;
             Ok(())
         })

@@ -77,6 +77,9 @@ pub enum Found {
     /// Bookings other instances committed to the shared store (its change
     /// feed), and how long ago the oldest of them was written.
     Committed(crate::store::feed::Changes),
+    /// Pending outbox rows of the sinks this instance sends for, claimed
+    /// (a shared store).
+    Claimed(Vec<crate::store::OutboxRow>),
 }
 
 /// A room to fetch and the zone its day is counted in.
@@ -98,6 +101,8 @@ pub struct Syncer {
     directory: Directory,
     /// Titles already fetched, and when.
     titles: HashMap<BookingKey, (Title, Instant)>,
+    /// Several instances on one store: only the leader fetches.
+    roles: Option<Arc<crate::store::shared::Roles>>,
 }
 
 impl Syncer {
@@ -115,11 +120,19 @@ impl Syncer {
             clock,
             directory,
             titles: HashMap::new(),
+            roles: None,
         }
     }
 
     /// Run until `stop`: everything at once, then on the timers and on
     /// demand (`wanted`: rooms an event touched).
+    /// Fetch only while this instance leads (several instances on one
+    /// store); one that becomes leader fetches within a second.
+    pub fn leading_only(mut self, roles: Option<Arc<crate::store::shared::Roles>>) -> Self {
+        self.roles = roles;
+        self
+    }
+
     pub async fn run(
         mut self,
         wanted: Arc<Wanted>,
@@ -152,6 +165,14 @@ impl Syncer {
                 () = tokio::time::sleep_until(next) => {}
             }
             let now = Instant::now();
+            if self.roles.as_ref().is_some_and(|r| !r.leader()) {
+                // Not the leader: look again in a second.
+                let soon = now + Duration::from_secs(1);
+                directory_due = directory_due.max(soon);
+                full_due = full_due.max(soon);
+                want_due = want_due.map(|d| d.max(soon));
+                continue;
+            }
             if directory_due <= now {
                 directory_due = now
                     + match self.directory(&out).await {

@@ -75,6 +75,7 @@ async fn queued_messages_survive_a_restart_in_postgres() {
 }
 
 async fn queued_messages_survive_a_restart(store: &str) {
+    let shared = store.starts_with("url");
     let clock = test_clock(chrono::DateTime::from_timestamp_millis(ms(2026, 5, 1, 1, 0)).unwrap());
     let dir = temp_dir("store");
     // First run: the sinks are down (nothing listens): everything stays queued.
@@ -147,9 +148,12 @@ async fn queued_messages_survive_a_restart(store: &str) {
     // not marked superseded unsent; then the startup push shows the
     // restored schedule (issue 13 item 14e).
     let panels = f.hits("panel");
-    assert_eq!(panels.len(), 2, "the kept snapshot, then the startup push");
+    assert_eq!(panels.len(), 2, "the kept snapshot and the startup push");
+    // (Several instances on PostgreSQL: the kept snapshot goes out once
+    // the panel's owner claims it, after the startup push.)
+    let kept = if shared { 1 } else { 0 };
     assert_eq!(
-        panels[0].headers["x-roomcast-event"], "ev-2",
+        panels[kept].headers["x-roomcast-event"], "ev-2",
         "the kept snapshot keeps its event"
     );
     let out = Command::new(env!("CARGO_BIN_EXE_roomcast"))
