@@ -9,6 +9,7 @@ mod cli;
 mod conformance;
 mod fuzz;
 mod golden;
+mod ha;
 mod http;
 mod lark;
 mod replay;

@@ -114,6 +114,15 @@ pub struct Inner {
     /// Events sent and not acknowledged with 200: message id → frames.
     pub unacked: BTreeMap<String, Vec<Frame>>,
     pub conn_tx: Option<mpsc::UnboundedSender<Cmd>>,
+    /// Cluster mode, as the platform runs it for an app with several
+    /// clients connected: each event goes to one live connection chosen at
+    /// random, and a new connection is not sent the unacknowledged ones
+    /// (the platform pushes those again after 3 s: [`Gateway::redeliver`]).
+    pub spread: bool,
+    /// Every live connection (cluster mode picks among them).
+    pub live: BTreeMap<usize, mpsc::UnboundedSender<Cmd>>,
+    /// Events sent, by connection.
+    pub sent_to: BTreeMap<usize, u64>,
     next_id: u64,
 }
 
@@ -229,10 +238,40 @@ impl Gateway {
             g.unacked.insert(id.clone(), frames.clone());
             (frames, id)
         });
-        for f in frames {
-            self.send_raw(f.to_bytes());
+        if self.with(|g| g.spread) {
+            self.send_spread(&frames);
+        } else {
+            for f in frames {
+                self.send_raw(f.to_bytes());
+            }
         }
         id
+    }
+
+    /// Send one message's frames on a live connection chosen at random
+    /// (cluster mode); false if none is live.
+    fn send_spread(&self, frames: &[Frame]) -> bool {
+        self.with(|g| {
+            let live: Vec<usize> = g.live.keys().copied().collect();
+            if live.is_empty() {
+                return false;
+            }
+            let conn = live[rand::random_range(0..live.len())];
+            *g.sent_to.entry(conn).or_default() += 1;
+            let tx = &g.live[&conn];
+            for f in frames {
+                let _ = tx.send(Cmd::Binary(f.to_bytes()));
+            }
+            true
+        })
+    }
+
+    /// Push every event not yet acknowledged again, each to a live
+    /// connection chosen at random (what the platform does 3 s after a
+    /// push that got no ack); how many.
+    pub fn redeliver(&self) -> usize {
+        let pending: Vec<Vec<Frame>> = self.with(|g| g.unacked.values().cloned().collect());
+        pending.iter().filter(|f| self.send_spread(f)).count()
     }
 
     pub fn send_raw(&self, bytes: Vec<u8>) {
@@ -343,9 +382,15 @@ async fn connection(s: Arc<Shared>, mut socket: WebSocket) {
     let (conn, redeliver) = {
         let mut g = s.inner.lock().unwrap();
         g.connections += 1;
+        let conn = g.connections;
+        g.live.insert(conn, tx.clone());
         g.conn_tx = Some(tx);
-        let frames: Vec<Frame> = g.unacked.values().flatten().cloned().collect();
-        (g.connections, frames)
+        let frames: Vec<Frame> = if g.spread {
+            Vec::new()
+        } else {
+            g.unacked.values().flatten().cloned().collect()
+        };
+        (conn, frames)
     };
     s.changed.notify_waiters();
     for f in redeliver {
@@ -385,9 +430,12 @@ async fn connection(s: Arc<Shared>, mut socket: WebSocket) {
         }
     }
     let mut g = s.inner.lock().unwrap();
+    g.live.remove(&conn);
     if g.connections == conn {
         g.conn_tx = None;
     }
+    drop(g);
+    s.changed.notify_waiters();
 }
 
 fn handle_frame(s: &Shared, conn: usize, frame: Frame) -> Option<Frame> {

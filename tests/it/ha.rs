@@ -1,0 +1,321 @@
+//! Several roomcast processes on one PostgreSQL store (issue 16), against
+//! the fake gateway in cluster mode: each event goes to one connection
+//! chosen at random, and what is not acknowledged is pushed again to
+//! another, as the platform does. Each process is the real binary, stopped
+//! with SIGTERM or killed with SIGKILL.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::gateway::{Gateway, Order};
+use crate::support::*;
+
+/// One `roomcast run` process in a folder of its own.
+struct Instance {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Instance {
+    fn start(config: &str, n: usize) -> Instance {
+        let dir = temp_dir(&format!("ha-{n}"));
+        write(&dir.join("config.toml"), config);
+        let log = std::fs::File::create(dir.join("roomcast.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_roomcast"))
+            .args(["run"])
+            .current_dir(&dir)
+            .env("APP_SECRET", "s3cret")
+            .env("RUST_LOG", "roomcast=info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Instance { child, dir }
+    }
+
+    /// SIGTERM, and its exit code.
+    fn stop(mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("roomcast.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The config each process runs: the gateway, the shared store, a lease of
+/// 3 s, a webhook sink on the fake.
+fn config(gw: &Gateway, pg: &PgSchema, sink: &str) -> String {
+    lark_config(
+        &gw.base_url(),
+        &format!(
+            "[store]\n{}[ha]\nlease = \"3s\"\n[[sinks]]\nname = \"wh\"\nkind = \"webhook\"\nurl = \"{sink}/webhook/in\"\n",
+            pg.store_keys()
+        ),
+    )
+}
+
+/// 40 bookings, each created then moved twice (event times rising per
+/// booking), and every fifth one cancelled: the events, and each booking's
+/// expected final state (start ms, or `None` if cancelled).
+fn workload() -> (Vec<String>, BTreeMap<String, Option<i64>>) {
+    let base = ms(2026, 12, 1, 0, 0);
+    let mut events = Vec::new();
+    let mut expected = BTreeMap::new();
+    for b in 0..40i64 {
+        let uid = format!("ha-{b:03}");
+        let mut last = None;
+        for (step, kind) in ["created", "updated", "updated", "deleted"]
+            .iter()
+            .enumerate()
+        {
+            if *kind == "deleted" && b % 5 != 0 {
+                continue;
+            }
+            let start = base + b * 3_600_000 + step as i64 * 900_000;
+            events.push(event(
+                kind,
+                &format!("ev-{b}-{step}"),
+                ms(2026, 11, 1, 0, 0) + b * 100 + step as i64,
+                (&uid, 0),
+                (start, start + 1_800_000),
+                &[ROOM_A],
+            ));
+            last = (*kind != "deleted").then_some(start);
+        }
+        expected.insert(uid, last);
+    }
+    (events, expected)
+}
+
+/// Polls `cond` every 100 ms until it holds (real time: the processes run
+/// on their own clocks); panics with `what` after `limit`.
+async fn until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Push again what has no ack yet, as the platform does, until every event
+/// is acknowledged.
+async fn until_all_acked(gw: &Gateway) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        if gw.with(|g| g.unacked.is_empty()) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "events left unacknowledged");
+        gw.redeliver();
+    }
+}
+
+/// Each booking's state in the database: start ms, `None` if cancelled.
+fn stored(pg: &PgSchema) -> BTreeMap<String, Option<i64>> {
+    pg.sql(&format!(
+        "SELECT uid, start_ms, deleted FROM {}.bookings",
+        pg.schema
+    ))
+    .into_iter()
+    .map(|r| {
+        let uid = r[0].clone().unwrap_or_default();
+        let deleted = r[2].as_deref() == Some("t");
+        let start = r[1].as_deref().and_then(|s| s.parse().ok());
+        (uid, if deleted { None } else { start })
+    })
+    .collect()
+}
+
+/// The webhook's notices queued in the database, and how many are not
+/// finished yet.
+fn queued(pg: &PgSchema) -> (Vec<String>, usize) {
+    let rows = pg.sql(&format!(
+        "SELECT idempotency_key, state FROM {}.outbox WHERE sink = 'wh' ORDER BY id",
+        pg.schema
+    ));
+    let open = rows
+        .iter()
+        .filter(|r| r[1].as_deref() == Some("pending"))
+        .count();
+    (
+        rows.into_iter()
+            .map(|r| r[0].clone().unwrap_or_default())
+            .collect(),
+        open,
+    )
+}
+
+/// How many times the webhook received each key.
+fn received(sink: &Fake) -> BTreeMap<String, usize> {
+    let mut by_key = BTreeMap::new();
+    for h in sink.hits("webhook") {
+        *by_key
+            .entry(
+                h.headers
+                    .get("idempotency-key")
+                    .cloned()
+                    .unwrap_or_default(),
+            )
+            .or_default() += 1;
+    }
+    by_key
+}
+
+/// Three processes taking the events the gateway spreads over their
+/// connections: every event acknowledged, the stored schedule the
+/// expected one, every queued notice delivered exactly once (one sink
+/// owner sends it), each process stopping cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_share_the_events_and_send_each_notice_once() {
+    let pg = PgSchema::new();
+    let gw = Gateway::start().await;
+    gw.with(|g| {
+        g.spread = true;
+        g.record_acks = false;
+    });
+    let sink = Fake::start(std::sync::Arc::new(chrono::Utc::now)).await;
+    let cfg = config(&gw, &pg, &sink.base);
+    let instances: Vec<Instance> = (0..3).map(|n| Instance::start(&cfg, n)).collect();
+    gw.wait("three connections", |g| g.live.len() == 3).await;
+    let (events, expected) = workload();
+    for e in &events {
+        gw.send_event(e, 1, Order::InOrder);
+    }
+    until_all_acked(&gw).await;
+    let spread = gw.with(|g| g.sent_to.clone());
+    assert_eq!(spread.len(), 3, "every connection got events: {spread:?}");
+    assert_eq!(stored(&pg), expected);
+    until("every notice delivered", Duration::from_secs(30), || {
+        queued(&pg).1 == 0
+    })
+    .await;
+    let (keys, _) = queued(&pg);
+    let got = received(&sink);
+    assert!(!keys.is_empty());
+    assert_eq!(
+        got.keys().cloned().collect::<Vec<_>>(),
+        {
+            let mut k = keys.clone();
+            k.sort();
+            k
+        },
+        "every queued notice reached the webhook"
+    );
+    assert!(
+        got.values().all(|n| *n == 1),
+        "each exactly once: {:?}",
+        got.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
+    );
+    for i in instances {
+        let log = i.log();
+        assert_eq!(i.stop(), Some(0), "{log}");
+    }
+}
+
+/// One of three processes killed (SIGKILL) mid-burst — the one sending
+/// the webhook's notices, while the webhook has it waiting (503 with
+/// `Retry-After: 30`): its unacknowledged events are pushed to the others,
+/// its sink's lease passes on after `[ha] lease`, and the notices it had
+/// claimed are claimed again and sent by the next owner, each accepted
+/// once under its key (the one in flight was refused, not delivered).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_killed_mid_burst_loses_nothing() {
+    let pg = PgSchema::new();
+    let gw = Gateway::start().await;
+    gw.with(|g| {
+        g.spread = true;
+        g.record_acks = false;
+    });
+    let sink = Fake::start(std::sync::Arc::new(chrono::Utc::now)).await;
+    sink.script("webhook", vec![Reply::RetryAfter(503, 30)]);
+    let cfg = config(&gw, &pg, &sink.base);
+    let mut instances: Vec<Instance> = (0..3).map(|n| Instance::start(&cfg, n)).collect();
+    gw.wait("three connections", |g| g.live.len() == 3).await;
+    let owner = || {
+        pg.sql(&format!(
+            "SELECT owner FROM {}.lease WHERE name = 'sink:wh' AND until > now()",
+            pg.schema
+        ))
+        .first()
+        .and_then(|r| r[0].clone())
+    };
+    until("the webhook's lease taken", Duration::from_secs(20), || {
+        owner().is_some()
+    })
+    .await;
+    let (events, expected) = workload();
+    let (first, rest) = events.split_at(events.len() / 2);
+    for e in first {
+        gw.send_event(e, 1, Order::InOrder);
+    }
+    until(
+        "the owner is held by the webhook",
+        Duration::from_secs(20),
+        || !sink.hits("webhook").is_empty(),
+    )
+    .await;
+    // "host:pid:…": the process sending the webhook's notices.
+    let pid: u32 = owner()
+        .and_then(|o| o.split(':').nth(1).and_then(|p| p.parse().ok()))
+        .expect("an owner's pid");
+    let at = instances
+        .iter()
+        .position(|i| i.child.id() == pid)
+        .expect("the owner is one of ours");
+    let mut killed = instances.remove(at);
+    killed.child.kill().unwrap();
+    let _ = killed.child.wait();
+    for e in rest {
+        gw.send_event(e, 1, Order::InOrder);
+    }
+    until_all_acked(&gw).await;
+    assert_eq!(stored(&pg), expected);
+    until(
+        "every notice delivered after the lease passed on",
+        Duration::from_secs(60),
+        || queued(&pg).1 == 0,
+    )
+    .await;
+    let (keys, _) = queued(&pg);
+    let mut want = keys.clone();
+    want.sort();
+    let mut ok: BTreeMap<String, usize> = BTreeMap::new();
+    for h in sink.hits("webhook").iter().filter(|h| h.verdict == "ok") {
+        *ok.entry(
+            h.headers
+                .get("idempotency-key")
+                .cloned()
+                .unwrap_or_default(),
+        )
+        .or_default() += 1;
+    }
+    assert_eq!(ok.keys().cloned().collect::<Vec<_>>(), want);
+    assert!(ok.values().all(|n| *n == 1), "{ok:?}");
+    let taken_over = pg.sql(&format!(
+        "SELECT count(*) FROM {}.outbox WHERE sink = 'wh' AND claims > 1 AND claimed_by NOT LIKE '%:{pid}:%'",
+        pg.schema
+    ));
+    assert_ne!(
+        taken_over[0][0].as_deref(),
+        Some("0"),
+        "the killed owner's claims were taken over"
+    );
+    for i in instances {
+        let log = i.log();
+        assert_eq!(i.stop(), Some(0), "{log}");
+    }
+}
