@@ -21,6 +21,7 @@ use tokio_postgres::types::ToSql;
 use super::sqlite::{TableRow, ms, outbox_row, table_entry};
 use super::{CommitItem, Loaded, Mark, OutboxRow, Store, StoreError};
 use crate::config::PgConfig;
+use crate::error::Chain;
 use crate::schedule::Skip;
 
 /// Marks a schema as roomcast's (in `roomcast_meta.app`).
@@ -79,6 +80,9 @@ const MIGRATION_LOCK: i64 = 0x524d_4353_0000_0001;
 /// connection, may take before the call fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a call is tried again while the database cannot be reached.
+const RECONNECT_FOR: Duration = Duration::from_secs(10);
+
 /// A PostgreSQL store.
 pub struct Postgres {
     /// Drives the pool's connections, only ever inside [`Postgres::run`].
@@ -133,7 +137,7 @@ impl Postgres {
     /// `doctor`): what an operator should know, or why it cannot be used.
     pub fn probe(cfg: &PgConfig) -> Result<String, StoreError> {
         let s = Postgres::connect(cfg)?;
-        let server = s.run("reading the server's version", async |c| {
+        let server = s.run_once("reading the server's version", async |c| {
             let v = c.query_one("SHOW server_version", &[]).await?;
             let tls = c
                 .query_opt(
@@ -203,7 +207,7 @@ impl Postgres {
             me: String::new(),
         };
         // Connect now: a wrong host, user or password fails the start.
-        s.run("connecting", async |c| {
+        s.run_once("connecting", async |c| {
             c.simple_query("SELECT 1").await?;
             Ok(())
         })?;
@@ -212,18 +216,52 @@ impl Postgres {
 
     /// Run `f` with a pooled connection on this store's runtime; an error
     /// names `what` was being done (and the server's message as source).
+    ///
+    /// A call that fails for want of a connection (the database restarted,
+    /// a connection was cut, the server is briefly refusing) is made again
+    /// on a new one, backing off for up to about ten seconds: a
+    /// transaction that did not commit left nothing, and one that did
+    /// (the connection broke during `COMMIT`) is found out by its delivery
+    /// ids, which a second attempt finds already there.
     fn run<T, F>(&self, what: &str, f: F) -> Result<T, StoreError>
     where
-        F: AsyncFnOnce(&mut deadpool_postgres::Client) -> Result<T, Failure>,
+        F: AsyncFnMut(&mut deadpool_postgres::Client) -> Result<T, Failure>,
+    {
+        self.attempt(what, RECONNECT_FOR, f)
+    }
+
+    /// [`Postgres::run`] without trying again (connecting at a start,
+    /// `check`: an unreachable database is said at once).
+    fn run_once<T, F>(&self, what: &str, f: F) -> Result<T, StoreError>
+    where
+        F: AsyncFnMut(&mut deadpool_postgres::Client) -> Result<T, Failure>,
+    {
+        self.attempt(what, Duration::ZERO, f)
+    }
+
+    fn attempt<T, F>(&self, what: &str, retry_for: Duration, mut f: F) -> Result<T, StoreError>
+    where
+        F: AsyncFnMut(&mut deadpool_postgres::Client) -> Result<T, Failure>,
     {
         self.rt
             .block_on(async {
-                let mut c = self
-                    .pool
-                    .get()
-                    .await
-                    .map_err(|e| Failure::Pool(Box::new(e)))?;
-                f(&mut c).await
+                let mut wait = Duration::from_millis(100);
+                let mut waited = Duration::ZERO;
+                loop {
+                    let r = match self.pool.get().await {
+                        Ok(mut c) => f(&mut c).await,
+                        Err(e) => Err(Failure::Pool(Box::new(e))),
+                    };
+                    match r {
+                        Err(e) if e.connection_lost() && waited < retry_for => {
+                            tracing::warn!(database = %self.target, doing = what, error = %Chain(&*e.source()), retry_in = ?wait, "store: the database connection failed; trying again");
+                            tokio::time::sleep(wait).await;
+                            waited += wait;
+                            wait = (wait * 2).min(Duration::from_secs(2));
+                        }
+                        r => return r,
+                    }
+                }
             })
             .map_err(|e| StoreError::Postgres {
                 target: self.target.clone(),
@@ -410,6 +448,31 @@ impl From<tokio_postgres::Error> for Failure {
 }
 
 impl Failure {
+    /// The connection, not the statement, failed: worth another try on a
+    /// new one.
+    fn connection_lost(&self) -> bool {
+        match self {
+            Failure::Pool(_) => true,
+            Failure::Pg(e) => {
+                e.is_closed()
+                    || (e.code().is_none() && e.as_db_error().is_none())
+                    || e.code().is_some_and(|c| {
+                        // The server shutting down or not yet accepting.
+                        c == &tokio_postgres::error::SqlState::ADMIN_SHUTDOWN
+                            || c == &tokio_postgres::error::SqlState::CRASH_SHUTDOWN
+                            || c == &tokio_postgres::error::SqlState::CANNOT_CONNECT_NOW
+                    })
+            }
+        }
+    }
+
+    fn source(&self) -> &(dyn std::error::Error + 'static) {
+        match self {
+            Failure::Pg(e) => e,
+            Failure::Pool(e) => &**e,
+        }
+    }
+
     fn into_source(self) -> Box<dyn std::error::Error + Send + Sync> {
         match self {
             Failure::Pg(e) => Box::new(e),
@@ -621,6 +684,10 @@ impl Store for Postgres {
         let ids: Vec<String> = items.iter().filter_map(|i| i.event_id.clone()).collect();
         let now_ms = ms(now);
         let outbox_ids = self.run("committing", async |c| {
+            // (Again after a lost connection: nothing of before stands.)
+            for i in items.iter_mut() {
+                i.refused = None;
+            }
             let tx = c.transaction().await?;
             if !ids.is_empty() {
                 let fresh: std::collections::HashSet<String> = tx

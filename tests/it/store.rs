@@ -788,3 +788,86 @@ async fn two_instances_share_one_postgres_store() {
     all.sort();
     assert_eq!(all, ["ev-1", "ev-2"], "A: {na:?}\nB: {nb:?}");
 }
+
+/// The database drops every connection of an instance mid-run (what a
+/// restart of the server does to its clients): the next push still
+/// commits (on a new connection) and is answered 200, the change feed
+/// reconnects and catches up, nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_restart_mid_run_loses_nothing() {
+    use crate::http::Webhook;
+    let pg = PgSchema::new();
+    let app_name = format!("rc_restart_{:x}", rand::random::<u32>());
+    let keys = pg.store_keys().replace(
+        "sslmode=disable",
+        &format!("sslmode=disable&application_name={app_name}"),
+    );
+    let extra = format!("[store]\n{keys}[[rooms]]\nid = \"{ROOM_A}\"\nname = \"Alpha\"\n");
+    let bot = crate::http::start_at("", &extra, &[("VT", "tok")], None).await;
+    let ev = |i: u32| {
+        event(
+            "created",
+            &format!("ev-{i}"),
+            ms(2026, 12, 1, 0, 0) + i64::from(i),
+            (&format!("m{i}"), 0),
+            (ms(2026, 12, 1, 2 + i, 0), ms(2026, 12, 1, 3 + i, 0)),
+            &[ROOM_A],
+        )
+    };
+    assert_eq!(bot.post(&ev(1), &[]).await.0, 200);
+    let connected = |bot: &TestBot| {
+        bot.metrics
+            .feed
+            .connected
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !connected(&bot) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the feed never connected"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let rows_read = || {
+        bot.metrics
+            .feed
+            .rows
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while rows_read() < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the feed never read ev-1"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let before = rows_read();
+    let cut = pg.sql(&format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '{app_name}'"
+    ));
+    assert_ne!(cut[0][0].as_deref(), Some("0"), "its connections were cut");
+    assert_eq!(
+        bot.post(&ev(2), &[]).await.0,
+        200,
+        "committed on a new connection"
+    );
+    assert_eq!(bot.post(&ev(3), &[]).await.0, 200);
+    let stored = pg.sql(&format!(
+        "SELECT count(*) FROM {}.bookings; SELECT count(*) FROM {0}.seen",
+        pg.schema
+    ));
+    assert_eq!(stored, [vec![Some("3".into())], vec![Some("3".into())]]);
+    // The feed found its connection gone, came back and read the rows
+    // committed meanwhile.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while rows_read() < before + 2 || !connected(&bot) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the feed never came back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    bot.stop().await.expect("a clean stop");
+}
