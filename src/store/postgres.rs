@@ -254,7 +254,7 @@ impl Postgres {
                     };
                     match r {
                         Err(e) if e.connection_lost() && waited < retry_for => {
-                            tracing::warn!(database = %self.target, doing = what, error = %Chain(&*e.source()), retry_in = ?wait, "store: the database connection failed; trying again");
+                            tracing::warn!(database = %self.target, doing = what, error = %Chain(e.source()), retry_in = ?wait, "store: the database connection failed; trying again");
                             tokio::time::sleep(wait).await;
                             waited += wait;
                             wait = (wait * 2).min(Duration::from_secs(2));
