@@ -57,6 +57,19 @@ enum Client {
     NoStore,
     /// Another build, durable (`BASE_BIN`): an A/B in the same sitting.
     Base,
+    /// roomcast with its store in PostgreSQL (`PG=1`, or `PG=URL`; a fresh
+    /// schema each start, dropped after).
+    Postgres,
+}
+
+/// `PG`: the PostgreSQL server for [`Client::Postgres`] (`1`: the
+/// machine's, 127.0.0.1:5432, database `test`).
+fn pg_url() -> Option<String> {
+    match std::env::var("PG").ok()?.as_str() {
+        "" | "0" => None,
+        "1" => Some("postgres://postgres@127.0.0.1:5432/test?sslmode=disable".into()),
+        url => Some(url.to_string()),
+    }
 }
 
 impl Client {
@@ -68,6 +81,7 @@ impl Client {
             Client::NoStore => "roomcast no store",
             Client::Base if base_without_store() => "base build no store",
             Client::Base => "base build durable",
+            Client::Postgres => "roomcast postgres",
         }
     }
 }
@@ -134,16 +148,27 @@ async fn start(gw: &mut LeanGateway, client: Client, http: Option<u16>) -> Proc 
             .kill_on_drop(true)
             .spawn()
             .expect("start node (is Node.js installed?)"),
-        Client::Durable | Client::NoStore | Client::Base => {
-            let store =
-                if client != Client::NoStore && !(client == Client::Base && base_without_store()) {
-                    format!(
-                        "[store]\npath = \"roomcast.db\"\nsync = \"{}\"\n",
-                        std::env::var("SYNC").unwrap_or_else(|_| "full".into())
-                    )
-                } else {
-                    String::new()
-                };
+        Client::Durable | Client::NoStore | Client::Base | Client::Postgres => {
+            let store = if client == Client::Postgres {
+                let schema = format!(
+                    "rc_bench_{}_{:x}",
+                    std::process::id(),
+                    rand::random::<u32>()
+                );
+                std::fs::write(dir.join("schema"), &schema).expect("schema name");
+                format!(
+                    "[store]\nurl = \"{}\"\nschema = \"{schema}\"\n",
+                    pg_url().expect("PG")
+                )
+            } else if client != Client::NoStore && !(client == Client::Base && base_without_store())
+            {
+                format!(
+                    "[store]\npath = \"roomcast.db\"\nsync = \"{}\"\n",
+                    std::env::var("SYNC").unwrap_or_else(|_| "full".into())
+                )
+            } else {
+                String::new()
+            };
             let http = http
                 .map(|p| format!("[http]\nlisten = \"127.0.0.1:{p}\"\nwebhook = true\nallow_unauthenticated = true\n"))
                 .unwrap_or_default();
@@ -194,6 +219,18 @@ impl Proc {
             .args(["-TERM", &self.pid.to_string()])
             .status();
         let _ = self.child.wait().await;
+        if let (Ok(schema), Some(url)) =
+            (std::fs::read_to_string(self.dir.join("schema")), pg_url())
+        {
+            let _ = std::process::Command::new("psql")
+                .args([
+                    url.as_str(),
+                    "-q",
+                    "-c",
+                    &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+                ])
+                .status();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
         rss
     }
@@ -561,6 +598,9 @@ async fn main() {
     let mut clients = vec![Client::Floor, Client::Durable, Client::NoStore];
     if std::env::var_os("BASE_BIN").is_some() {
         clients.push(Client::Base);
+    }
+    if pg_url().is_some() {
+        clients.push(Client::Postgres);
     }
     if with_node {
         clients.insert(1, Client::Node);

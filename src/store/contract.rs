@@ -663,7 +663,7 @@ async fn the_feed_misses_no_commit_whatever_order_they_land_in() {
         )
     };
     let read = async |mark: &mut feed::Mark| {
-        feed::read(&reader, mark)
+        feed::read(&reader, feed::READ, mark)
             .await
             .unwrap()
             .map(|c| {

@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::poll_fn;
 use tokio::sync::mpsc;
@@ -42,7 +42,7 @@ pub(super) const MARK_NOW: &str = "SELECT pg_snapshot_xmin(pg_current_snapshot()
 
 /// The rows written since a mark, and the next mark, in one snapshot
 /// (with no row: one line of nulls carrying the mark).
-const READ: &str = "WITH s AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x)
+pub(super) const READ: &str = "WITH s AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x)
     SELECT s.x::text, b.uid, b.original_time, b.start_ms, b.end_ms, b.rooms, b.organizer,
            b.last_change, b.deleted, b.occurrences, b.title,
            extract(epoch FROM clock_timestamp() - b.changed_at)::float8
@@ -50,6 +50,11 @@ const READ: &str = "WITH s AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS
 
 /// How often the feed reads without a notification.
 const POLL: Duration = Duration::from_secs(1);
+/// How often leases are renewed (and lapsed ones taken).
+const LEASE_EVERY: Duration = Duration::from_secs(1);
+/// After a wake-up, how long the feed waits for more commits to read
+/// together.
+const GATHER: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Rows committed by some instance (this one's own come back too), for the
@@ -166,16 +171,23 @@ where
         let (stats, found) = (&shared.stats, &shared.found);
         stats.connected.store(true, Ordering::Relaxed);
         *backoff = Duration::from_secs(1);
+        let pg = |e: tokio_postgres::Error| Chain(&e).to_string();
+        let read_stmt = client.prepare(READ).await.map_err(pg)?;
+        let mut next_lease = Instant::now();
         loop {
-            let pg = |e: tokio_postgres::Error| Chain(&e).to_string();
-            lease_round(&client, &shared.roles, &shared.leases)
-                .await
-                .map_err(pg)?;
+            // Leases about once a second (their length is seconds); the
+            // feed and the claims at every wake-up.
+            if Instant::now() >= next_lease {
+                lease_round(&client, &shared.roles, &shared.leases)
+                    .await
+                    .map_err(pg)?;
+                next_lease = Instant::now() + LEASE_EVERY;
+            }
             let claimed = claim(&client, &shared.roles).await.map_err(pg)?;
             if !claimed.is_empty() && found.send(Found::Claimed(claimed)).await.is_err() {
                 return Ok(());
             }
-            let changes = read(&client, mark).await.map_err(pg)?;
+            let changes = read(&client, &read_stmt, mark).await.map_err(pg)?;
             stats.reads.fetch_add(1, Ordering::Relaxed);
             if let Some(c) = changes {
                 stats.rows.fetch_add(c.rows.len() as u64, Ordering::Relaxed);
@@ -188,7 +200,12 @@ where
             }
             tokio::select! {
                 () = stop.cancelled() => return Ok(()),
-                _ = wake.recv() => {}
+                _ = wake.recv() => {
+                    // A burst of commits wakes it once: the ones that come
+                    // within a moment are read together.
+                    tokio::time::sleep(GATHER).await;
+                    while wake.try_recv().is_ok() {}
+                }
                 () = tokio::time::sleep(POLL) => {}
             }
         }
@@ -204,11 +221,12 @@ where
 
 /// Read the rows written since `mark` and move it on; `None` when there
 /// were none.
-pub(super) async fn read(
+pub(super) async fn read<S: tokio_postgres::ToStatement + ?Sized>(
     client: &tokio_postgres::Client,
+    read: &S,
     mark: &mut Mark,
 ) -> Result<Option<Changes>, tokio_postgres::Error> {
-    let got = client.query(READ, &[&mark.0]).await?;
+    let got = client.query(read, &[&mark.0]).await?;
     let mut rows = Vec::new();
     let mut lag = 0f64;
     for r in &got {
