@@ -60,6 +60,11 @@ enum Client {
     /// roomcast with its store in PostgreSQL (`PG=1`, or `PG=URL`; a fresh
     /// schema each start, dropped after).
     Postgres,
+    /// Two roomcast processes on one PostgreSQL schema, each on a gateway
+    /// of its own sending half the events (as the platform spreads an
+    /// app's events over its connections); the rate is all events over
+    /// the slower half's time.
+    Postgres2,
 }
 
 /// `PG`: the PostgreSQL server for [`Client::Postgres`] (`1`: the
@@ -82,8 +87,44 @@ impl Client {
             Client::Base if base_without_store() => "base build no store",
             Client::Base => "base build durable",
             Client::Postgres => "roomcast postgres",
+            Client::Postgres2 => "roomcast postgres ×2",
         }
     }
+}
+
+/// Two processes on one fresh schema, each blasted half the frames (every
+/// other one) on its own gateway at once: the combined blast, the CPU
+/// (ms) both used, and the larger peak RSS (KiB).
+async fn pair(
+    gw: &mut LeanGateway,
+    gw2: &mut LeanGateway,
+    frames: &Arc<Vec<Bytes>>,
+    window: usize,
+) -> (lean::Blast, f64, u64) {
+    let schema = format!(
+        "rc_bench_{}_{:x}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    let a = start_on(gw, Client::Postgres2, None, Some(&schema)).await;
+    let b = start_on(gw2, Client::Postgres2, None, Some(&schema)).await;
+    let half = |odd: usize| -> Arc<Vec<Bytes>> {
+        Arc::new(frames.iter().skip(odd).step_by(2).cloned().collect())
+    };
+    let before = cpu_ms(a.pid) + cpu_ms(b.pid);
+    let (ra, rb) = tokio::join!(gw.blast(half(0), window), gw2.blast(half(1), window));
+    let used = cpu_ms(a.pid) + cpu_ms(b.pid) - before;
+    let (ra, rb) = (ra.expect("first half"), rb.expect("second half"));
+    let peak = a.stop().await.max(b.stop().await);
+    (
+        lean::Blast {
+            secs: ra.secs.max(rb.secs),
+            ok: ra.ok + rb.ok,
+            other: ra.other + rb.other,
+        },
+        used,
+        peak,
+    )
 }
 
 /// `BASE_STORE=0`: time the other build without a store instead.
@@ -130,6 +171,16 @@ fn node_ready() -> bool {
 }
 
 async fn start(gw: &mut LeanGateway, client: Client, http: Option<u16>) -> Proc {
+    start_on(gw, client, http, None).await
+}
+
+/// [`start`], with the PostgreSQL schema given (several processes on one).
+async fn start_on(
+    gw: &mut LeanGateway,
+    client: Client,
+    http: Option<u16>,
+    schema: Option<&str>,
+) -> Proc {
     let dir = temp_dir();
     let before = gw.connections();
     let child = match client {
@@ -148,13 +199,15 @@ async fn start(gw: &mut LeanGateway, client: Client, http: Option<u16>) -> Proc 
             .kill_on_drop(true)
             .spawn()
             .expect("start node (is Node.js installed?)"),
-        Client::Durable | Client::NoStore | Client::Base | Client::Postgres => {
-            let store = if client == Client::Postgres {
-                let schema = format!(
-                    "rc_bench_{}_{:x}",
-                    std::process::id(),
-                    rand::random::<u32>()
-                );
+        Client::Durable | Client::NoStore | Client::Base | Client::Postgres | Client::Postgres2 => {
+            let store = if matches!(client, Client::Postgres | Client::Postgres2) {
+                let schema = schema.map(str::to_string).unwrap_or_else(|| {
+                    format!(
+                        "rc_bench_{}_{:x}",
+                        std::process::id(),
+                        rand::random::<u32>()
+                    )
+                });
                 std::fs::write(dir.join("schema"), &schema).expect("schema name");
                 format!(
                     "[store]\nurl = \"{}\"\nschema = \"{schema}\"\n",
@@ -601,6 +654,7 @@ async fn main() {
     }
     if pg_url().is_some() {
         clients.push(Client::Postgres);
+        clients.push(Client::Postgres2);
     }
     if with_node {
         clients.insert(1, Client::Node);
@@ -609,6 +663,8 @@ async fn main() {
     }
     roomcast::tls::init();
     let mut gw = LeanGateway::start();
+    // The second instance's gateway (Client::Postgres2).
+    let mut gw2 = LeanGateway::start();
 
     let probe = temp_dir();
     let (f50, f90) = fsync_latency(&probe, if benching { 500 } else { 20 });
@@ -643,6 +699,14 @@ async fn main() {
                 // (distinct uids per run), built before any is timed.
                 let frames = Arc::new(make(n, run));
                 for (c, &client) in clients.iter().enumerate() {
+                    if client == Client::Postgres2 {
+                        let (b, cpu_used, peak) = pair(&mut gw, &mut gw2, &frames, window).await;
+                        assert_eq!(b.other, 0, "{}: every ack is a 200", client.label());
+                        rates[c].push(b.ok as f64 / b.secs);
+                        cpu[c].push(cpu_used * 1000.0 / b.ok as f64);
+                        rss[c].push(peak as f64 / 1024.0);
+                        continue;
+                    }
                     // A stalled connection (seen once in many runs, with
                     // every client) is reported and the run repeated with
                     // a fresh process.
