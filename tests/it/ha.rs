@@ -319,3 +319,130 @@ async fn a_process_killed_mid_burst_loses_nothing() {
         assert_eq!(i.stop(), Some(0), "{log}");
     }
 }
+
+/// The leader killed (SIGKILL) before the clock's next work is due: the
+/// other instance takes the leader's lease after `[ha] lease` and makes
+/// the booking's reminder and its start's panel push — each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_neither_skips_nor_repeats_the_clocks_work() {
+    let pg = PgSchema::new();
+    let gw = Gateway::start().await;
+    gw.with(|g| {
+        g.spread = true;
+        g.record_acks = false;
+    });
+    let sink = Fake::start(std::sync::Arc::new(chrono::Utc::now)).await;
+    let config = format!(
+        r#"[source]
+kind = "lark"
+[platform]
+app_id = "cli_a1b2c3d4e5f60718"
+app_secret_env = "APP_SECRET"
+domain = "{}"
+[sync]
+interval = "off"
+[display]
+time_zone = "Asia/Shanghai"
+locale = "en"
+[store]
+{}[ha]
+lease = "3s"
+[[rooms]]
+id = "{ROOM_A}"
+name = "Alpha"
+panels = ["pn"]
+[[sinks]]
+name = "wh"
+kind = "webhook"
+url = "{}/webhook/in"
+reminders = ["6s"]
+[[sinks]]
+name = "pn"
+kind = "panel"
+url = "{}/panel/{{room}}"
+"#,
+        gw.base_url(),
+        pg.store_keys(),
+        sink.base,
+        sink.base
+    );
+    let mut instances: Vec<Instance> = (0..2).map(|n| Instance::start(&config, n)).collect();
+    gw.wait("two connections", |g| g.live.len() == 2).await;
+    let leader = || {
+        pg.sql(&format!(
+            "SELECT owner FROM {}.lease WHERE name = 'leader' AND until > now()",
+            pg.schema
+        ))
+        .first()
+        .and_then(|r| r[0].clone())
+    };
+    until("a leader", Duration::from_secs(20), || leader().is_some()).await;
+    // A booking starting in 16 s: its reminder is due in 10 s, its
+    // start's panel push in 16 s (whole seconds: the clock pushes on
+    // them).
+    let now = chrono::Utc::now().timestamp_millis();
+    let start = (now / 1000 + 16) * 1000;
+    gw.send_event(
+        &event(
+            "created",
+            "ev-soon",
+            now,
+            ("soon", 0),
+            (start, start + 1_800_000),
+            &[ROOM_A],
+        ),
+        1,
+        Order::InOrder,
+    );
+    until_all_acked(&gw).await;
+    let pid: u32 = leader()
+        .and_then(|o| o.split(':').nth(1).and_then(|p| p.parse().ok()))
+        .expect("the leader's pid");
+    let at = instances
+        .iter()
+        .position(|i| i.child.id() == pid)
+        .expect("the leader is one of ours");
+    let mut killed = instances.remove(at);
+    killed.child.kill().unwrap();
+    let _ = killed.child.wait();
+    assert!(
+        chrono::Utc::now().timestamp_millis() < start - 6_000,
+        "killed before the reminder was due"
+    );
+    let reminders = || {
+        sink.hits("webhook")
+            .iter()
+            .filter(|h| {
+                h.headers
+                    .get("x-roomcast-event")
+                    .is_some_and(|e| e.starts_with("reminder:"))
+            })
+            .count()
+    };
+    let clock_pushes = || {
+        sink.hits("panel")
+            .iter()
+            .filter(|h| {
+                h.headers
+                    .get("x-roomcast-event")
+                    .is_some_and(|e| e.starts_with("clock:"))
+            })
+            .count()
+    };
+    until(
+        "the reminder, from the new leader",
+        Duration::from_secs(40),
+        || reminders() >= 1,
+    )
+    .await;
+    until("the start's panel push", Duration::from_secs(40), || {
+        clock_pushes() >= 1
+    })
+    .await;
+    let survivor = instances.remove(0);
+    let log = survivor.log();
+    assert!(log.contains("took the leader's lease"), "{log}");
+    assert_eq!(survivor.stop(), Some(0), "{log}");
+    assert_eq!(reminders(), 1, "the reminder once");
+    assert_eq!(clock_pushes(), 1, "the start's push once");
+}
