@@ -177,10 +177,15 @@ impl Core<'_> {
                     self.apply_found(pipeline, f, &mut timers, &mut s).await;
                 }
                 () = sleep(sleep_for) => {
+                    let now = (self.clock)();
                     if leads {
-                        let now = (self.clock)();
                         let due = timers.due(pipeline, now);
                         self.tick(pipeline, due, now, &mut s).await;
+                    } else if let Some(before) = timers.prune_due(now) {
+                        // A follower forgets ended bookings too (the
+                        // leader prunes the store).
+                        let n = pipeline.prune(before);
+                        tracing::debug!(bookings = n, "pruned (memory only: not the leader)");
                     }
                 }
             }

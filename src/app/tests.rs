@@ -73,6 +73,25 @@ fn without_panels_only_pruning_wakes_the_loop() {
     assert_eq!(timers.next_wake(), Some(t(2, 0)), "then hourly");
 }
 
+/// A follower (several instances) prunes its memory hourly too, without
+/// taking the leader's timers anywhere.
+#[test]
+fn a_follower_prunes_its_memory_hourly() {
+    let p = pipeline(false);
+    let mut timers = Timers::new(&p, t(1, 0), None, Some(Duration::from_secs(86400)));
+    assert_eq!(
+        timers.prune_due(t(1, 0)),
+        Some(t(1, 0) - chrono::Duration::days(1))
+    );
+    assert_eq!(timers.prune_due(t(1, 30)), None, "not before an hour");
+    assert_eq!(
+        timers.prune_due(t(2, 0)),
+        Some(t(2, 0) - chrono::Duration::days(1))
+    );
+    let mut none = Timers::new(&p, t(1, 0), None, None);
+    assert_eq!(none.prune_due(t(9, 0)), None, "no retention, no pruning");
+}
+
 #[test]
 fn panels_are_pushed_at_boundaries_midnight_and_heartbeats() {
     let mut p = pipeline(true);

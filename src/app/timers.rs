@@ -174,6 +174,15 @@ impl Timers {
         }
     }
 
+    /// A follower's share of the clock's work (several instances): only
+    /// forgetting, in its own memory, what the retention has passed — the
+    /// leader prunes the store.
+    pub(super) fn prune_due(&mut self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let (t, keep) = self.prune.as_mut().filter(|(t, _)| *t <= now)?;
+        *t = now + PRUNE_EVERY;
+        Some(now - *keep)
+    }
+
     /// What is due at `now`; the timers move past it.
     pub(super) fn due(&mut self, p: &Pipeline, now: DateTime<Utc>) -> Due {
         let mut due = Due::default();
