@@ -384,28 +384,30 @@ impl Postgres {
         );
         self.run("reading the outbox", async |c| {
             let rows = c.query(&sql, &[]).await?;
-            Ok(rows
-                .iter()
-                .map(|r| {
-                    outbox_row(
-                        r.get(0),
-                        r.get(1),
-                        r.get(2),
-                        r.get(3),
-                        r.get(4),
-                        r.get(5),
-                        r.get(6),
-                        r.get(7),
-                        r.get(8),
-                        r.get(9),
-                        r.get(10),
-                        r.get(11),
-                        r.get(12),
-                    )
-                })
-                .collect())
+            Ok(rows.iter().map(outbox_columns).collect())
         })
     }
+}
+
+/// An outbox row from its first 13 columns, in the order `SELECT id, sink,
+/// room, subject, booking, event_id, idempotency_key, format, body,
+/// created, state, attempts, last_error` gives them.
+pub(super) fn outbox_columns(r: &tokio_postgres::Row) -> OutboxRow {
+    outbox_row(
+        r.get(0),
+        r.get(1),
+        r.get(2),
+        r.get(3),
+        r.get(4),
+        r.get(5),
+        r.get(6),
+        r.get(7),
+        r.get(8),
+        r.get(9),
+        r.get(10),
+        r.get(11),
+        r.get(12),
+    )
 }
 
 /// The connection settings: the url's, the password, a connect timeout,

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::OutboxRow;
-use super::sqlite::outbox_row;
+use super::postgres::outbox_columns;
 
 /// The lease of the clock's work.
 pub(crate) const LEADER: &str = "leader";
@@ -204,26 +204,7 @@ pub(crate) async fn claim(
         .await?;
     let mut out: Vec<(OutboxRow, i64)> = rows
         .iter()
-        .map(|r| {
-            (
-                outbox_row(
-                    r.get(0),
-                    r.get(1),
-                    r.get(2),
-                    r.get(3),
-                    r.get(4),
-                    r.get(5),
-                    r.get(6),
-                    r.get(7),
-                    r.get(8),
-                    r.get(9),
-                    r.get(10),
-                    r.get(11),
-                    r.get(12),
-                ),
-                r.get(13),
-            )
-        })
+        .map(|r| (outbox_columns(r), r.get(13)))
         .collect();
     out.sort_by_key(|(r, _)| r.id);
     roles.claimed.fetch_add(out.len() as u64, Ordering::Relaxed);
