@@ -24,21 +24,14 @@ use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{AsyncMessage, Socket};
 use tokio_util::sync::CancellationToken;
 
+use super::OutboxRow;
+pub use super::postgres::FeedMark as Mark;
 use super::postgres::{client_config, tls};
 use super::shared::{Roles, claim, lease_round};
 use super::sqlite::table_entry;
 use crate::config::PgConfig;
 use crate::error::Chain;
 use crate::schedule::EntryRow;
-use crate::sync::Found;
-
-/// The feed's position: a transaction id (`xid8`, as text) below which
-/// every writer has been read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mark(pub(crate) String);
-
-/// The mark for "everything ended now" (one statement: its snapshot).
-pub(super) const MARK_NOW: &str = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text";
 
 /// The rows written since a mark, and the next mark, in one snapshot
 /// (with no row: one line of nulls carrying the mark).
@@ -83,18 +76,30 @@ pub struct FeedStats {
 
 /// What the feed's rounds serve besides the feed: where to hand things,
 /// and the leases ([`super::shared`]).
-pub struct Shared {
-    pub found: mpsc::Sender<Found>,
+pub struct Shared<F> {
+    /// Where the core takes what the feed found: the rows committed
+    /// ([`Changes`]) and the messages claimed.
+    pub found: mpsc::Sender<F>,
     pub stats: Arc<FeedStats>,
     pub roles: Arc<Roles>,
     /// The leases to hold or take: the leader's, each sink's.
     pub leases: Vec<String>,
 }
 
+/// What the feed hands the core.
+pub trait Found: From<Changes> + From<Vec<OutboxRow>> + Send + 'static {}
+
+impl<F: From<Changes> + From<Vec<OutboxRow>> + Send + 'static> Found for F {}
+
 /// Follow the feed from `from` until `stop`, handing what it reads to the
-/// core as [`Found::Committed`]; each round also renews and takes leases
-/// and claims the owned sinks' pending messages ([`Found::Claimed`]).
-pub async fn follow(cfg: PgConfig, from: Mark, shared: Shared, stop: CancellationToken) {
+/// core; each round also renews and takes leases and claims the owned
+/// sinks' pending messages.
+pub async fn follow<F: Found>(
+    cfg: PgConfig,
+    from: Mark,
+    shared: Shared<F>,
+    stop: CancellationToken,
+) {
     let stats = &shared.stats;
     stats.on.store(true, Ordering::Relaxed);
     let mut mark = from;
@@ -137,11 +142,11 @@ pub async fn follow(cfg: PgConfig, from: Mark, shared: Shared, stop: Cancellatio
 /// One connection's life: listen, read, wait for a wake-up or the poll;
 /// `Ok` when stopped (or the core is gone), `Err` when the connection
 /// failed.
-async fn once<T>(
+async fn once<T, F: Found>(
     pc: &tokio_postgres::Config,
     tls: T,
     mark: &mut Mark,
-    shared: &Shared,
+    shared: &Shared<F>,
     stop: &CancellationToken,
     backoff: &mut Duration,
 ) -> Result<(), String>
@@ -184,7 +189,7 @@ where
                 next_lease = Instant::now() + LEASE_EVERY;
             }
             let claimed = claim(&client, &shared.roles).await.map_err(pg)?;
-            if !claimed.is_empty() && found.send(Found::Claimed(claimed)).await.is_err() {
+            if !claimed.is_empty() && found.send(F::from(claimed)).await.is_err() {
                 return Ok(());
             }
             let changes = read(&client, &read_stmt, mark).await.map_err(pg)?;
@@ -194,7 +199,7 @@ where
                 stats
                     .lag_ms
                     .store(c.lag.as_millis() as u64, Ordering::Relaxed);
-                if found.send(Found::Committed(c)).await.is_err() {
+                if found.send(F::from(c)).await.is_err() {
                     return Ok(()); // the core is gone: stopping
                 }
             }

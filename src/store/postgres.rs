@@ -24,6 +24,14 @@ use crate::config::PgConfig;
 use crate::error::Chain;
 use crate::schedule::Skip;
 
+/// The feed's position: a transaction id (`xid8`, as text) below which
+/// every writer has been read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedMark(pub(crate) String);
+
+/// The mark for "everything ended now" (one statement: its snapshot).
+pub(super) const MARK_NOW: &str = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text";
+
 /// Marks a schema as roomcast's (in `roomcast_meta.app`).
 const APP: &str = "roomcast";
 
@@ -623,10 +631,10 @@ impl Store for Postgres {
                 .await?;
             let mut l = Loaded::default();
             let mark = tx
-                .query_one(super::feed::MARK_NOW, &[])
+                .query_one(MARK_NOW, &[])
                 .await?
                 .get::<_, String>(0);
-            l.feed_from = Some(super::feed::Mark(mark));
+            l.feed_from = Some(FeedMark(mark));
             for r in tx
                 .query(
                     "SELECT uid, original_time, start_ms, end_ms, rooms, organizer, last_change, deleted, occurrences, title FROM bookings",

@@ -82,6 +82,18 @@ pub enum Found {
     Claimed(Vec<crate::store::OutboxRow>),
 }
 
+impl From<crate::store::feed::Changes> for Found {
+    fn from(c: crate::store::feed::Changes) -> Found {
+        Found::Committed(c)
+    }
+}
+
+impl From<Vec<crate::store::OutboxRow>> for Found {
+    fn from(rows: Vec<crate::store::OutboxRow>) -> Found {
+        Found::Claimed(rows)
+    }
+}
+
 /// A room to fetch and the zone its day is counted in.
 #[derive(Debug, Clone)]
 struct Room {
