@@ -576,6 +576,11 @@ impl Core<'_> {
             .deliverer
             .reconfigure(&merged.sinks)
             .map_err(|e| Chain(&e).to_string())?;
+        if let Some(r) = self.roles {
+            // Several instances: a new sink's lease is taken, a removed
+            // one's let go.
+            r.want_sinks(merged.sinks.iter().map(|s| s.name.as_str()));
+        }
         pipeline.reconfigure(Arc::new(merged), new.templates);
         self.redraw(pipeline, (self.clock)(), "reload").await;
         Ok(super::Reloaded { restart, sinks })

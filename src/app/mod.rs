@@ -218,19 +218,15 @@ impl App {
         let (source, lark) = self.start_source(tx, &shutdown).await?;
         let (found_tx, found_rx) = mpsc::channel::<Found>(64);
         // A shared store: follow what the other instances commit.
-        // The leases: the clock's work, and each sink's.
-        let leases: Vec<String> = std::iter::once(crate::store::shared::LEADER.to_string())
-            .chain(
-                cfg.sinks
-                    .iter()
-                    .map(|s| crate::store::shared::sink_lease(&s.name)),
-            )
-            .collect();
+        // The leases: the clock's work, and each sink's (a reload
+        // changes the sinks').
+        if let Some(r) = &roles {
+            r.want_sinks(cfg.sinks.iter().map(|s| s.name.as_str()));
+        }
         let feed = match (&cfg.store, feed_from, &roles) {
             (Some(sc), Some(from), Some(roles)) => match &sc.backend {
                 crate::config::StoreBackend::Postgres(pg) => {
                     let stop = shutdown.child_token();
-                    let leases = leases.clone();
                     let task = tokio::spawn(crate::store::feed::follow(
                         pg.clone(),
                         from,
@@ -238,7 +234,6 @@ impl App {
                             found: found_tx.clone(),
                             stats: self.metrics.feed.clone(),
                             roles: roles.clone(),
-                            leases,
                         },
                         stop.clone(),
                     ));
@@ -335,11 +330,10 @@ impl App {
         if let (Some(roles), Some(crate::config::StoreBackend::Postgres(pg))) =
             (&roles, cfg.store.as_ref().map(|s| &s.backend))
         {
-            let (pg, roles, leases) = (pg.clone(), roles.clone(), leases.clone());
-            let claimed = tokio::task::spawn_blocking(move || {
-                crate::store::shared::last_claims(&pg, &roles, &leases)
-            })
-            .await;
+            let (pg, roles) = (pg.clone(), roles.clone());
+            let claimed =
+                tokio::task::spawn_blocking(move || crate::store::shared::last_claims(&pg, &roles))
+                    .await;
             // Rows the feed claimed that the core did not take before it
             // stopped, then those of the last round.
             let mut left = Vec::new();

@@ -710,7 +710,7 @@ async fn the_feed_misses_no_commit_whatever_order_they_land_in() {
 /// fence), the new owner's recorded.
 #[tokio::test]
 async fn leases_pass_on_when_they_lapse_and_claims_are_fenced() {
-    use super::shared::{LEADER, Roles, claim, lease_round, sink_lease};
+    use super::shared::{Roles, claim, lease_round};
     let s = PgSchema::new();
     let lease = std::time::Duration::from_millis(1500);
     let (a, b) = (Roles::new(lease), Roles::new(lease));
@@ -736,10 +736,11 @@ async fn leases_pass_on_when_they_lapse_and_claims_are_fenced() {
     let pc = super::postgres::client_config(&s.cfg).unwrap();
     let (client, conn) = pc.connect(tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
-    let names = vec![LEADER.to_string(), sink_lease("chat")];
+    a.want_sinks(["chat"]);
+    b.want_sinks(["chat"]);
 
-    lease_round(&client, &a, &names).await.unwrap();
-    lease_round(&client, &b, &names).await.unwrap();
+    lease_round(&client, &a).await.unwrap();
+    lease_round(&client, &b).await.unwrap();
     assert!(a.leader() && a.owns("chat"));
     assert!(!b.leader() && !b.owns("chat") && b.sinks().is_empty());
     assert_eq!(a.leader_epoch(), Some(1));
@@ -755,11 +756,16 @@ async fn leases_pass_on_when_they_lapse_and_claims_are_fenced() {
     while !b.leader() {
         assert!(std::time::Instant::now() < deadline, "B never took over");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        lease_round(&client, &b, &names).await.unwrap();
+        lease_round(&client, &b).await.unwrap();
     }
     assert!(b.owns("chat"));
     assert_eq!(b.leader_epoch(), Some(2));
-    lease_round(&client, &a, &names).await.unwrap();
+    // A reload that adds a sink: its lease is taken at the next round.
+    assert!(!b.owns("pager"));
+    b.want_sinks(["chat", "pager"]);
+    lease_round(&client, &b).await.unwrap();
+    assert!(b.owns("pager") && b.owns("chat") && b.leader());
+    lease_round(&client, &a).await.unwrap();
     assert!(!a.leader() && !a.owns("chat"), "A holds nothing now");
     let again = claim(&client, &b).await.unwrap();
     assert_eq!(again.iter().map(|r| r.id).collect::<Vec<_>>(), ids);

@@ -81,9 +81,8 @@ pub struct Shared<F> {
     /// ([`Changes`]) and the messages claimed.
     pub found: mpsc::Sender<F>,
     pub stats: Arc<FeedStats>,
+    /// Whose leases (the leader's, each configured sink's) are renewed.
     pub roles: Arc<Roles>,
-    /// The leases to hold or take: the leader's, each sink's.
-    pub leases: Vec<String>,
 }
 
 /// What the feed hands the core.
@@ -183,9 +182,7 @@ where
             // Leases about once a second (their length is seconds); the
             // feed and the claims at every wake-up.
             if Instant::now() >= next_lease {
-                lease_round(&client, &shared.roles, &shared.leases)
-                    .await
-                    .map_err(pg)?;
+                lease_round(&client, &shared.roles).await.map_err(pg)?;
                 next_lease = Instant::now() + LEASE_EVERY;
             }
             let claimed = claim(&client, &shared.roles).await.map_err(pg)?;

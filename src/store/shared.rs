@@ -39,6 +39,9 @@ pub struct Roles {
     /// How long a lease lasts without renewal.
     pub lease: Duration,
     held: Mutex<Held>,
+    /// The leases to hold or take: the leader's and each configured
+    /// sink's (a reload changes the sinks).
+    wanted: Mutex<Vec<String>>,
     /// Outbox rows claimed (first claims and takeovers).
     pub claimed: AtomicU64,
     /// The leader's lease was taken over from another instance at least once.
@@ -67,6 +70,7 @@ impl Roles {
             ),
             lease,
             held: Mutex::default(),
+            wanted: Mutex::default(),
             claimed: AtomicU64::new(0),
             took_over: AtomicBool::new(false),
         }
@@ -82,6 +86,26 @@ impl Roles {
     fn holds(&self, name: &str) -> bool {
         let h = self.held();
         h.renewed.is_some_and(|t| t.elapsed() < self.lease) && h.names.contains(name)
+    }
+
+    /// Hold (or take) the leader's lease and those of `sinks` from the next
+    /// round on; a sink no longer named is let go when its lease lapses.
+    pub fn want_sinks<'a>(&self, sinks: impl IntoIterator<Item = &'a str>) {
+        let names: Vec<String> = std::iter::once(LEADER.to_string())
+            .chain(sinks.into_iter().map(sink_lease))
+            .collect();
+        *self
+            .wanted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = names;
+    }
+
+    /// The leases to renew or take.
+    pub(crate) fn wanted(&self) -> Vec<String> {
+        self.wanted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Does this instance do the clock's work now?
@@ -154,9 +178,9 @@ pub(crate) fn sink_lease(sink: &str) -> String {
 pub(crate) async fn lease_round(
     client: &tokio_postgres::Client,
     roles: &Roles,
-    names: &[String],
 ) -> Result<(), tokio_postgres::Error> {
     let ttl = roles.lease.as_secs_f64();
+    let names = roles.wanted();
     let rows = client
         .query(
             "INSERT INTO lease (name, owner, epoch, until)
@@ -224,13 +248,9 @@ pub(crate) async fn claim(
 /// runtime of its own (blocking; call it from `spawn_blocking`), so what
 /// this instance's sinks have pending is sent before it goes (within the
 /// drain timeout; the rest stays queued for the sinks' next owners).
-pub fn last_claims(
-    cfg: &crate::config::PgConfig,
-    roles: &Roles,
-    leases: &[String],
-) -> Result<Vec<OutboxRow>, String> {
+pub fn last_claims(cfg: &crate::config::PgConfig, roles: &Roles) -> Result<Vec<OutboxRow>, String> {
     blocking(cfg, async |client| {
-        lease_round(client, roles, leases).await?;
+        lease_round(client, roles).await?;
         claim(client, roles).await
     })
 }
