@@ -14,7 +14,7 @@ use crate::model::{Booking, BookingKey, ChangeKind, Organizer, RoomId};
 use crate::render::Format;
 use crate::schedule::{EntryRow, Written};
 
-fn at(ms: i64) -> DateTime<Utc> {
+pub(super) fn at(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap()
 }
 
@@ -118,7 +118,7 @@ impl Place {
     }
 }
 
-fn msg(i: i64) -> Message {
+pub(super) fn msg(i: i64) -> Message {
     Message {
         sink: Arc::from("chat"),
         outbox_id: None,
@@ -156,7 +156,7 @@ fn row(b: &Booking, last_change: DateTime<Utc>) -> EntryRow {
     }
 }
 
-fn mark(id: i64, state: OutboxState, at: DateTime<Utc>) -> Mark {
+pub(super) fn mark(id: i64, state: OutboxState, at: DateTime<Utc>) -> Mark {
     Mark {
         id,
         state,

@@ -26,9 +26,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::OutboxRow;
 pub use super::postgres::FeedMark as Mark;
-use super::postgres::{client_config, tls};
+use super::postgres::{booking_columns, client_config, tls};
 use super::shared::{Roles, claim, lease_round};
-use super::sqlite::table_entry;
 use crate::config::PgConfig;
 use crate::error::Chain;
 use crate::schedule::EntryRow;
@@ -235,20 +234,10 @@ pub(super) async fn read<S: tokio_postgres::ToStatement + ?Sized>(
         if let Some(next) = r.get::<_, Option<String>>(0) {
             mark.0 = next;
         }
-        let Some(uid) = r.get::<_, Option<&str>>(1) else {
-            continue;
-        };
-        rows.push(table_entry(
-            uid,
-            r.get(2),
-            (r.get(3), r.get(4)),
-            r.get(5),
-            r.get(6),
-            r.get(7),
-            r.get(8),
-            r.get(9),
-            r.get(10),
-        ));
+        if r.get::<_, Option<&str>>(1).is_none() {
+            continue; // no row since the mark: the mark alone
+        }
+        rows.push(booking_columns(r, 1));
         lag = lag.max(r.get::<_, Option<f64>>(11).unwrap_or(0.0));
     }
     Ok((!rows.is_empty()).then(|| Changes {

@@ -22,7 +22,7 @@ use super::sqlite::{TableRow, ms, outbox_row, table_entry};
 use super::{CommitItem, Loaded, Mark, OutboxRow, Store, StoreError};
 use crate::config::PgConfig;
 use crate::error::Chain;
-use crate::schedule::Skip;
+use crate::schedule::{EntryRow, Skip};
 
 /// The feed's position: a transaction id (`xid8`, as text) below which
 /// every writer has been read.
@@ -397,6 +397,24 @@ impl Postgres {
     }
 }
 
+/// A booking row from ten columns starting at `first`, in the order
+/// `uid, original_time, start_ms, end_ms, rooms, organizer, last_change,
+/// deleted, occurrences, title`.
+pub(super) fn booking_columns(r: &tokio_postgres::Row, first: usize) -> EntryRow {
+    let c = |i: usize| first + i;
+    table_entry(
+        r.get(c(0)),
+        r.get(c(1)),
+        (r.get(c(2)), r.get(c(3))),
+        r.get(c(4)),
+        r.get(c(5)),
+        r.get(c(6)),
+        r.get(c(7)),
+        r.get(c(8)),
+        r.get(c(9)),
+    )
+}
+
 /// An outbox row from its first 13 columns, in the order `SELECT id, sink,
 /// room, subject, booking, event_id, idempotency_key, format, body,
 /// created, state, attempts, last_error` gives them.
@@ -642,17 +660,7 @@ impl Store for Postgres {
                 )
                 .await?
             {
-                l.entries.push(table_entry(
-                    r.get(0),
-                    r.get(1),
-                    (r.get(2), r.get(3)),
-                    r.get(4),
-                    r.get(5),
-                    r.get(6),
-                    r.get(7),
-                    r.get(8),
-                    r.get(9),
-                ));
+                l.entries.push(booking_columns(&r, 0));
             }
             let pairs = async |sql: &str| -> Result<Vec<(String, DateTime<Utc>)>, Failure> {
                 Ok(tx

@@ -3,15 +3,10 @@ use std::sync::Arc;
 
 use rusqlite::Connection;
 
+use super::contract::{at, mark, msg};
 use super::sqlite::{APPLICATION_ID, Fold, MIGRATIONS, SCHEMA_VERSION};
 use super::*;
-use crate::message::Subject;
-use crate::model::{Booking, BookingKey, ChangeKind, Organizer, RoomId};
-use crate::render::Format;
-
-fn at(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap()
-}
+use crate::model::{Booking, BookingKey, Organizer, RoomId};
 
 fn dir() -> PathBuf {
     let d = std::env::temp_dir().join(format!(
@@ -21,30 +16,6 @@ fn dir() -> PathBuf {
     ));
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-fn mark(id: i64, state: OutboxState, at: DateTime<Utc>) -> Mark {
-    Mark {
-        id,
-        state,
-        error: None,
-        at,
-    }
-}
-
-fn msg(i: i64) -> Message {
-    Message {
-        sink: Arc::from("chat"),
-        outbox_id: None,
-        idempotency_key: format!("k{i}"),
-        event_id: Arc::from(format!("e{i}").as_str()),
-        room: RoomId::new("omm_a"),
-        subject: Subject::Notice(ChangeKind::Booked),
-        booking: Some("u_0".into()),
-        body: format!("body {i}"),
-        format: Format::Text,
-        restored: false,
-    }
 }
 
 #[test]

@@ -55,6 +55,44 @@ impl Drop for Instance {
     }
 }
 
+/// A fresh schema, the gateway in cluster mode, the fake sinks.
+async fn cluster() -> (PgSchema, Gateway, Fake) {
+    let pg = PgSchema::new();
+    let gw = Gateway::start().await;
+    gw.with(|g| {
+        g.spread = true;
+        g.record_acks = false;
+    });
+    let sink = Fake::start(std::sync::Arc::new(chrono::Utc::now)).await;
+    (pg, gw, sink)
+}
+
+/// SIGTERM to each; each exits 0.
+fn stop_all(instances: Vec<Instance>) {
+    for i in instances {
+        let log = i.log();
+        assert_eq!(i.stop(), Some(0), "{log}");
+    }
+}
+
+/// Who holds lease `name` now.
+fn lease_owner(pg: &PgSchema, name: &str) -> Option<String> {
+    pg.sql(&format!(
+        "SELECT owner FROM {}.lease WHERE name = '{name}' AND until > now()",
+        pg.schema
+    ))
+    .first()
+    .and_then(|r| r[0].clone())
+}
+
+/// The process holding lease `name` now (its owner is `host:pid:…`),
+/// taken out of `instances`.
+fn holder(pg: &PgSchema, name: &str, instances: &mut Vec<Instance>) -> Option<Instance> {
+    let pid: u32 = lease_owner(pg, name)?.split(':').nth(1)?.parse().ok()?;
+    let at = instances.iter().position(|i| i.child.id() == pid)?;
+    Some(instances.remove(at))
+}
+
 /// The config each process runs: the gateway, the shared store, a lease of
 /// 3 s, a webhook sink on the fake.
 fn config(gw: &Gateway, pg: &PgSchema, sink: &str) -> String {
@@ -181,13 +219,7 @@ fn received(sink: &Fake) -> BTreeMap<String, usize> {
 /// owner sends it), each process stopping cleanly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_processes_share_the_events_and_send_each_notice_once() {
-    let pg = PgSchema::new();
-    let gw = Gateway::start().await;
-    gw.with(|g| {
-        g.spread = true;
-        g.record_acks = false;
-    });
-    let sink = Fake::start(std::sync::Arc::new(chrono::Utc::now)).await;
+    let (pg, gw, sink) = cluster().await;
     let cfg = config(&gw, &pg, &sink.base);
     let instances: Vec<Instance> = (0..3).map(|n| Instance::start(&cfg, n)).collect();
     gw.wait("three connections", |g| g.live.len() == 3).await;
@@ -220,10 +252,7 @@ async fn three_processes_share_the_events_and_send_each_notice_once() {
         "each exactly once: {:?}",
         got.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
     );
-    for i in instances {
-        let log = i.log();
-        assert_eq!(i.stop(), Some(0), "{log}");
-    }
+    stop_all(instances);
 }
 
 /// One of three processes killed (SIGKILL) mid-burst — the one sending
@@ -234,27 +263,13 @@ async fn three_processes_share_the_events_and_send_each_notice_once() {
 /// once under its key (the one in flight was refused, not delivered).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_killed_mid_burst_loses_nothing() {
-    let pg = PgSchema::new();
-    let gw = Gateway::start().await;
-    gw.with(|g| {
-        g.spread = true;
-        g.record_acks = false;
-    });
-    let sink = Fake::start(std::sync::Arc::new(chrono::Utc::now)).await;
+    let (pg, gw, sink) = cluster().await;
     sink.script("webhook", vec![Reply::RetryAfter(503, 30)]);
     let cfg = config(&gw, &pg, &sink.base);
     let mut instances: Vec<Instance> = (0..3).map(|n| Instance::start(&cfg, n)).collect();
     gw.wait("three connections", |g| g.live.len() == 3).await;
-    let owner = || {
-        pg.sql(&format!(
-            "SELECT owner FROM {}.lease WHERE name = 'sink:wh' AND until > now()",
-            pg.schema
-        ))
-        .first()
-        .and_then(|r| r[0].clone())
-    };
     until("the webhook's lease taken", Duration::from_secs(20), || {
-        owner().is_some()
+        lease_owner(&pg, "sink:wh").is_some()
     })
     .await;
     let (events, expected) = workload();
@@ -268,15 +283,9 @@ async fn a_process_killed_mid_burst_loses_nothing() {
         || !sink.hits("webhook").is_empty(),
     )
     .await;
-    // "host:pid:…": the process sending the webhook's notices.
-    let pid: u32 = owner()
-        .and_then(|o| o.split(':').nth(1).and_then(|p| p.parse().ok()))
-        .expect("an owner's pid");
-    let at = instances
-        .iter()
-        .position(|i| i.child.id() == pid)
-        .expect("the owner is one of ours");
-    let mut killed = instances.remove(at);
+    // The process sending the webhook's notices.
+    let mut killed = holder(&pg, "sink:wh", &mut instances).expect("the owner is one of ours");
+    let pid = killed.child.id();
     killed.child.kill().unwrap();
     let _ = killed.child.wait();
     for e in rest {
@@ -314,10 +323,7 @@ async fn a_process_killed_mid_burst_loses_nothing() {
         Some("0"),
         "the killed owner's claims were taken over"
     );
-    for i in instances {
-        let log = i.log();
-        assert_eq!(i.stop(), Some(0), "{log}");
-    }
+    stop_all(instances);
 }
 
 /// The leader killed (SIGKILL) before the clock's next work is due: the
@@ -325,13 +331,7 @@ async fn a_process_killed_mid_burst_loses_nothing() {
 /// the booking's reminder and its start's panel push — each once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_leader_neither_skips_nor_repeats_the_clocks_work() {
-    let pg = PgSchema::new();
-    let gw = Gateway::start().await;
-    gw.with(|g| {
-        g.spread = true;
-        g.record_acks = false;
-    });
-    let sink = Fake::start(std::sync::Arc::new(chrono::Utc::now)).await;
+    let (pg, gw, sink) = cluster().await;
     let config = format!(
         r#"[source]
 kind = "lark"
@@ -368,15 +368,10 @@ url = "{}/panel/{{room}}"
     );
     let mut instances: Vec<Instance> = (0..2).map(|n| Instance::start(&config, n)).collect();
     gw.wait("two connections", |g| g.live.len() == 2).await;
-    let leader = || {
-        pg.sql(&format!(
-            "SELECT owner FROM {}.lease WHERE name = 'leader' AND until > now()",
-            pg.schema
-        ))
-        .first()
-        .and_then(|r| r[0].clone())
-    };
-    until("a leader", Duration::from_secs(20), || leader().is_some()).await;
+    until("a leader", Duration::from_secs(20), || {
+        lease_owner(&pg, "leader").is_some()
+    })
+    .await;
     // A booking starting in 16 s: its reminder is due in 10 s, its
     // start's panel push in 16 s (whole seconds: the clock pushes on
     // them).
@@ -395,14 +390,7 @@ url = "{}/panel/{{room}}"
         Order::InOrder,
     );
     until_all_acked(&gw).await;
-    let pid: u32 = leader()
-        .and_then(|o| o.split(':').nth(1).and_then(|p| p.parse().ok()))
-        .expect("the leader's pid");
-    let at = instances
-        .iter()
-        .position(|i| i.child.id() == pid)
-        .expect("the leader is one of ours");
-    let mut killed = instances.remove(at);
+    let mut killed = holder(&pg, "leader", &mut instances).expect("the leader is one of ours");
     killed.child.kill().unwrap();
     let _ = killed.child.wait();
     assert!(
