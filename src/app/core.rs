@@ -257,6 +257,11 @@ impl Core<'_> {
         let items = pending
             .iter_mut()
             .map(|p| CommitItem {
+                // The clock's work (it moves a timer) carries the epoch of
+                // the leader's lease it was made under.
+                leader_epoch: (!p.timers.is_empty())
+                    .then(|| self.roles.and_then(|r| r.leader_epoch()))
+                    .flatten(),
                 event_id: p.remember.then(|| p.applied.event_id.clone()),
                 synced: std::mem::take(&mut p.synced),
                 written: std::mem::take(&mut p.applied.written),

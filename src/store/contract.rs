@@ -821,3 +821,62 @@ fn a_notice_is_queued_once_whoever_makes_it() {
     assert!(on_b[0].messages[0].outbox_id.is_none());
     assert_eq!(a.outbox_all().unwrap().len(), 1);
 }
+
+/// The clock's work carries the epoch of the leader's lease it was made
+/// under: a shared store takes it while that lease stands, and refuses it
+/// (messages not queued, timer not moved) from a leader whose lease has
+/// passed on.
+#[test]
+fn a_deposed_leaders_clock_work_is_refused() {
+    use super::shared::{Roles, lease_round};
+    let s = PgSchema::new();
+    let lease = std::time::Duration::from_millis(1500);
+    let (a, b) = (Roles::new(lease), Roles::new(lease));
+    a.want_sinks([]);
+    b.want_sinks([]);
+    let mut p = Postgres::open(&s.cfg).unwrap().instance(&a.me);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pc = super::postgres::client_config(&s.cfg).unwrap();
+    let client = rt.block_on(async {
+        let (c, conn) = pc.connect(tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        c
+    });
+    rt.block_on(lease_round(&client, &a)).unwrap();
+    assert_eq!(a.leader_epoch(), Some(1));
+    let made = |epoch: i64, i: i64, t: i64| CommitItem {
+        messages: vec![msg(i)],
+        timers: vec![("reminders".into(), at(t))],
+        leader_epoch: Some(epoch),
+        ..Default::default()
+    };
+    let mut ok = [made(1, 1, 1_700_000_000_000)];
+    p.commit(at(1_700_000_000_000), &mut ok, &[]).unwrap();
+    assert_eq!(ok[0].refused, None);
+    assert!(ok[0].messages[0].outbox_id.is_some());
+    // B takes the lease once A's lapses; A's next reminder is refused.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !b.leader() {
+        assert!(std::time::Instant::now() < deadline, "B never took over");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        rt.block_on(lease_round(&client, &b)).unwrap();
+    }
+    let mut late = [made(1, 2, 1_700_000_060_000)];
+    p.commit(at(1_700_000_060_000), &mut late, &[]).unwrap();
+    assert_eq!(late[0].refused, Some(crate::schedule::Skip::Stale));
+    assert!(late[0].messages[0].outbox_id.is_none());
+    let l = p.load(0).unwrap();
+    assert_eq!(
+        l.timers,
+        vec![("reminders".to_string(), at(1_700_000_000_000))],
+        "the mark did not move"
+    );
+    assert_eq!(
+        l.pending.len(),
+        1,
+        "only the reminder made under the standing lease"
+    );
+}

@@ -291,6 +291,10 @@ pub struct CommitItem {
     /// per-booking `event_time`, compared in the database). Its messages
     /// were then not queued (they have no outbox id) and must not be sent.
     pub refused: Option<crate::schedule::Skip>,
+    /// Made by the leader of this epoch (several instances: the clock's
+    /// work): a shared store takes it only while that lease still stands
+    /// (a deposed leader's reminders and timer marks are refused).
+    pub leader_epoch: Option<i64>,
 }
 
 /// A delivery outcome to record against an outbox row.

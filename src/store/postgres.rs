@@ -708,6 +708,7 @@ impl Store for Postgres {
     ) -> Result<(), StoreError> {
         let ids: Vec<String> = items.iter().filter_map(|i| i.event_id.clone()).collect();
         let now_ms = ms(now);
+        let me = self.me.as_str();
         let outbox_ids = self.run("committing", async |c| {
             // (Again after a lost connection: nothing of before stands.)
             for i in items.iter_mut() {
@@ -785,6 +786,21 @@ impl Store for Postgres {
             for i in items.iter_mut() {
                 if i.event_id.as_deref().is_some_and(|id| !fresh.contains(id)) {
                     i.refused = Some(Skip::Duplicate);
+                }
+            }
+            // The clock's work of a leader whose lease has passed on.
+            if items.iter().any(|i| i.leader_epoch.is_some()) {
+                let standing: Option<i64> = tx
+                    .query_opt(
+                        "SELECT epoch FROM lease WHERE name = 'leader' AND owner = $1 AND until > now() FOR SHARE",
+                        &[&me],
+                    )
+                    .await?
+                    .map(|r| r.get(0));
+                for i in items.iter_mut().filter(|i| i.leader_epoch.is_some()) {
+                    if i.leader_epoch != standing {
+                        i.refused = Some(Skip::Stale);
+                    }
                 }
             }
             // An item is stale when the change stored before is newer
