@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::query;
 use super::timers::{Due, Timers, instant_id};
 use crate::clock::{self, TimeSource};
+use crate::config::Config;
 use crate::decode::{self, DecodeError, Decoded};
 use crate::deliver::Deliverer;
 use crate::directory::Directory;
@@ -32,7 +33,7 @@ use crate::model::RoomId;
 use crate::pipeline::{Applied, Cap, Outcome, Pipeline};
 use crate::schedule::Skip;
 use crate::source::{Ack, AckTo, Inbound};
-use crate::store::{CommitItem, Committed, StoreError, Writer};
+use crate::store::{CommitItem, Committed, OutboxRow, StoreError, Writer};
 use crate::sync::{Found, Wanted};
 
 /// How many waiting payloads are applied in one step: a quarter of what is
@@ -414,20 +415,7 @@ impl Core<'_> {
                 return;
             }
             Found::Claimed(rows) => {
-                // This instance's sinks' pending rows, claimed: to their
-                // workers in order (the worker records each outcome).
-                for row in rows {
-                    let mut m = row.message;
-                    match pipeline.config().sink_named(&row.sink) {
-                        Some(sink) => {
-                            m.sink = Arc::from(sink.name.as_str());
-                            self.deliverer.send(m).await;
-                        }
-                        None => {
-                            tracing::warn!(sink = %row.sink, id = row.id, "claimed a message for a sink no longer configured; left queued");
-                        }
-                    }
-                }
+                send_claimed(self.deliverer, pipeline.config(), rows).await;
                 return;
             }
             Found::Committed(c) => {
@@ -704,6 +692,20 @@ impl Core<'_> {
     async fn send(&self, messages: Vec<Message>) {
         for m in messages {
             self.deliverer.send(m).await;
+        }
+    }
+}
+
+/// A shared store's pending rows this instance claimed for its sinks: to
+/// their workers in order (each worker records its outcomes). One for a
+/// sink this config no longer has stays queued, claimed, for whoever
+/// holds that sink next.
+pub(super) async fn send_claimed(deliverer: &Deliverer, config: &Config, rows: Vec<OutboxRow>) {
+    for row in rows {
+        if config.sink_named(&row.sink).is_some() {
+            deliverer.send(row.message).await;
+        } else {
+            tracing::warn!(sink = %row.sink, id = row.id, "claimed a message for a sink no longer configured; left queued");
         }
     }
 }

@@ -177,13 +177,16 @@ impl App {
     /// Run until the source ends (replay) or `shutdown` fires.
     pub async fn run(self, shutdown: CancellationToken) -> Result<Summary, AppError> {
         let cfg = self.config.clone();
-        // Several instances on one PostgreSQL store: this one's roles.
-        let roles = cfg.store.as_ref().and_then(|sc| match &sc.backend {
-            crate::config::StoreBackend::Postgres(pg) => {
-                Some(Arc::new(crate::store::shared::Roles::new(pg.lease)))
-            }
+        // Several instances on one PostgreSQL store: its settings and this
+        // instance's roles.
+        let shared = cfg.store.as_ref().and_then(|sc| match &sc.backend {
+            crate::config::StoreBackend::Postgres(pg) => Some((
+                pg.clone(),
+                Arc::new(crate::store::shared::Roles::new(pg.lease)),
+            )),
             crate::config::StoreBackend::Sqlite { .. } => None,
         });
+        let roles = shared.as_ref().map(|(_, r)| r.clone());
         let me = roles.as_ref().map(|r| r.me.clone()).unwrap_or_default();
         if let Some(r) = &roles {
             let _ = self.metrics.roles.set(r.clone());
@@ -201,11 +204,10 @@ impl App {
         )
         .map_err(StartError::from)?;
         let feed_from = loaded.as_ref().and_then(|l| l.feed_from.clone());
-        if let (Some(loaded), Some(handle)) = (loaded, &handle) {
+        if let Some(loaded) = loaded {
             restore::restore(
                 &mut pipeline,
                 loaded,
-                handle,
                 &deliverer,
                 (self.clock)(),
                 roles.is_some(),
@@ -223,26 +225,20 @@ impl App {
         if let Some(r) = &roles {
             r.want_sinks(cfg.sinks.iter().map(|s| s.name.as_str()));
         }
-        let feed = match (&cfg.store, feed_from, &roles) {
-            (Some(sc), Some(from), Some(roles)) => match &sc.backend {
-                crate::config::StoreBackend::Postgres(pg) => {
-                    let stop = shutdown.child_token();
-                    let task = tokio::spawn(crate::store::feed::follow(
-                        pg.clone(),
-                        from,
-                        crate::store::feed::Shared {
-                            found: found_tx.clone(),
-                            stats: self.metrics.feed.clone(),
-                            roles: roles.clone(),
-                        },
-                        stop.clone(),
-                    ));
-                    Some((stop, task))
-                }
-                crate::config::StoreBackend::Sqlite { .. } => None,
-            },
-            _ => None,
-        };
+        let feed = shared.as_ref().zip(feed_from).map(|((pg, roles), from)| {
+            let stop = shutdown.child_token();
+            let task = tokio::spawn(crate::store::feed::follow(
+                pg.clone(),
+                from,
+                crate::store::feed::Shared {
+                    found: found_tx.clone(),
+                    stats: self.metrics.feed.clone(),
+                    roles: roles.clone(),
+                },
+                stop.clone(),
+            ));
+            (stop, task)
+        });
         let sync = self.start_sync(&pipeline, found_tx, &shutdown, roles.clone())?;
         let signals = Arc::new(RoomSignals::default());
         let server_stop = shutdown.child_token();
@@ -327,9 +323,7 @@ impl App {
         // Several instances: what this one's sinks have pending goes out
         // before it stops (what the drain timeout leaves stays queued for
         // the sinks' next owners).
-        if let (Some(roles), Some(crate::config::StoreBackend::Postgres(pg))) =
-            (&roles, cfg.store.as_ref().map(|s| &s.backend))
-        {
+        if let Some((pg, roles)) = &shared {
             let (pg, roles) = (pg.clone(), roles.clone());
             let claimed =
                 tokio::task::spawn_blocking(move || crate::store::shared::last_claims(&pg, &roles))
@@ -344,13 +338,8 @@ impl App {
             }
             match claimed {
                 Ok(Ok(rows)) => {
-                    for row in left.into_iter().chain(rows) {
-                        if let Some(sink) = cfg.sink_named(&row.sink) {
-                            let mut m = row.message;
-                            m.sink = Arc::from(sink.name.as_str());
-                            deliverer.send(m).await;
-                        }
-                    }
+                    left.extend(rows);
+                    core::send_claimed(&deliverer, &cfg, left).await;
                 }
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "the last claim of this instance's pending messages failed; they stay queued for the sinks' next owners")
@@ -378,9 +367,7 @@ impl App {
         let stats = deliverer.stats.clone();
         deliverer.finish(cfg.delivery.drain_timeout).await;
         // Several instances: the leases go to the next instance at once.
-        if let (Some(roles), Some(crate::config::StoreBackend::Postgres(pg))) =
-            (&roles, cfg.store.as_ref().map(|s| &s.backend))
-        {
+        if let Some((pg, roles)) = &shared {
             let (pg, roles) = (pg.clone(), roles.clone());
             let released =
                 tokio::task::spawn_blocking(move || crate::store::shared::release(&pg, &roles))

@@ -12,7 +12,7 @@ use crate::deliver::Deliverer;
 use crate::pipeline::Pipeline;
 use crate::render::Templates;
 use crate::source::replay::{self, ReplayError};
-use crate::store::{Loaded, OutboxState, StoreHandle};
+use crate::store::Loaded;
 
 /// Start-up with a store: the schedule and seen ids back in memory,
 /// pending messages re-queued in order, every panel pushed its current
@@ -20,7 +20,6 @@ use crate::store::{Loaded, OutboxState, StoreHandle};
 pub(super) async fn restore(
     p: &mut Pipeline,
     mut loaded: Loaded,
-    store: &StoreHandle,
     deliverer: &Deliverer,
     now: DateTime<Utc>,
     shared: bool,
@@ -32,24 +31,10 @@ pub(super) async fn restore(
         // Several instances: each sink's owner claims its pending rows.
         rows.clear();
     }
+    // In order to their sinks' workers; one for a sink no longer
+    // configured is marked failed there (`Deliverer::send`).
     for row in rows {
-        let mut m = row.message;
-        match p.config().sink_named(&row.sink) {
-            Some(s) => {
-                m.sink = Arc::from(s.name.as_str());
-                deliverer.send(m).await;
-            }
-            None => {
-                tracing::warn!(sink = %row.sink, id = row.id, "queued message for a sink no longer configured; marked failed");
-                // Not waited for: nothing is sent for it.
-                drop(store.mark(
-                    row.id,
-                    OutboxState::Failed,
-                    Some("sink no longer configured"),
-                    now,
-                ));
-            }
-        }
+        deliverer.send(row.message).await;
     }
     let event_id = instant_id("startup", now);
     let (mut messages, mut errors) = (Vec::new(), Vec::new());

@@ -69,8 +69,6 @@ pub struct FeedStats {
     pub rows: AtomicU64,
     /// The last read's lag (ms): how long ago its oldest row was written.
     pub lag_ms: AtomicU64,
-    /// Reads made.
-    pub reads: AtomicU64,
 }
 
 /// What the feed's rounds serve besides the feed: where to hand things,
@@ -152,7 +150,8 @@ where
     T: MakeTlsConnect<Socket>,
     T::Stream: Send + 'static,
 {
-    let (client, mut conn) = pc.connect(tls).await.map_err(|e| Chain(&e).to_string())?;
+    let pg = |e: tokio_postgres::Error| Chain(&e).to_string();
+    let (client, mut conn) = pc.connect(tls).await.map_err(pg)?;
     let (wake_tx, mut wake) = mpsc::channel::<()>(1);
     let mut driver = tokio::spawn(async move {
         loop {
@@ -170,11 +169,10 @@ where
         client
             .batch_execute("LISTEN roomcast_changes")
             .await
-            .map_err(|e| Chain(&e).to_string())?;
+            .map_err(pg)?;
         let (stats, found) = (&shared.stats, &shared.found);
         stats.connected.store(true, Ordering::Relaxed);
         *backoff = Duration::from_secs(1);
-        let pg = |e: tokio_postgres::Error| Chain(&e).to_string();
         let read_stmt = client.prepare(READ).await.map_err(pg)?;
         let mut next_lease = Instant::now();
         loop {
@@ -189,7 +187,6 @@ where
                 return Ok(());
             }
             let changes = read(&client, &read_stmt, mark).await.map_err(pg)?;
-            stats.reads.fetch_add(1, Ordering::Relaxed);
             if let Some(c) = changes {
                 stats.rows.fetch_add(c.rows.len() as u64, Ordering::Relaxed);
                 stats

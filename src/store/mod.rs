@@ -245,7 +245,7 @@ pub struct OutboxRow {
     pub attempts: i64,
     pub last_error: Option<String>,
     pub created: DateTime<Utc>,
-    /// Its `sink` index is not set: the caller maps the name.
+    /// Ready to send: it names its sink as the row does.
     pub message: Message,
 }
 

@@ -21,7 +21,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::OutboxRow;
@@ -44,8 +44,6 @@ pub struct Roles {
     wanted: Mutex<Vec<String>>,
     /// Outbox rows claimed (first claims and takeovers).
     pub claimed: AtomicU64,
-    /// The leader's lease was taken over from another instance at least once.
-    pub took_over: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -72,7 +70,6 @@ impl Roles {
             held: Mutex::default(),
             wanted: Mutex::default(),
             claimed: AtomicU64::new(0),
-            took_over: AtomicBool::new(false),
         }
     }
 
@@ -148,9 +145,6 @@ impl Roles {
         if let Some(e) = leader_epoch {
             if !was_leader {
                 tracing::info!(instance = %self.me, epoch = e, "took the leader's lease: this instance does the clock's work");
-                if e > 1 {
-                    self.took_over.store(true, Ordering::Relaxed);
-                }
             }
             h.leader_epoch = e;
         } else if was_leader {

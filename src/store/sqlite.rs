@@ -305,13 +305,8 @@ pub(super) fn outbox_row(
 ) -> OutboxRow {
     OutboxRow {
         id,
-        sink,
-        created: at(created),
-        state: OutboxState::parse(state),
-        attempts,
-        last_error,
         message: Message {
-            sink: Arc::from(""),
+            sink: Arc::from(sink.as_str()),
             outbox_id: Some(id),
             idempotency_key,
             event_id: Arc::from(event_id),
@@ -322,6 +317,11 @@ pub(super) fn outbox_row(
             format: Format::from_ext(format).unwrap_or(Format::Text),
             restored: true,
         },
+        sink,
+        created: at(created),
+        state: OutboxState::parse(state),
+        attempts,
+        last_error,
     }
 }
 
