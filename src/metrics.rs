@@ -41,6 +41,10 @@ pub struct Metrics {
     /// by another instance, or older than a change it had.
     pub refused_duplicates: AtomicU64,
     pub refused_stale: AtomicU64,
+    /// Times the shared store became unreachable (intake answered "retry"
+    /// until it was back), and whether it is now.
+    pub store_outages: AtomicU64,
+    pub store_offline: AtomicBool,
     /// A shared store's change feed.
     pub feed: Arc<crate::store::feed::FeedStats>,
     /// Several instances on one store: this one's roles.
@@ -424,6 +428,11 @@ pub(crate) fn exposition(
             &m.refused_stale,
         ),
         (
+            "roomcast_store_outages",
+            "Times the shared store became unreachable: events were answered \"retry\" until it answered again.",
+            &m.store_outages,
+        ),
+        (
             "roomcast_events_duplicate",
             "Events dropped as duplicates.",
             &m.duplicates,
@@ -553,6 +562,11 @@ pub(crate) fn exposition(
         platform_families(&mut s, &p);
     }
     if let Some(r) = m.roles.get() {
+        s.gauge(
+            "roomcast_store_offline",
+            "The shared store is unreachable now (1): events are answered \"retry\", views are marked stale.",
+            f64::from(u8::from(m.store_offline.load(Ordering::Relaxed))),
+        );
         s.gauge(
             "roomcast_leader",
             "This instance holds the leader's lease (1): it does the clock's work.",

@@ -7,7 +7,8 @@
 //! commits every batch queued while its last commit was on its way to the
 //! disk as one (group commit). Invariants: acks and messages go out only after the commit
 //! that holds their event; a failed commit stops intake (every waiting and
-//! later event is answered "retry").
+//! later event is answered "retry"): for good with a store of its own,
+//! until the database answers again with a shared one.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -33,7 +34,7 @@ use crate::model::RoomId;
 use crate::pipeline::{Applied, Cap, Outcome, Pipeline};
 use crate::schedule::Skip;
 use crate::source::{Ack, AckTo, Inbound};
-use crate::store::{CommitItem, Committed, OutboxRow, StoreError, Writer};
+use crate::store::{CommitItem, Committed, Loaded, OutboxRow, StoreError, Writer};
 use crate::sync::{Found, Wanted};
 
 /// How many waiting payloads are applied in one step: a quarter of what is
@@ -108,9 +109,33 @@ struct Intake {
     flights: VecDeque<Flight>,
     /// The store failed: nothing more can be made durable.
     failure: Option<StoreError>,
+    /// The shared store is unreachable: intake answers "retry" until a
+    /// probe finds it back.
+    outage: Option<Outage>,
 }
 
+/// A shared store that failed, and the probe that waits for it.
+struct Outage {
+    since: DateTime<Utc>,
+    /// The probe on its way (a read of what the store holds).
+    probe: Option<oneshot::Receiver<Result<Loaded, StoreError>>>,
+    /// When to probe next.
+    next: tokio::time::Instant,
+    probes: u32,
+    /// Views and pages were told.
+    shown: bool,
+}
+
+/// How long after a failed probe the next one is sent (a probe of an
+/// unreachable PostgreSQL already takes the store's ~10 s of retries).
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+
 impl Intake {
+    /// Nothing can be made durable now (events are answered "retry").
+    fn down(&self) -> bool {
+        self.failure.is_some() || self.outage.is_some()
+    }
+
     /// Events handed to the writer and not yet answered (a few batches).
     fn in_flight(&self) -> usize {
         self.flights.iter().map(|f| f.pending.len()).sum()
@@ -141,7 +166,7 @@ impl Core<'_> {
             // The clock's work is the leader's: an instance that does not
             // lead leaves its timers where they are (the first round it
             // leads catches up) and looks again in a moment.
-            let leads = self.roles.is_none_or(|r| r.leader());
+            let leads = self.roles.is_none_or(|r| r.leader()) && s.outage.is_none();
             let sleep_for = if leads {
                 timers
                     .next_wake()
@@ -154,6 +179,10 @@ impl Core<'_> {
                 biased;
                 r = landed(s.flights.front_mut()), if !s.flights.is_empty() => {
                     self.landed(&mut s, r).await;
+                    self.outage_began(pipeline, &mut s);
+                }
+                r = probe(s.outage.as_mut(), self.store, pipeline.config().schedule.dedup_capacity), if s.outage.is_some() => {
+                    self.probed(pipeline, r, &mut timers, &mut s).await;
                 }
                 m = rx.recv(), if open && room => {
                     let Some(first) = m else {
@@ -174,7 +203,7 @@ impl Core<'_> {
                     // polls gets the same body (and ETag) within a minute.
                     q => query::answer(pipeline, q, clock::minute_start((self.clock)())),
                 },
-                Some(f) = found.recv(), if s.failure.is_none() && room => {
+                Some(f) = found.recv(), if !s.down() && room => {
                     self.apply_found(pipeline, f, &mut timers, &mut s).await;
                 }
                 () = sleep(sleep_for) => {
@@ -208,8 +237,9 @@ impl Core<'_> {
         let mut applied = 0;
         for mut inb in batch {
             add(&self.metrics.received, 1);
-            if s.failure.is_some() {
-                // The store is gone: nothing more can be made durable.
+            if s.down() {
+                // The store is gone (or unreachable for now): nothing can
+                // be made durable; the platform delivers it again.
                 answer(inb.ack, Ack::Retry);
                 continue;
             }
@@ -247,7 +277,7 @@ impl Core<'_> {
     /// is queued when its current commit ends). Without a store there is
     /// nothing to wait for.
     async fn advance(&self, s: &mut Intake, now: DateTime<Utc>) {
-        if s.waiting.is_empty() || s.failure.is_some() {
+        if s.waiting.is_empty() || s.down() {
             return;
         }
         let mut pending = std::mem::take(&mut s.waiting);
@@ -331,17 +361,96 @@ impl Core<'_> {
 
     /// A commit failed: every event not yet acknowledged is answered
     /// "retry" (those of later batches too, whatever their commits do: a
-    /// retried event that was committed after all is a duplicate then),
-    /// and intake stops.
+    /// retried event that was committed after all is a duplicate then).
+    /// A store of its own: intake stops (roomcast exits; its supervisor
+    /// restarts it on what did commit). A shared store: the instance
+    /// stays up, answers "retry" and probes until the database is back
+    /// (then starts over from what it holds).
     fn failed(&self, s: &mut Intake, e: StoreError, batch: Vec<Pending>) {
         let events = batch.len() + s.in_flight() + s.waiting.len();
-        tracing::error!(error = %Chain(&e), events, "store commit failed: asking the platform to redeliver and stopping");
         let flights = s.flights.drain(..).flat_map(|f| f.pending);
         for p in batch.into_iter().chain(flights).chain(s.waiting.drain(..)) {
             answer(p.ack, Ack::Retry);
         }
+        if self.roles.is_some() {
+            tracing::error!(error = %Chain(&e), events, "the shared store failed: asking the platform to redeliver; taking no events until the database answers again (pages show the last state, marked stale)");
+            add(&self.metrics.store_outages, 1);
+            s.outage = Some(Outage {
+                since: (self.clock)(),
+                probe: None,
+                next: tokio::time::Instant::now() + PROBE_EVERY,
+                probes: 0,
+                shown: false,
+            });
+            return;
+        }
+        tracing::error!(error = %Chain(&e), events, "store commit failed: asking the platform to redeliver and stopping");
         self.shutdown.cancel();
         s.failure = Some(e);
+    }
+
+    /// A shared store's outage just began: views are marked stale (as of
+    /// its start) and live pages redraw.
+    fn outage_began(&self, pipeline: &mut Pipeline, s: &mut Intake) {
+        let Some(o) = s.outage.as_mut().filter(|o| !o.shown) else {
+            return;
+        };
+        o.shown = true;
+        self.metrics.store_offline.store(true, Ordering::Relaxed);
+        pipeline.set_offline(Some(o.since));
+        self.signals.raise(pipeline.all_rooms().iter());
+    }
+
+    /// A probe of the unreachable store answered. Still failing: the next
+    /// one in a moment. Back: the schedule, seen ids and clock marks start
+    /// over from what the database holds — events applied here and never
+    /// committed are forgotten (the platform redelivers them, and they are
+    /// applied again, with their notices), other instances' changes made
+    /// meanwhile are in — and intake resumes.
+    async fn probed(
+        &self,
+        pipeline: &mut Pipeline,
+        r: Result<Loaded, StoreError>,
+        timers: &mut Timers,
+        s: &mut Intake,
+    ) {
+        let Some(o) = s.outage.as_mut() else { return };
+        o.probes += 1;
+        let loaded = match r {
+            Ok(l) => l,
+            Err(e) => {
+                o.next = tokio::time::Instant::now() + PROBE_EVERY;
+                let offline_s = ((self.clock)() - o.since).num_seconds();
+                tracing::warn!(error = %Chain(&e), offline_s, probes = o.probes, "the shared store is still unreachable; events are answered \"retry\"");
+                return;
+            }
+        };
+        let now = (self.clock)();
+        let offline_s = (now - o.since).num_seconds();
+        s.outage = None;
+        let bookings = loaded.entries.len();
+        pipeline.reset(loaded);
+        pipeline.set_offline(None);
+        *timers = Timers::new(pipeline, now, self.heartbeat, self.retention);
+        self.metrics.store_offline.store(false, Ordering::Relaxed);
+        tracing::info!(
+            offline_s,
+            bookings,
+            "the shared store answers again: schedule reloaded from it; taking events"
+        );
+        // Pages redraw; the leader pushes the panels whose view changed.
+        self.signals.raise(pipeline.all_rooms().iter());
+        if self.roles.is_some_and(|r| r.leader()) {
+            let panels = pipeline.panel_rooms();
+            self.push_panels(
+                pipeline,
+                &panels,
+                now,
+                &instant_id("store-back", now),
+                false,
+            )
+            .await;
+        }
     }
 
     /// Committed (or nothing to commit to): announce the changed rooms,
@@ -612,7 +721,7 @@ impl Core<'_> {
         to: DateTime<Utc>,
         s: &mut Intake,
     ) {
-        if s.failure.is_some() {
+        if s.down() {
             return;
         }
         let event_id = instant_id("reminder", to);
@@ -663,7 +772,7 @@ impl Core<'_> {
         let Some(cfg) = pipeline.config().sink_named(sink) else {
             return;
         };
-        if s.failure.is_some() {
+        if s.down() {
             return;
         }
         let event_id = instant_id("digest", at);
@@ -744,6 +853,27 @@ async fn landed(f: Option<&mut Flight>) -> Result<Committed, oneshot::error::Rec
     match f {
         Some(f) => (&mut f.reply).await,
         None => std::future::pending().await,
+    }
+}
+
+/// The outage's probe: sent when due, then its answer (cancel-safe: the
+/// probe on its way is kept in the outage).
+async fn probe(
+    o: Option<&mut Outage>,
+    store: Option<&Writer>,
+    seen_limit: usize,
+) -> Result<Loaded, StoreError> {
+    let (Some(o), Some(store)) = (o, store) else {
+        return std::future::pending().await;
+    };
+    loop {
+        if let Some(rx) = o.probe.as_mut() {
+            let r = rx.await.unwrap_or(Err(StoreError::WriterGone));
+            o.probe = None;
+            return r;
+        }
+        tokio::time::sleep_until(o.next).await;
+        o.probe = Some(store.load(seen_limit));
     }
 }
 

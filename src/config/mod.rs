@@ -31,9 +31,9 @@ use secrecy::{ExposeSecret, SecretString};
 pub use boards::BoardConfig;
 pub use rooms::RoomConfig;
 pub use sections::{
-    DEFAULT_LEASE, DEFAULT_STARTING_SOON, DeliveryConfig, HttpConfig, LarkConfig, PgConfig,
-    PlatformConfig, RoomsFrom, ScheduleConfig, SourceConfig, SourceKind, StoreBackend, StoreConfig,
-    SyncConfig, SyncMode, TemplatesDir,
+    DEFAULT_LEASE, DEFAULT_RECONNECT_FOR, DEFAULT_STARTING_SOON, DeliveryConfig, HttpConfig,
+    LarkConfig, PgConfig, PlatformConfig, RoomsFrom, ScheduleConfig, SourceConfig, SourceKind,
+    StoreBackend, StoreConfig, SyncConfig, SyncMode, TemplatesDir,
 };
 pub use sinks::{Payload, QuietHours, RateLimit, SinkConfig, SinkHeader, SinkKind};
 

@@ -205,6 +205,7 @@ pub(super) struct RawStore {
     pub(super) schema: Option<Text>,
     pub(super) pool_size: Option<Spanned<u64>>,
     pub(super) ca_file: Option<Text>,
+    pub(super) reconnect_for: Option<Text>,
 }
 
 /// Several instances on one PostgreSQL store.

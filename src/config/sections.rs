@@ -482,10 +482,22 @@ pub struct PgConfig {
     /// `[ha] lease`: how long the leader's and each sink's lease lasts
     /// without renewal (another instance takes over after it).
     pub lease: Duration,
+    /// `[store] reconnect_for`: how long a write keeps trying to reach an
+    /// unreachable database before the events it holds are answered
+    /// "retry" (and the instance waits for the database, taking none).
+    pub reconnect_for: Duration,
 }
 
 /// Default `[ha] lease`.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+
+/// Default `[store] reconnect_for`.
+pub const DEFAULT_RECONNECT_FOR: Duration = Duration::from_secs(10);
+
+/// The most `[store] reconnect_for` may be: the platform pushes an event
+/// again after 3 s without an ack, so holding acks longer only piles up
+/// redeliveries.
+const MAX_RECONNECT_FOR: Duration = Duration::from_secs(300);
 
 impl PgConfig {
     /// host:port/dbname, for messages.
@@ -548,6 +560,7 @@ fn store_only(st: &RawStore, ha: &RawHa, cx: &mut Ctx) -> Option<StoreConfig> {
                 ("store.password_file", &st.password_file),
                 ("store.schema", &st.schema),
                 ("store.ca_file", &st.ca_file),
+                ("store.reconnect_for", &st.reconnect_for),
             ] {
                 if let Some(v) = v {
                     cx.push(
@@ -661,8 +674,19 @@ fn postgres(st: &RawStore, ha: &RawHa, u: &Spanned<String>, cx: &mut Ctx) -> Opt
         Some(d) => d,
         None => DEFAULT_LEASE,
     };
+    let reconnect_for = match cx.duration("store.reconnect_for", &st.reconnect_for) {
+        Some(d) if d > MAX_RECONNECT_FOR => {
+            if let Some(v) = &st.reconnect_for {
+                cx.push("store.reconnect_for", v, "must be at most 5m");
+            }
+            DEFAULT_RECONNECT_FOR
+        }
+        Some(d) => d,
+        None => DEFAULT_RECONNECT_FOR,
+    };
     Some(PgConfig {
         lease,
+        reconnect_for,
         url: u.get_ref().clone(),
         password,
         schema,

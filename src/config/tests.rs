@@ -603,7 +603,7 @@ fn secrets_can_come_from_files_and_systemd_credentials() {
 #[test]
 fn a_postgres_store_takes_its_password_from_the_environment_only() {
     let c = ok(&format!(
-        "{MIN}[store]\nurl = \"postgres://roomcast@db.internal:6432/rooms?sslmode=require\"\npassword_env = \"SECRET\"\nschema = \"rc_prod\"\npool_size = 8\n"
+        "{MIN}[store]\nurl = \"postgres://roomcast@db.internal:6432/rooms?sslmode=require\"\npassword_env = \"SECRET\"\nschema = \"rc_prod\"\npool_size = 8\nreconnect_for = \"30s\"\n"
     ));
     assert!(!format!("{c:?}").contains("s3cr3t"), "never in Debug");
     let sc = c.store.expect("a store");
@@ -614,6 +614,7 @@ fn a_postgres_store_takes_its_password_from_the_environment_only() {
     assert_eq!(sc.describe(), "db.internal:6432/rooms");
     assert_eq!(pg.schema, "rc_prod");
     assert_eq!(pg.pool_size, 8);
+    assert_eq!(pg.reconnect_for, Duration::from_secs(30));
     assert_eq!(
         pg.password.as_ref().map(|p| p.expose_secret().to_string()),
         Some("s3cr3t-value".into())
@@ -626,6 +627,7 @@ fn a_postgres_store_takes_its_password_from_the_environment_only() {
         panic!()
     };
     assert_eq!((pg.schema.as_str(), pg.pool_size), ("roomcast", 4));
+    assert_eq!(pg.reconnect_for, DEFAULT_RECONNECT_FOR);
     assert!(pg.password.is_none());
 }
 
@@ -663,6 +665,14 @@ fn a_bad_postgres_store_is_named_by_key_and_line() {
         (
             "path = \"rc.db\"\npool_size = 3\n",
             "line 6: `store.pool_size`: applies to a PostgreSQL store",
+        ),
+        (
+            "path = \"rc.db\"\nreconnect_for = \"5s\"\n",
+            "line 6: `store.reconnect_for`: applies to a PostgreSQL store",
+        ),
+        (
+            "url = \"postgres://x@db/rooms\"\nreconnect_for = \"1h\"\n",
+            "line 6: `store.reconnect_for`: must be at most 5m",
         ),
     ];
     for (store, want) in cases {

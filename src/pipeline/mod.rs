@@ -142,6 +142,9 @@ pub struct Pipeline {
     /// How far the clock's own messages had gone, as the store kept it
     /// (read once, when the clock starts).
     clock_marks: HashMap<String, DateTime<Utc>>,
+    /// Since when the shared store has been unreachable: what is shown
+    /// may be behind other instances' changes (views say so).
+    offline_since: Option<DateTime<Utc>>,
 }
 
 impl Pipeline {
@@ -155,7 +158,26 @@ impl Pipeline {
             synced: HashMap::default(),
             shown: HashMap::default(),
             clock_marks: HashMap::new(),
+            offline_since: None,
         }
+    }
+
+    /// The store is unreachable since `since` (`None`: it is back). Views
+    /// are marked stale meanwhile, as of that instant.
+    pub(crate) fn set_offline(&mut self, since: Option<DateTime<Utc>>) {
+        self.offline_since = since;
+    }
+
+    /// Start over from what the store holds: the schedule, seen ids,
+    /// fetches, directory and clock marks become the store's (what was
+    /// applied and never committed is forgotten, so its redelivery is
+    /// applied again). What panels were last shown is kept.
+    pub(crate) fn reset(&mut self, loaded: Loaded) {
+        self.schedule = Schedule::with_dedup_capacity(self.config.schedule.dedup_capacity);
+        self.synced.clear();
+        self.clock_marks.clear();
+        self.directory = Directory::default();
+        self.restore(loaded);
     }
 
     /// How far the clock's messages named `name` had gone before this
@@ -416,14 +438,20 @@ impl Pipeline {
 
     /// What is known of a room besides its schedule.
     pub(crate) fn room_meta(&self, room: &RoomId, now: DateTime<Utc>) -> RoomMeta<'_> {
-        let synced_at = self.synced.get(room).copied();
-        let stale = match (&self.config.sync, synced_at) {
+        let mut synced_at = self.synced.get(room).copied();
+        let mut stale = match (&self.config.sync, synced_at) {
             (Some(s), Some(at)) => {
                 chrono::Duration::from_std(s.stale_after).is_ok_and(|d| now - at > d)
             }
             (Some(_), None) => false,
             (None, _) => false,
         };
+        // The shared store is unreachable: other instances' changes do not
+        // reach this one; the schedule shown is as of the outage's start.
+        if let Some(since) = self.offline_since {
+            stale = true;
+            synced_at = Some(synced_at.map_or(since, |at| at.min(since)));
+        }
         RoomMeta {
             name: self.config.room(room).and_then(|r| r.name.as_deref()),
             info: self.directory.get(room),

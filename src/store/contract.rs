@@ -39,6 +39,7 @@ impl PgSchema {
                 pool_size: 2,
                 ca_file: None,
                 lease: crate::config::DEFAULT_LEASE,
+                reconnect_for: crate::config::DEFAULT_RECONNECT_FOR,
             },
         }
     }
@@ -444,6 +445,7 @@ fn connection_failures_name_the_database_and_never_the_password() {
         pool_size: 1,
         ca_file: None,
         lease: crate::config::DEFAULT_LEASE,
+        reconnect_for: crate::config::DEFAULT_RECONNECT_FOR,
     };
     let e = Postgres::open(&unreachable).unwrap_err();
     let shown = crate::error::Chain(&e).to_string();

@@ -88,9 +88,6 @@ const MIGRATION_LOCK: i64 = 0x524d_4353_0000_0001;
 /// connection, may take before the call fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long a call is tried again while the database cannot be reached.
-const RECONNECT_FOR: Duration = Duration::from_secs(10);
-
 /// A PostgreSQL store.
 pub struct Postgres {
     /// Drives the pool's connections, only ever inside [`Postgres::run`].
@@ -102,6 +99,9 @@ pub struct Postgres {
     /// This instance's name: outcomes are recorded only for rows it
     /// claimed (or nobody has).
     me: String,
+    /// How long a call is tried again while the database cannot be
+    /// reached (`[store] reconnect_for`).
+    reconnect_for: Duration,
 }
 
 impl std::fmt::Debug for Postgres {
@@ -213,6 +213,7 @@ impl Postgres {
             target,
             schema: cfg.schema.clone(),
             me: String::new(),
+            reconnect_for: cfg.reconnect_for,
         };
         // Connect now: a wrong host, user or password fails the start.
         s.run_once("connecting", async |c| {
@@ -227,7 +228,7 @@ impl Postgres {
     ///
     /// A call that fails for want of a connection (the database restarted,
     /// a connection was cut, the server is briefly refusing) is made again
-    /// on a new one, backing off for up to about ten seconds: a
+    /// on a new one, backing off, for `[store] reconnect_for`: a
     /// transaction that did not commit left nothing, and one that did
     /// (the connection broke during `COMMIT`) is found out by its delivery
     /// ids, which a second attempt finds already there.
@@ -235,7 +236,7 @@ impl Postgres {
     where
         F: AsyncFnMut(&mut deadpool_postgres::Client) -> Result<T, Failure>,
     {
-        self.attempt(what, RECONNECT_FOR, f)
+        self.attempt(what, self.reconnect_for, f)
     }
 
     /// [`Postgres::run`] without trying again (connecting at a start,

@@ -38,6 +38,12 @@ enum Job {
     Prune {
         before: DateTime<Utc>,
     },
+    /// Read back what the store holds (a shared store that failed: is it
+    /// back, and what does it say now?).
+    Load {
+        seen_limit: usize,
+        reply: oneshot::Sender<Result<super::Loaded, StoreError>>,
+    },
 }
 
 /// Where the rest of the app sends writes that need no answer.
@@ -166,6 +172,17 @@ impl Writer {
         rx
     }
 
+    /// Read what the store holds, after everything queued before (the
+    /// reply tells whether the store answers again, and what it holds).
+    pub(crate) fn load(
+        &self,
+        seen_limit: usize,
+    ) -> oneshot::Receiver<Result<super::Loaded, StoreError>> {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.handle.tx.send(Job::Load { seen_limit, reply });
+        rx
+    }
+
     /// Stop once every handle is dropped and what was sent is written.
     pub(crate) async fn finish(self) {
         drop(self.handle);
@@ -243,6 +260,11 @@ fn run(
                         tracing::debug!(rows, "store pruned");
                     });
                     record(healthy, r, "pruning");
+                }
+                Job::Load { seen_limit, reply } => {
+                    let r = store.load(seen_limit);
+                    healthy.store(r.is_ok(), Ordering::Relaxed);
+                    let _ = reply.send(r);
                 }
                 Job::Commit { .. } | Job::Marks(..) => {}
             }

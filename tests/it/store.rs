@@ -871,3 +871,118 @@ async fn a_database_restart_mid_run_loses_nothing() {
     }
     bot.stop().await.expect("a clean stop");
 }
+
+/// The database is unreachable for longer than `[store] reconnect_for`:
+/// the instance stays up. The events it could not commit are answered
+/// 500 (the platform pushes them again), later ones too until the
+/// database answers; `/readyz` says 503 and views are marked stale
+/// meanwhile. Once it is back the instance starts over from what the
+/// database holds: the redelivered events are applied again, with their
+/// notices (had it kept them in memory, it would take them for
+/// duplicates and store nothing), and intake resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_longer_than_the_retries_is_waited_out() {
+    use crate::http::Webhook;
+    let pg = PgSchema::new();
+    let cut = cut::Cut::start(&pg.url).await;
+    let extra = format!(
+        "[store]\nurl = \"{}\"\nschema = \"{}\"\nreconnect_for = \"1s\"\n[[rooms]]\nid = \"{ROOM_A}\"\nname = \"Alpha\"\n",
+        cut.url(&pg.url),
+        pg.schema
+    );
+    let bot = crate::http::start_at("", &extra, &[("VT", "tok")], None).await;
+    let ev = |i: u32| {
+        event(
+            "created",
+            &format!("ev-{i}"),
+            ms(2026, 12, 1, 0, 0) + i64::from(i),
+            (&format!("m{i}"), 0),
+            (ms(2026, 12, 1, 2 + i, 0), ms(2026, 12, 1, 3 + i, 0)),
+            &[ROOM_A],
+        )
+    };
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        let (http, url) = (http.clone(), format!("{}{path}", bot.base));
+        async move {
+            let r = http.get(url).send().await.expect("roomcast answers");
+            let code = r.status().as_u16();
+            (code, r.text().await.unwrap_or_default())
+        }
+    };
+    let stale = |body: &str| {
+        serde_json::from_str::<serde_json::Value>(body).expect("the room's JSON")["sync_stale"]
+            .as_bool()
+    };
+    assert_eq!(bot.post(&ev(1), &[]).await.0, 200);
+    assert_eq!(get("/readyz").await.0, 200);
+    assert_eq!(
+        stale(&get(&format!("/rooms/{ROOM_A}.json")).await.1),
+        Some(false)
+    );
+
+    cut.down();
+    assert_eq!(
+        bot.post(&ev(2), &[]).await.0,
+        500,
+        "not stored: the platform must push it again"
+    );
+    assert_eq!(
+        bot.post(&ev(3), &[]).await.0,
+        500,
+        "nothing is taken meanwhile"
+    );
+    let (code, ready) = get("/readyz").await;
+    assert_eq!(code, 503, "{ready}");
+    let (_, room) = get(&format!("/rooms/{ROOM_A}.json")).await;
+    assert_eq!(
+        stale(&room),
+        Some(true),
+        "the view says it may be behind: {room}"
+    );
+    let metrics = get("/metrics").await.1;
+    assert!(metrics.contains("roomcast_store_offline 1"), "{metrics}");
+    assert!(
+        metrics.contains("roomcast_store_outages_total 1"),
+        "{metrics}"
+    );
+
+    cut.up();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while get("/readyz").await.0 != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the instance never found the database back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        stale(&get(&format!("/rooms/{ROOM_A}.json")).await.1),
+        Some(false)
+    );
+    // The platform's redeliveries.
+    assert_eq!(bot.post(&ev(2), &[]).await.0, 200);
+    assert_eq!(bot.post(&ev(3), &[]).await.0, 200);
+    assert_eq!(
+        bot.post(&ev(3), &[]).await.0,
+        200,
+        "a duplicate is still acked"
+    );
+    let stored = pg.sql(&format!(
+        "SELECT string_agg(event_id, ',' ORDER BY event_id) FROM {s}.seen; \
+         SELECT count(*) FROM {s}.bookings; \
+         SELECT string_agg(DISTINCT event_id, ',' ORDER BY event_id) FROM {s}.outbox",
+        s = pg.schema
+    ));
+    let all = Some("ev-1,ev-2,ev-3".to_string());
+    assert_eq!(
+        stored,
+        [vec![all.clone()], vec![Some("3".into())], vec![all]],
+        "each event stored once, and each one's notice queued"
+    );
+    let metrics = get("/metrics").await.1;
+    assert!(metrics.contains("roomcast_store_offline 0"), "{metrics}");
+    bot.stop()
+        .await
+        .expect("a clean stop: the outage did not end the run");
+}

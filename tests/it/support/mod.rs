@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod bot;
+pub mod cut;
 pub mod fake_platform;
 pub mod fake_sinks;
 pub mod gateway;
