@@ -312,6 +312,11 @@ pub(crate) struct Platform<'a> {
 #[derive(Debug, Default)]
 struct Scrape {
     families: Vec<Family>,
+    histograms: Vec<(
+        &'static str,
+        &'static str,
+        prometheus_client::metrics::histogram::Histogram,
+    )>,
 }
 
 #[derive(Debug)]
@@ -330,6 +335,15 @@ impl Scrape {
 
     fn gauge(&mut self, name: &'static str, help: &'static str, v: f64) {
         self.family(name, help, false, vec![(Vec::new(), v)]);
+    }
+
+    fn histogram(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        h: prometheus_client::metrics::histogram::Histogram,
+    ) {
+        self.histograms.push((name, help, h));
     }
 
     fn family(
@@ -376,6 +390,10 @@ impl prometheus_client::collector::Collector for Scrape {
                     (false, _) => ConstGauge::new(*v).encode(metric)?,
                 }
             }
+        }
+        for (name, help, h) in &self.histograms {
+            let metric = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+            h.encode(metric)?;
         }
         Ok(())
     }
@@ -599,6 +617,11 @@ pub(crate) fn exposition(
             "roomcast_feed_lag_seconds",
             "How long before the feed's last read its oldest row was committed (the database's clock).",
             get(&f.lag_ms) as f64 / 1000.0,
+        );
+        s.histogram(
+            "roomcast_feed_delay_seconds",
+            "How long after its writer's transaction each booking row reached this instance (the database's clock).",
+            f.delays.clone(),
         );
     }
     s.gauge(

@@ -715,6 +715,12 @@ async fn metrics_parse_with_prometheus_own_parser_whatever_the_sink_names() {
         .start()
         .await;
     assert_eq!(bot.post(&ev("metrics-1"), &[]).await.0, 200);
+    // A shared store's feed adds a histogram (its rows' delays).
+    let feed = &bot.metrics.feed;
+    feed.on.store(true, std::sync::atomic::Ordering::Relaxed);
+    for d in [0.004, 0.012, 0.012, 3.0] {
+        feed.delays.observe(d);
+    }
     let r = reqwest::get(format!("{}/metrics", bot.base)).await.unwrap();
     assert!(
         r.headers()["content-type"]
@@ -740,6 +746,16 @@ print(json.dumps(out))
         .find(|s| s[0]["result"] == "delivered")
         .expect("a deliveries sample");
     assert_eq!(delivered[0]["sink"], "lobby \"east\" \\ wing\nfloor 2");
+    let bucket = |le: &str| {
+        sample("roomcast_feed_delay_seconds_bucket")
+            .into_iter()
+            .find(|s| s[0]["le"] == le)
+            .and_then(|s| s[1].as_f64())
+    };
+    assert_eq!(bucket("0.005"), Some(1.0), "{text}");
+    assert_eq!(bucket("0.015"), Some(3.0));
+    assert_eq!(bucket("+Inf"), Some(4.0));
+    assert_eq!(sample("roomcast_feed_delay_seconds_count")[0][1], 4.0);
     assert_eq!(
         sample("roomcast_build_info")[0][0]["version"],
         env!("CARGO_PKG_VERSION")

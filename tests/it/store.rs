@@ -869,6 +869,19 @@ async fn a_database_restart_mid_run_loses_nothing() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    let metrics = reqwest::get(format!("{}/metrics", bot.base))
+        .await
+        .expect("/metrics")
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(
+        metrics.contains(&format!(
+            "roomcast_feed_delay_seconds_count {}\n",
+            rows_read()
+        )),
+        "each row read has its delay in the histogram:\n{metrics}"
+    );
     bot.stop().await.expect("a clean stop");
 }
 
