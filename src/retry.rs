@@ -112,6 +112,17 @@ impl Limiter {
             .fold(now, Instant::max)
     }
 
+    /// Count sends made before this limiter existed (by the instance that
+    /// held the sink before this one): merged with its own, in time order.
+    pub(crate) fn seed(&mut self, past: &[Instant]) {
+        for (l, sent) in &mut self.limits {
+            let mut all: Vec<Instant> = sent.iter().chain(past).copied().collect();
+            all.sort();
+            let drop = all.len().saturating_sub(l.count as usize);
+            *sent = all.into_iter().skip(drop).collect();
+        }
+    }
+
     pub(crate) fn record(&mut self, now: Instant) {
         for (l, sent) in &mut self.limits {
             sent.push_back(now);

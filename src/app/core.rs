@@ -527,6 +527,13 @@ impl Core<'_> {
                 send_claimed(self.deliverer, pipeline.config(), rows).await;
                 return;
             }
+            Found::SentBefore(sent) => {
+                for (sink, ago) in &sent.0 {
+                    tracing::debug!(%sink, sends = ago.len(), "sink taken over: its last owner's recent sends count against its rate limits");
+                    self.deliverer.sent_elsewhere(sink, ago);
+                }
+                return;
+            }
             Found::Committed(c) => {
                 // Another instance's commits (and this one's own, which
                 // change nothing): the schedule follows, live pages

@@ -78,6 +78,8 @@ struct Slot {
     /// An HTTP worker takes changed settings in place, keeping its queue,
     /// order and retries.
     settings: Option<watch::Sender<Arc<SinkConfig>>>,
+    /// An HTTP worker's rate limiter takes sends made elsewhere here.
+    sent_before: Option<worker::SentBefore>,
     stop: CancellationToken,
 }
 
@@ -304,6 +306,7 @@ impl Deliverer {
         let (store, clock) = (self.store.clone(), self.clock.clone());
         let name = sink.name.clone();
         let mut settings = None;
+        let mut sent_before = None;
         // Local sinks write with blocking I/O on one thread each: no
         // thread-pool hop per write. Stdout is locked per flush only
         // (holding it while idle would block every other printer).
@@ -320,6 +323,7 @@ impl Deliverer {
                 let (tx, updates) = watch::channel(config.clone());
                 settings = Some(tx);
                 let w = worker::Worker::new(config, client, stats, clock, store);
+                sent_before = Some(w.sent_before());
                 let done = stop.clone();
                 self.tracker.spawn(async move {
                     w.run(rx, updates, done.clone()).await;
@@ -339,6 +343,7 @@ impl Deliverer {
             config: sink.clone(),
             tx,
             settings,
+            sent_before,
             stop,
         })
     }
@@ -356,6 +361,25 @@ impl Deliverer {
                 () = stop.cancelled() => {}
             }
         });
+    }
+
+    /// Sends another instance made for `sink` (this long ago each), before
+    /// this one took the sink over: its rate limits count them, so a
+    /// receiver's limit holds across a handover.
+    pub(crate) fn sent_elsewhere(&self, sink: &str, ago: &[Duration]) {
+        let running = self.running();
+        let Some(slot) = running
+            .sinks
+            .iter()
+            .find(|s| *s.config.name == *sink)
+            .and_then(|s| s.sent_before.as_ref())
+        else {
+            return;
+        };
+        let now = tokio::time::Instant::now();
+        slot.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(ago.iter().map(|a| (now, *a)));
     }
 
     /// Queue a message on its sink's worker (waits when the queue is full:

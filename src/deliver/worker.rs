@@ -86,7 +86,14 @@ pub(crate) struct Worker {
     clock: TimeSource,
     /// Where outcomes are recorded (the outbox), if there is a store.
     store: Option<StoreHandle>,
+    /// Sends another instance made for this sink before this one took it
+    /// over (how long ago, as of when they were handed here): the rate
+    /// limits count them.
+    sent_before: SentBefore,
 }
+
+/// Where sends made elsewhere are handed to a worker's rate limiter.
+pub(crate) type SentBefore = Arc<std::sync::Mutex<Vec<(Instant, Duration)>>>;
 
 impl Worker {
     pub(crate) fn new(
@@ -102,7 +109,13 @@ impl Worker {
             stats,
             clock,
             store,
+            sent_before: SentBefore::default(),
         }
+    }
+
+    /// Where [`Worker::run`] takes sends made elsewhere from.
+    pub(crate) fn sent_before(&self) -> SentBefore {
+        self.sent_before.clone()
     }
 
     fn stats(&self) -> &SinkStats {
@@ -185,6 +198,19 @@ impl Worker {
         // Until the sink is removed (the sender is dropped).
         let mut watching = true;
         loop {
+            // Sends another instance made (it held the sink before).
+            let past: Vec<Instant> = std::mem::take(
+                &mut *self
+                    .sent_before
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            )
+            .into_iter()
+            .filter_map(|(at, ago)| at.checked_sub(ago))
+            .collect();
+            if !past.is_empty() {
+                limiter.seed(&past);
+            }
             // Settings that came during an attempt.
             if watching && settings.has_changed().unwrap_or(false) {
                 let new = settings.borrow_and_update().clone();
@@ -442,6 +468,28 @@ mod tests {
             l.next_free(second),
             t0 + Duration::from_secs(62),
             "the per-minute window binds, with its margin"
+        );
+    }
+
+    /// Sends the sink's last owner made (another instance) count: after
+    /// two of 2/s a moment ago, the next waits out their window.
+    #[tokio::test(start_paused = true)]
+    async fn limiter_counts_sends_made_elsewhere() {
+        use crate::retry::RateLimit;
+        let mut l = Limiter::new(&[RateLimit {
+            count: 2,
+            period: Duration::from_secs(1),
+        }]);
+        let t0 = Instant::now() + Duration::from_secs(10);
+        l.record(t0);
+        l.seed(&[
+            t0 - Duration::from_millis(300),
+            t0 - Duration::from_millis(900),
+        ]);
+        // The newest two: t0 - 300 ms and t0.
+        assert_eq!(
+            l.next_free(t0),
+            t0 - Duration::from_millis(300) + Duration::from_millis(1050)
         );
     }
 

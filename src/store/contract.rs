@@ -797,6 +797,90 @@ async fn leases_pass_on_when_they_lapse_and_claims_are_fenced() {
     assert_eq!(states, [OutboxState::Pending, OutboxState::Delivered]);
 }
 
+/// A sink handed over (a clean stop gives its leases up): its new owner
+/// learns what the old one sent within the hour — how long ago each — so
+/// its rate limiter counts those sends; asked once per takeover.
+#[tokio::test]
+async fn a_new_sink_owner_learns_what_the_last_one_sent() {
+    use super::shared::{Roles, claim, lease_round, release, sent_before};
+    let s = PgSchema::new();
+    let lease = std::time::Duration::from_secs(15);
+    let (a, b) = (Roles::new(lease), Roles::new(lease));
+    let cfg = s.cfg.clone();
+    // Set the schema up.
+    tokio::task::spawn_blocking(move || drop(Postgres::open(&cfg).unwrap()))
+        .await
+        .unwrap();
+    let pc = super::postgres::client_config(&s.cfg).unwrap();
+    let (client, conn) = pc.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    a.want_sinks(["chat"]);
+    b.want_sinks(["chat"]);
+    lease_round(&client, &a).await.unwrap();
+    assert!(a.owns("chat"));
+    assert_eq!(
+        sent_before(&client, &a).await.unwrap(),
+        None,
+        "nothing sent yet"
+    );
+    let (cfg, a_me) = (s.cfg.clone(), a.me.clone());
+    let now = chrono::Utc::now().timestamp_millis();
+    let ids = tokio::task::spawn_blocking(move || {
+        let mut p = Postgres::open(&cfg).unwrap().instance(&a_me);
+        let mut items = [CommitItem {
+            event_id: Some("e1".into()),
+            messages: vec![msg(1), msg(2), msg(3)],
+            ..Default::default()
+        }];
+        p.commit(at(now), &mut items, &[]).unwrap();
+        items[0]
+            .messages
+            .iter()
+            .map(|m| m.outbox_id.unwrap())
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    assert_eq!(claim(&client, &a).await.unwrap().len(), 3);
+    // Two delivered (2 s and 0.5 s ago), one still pending; another
+    // sink's and an old delivery do not count.
+    let (cfg, a_me) = (s.cfg.clone(), a.me.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut p = Postgres::open(&cfg).unwrap().instance(&a_me);
+        p.record(&[
+            mark(ids[0], OutboxState::Delivered, at(now - 2_000)),
+            mark(ids[1], OutboxState::Delivered, at(now - 500)),
+        ])
+        .unwrap();
+    })
+    .await
+    .unwrap();
+    let cfg = s.cfg.clone();
+    let a = Arc::new(a);
+    let a2 = a.clone();
+    tokio::task::spawn_blocking(move || release(&cfg, &a2))
+        .await
+        .unwrap()
+        .unwrap();
+    lease_round(&client, &b).await.unwrap();
+    assert!(b.owns("chat"), "handed over at once");
+    let Some(sent) = sent_before(&client, &b).await.unwrap() else {
+        panic!("the old owner's sends")
+    };
+    assert_eq!(sent.0.len(), 1);
+    let (sink, ago) = &sent.0[0];
+    assert_eq!(sink, "chat");
+    let ms: Vec<i64> = ago.iter().map(|d| d.as_millis() as i64).collect();
+    assert_eq!(ms.len(), 2, "{ms:?}");
+    assert!((500..1_500).contains(&ms[0]), "newest first: {ms:?}");
+    assert!((2_000..3_000).contains(&ms[1]), "{ms:?}");
+    assert_eq!(
+        sent_before(&client, &b).await.unwrap(),
+        None,
+        "once per takeover"
+    );
+}
+
 /// A notice is queued once, whichever instance makes it: a second
 /// instance making the same one (same sink and key: a reminder, a day's
 /// agenda, after a leader changed) queues nothing and sends nothing.

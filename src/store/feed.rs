@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use super::OutboxRow;
 pub use super::postgres::FeedMark as Mark;
 use super::postgres::{booking_columns, client_config, tls};
-use super::shared::{Roles, claim, lease_round};
+use super::shared::{Roles, SentBefore, claim, lease_round, sent_before};
 use crate::config::PgConfig;
 use crate::error::Chain;
 use crate::schedule::EntryRow;
@@ -107,9 +107,9 @@ pub struct Shared<F> {
 }
 
 /// What the feed hands the core.
-pub trait Found: From<Changes> + From<Vec<OutboxRow>> + Send + 'static {}
+pub trait Found: From<Changes> + From<Vec<OutboxRow>> + From<SentBefore> + Send + 'static {}
 
-impl<F: From<Changes> + From<Vec<OutboxRow>> + Send + 'static> Found for F {}
+impl<F: From<Changes> + From<Vec<OutboxRow>> + From<SentBefore> + Send + 'static> Found for F {}
 
 /// Follow the feed from `from` until `stop`, handing what it reads to the
 /// core; each round also renews and takes leases and claims the owned
@@ -205,6 +205,13 @@ where
             if Instant::now() >= next_lease {
                 lease_round(&client, &shared.roles).await.map_err(pg)?;
                 next_lease = Instant::now() + LEASE_EVERY;
+                // A sink just taken: what its last owner sent counts
+                // against its rate limits (before its messages go).
+                if let Some(sent) = sent_before(&client, &shared.roles).await.map_err(pg)?
+                    && found.send(F::from(sent)).await.is_err()
+                {
+                    return Ok(());
+                }
             }
             let claimed = claim(&client, &shared.roles).await.map_err(pg)?;
             if !claimed.is_empty() && found.send(F::from(claimed)).await.is_err() {

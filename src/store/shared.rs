@@ -53,6 +53,8 @@ struct Held {
     leader_epoch: i64,
     /// When that round succeeded.
     renewed: Option<Instant>,
+    /// Sinks taken since their past sends were last looked up.
+    fresh: BTreeSet<String>,
 }
 
 impl Roles {
@@ -138,6 +140,11 @@ impl Roles {
         h.names.contains(LEADER).then_some(h.leader_epoch)
     }
 
+    /// The sinks taken since the last call (their past sends to look up).
+    fn take_fresh(&self) -> Vec<String> {
+        std::mem::take(&mut self.held().fresh).into_iter().collect()
+    }
+
     /// Record a successful round: what is held now.
     pub(super) fn renewed(&self, names: BTreeSet<String>, leader_epoch: Option<i64>) {
         let mut h = self.held();
@@ -157,6 +164,11 @@ impl Roles {
         if !gained.is_empty() {
             tracing::info!(instance = %self.me, leases = ?gained, "took sink leases");
         }
+        let gained: Vec<String> = gained
+            .into_iter()
+            .filter_map(|n| n.strip_prefix("sink:").map(str::to_string))
+            .collect();
+        h.fresh.extend(gained);
         h.names = names;
         h.renewed = Some(Instant::now());
     }
@@ -197,6 +209,56 @@ pub(crate) async fn lease_round(
     }
     roles.renewed(held, leader);
     Ok(())
+}
+
+/// Sends other instances made for sinks this one has just taken: each
+/// sink's latest deliveries within the hour (the longest rate-limit
+/// window), how long ago each (the database's clock against the
+/// recording instance's). The new owner's rate limiter counts them: a
+/// sink's limit is its receiver's, whichever instance sends.
+#[derive(Debug, Default, PartialEq)]
+pub struct SentBefore(pub Vec<(String, Vec<Duration>)>);
+
+/// Look up [`SentBefore`] for the sinks taken since the last call (`None`
+/// when none was).
+pub(crate) async fn sent_before(
+    client: &tokio_postgres::Client,
+    roles: &Roles,
+) -> Result<Option<SentBefore>, tokio_postgres::Error> {
+    let fresh = roles.take_fresh();
+    if fresh.is_empty() {
+        return Ok(None);
+    }
+    let rows = client
+        .query(
+            "SELECT s.sink, d.ago FROM unnest($1::text[]) AS s(sink)
+             CROSS JOIN LATERAL (
+               SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint - done_at AS ago
+               FROM outbox
+               WHERE outbox.sink = s.sink AND state = 'delivered'
+                 AND done_at > (extract(epoch FROM clock_timestamp()) * 1000)::bigint - 3600000
+               ORDER BY done_at DESC LIMIT 1000) d",
+            &[&fresh],
+        )
+        .await;
+    let rows = match rows {
+        Ok(r) => r,
+        Err(e) => {
+            // Looked up again on the next connection.
+            roles.held().fresh.extend(fresh);
+            return Err(e);
+        }
+    };
+    let mut out: Vec<(String, Vec<Duration>)> =
+        fresh.into_iter().map(|s| (s, Vec::new())).collect();
+    for r in rows {
+        let (sink, ago): (String, i64) = (r.get(0), r.get(1));
+        if let Some((_, v)) = out.iter_mut().find(|(s, _)| *s == sink) {
+            v.push(Duration::from_millis(u64::try_from(ago).unwrap_or(0)));
+        }
+    }
+    out.retain(|(_, v)| !v.is_empty());
+    Ok((!out.is_empty()).then_some(SentBefore(out)))
 }
 
 /// Claim the pending rows of the sinks `me` owns that it has not claimed

@@ -80,6 +80,15 @@ pub enum Found {
     /// Pending outbox rows of the sinks this instance sends for, claimed
     /// (a shared store).
     Claimed(Vec<crate::store::OutboxRow>),
+    /// What other instances sent for sinks this one just took (a shared
+    /// store): their rate limits count it.
+    SentBefore(crate::store::shared::SentBefore),
+}
+
+impl From<crate::store::shared::SentBefore> for Found {
+    fn from(s: crate::store::shared::SentBefore) -> Found {
+        Found::SentBefore(s)
+    }
 }
 
 impl From<crate::store::feed::Changes> for Found {
