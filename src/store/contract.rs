@@ -703,6 +703,37 @@ async fn the_feed_misses_no_commit_whatever_order_they_land_in() {
     assert_eq!(got, ["later"], "each row once");
 }
 
+/// A connection of the test's own to the schema's server (for the
+/// lease and claim statements the change feed's connection runs).
+async fn connect(s: &PgSchema) -> tokio_postgres::Client {
+    let pc = super::postgres::client_config(&s.cfg).unwrap();
+    let (client, conn) = pc.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+/// Messages 1..=n queued in one commit by instance `me` at `now_ms` (the
+/// schema set up first if it is not); their outbox ids.
+async fn queue(s: &PgSchema, me: &str, now_ms: i64, n: i64) -> Vec<i64> {
+    let (cfg, me) = (s.cfg.clone(), me.to_string());
+    tokio::task::spawn_blocking(move || {
+        let mut p = Postgres::open(&cfg).unwrap().instance(&me);
+        let mut items = [CommitItem {
+            event_id: Some("e1".into()),
+            messages: (1..=n).map(msg).collect(),
+            ..Default::default()
+        }];
+        p.commit(at(now_ms), &mut items, &[]).unwrap();
+        items[0]
+            .messages
+            .iter()
+            .map(|m| m.outbox_id.unwrap())
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap()
+}
+
 /// Leases: the first instance to ask holds the leader's and the sinks';
 /// another gets none while they are renewed, and takes them (epoch one
 /// higher) once they lapse; the first then holds nothing. Claims: the
@@ -716,28 +747,9 @@ async fn leases_pass_on_when_they_lapse_and_claims_are_fenced() {
     let s = PgSchema::new();
     let lease = std::time::Duration::from_millis(1500);
     let (a, b) = (Roles::new(lease), Roles::new(lease));
-    let cfg = s.cfg.clone();
-    let a_me = a.me.clone();
     // Rows queued by some instance (no claim yet).
-    let ids = tokio::task::spawn_blocking(move || {
-        let mut p = Postgres::open(&cfg).unwrap().instance(&a_me);
-        let mut items = [CommitItem {
-            event_id: Some("e1".into()),
-            messages: vec![msg(1), msg(2)],
-            ..Default::default()
-        }];
-        p.commit(at(1_700_000_000_000), &mut items, &[]).unwrap();
-        items[0]
-            .messages
-            .iter()
-            .map(|m| m.outbox_id.unwrap())
-            .collect::<Vec<_>>()
-    })
-    .await
-    .unwrap();
-    let pc = super::postgres::client_config(&s.cfg).unwrap();
-    let (client, conn) = pc.connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(conn);
+    let ids = queue(&s, &a.me, 1_700_000_000_000, 2).await;
+    let client = connect(&s).await;
     a.want_sinks(["chat"]);
     b.want_sinks(["chat"]);
 
@@ -806,14 +818,9 @@ async fn a_new_sink_owner_learns_what_the_last_one_sent() {
     let s = PgSchema::new();
     let lease = std::time::Duration::from_secs(15);
     let (a, b) = (Roles::new(lease), Roles::new(lease));
-    let cfg = s.cfg.clone();
-    // Set the schema up.
-    tokio::task::spawn_blocking(move || drop(Postgres::open(&cfg).unwrap()))
-        .await
-        .unwrap();
-    let pc = super::postgres::client_config(&s.cfg).unwrap();
-    let (client, conn) = pc.connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(conn);
+    let now = chrono::Utc::now().timestamp_millis();
+    let ids = queue(&s, &a.me, now, 3).await;
+    let client = connect(&s).await;
     a.want_sinks(["chat"]);
     b.want_sinks(["chat"]);
     lease_round(&client, &a).await.unwrap();
@@ -823,31 +830,14 @@ async fn a_new_sink_owner_learns_what_the_last_one_sent() {
         None,
         "nothing sent yet"
     );
-    let (cfg, a_me) = (s.cfg.clone(), a.me.clone());
-    let now = chrono::Utc::now().timestamp_millis();
-    let ids = tokio::task::spawn_blocking(move || {
-        let mut p = Postgres::open(&cfg).unwrap().instance(&a_me);
-        let mut items = [CommitItem {
-            event_id: Some("e1".into()),
-            messages: vec![msg(1), msg(2), msg(3)],
-            ..Default::default()
-        }];
-        p.commit(at(now), &mut items, &[]).unwrap();
-        items[0]
-            .messages
-            .iter()
-            .map(|m| m.outbox_id.unwrap())
-            .collect::<Vec<_>>()
-    })
-    .await
-    .unwrap();
     assert_eq!(claim(&client, &a).await.unwrap().len(), 3);
-    // Two delivered (2 s and 0.5 s ago), one still pending; another
-    // sink's and an old delivery do not count.
+    // Delivered 2 h, 2 s and 0.5 s ago: the first is beyond any rate
+    // limit's window (an hour) and does not count.
     let (cfg, a_me) = (s.cfg.clone(), a.me.clone());
     tokio::task::spawn_blocking(move || {
         let mut p = Postgres::open(&cfg).unwrap().instance(&a_me);
         p.record(&[
+            mark(ids[2], OutboxState::Delivered, at(now - 7_200_000)),
             mark(ids[0], OutboxState::Delivered, at(now - 2_000)),
             mark(ids[1], OutboxState::Delivered, at(now - 500)),
         ])

@@ -36,15 +36,18 @@ async fn run_once(
 }
 
 fn created(i: usize) -> String {
+    created_on(5, i as u32)
+}
+
+/// Booking `m{i}` created in room A on the 1st of `month` 2026, `2 + i`
+/// hours in, by event `ev-{i}`.
+fn created_on(month: u32, i: u32) -> String {
     event(
         "created",
         &format!("ev-{i}"),
-        ms(2026, 5, 1, 0, 0) + i as i64,
+        ms(2026, month, 1, 0, 0) + i64::from(i),
         (&format!("m{i}"), 0),
-        (
-            ms(2026, 5, 1, 2 + i as u32, 0),
-            ms(2026, 5, 1, 3 + i as u32, 0),
-        ),
+        (ms(2026, month, 1, 2 + i, 0), ms(2026, month, 1, 3 + i, 0)),
         &[ROOM_A],
     )
 }
@@ -804,16 +807,7 @@ async fn a_database_restart_mid_run_loses_nothing() {
     );
     let extra = format!("[store]\n{keys}[[rooms]]\nid = \"{ROOM_A}\"\nname = \"Alpha\"\n");
     let bot = crate::http::start_at("", &extra, &[("VT", "tok")], None).await;
-    let ev = |i: u32| {
-        event(
-            "created",
-            &format!("ev-{i}"),
-            ms(2026, 12, 1, 0, 0) + i64::from(i),
-            (&format!("m{i}"), 0),
-            (ms(2026, 12, 1, 2 + i, 0), ms(2026, 12, 1, 3 + i, 0)),
-            &[ROOM_A],
-        )
-    };
+    let ev = |i: u32| created_on(12, i);
     assert_eq!(bot.post(&ev(1), &[]).await.0, 200);
     let connected = |bot: &TestBot| {
         bot.metrics
@@ -904,16 +898,7 @@ async fn a_database_outage_longer_than_the_retries_is_waited_out() {
         pg.schema
     );
     let bot = crate::http::start_at("", &extra, &[("VT", "tok")], None).await;
-    let ev = |i: u32| {
-        event(
-            "created",
-            &format!("ev-{i}"),
-            ms(2026, 12, 1, 0, 0) + i64::from(i),
-            (&format!("m{i}"), 0),
-            (ms(2026, 12, 1, 2 + i, 0), ms(2026, 12, 1, 3 + i, 0)),
-            &[ROOM_A],
-        )
-    };
+    let ev = |i: u32| created_on(12, i);
     let http = reqwest::Client::new();
     let get = |path: &str| {
         let (http, url) = (http.clone(), format!("{}{path}", bot.base));
