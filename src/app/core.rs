@@ -112,7 +112,17 @@ struct Intake {
     /// The shared store is unreachable: intake answers "retry" until a
     /// probe finds it back.
     outage: Option<Outage>,
+    /// A shared store: the rooms whose panel snapshots this instance
+    /// queued lately, and when (see [`Core::converge`]).
+    recent_panels: std::collections::HashMap<RoomId, tokio::time::Instant>,
 }
+
+/// How long after queuing a room's panel snapshot another instance's
+/// change to the room makes this one queue the room's snapshot again: far
+/// beyond the change feed's delay (tens of milliseconds), so a snapshot
+/// rendered before another instance's concurrent change arrived is
+/// followed by one that has it.
+const CONVERGE_WITHIN: Duration = Duration::from_secs(5);
 
 /// A shared store that failed, and the probe that waits for it.
 struct Outage {
@@ -356,6 +366,14 @@ impl Core<'_> {
         // and messages go out (after a failure nothing more is handed over;
         // what did commit is still answered).
         self.advance(s, (self.clock)()).await;
+        if self.roles.is_some() {
+            let at = tokio::time::Instant::now();
+            for m in done.iter().flat_map(|p| &p.applied.messages) {
+                if m.subject == crate::message::Subject::Snapshot {
+                    s.recent_panels.insert(m.room.clone(), at);
+                }
+            }
+        }
         self.release(done).await;
     }
 
@@ -545,11 +563,65 @@ impl Core<'_> {
                     self.signals.raise(applied.rooms.iter());
                     timers.booking_boundary(applied.next_boundary);
                     timers.reminder_hint(applied.next_reminder);
+                    self.converge(pipeline, &applied.rooms, now, s).await;
                 }
                 return;
             }
         };
         s.waiting.push(pending);
+        self.advance(s, now).await;
+    }
+
+    /// Another instance changed `rooms`, and this one queued a snapshot of
+    /// some of them lately: that snapshot may lack the change (both were
+    /// applied at once, each instance without the other's), and panels
+    /// show the last one they got. So the room's snapshot is queued again
+    /// from this instance's schedule, which has both now (only where it
+    /// differs from the one queued). Queued through the outbox after the
+    /// other instance's commit, it is sent after that one's snapshot.
+    async fn converge(
+        &self,
+        pipeline: &mut Pipeline,
+        rooms: &[RoomId],
+        now: DateTime<Utc>,
+        s: &mut Intake,
+    ) {
+        if s.recent_panels.is_empty() {
+            return;
+        }
+        let at = tokio::time::Instant::now();
+        s.recent_panels
+            .retain(|_, queued| at.duration_since(*queued) < CONVERGE_WITHIN);
+        let rooms: Vec<RoomId> = rooms
+            .iter()
+            .filter(|r| s.recent_panels.contains_key(*r))
+            .cloned()
+            .collect();
+        if rooms.is_empty() {
+            return;
+        }
+        let event_id = instant_id("feed", now);
+        let (mut messages, mut errors) = (Vec::new(), Vec::new());
+        pipeline.clock_snapshots(&rooms, now, &event_id, false, &mut messages, &mut errors);
+        for (sink, e) in &errors {
+            tracing::error!(%sink, error = %e, "render failed");
+        }
+        if messages.is_empty() {
+            return;
+        }
+        tracing::debug!(
+            rooms = rooms.len(),
+            snapshots = messages.len(),
+            "another instance changed rooms this one had just shown: their snapshots queued again"
+        );
+        add(&self.metrics.messages, messages.len() as u64);
+        s.waiting.push(Pending {
+            ack: None,
+            applied: Applied::messages(event_id.to_string(), messages),
+            remember: false,
+            synced: Vec::new(),
+            timers: Vec::new(),
+        });
         self.advance(s, now).await;
     }
 

@@ -984,3 +984,72 @@ async fn a_database_outage_longer_than_the_retries_is_waited_out() {
         .await
         .expect("a clean stop: the outage did not end the run");
 }
+
+/// Two instances change one room at once, each before the other's change
+/// reached it: each queued the room's panel snapshot from a schedule
+/// lacking the other's booking, and a panel shows the last one it gets.
+/// The instance that finds, through the change feed, another's change to
+/// a room it has just shown queues the room's snapshot again — with both.
+/// (The other instance is played by a commit written straight into the
+/// database, as its transaction would.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panel_gets_both_of_two_changes_made_at_once_on_two_instances() {
+    use crate::http::Webhook;
+    let pg = PgSchema::new();
+    let now = chrono::DateTime::from_timestamp_millis(ms(2026, 12, 1, 0, 0)).expect("an instant");
+    let fake = Fake::start(std::sync::Arc::new(move || now)).await;
+    let extra = format!(
+        "[store]\n{}[[rooms]]\nid = \"{ROOM_A}\"\nname = \"Alpha\"\npanels = [\"pn\"]\n[[sinks]]\nname = \"pn\"\nkind = \"panel\"\nurl = \"{}/panel/{{room}}\"\n",
+        pg.store_keys(),
+        fake.base
+    );
+    let bot = crate::http::start_at(
+        "",
+        &extra,
+        &[("VT", "tok")],
+        Some(std::sync::Arc::new(move || now)),
+    )
+    .await;
+    let listed = |fake: &Fake| -> Vec<usize> {
+        fake.hits("panel")
+            .iter()
+            .map(|h| h.body["next"].as_array().map_or(0, Vec::len))
+            .collect()
+    };
+    assert_eq!(bot.post(&created_on(12, 2), &[]).await.0, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while listed(&fake).last() != Some(&1) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the panel never got m2: {:?}",
+            listed(&fake)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Another instance's booking in the same room, committed meanwhile.
+    pg.sql(&format!(
+        "INSERT INTO {s}.bookings (uid, original_time, start_ms, end_ms, rooms, organizer, last_change, deleted, occurrences, title)
+           SELECT 'm-elsewhere', original_time, start_ms + 7200000, end_ms + 7200000, rooms, organizer, last_change + 1, deleted, occurrences, title
+           FROM {s}.bookings WHERE uid = 'm2';
+         NOTIFY roomcast_changes",
+        s = pg.schema
+    ));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while listed(&fake).last() != Some(&2) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the panel was left without the other instance's booking: {:?}",
+            listed(&fake)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let last = fake.hits("panel").pop().expect("a push");
+    assert!(
+        last.headers
+            .get("x-roomcast-event")
+            .is_some_and(|e| e.starts_with("feed:")),
+        "{:?}",
+        last.headers
+    );
+    bot.stop().await.expect("a clean stop");
+}
