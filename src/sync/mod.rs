@@ -145,15 +145,17 @@ impl Syncer {
         }
     }
 
-    /// Run until `stop`: everything at once, then on the timers and on
-    /// demand (`wanted`: rooms an event touched).
-    /// Fetch only while this instance leads (several instances on one
-    /// store); one that becomes leader fetches within a second.
+    /// The directory and the periodic sync only while this instance leads
+    /// (several instances on one store; one that becomes leader fetches
+    /// within a second). The rooms of events this instance took are
+    /// fetched whether it leads or not.
     pub fn leading_only(mut self, roles: Option<Arc<crate::store::shared::Roles>>) -> Self {
         self.roles = roles;
         self
     }
 
+    /// Run until `stop`: everything at once, then on the timers and on
+    /// demand (`wanted`: rooms an event touched).
     pub async fn run(
         mut self,
         wanted: Arc<Wanted>,
@@ -187,12 +189,16 @@ impl Syncer {
             }
             let now = Instant::now();
             if self.roles.as_ref().is_some_and(|r| !r.leader()) {
-                // Not the leader: look again in a second.
+                // Not the leader: the directory and the periodic sync are
+                // the leader's (look again in a second). The rooms events
+                // taken here touched are fetched here: the leader never
+                // hears of those events.
                 let soon = now + Duration::from_secs(1);
                 directory_due = directory_due.max(soon);
                 full_due = full_due.max(soon);
-                want_due = want_due.map(|d| d.max(soon));
-                continue;
+                if !want_due.is_some_and(|d| d <= now) {
+                    continue;
+                }
             }
             if directory_due <= now {
                 directory_due = now

@@ -929,3 +929,44 @@ async fn reminders_come_for_each_occurrence_of_a_fetched_series() {
     );
     bot.stop().await.expect("clean stop");
 }
+
+/// Several instances on one PostgreSQL store: the periodic sync is the
+/// leader's, but an event taken by another instance still has its rooms
+/// fetched at once (an event cannot describe a series: the fetch brings
+/// its occurrences) — by the instance that took it, as the leader never
+/// hears of it. Real time: the leases and the change feed are the
+/// database's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_taken_by_a_follower_has_its_rooms_fetched() {
+    let s = setup().await;
+    let pg = PgSchema::new();
+    let store = format!("[store]\n{}", pg.store_keys());
+    let leader = s.bot("", &store).start().await;
+    s.fetched(0, 1).await; // the leader's first sync
+    let follower = s.bot("", &store).start().await;
+    let roles = follower.metrics.roles.get().expect("a shared store");
+    assert!(!roles.leader(), "the first instance leads");
+    let calls = s.freebusy();
+    let booked = event(
+        "created",
+        "ev-1",
+        (s.clock)().timestamp_millis(),
+        ("m1", 0),
+        (
+            sh(4, 15, 0).timestamp_millis(),
+            sh(4, 16, 0).timestamp_millis(),
+        ),
+        &[ROOM_A],
+    );
+    assert_eq!(follower.post(&booked, &[]).await.0, 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while s.freebusy() <= calls {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the event's room was never fetched"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    follower.stop().await.expect("clean stop");
+    leader.stop().await.expect("clean stop");
+}
