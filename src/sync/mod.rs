@@ -196,7 +196,7 @@ impl Syncer {
                 let soon = now + Duration::from_secs(1);
                 directory_due = directory_due.max(soon);
                 full_due = full_due.max(soon);
-                if !want_due.is_some_and(|d| d <= now) {
+                if want_due.is_none_or(|d| d > now) {
                     continue;
                 }
             }
