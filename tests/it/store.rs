@@ -1053,3 +1053,84 @@ async fn a_panel_gets_both_of_two_changes_made_at_once_on_two_instances() {
     );
     bot.stop().await.expect("a clean stop");
 }
+
+/// The database server itself restarted mid-run — its processes stopped
+/// and started again, every session terminated (a server of the test's
+/// own, not the one the other tests share): a push taken while it is down
+/// waits for it and is committed once it is back (200); a stop longer than
+/// `reconnect_for` is waited out with 500s, and the push is taken when
+/// the platform pushes it again. Nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_server_restarted_mid_run_loses_nothing() {
+    use crate::http::Webhook;
+    let server = std::sync::Arc::new(
+        tokio::task::spawn_blocking(pg_server::PgServer::start)
+            .await
+            .expect("a server of the test's own"),
+    );
+    let pg = PgSchema {
+        url: server.url(),
+        schema: format!("rc_it_{:x}", rand::random::<u32>()),
+    };
+    let extra = format!(
+        "[store]\n{}reconnect_for = \"5s\"\n[[rooms]]\nid = \"{ROOM_A}\"\nname = \"Alpha\"\n",
+        pg.store_keys()
+    );
+    let bot = crate::http::start_at("", &extra, &[("VT", "tok")], None).await;
+    let ev = |i: u32| created_on(12, i);
+    let blocking = |f: fn(&pg_server::PgServer)| {
+        let s = server.clone();
+        tokio::task::spawn_blocking(move || f(&s))
+    };
+    assert_eq!(bot.post(&ev(1), &[]).await.0, 200);
+
+    // A restart: down, a push meanwhile, up again.
+    blocking(pg_server::PgServer::down).await.unwrap();
+    let second = ev(2);
+    let (pushed, restarted) =
+        tokio::join!(bot.post(&second, &[]), blocking(pg_server::PgServer::up));
+    restarted.unwrap();
+    assert_eq!(pushed.0, 200, "waited for the server and committed");
+    assert_eq!(bot.post(&ev(3), &[]).await.0, 200);
+
+    // Down for longer than reconnect_for.
+    blocking(pg_server::PgServer::down).await.unwrap();
+    assert_eq!(
+        bot.post(&ev(4), &[]).await.0,
+        500,
+        "not stored: pushed again later"
+    );
+    let ready = |bot: &TestBot| {
+        let url = format!("{}/readyz", bot.base);
+        async move {
+            reqwest::get(url)
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+    assert_eq!(ready(&bot).await, 503);
+    blocking(pg_server::PgServer::up).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while ready(&bot).await != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the instance never found the server back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(bot.post(&ev(4), &[]).await.0, 200);
+    let stored = pg.sql(&format!(
+        "SELECT string_agg(event_id, ',' ORDER BY event_id) FROM {s}.seen; \
+         SELECT count(*) FROM {s}.bookings",
+        s = pg.schema
+    ));
+    assert_eq!(
+        stored,
+        [
+            vec![Some("ev-1,ev-2,ev-3,ev-4".to_string())],
+            vec![Some("4".to_string())]
+        ]
+    );
+    bot.stop().await.expect("a clean stop");
+}

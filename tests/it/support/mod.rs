@@ -9,6 +9,7 @@ pub mod cut;
 pub mod fake_platform;
 pub mod fake_sinks;
 pub mod gateway;
+pub mod pg_server;
 
 pub use bot::{TestBot, lark_config};
 pub use fake_sinks::{DING_SECRET, FEISHU_SECRET, Fake, Hit, Reply, test_clock};
