@@ -614,15 +614,8 @@ impl Core<'_> {
             snapshots = messages.len(),
             "another instance changed rooms this one had just shown: their snapshots queued again"
         );
-        add(&self.metrics.messages, messages.len() as u64);
-        s.waiting.push(Pending {
-            ack: None,
-            applied: Applied::messages(event_id.to_string(), messages),
-            remember: false,
-            synced: Vec::new(),
-            timers: Vec::new(),
-        });
-        self.advance(s, now).await;
+        self.commit_made(&event_id, messages, Vec::new(), now, s)
+            .await;
     }
 
     /// A new room directory: kept, and every panel pushed (names, floors
@@ -814,16 +807,18 @@ impl Core<'_> {
             tracing::info!(reminders = messages.len(), "reminders due");
         }
         let mark = (super::timers::REMINDERS.to_string(), to);
-        self.commit_timed(&event_id, messages, mark, to, s).await;
+        self.commit_made(&event_id, messages, vec![mark], to, s)
+            .await;
     }
 
-    /// Messages the clock made, committed with the mark of how far it has
-    /// gone (like an event's: then sent).
-    async fn commit_timed(
+    /// Messages made without an event (the clock's, with the marks of how
+    /// far it has gone; snapshots made again), committed like an event's
+    /// and then sent.
+    async fn commit_made(
         &self,
         event_id: &str,
         messages: Vec<Message>,
-        mark: (String, DateTime<Utc>),
+        timers: Vec<(String, DateTime<Utc>)>,
         now: DateTime<Utc>,
         s: &mut Intake,
     ) {
@@ -833,7 +828,7 @@ impl Core<'_> {
             applied: Applied::messages(event_id.to_string(), messages),
             remember: false,
             synced: Vec::new(),
-            timers: vec![mark],
+            timers,
         });
         self.advance(s, now).await;
     }
@@ -865,7 +860,8 @@ impl Core<'_> {
         };
         tracing::info!(%sink, late_s = (now - at).num_seconds(), "daily agenda");
         let mark = (super::timers::digest_mark(sink), at);
-        self.commit_timed(&event_id, messages, mark, now, s).await;
+        self.commit_made(&event_id, messages, vec![mark], now, s)
+            .await;
     }
 
     fn prune(&self, pipeline: &mut Pipeline, before: DateTime<Utc>) {

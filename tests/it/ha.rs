@@ -138,16 +138,6 @@ fn workload() -> (Vec<String>, BTreeMap<String, Option<i64>>) {
     (events, expected)
 }
 
-/// Polls `cond` every 100 ms until it holds (real time: the processes run
-/// on their own clocks); panics with `what` after `limit`.
-async fn until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Push again what has no ack yet, as the platform does, until every event
 /// is acknowledged.
 async fn until_all_acked(gw: &Gateway) {

@@ -1017,15 +1017,12 @@ async fn a_panel_gets_both_of_two_changes_made_at_once_on_two_instances() {
             .collect()
     };
     assert_eq!(bot.post(&created_on(12, 2), &[]).await.0, 200);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while listed(&fake).last() != Some(&1) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the panel never got m2: {:?}",
-            listed(&fake)
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    until(
+        "the panel gets m2",
+        std::time::Duration::from_secs(10),
+        || listed(&fake).last() == Some(&1),
+    )
+    .await;
     // Another instance's booking in the same room, committed meanwhile.
     pg.sql(&format!(
         "INSERT INTO {s}.bookings (uid, original_time, start_ms, end_ms, rooms, organizer, last_change, deleted, occurrences, title)
@@ -1034,15 +1031,12 @@ async fn a_panel_gets_both_of_two_changes_made_at_once_on_two_instances() {
          NOTIFY roomcast_changes",
         s = pg.schema
     ));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while listed(&fake).last() != Some(&2) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the panel was left without the other instance's booking: {:?}",
-            listed(&fake)
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    until(
+        "the panel ends with the other instance's booking too",
+        std::time::Duration::from_secs(10),
+        || listed(&fake).last() == Some(&2),
+    )
+    .await;
     let last = fake.hits("panel").pop().expect("a push");
     assert!(
         last.headers

@@ -959,14 +959,10 @@ async fn an_event_taken_by_a_follower_has_its_rooms_fetched() {
         &[ROOM_A],
     );
     assert_eq!(follower.post(&booked, &[]).await.0, 200);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while s.freebusy() <= calls {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the event's room was never fetched"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until("the event's room fetched", Duration::from_secs(10), || {
+        s.freebusy() > calls
+    })
+    .await;
     follower.stop().await.expect("clean stop");
     leader.stop().await.expect("clean stop");
 }

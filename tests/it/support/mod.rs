@@ -223,3 +223,14 @@ impl Drop for PgSchema {
         .join();
     }
 }
+
+/// Polls `cond` every 20 ms until it holds, for what runs on real time
+/// (other processes, the database's clock, its notifications); panics
+/// with `what` after `limit`.
+pub async fn until(what: &str, limit: std::time::Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
