@@ -170,10 +170,44 @@ impl Postgres {
             ),
             Some(v) if v > SCHEMA_VERSION => return Err(s.newer(v)),
             Some(v) => format!(
-                "PostgreSQL {server} at {}: reachable; schema {} at version {v} (this build: {SCHEMA_VERSION})",
-                s.target, s.schema
+                "PostgreSQL {server} at {}: reachable; schema {} at version {v} (this build: {SCHEMA_VERSION}); {}",
+                s.target,
+                s.schema,
+                s.holders()?
             ),
         })
+    }
+
+    /// Who holds which lease now (several instances): "instances holding
+    /// leases: NAME (leader, epoch 3; sinks a, b), …".
+    fn holders(&self) -> Result<String, StoreError> {
+        let sql = format!(
+            "SELECT owner, bool_or(name = 'leader'), max(epoch) FILTER (WHERE name = 'leader'),
+                    string_agg(substr(name, 6), ', ' ORDER BY name) FILTER (WHERE name LIKE 'sink:%')
+             FROM {}.lease WHERE until > now() GROUP BY owner ORDER BY owner",
+            self.schema
+        );
+        let rows = self.run_once("reading the leases", async |c| {
+            Ok(c.query(sql.as_str(), &[]).await?)
+        })?;
+        if rows.is_empty() {
+            return Ok("no instance holds a lease (none running)".into());
+        }
+        let each: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                let mut roles = Vec::new();
+                if r.get::<_, Option<bool>>(1) == Some(true) {
+                    let epoch = r.get::<_, Option<i64>>(2).unwrap_or(0);
+                    roles.push(format!("leader, epoch {epoch}"));
+                }
+                if let Some(sinks) = r.get::<_, Option<String>>(3) {
+                    roles.push(format!("sinks {sinks}"));
+                }
+                format!("{} ({})", r.get::<_, String>(0), roles.join("; "))
+            })
+            .collect();
+        Ok(format!("instances holding leases: {}", each.join(", ")))
     }
 
     fn connect(cfg: &PgConfig) -> Result<Postgres, StoreError> {

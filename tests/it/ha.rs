@@ -242,6 +242,25 @@ async fn three_processes_share_the_events_and_send_each_notice_once() {
         "each exactly once: {:?}",
         got.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
     );
+    // What an operator asks: who leads, who sends for which sink.
+    let leader = lease_owner(&pg, "leader").expect("a leader");
+    let doctor = Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        .args(["doctor", "--config", "config.toml"])
+        .current_dir(&instances[0].dir)
+        .env("APP_SECRET", "s3cret")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        said.contains(&format!("{leader} (leader, epoch 1")),
+        "{said}"
+    );
+    let sends_wh = said
+        .split("sinks ")
+        .skip(1)
+        .filter_map(|t| t.split(')').next())
+        .any(|list| list.split(", ").any(|s| s == "wh"));
+    assert!(sends_wh, "some instance sends for `wh`: {said}");
     stop_all(instances);
 }
 
