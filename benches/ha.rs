@@ -236,19 +236,24 @@ async fn feed_delay(events: usize, steady: usize) {
         quantile_ms(&d, 0.5),
         quantile_ms(&d, 0.99)
     );
-    let rate = 500;
-    send_steady_at(&c.gw, events, steady, rate, |i| body(i, "w")).await;
-    c.gw.wait("all acks", |g| g.ack_count as usize >= events + steady)
-        .await;
-    c.until_fed((events + steady) as f64).await;
-    let m2 = c.metrics().await;
-    let d = delta(&m2, &m1);
-    println!(
-        "steady {rate}/s, {steady} events: feed delay over {} rows: p50 {:.1} ms, p99 {:.1} ms",
-        d.last().map_or(0.0, |l| l.1),
-        quantile_ms(&d, 0.5),
-        quantile_ms(&d, 0.99)
-    );
+    // Steady rates: a busy office's morning, and a quiet hour.
+    let (mut sent, mut before) = (events, m1);
+    for (rate, n) in [(500, steady), (20, steady / 15)] {
+        send_steady_at(&c.gw, sent, n, rate, |i| body(i, "w")).await;
+        sent += n;
+        c.gw.wait("all acks", |g| g.ack_count as usize >= sent)
+            .await;
+        c.until_fed(sent as f64).await;
+        let after = c.metrics().await;
+        let d = delta(&after, &before);
+        println!(
+            "steady {rate}/s, {n} events: feed delay over {} rows: p50 {:.1} ms, p99 {:.1} ms",
+            d.last().map_or(0.0, |l| l.1),
+            quantile_ms(&d, 0.5),
+            quantile_ms(&d, 0.99)
+        );
+        before = after;
+    }
     c.stop().await;
 }
 

@@ -44,8 +44,9 @@ pub(super) const READ: &str = "WITH s AS (SELECT pg_snapshot_xmin(pg_current_sna
 const POLL: Duration = Duration::from_secs(1);
 /// How often leases are renewed (and lapsed ones taken).
 const LEASE_EVERY: Duration = Duration::from_secs(1);
-/// After a wake-up, how long the feed waits for more commits to read
-/// together.
+/// The least time between two reads after wake-ups: a lone commit is read
+/// at once; a burst's notifications that come within this are read
+/// together (a few reads a burst, not one a commit).
 const GATHER: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -217,6 +218,7 @@ where
             if !claimed.is_empty() && found.send(F::from(claimed)).await.is_err() {
                 return Ok(());
             }
+            let last_read = Instant::now();
             let changes = read(&client, &read_stmt, mark).await.map_err(pg)?;
             if let Some(mut c) = changes {
                 stats.rows.fetch_add(c.rows.len() as u64, Ordering::Relaxed);
@@ -233,9 +235,12 @@ where
             tokio::select! {
                 () = stop.cancelled() => return Ok(()),
                 _ = wake.recv() => {
-                    // A burst of commits wakes it once: the ones that come
-                    // within a moment are read together.
-                    tokio::time::sleep(GATHER).await;
+                    // At once, unless the last read was a moment ago: the
+                    // commits of a burst are read together.
+                    let since = last_read.elapsed();
+                    if since < GATHER {
+                        tokio::time::sleep(GATHER - since).await;
+                    }
                     while wake.try_recv().is_ok() {}
                 }
                 () = tokio::time::sleep(POLL) => {}
