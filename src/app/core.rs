@@ -137,7 +137,8 @@ struct Outage {
 }
 
 /// How long after a failed probe the next one is sent (a probe of an
-/// unreachable PostgreSQL already takes the store's ~10 s of retries).
+/// unreachable PostgreSQL already takes `[store] reconnect_for` of
+/// retries).
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 impl Intake {
