@@ -394,6 +394,7 @@ impl Core<'_> {
         if self.roles.is_some() {
             tracing::error!(error = %Chain(&e), events, "the shared store failed: asking the platform to redeliver; taking no events until the database answers again (pages show the last state, marked stale)");
             add(&self.metrics.store_outages, 1);
+            self.metrics.store_offline.store(true, Ordering::Relaxed);
             s.outage = Some(Outage {
                 since: (self.clock)(),
                 probe: None,
@@ -415,7 +416,6 @@ impl Core<'_> {
             return;
         };
         o.shown = true;
-        self.metrics.store_offline.store(true, Ordering::Relaxed);
         pipeline.set_offline(Some(o.since));
         self.signals.raise(pipeline.all_rooms().iter());
     }

@@ -648,7 +648,10 @@ async fn readyz(State(s): State<Server>) -> Response {
         .lark
         .as_ref()
         .is_none_or(|l| l.connected.load(Ordering::Relaxed));
-    let store = s.health.store.as_ref().is_none_or(StoreHandle::healthy);
+    // Healthy writes, and the core taking events (after a shared store's
+    // outage it does once it has started over from the database).
+    let store = s.health.store.as_ref().is_none_or(StoreHandle::healthy)
+        && !s.health.metrics.store_offline.load(Ordering::Relaxed);
     let mut body = json!({"source": connected, "store": store});
     if let Some(r) = s.health.metrics.roles.get() {
         let feed = &s.health.metrics.feed;
