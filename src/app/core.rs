@@ -558,9 +558,10 @@ impl Core<'_> {
                 // change nothing): the schedule follows, live pages
                 // redraw, timers see new boundaries. No message: the
                 // committing instance made those.
+                let lag = c.lag();
                 let applied = pipeline.take_committed(c.rows, now);
                 if applied.changes > 0 {
-                    tracing::debug!(changes = applied.changes, lag = ?c.lag, "change feed: bookings other instances committed");
+                    tracing::debug!(changes = applied.changes, ?lag, "change feed: bookings other instances committed");
                     self.signals.raise(applied.rooms.iter());
                     timers.booking_boundary(applied.next_boundary);
                     timers.reminder_hint(applied.next_reminder);

@@ -55,11 +55,16 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub struct Changes {
     pub rows: Vec<EntryRow>,
-    /// How long before this read the oldest row was written (the database's
-    /// clock both ways).
-    pub lag: Duration,
-    /// Each row's delay, seconds.
+    /// Each row's delay (seconds): how long before this read it was
+    /// written, the database's clock both ways.
     pub delays: Vec<f64>,
+}
+
+impl Changes {
+    /// How long before this read the oldest row was written.
+    pub fn lag(&self) -> Duration {
+        Duration::from_secs_f64(self.delays.iter().copied().fold(0.0, f64::max))
+    }
 }
 
 /// The feed's state, for `/metrics` and `/readyz`.
@@ -220,14 +225,14 @@ where
             }
             let last_read = Instant::now();
             let changes = read(&client, &read_stmt, mark).await.map_err(pg)?;
-            if let Some(mut c) = changes {
+            if let Some(c) = changes {
                 stats.rows.fetch_add(c.rows.len() as u64, Ordering::Relaxed);
-                for d in std::mem::take(&mut c.delays) {
-                    stats.delays.observe(d);
+                for d in &c.delays {
+                    stats.delays.observe(*d);
                 }
                 stats
                     .lag_ms
-                    .store(c.lag.as_millis() as u64, Ordering::Relaxed);
+                    .store(c.lag().as_millis() as u64, Ordering::Relaxed);
                 if found.send(F::from(c)).await.is_err() {
                     return Ok(()); // the core is gone: stopping
                 }
@@ -266,7 +271,6 @@ pub(super) async fn read<S: tokio_postgres::ToStatement + ?Sized>(
     let got = client.query(read, &[&mark.0]).await?;
     let mut rows = Vec::new();
     let mut delays = Vec::new();
-    let mut lag = 0f64;
     for r in &got {
         if let Some(next) = r.get::<_, Option<String>>(0) {
             mark.0 = next;
@@ -275,13 +279,7 @@ pub(super) async fn read<S: tokio_postgres::ToStatement + ?Sized>(
             continue; // no row since the mark: the mark alone
         }
         rows.push(booking_columns(r, 1));
-        let delay = r.get::<_, Option<f64>>(11).unwrap_or(0.0).max(0.0);
-        delays.push(delay);
-        lag = lag.max(delay);
+        delays.push(r.get::<_, Option<f64>>(11).unwrap_or(0.0).max(0.0));
     }
-    Ok((!rows.is_empty()).then(|| Changes {
-        rows,
-        lag: Duration::from_secs_f64(lag),
-        delays,
-    }))
+    Ok((!rows.is_empty()).then_some(Changes { rows, delays }))
 }
