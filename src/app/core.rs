@@ -561,7 +561,11 @@ impl Core<'_> {
                 let lag = c.lag();
                 let applied = pipeline.take_committed(c.rows, now);
                 if applied.changes > 0 {
-                    tracing::debug!(changes = applied.changes, ?lag, "change feed: bookings other instances committed");
+                    tracing::debug!(
+                        changes = applied.changes,
+                        ?lag,
+                        "change feed: bookings other instances committed"
+                    );
                     self.signals.raise(applied.rooms.iter());
                     timers.booking_boundary(applied.next_boundary);
                     timers.reminder_hint(applied.next_reminder);

@@ -71,6 +71,13 @@ struct Running {
     sinks: Vec<Slot>,
 }
 
+impl Running {
+    /// The running sink named `name`.
+    fn slot(&self, name: &str) -> Option<&Slot> {
+        self.sinks.iter().find(|s| *s.config.name == *name)
+    }
+}
+
 /// One running sink.
 struct Slot {
     config: SinkConfig,
@@ -201,12 +208,11 @@ impl Deliverer {
     /// sink cannot be opened.
     pub(crate) fn reconfigure(&self, sinks: &[SinkConfig]) -> Result<SinkChanges, DeliverError> {
         let mut running = self.running();
-        let old = |name: &str| running.sinks.iter().find(|s| s.config.name == name);
         // Everything that can fail comes first.
         let mut client = running.client.clone();
         let mut starts = Vec::new();
         for sink in sinks {
-            let start = match old(&sink.name) {
+            let start = match running.slot(&sink.name) {
                 Some(o) if o.config.same_as(sink) || o.config.updatable_to(sink) => None,
                 _ => Some(self.open(sink, &mut client)?),
             };
@@ -368,12 +374,7 @@ impl Deliverer {
     /// receiver's limit holds across a handover.
     pub(crate) fn sent_elsewhere(&self, sink: &str, ago: &[Duration]) {
         let running = self.running();
-        let Some(slot) = running
-            .sinks
-            .iter()
-            .find(|s| *s.config.name == *sink)
-            .and_then(|s| s.sent_before.as_ref())
-        else {
+        let Some(slot) = running.slot(sink).and_then(|s| s.sent_before.as_ref()) else {
             return;
         };
         let now = tokio::time::Instant::now();
@@ -386,12 +387,7 @@ impl Deliverer {
     /// back-pressure reaches the source, nothing is dropped). A message for
     /// a sink a reload removed is marked failed in the outbox.
     pub(crate) async fn send(&self, m: Message) {
-        let tx = self
-            .running()
-            .sinks
-            .iter()
-            .find(|s| *s.config.name == *m.sink)
-            .map(|s| s.tx.clone());
+        let tx = self.running().slot(&m.sink).map(|s| s.tx.clone());
         match tx {
             Some(tx) => {
                 if let Err(e) = tx.send(m).await {
