@@ -380,7 +380,7 @@ impl Deliverer {
         let now = tokio::time::Instant::now();
         slot.lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .extend(ago.iter().map(|a| (now, *a)));
+            .extend(ago.iter().filter_map(|a| now.checked_sub(*a)));
     }
 
     /// Queue a message on its sink's worker (waits when the queue is full:

@@ -87,13 +87,12 @@ pub(crate) struct Worker {
     /// Where outcomes are recorded (the outbox), if there is a store.
     store: Option<StoreHandle>,
     /// Sends another instance made for this sink before this one took it
-    /// over (how long ago, as of when they were handed here): the rate
-    /// limits count them.
+    /// over (when, on this process's clock): the rate limits count them.
     sent_before: SentBefore,
 }
 
 /// Where sends made elsewhere are handed to a worker's rate limiter.
-pub(crate) type SentBefore = Arc<std::sync::Mutex<Vec<(Instant, Duration)>>>;
+pub(crate) type SentBefore = Arc<std::sync::Mutex<Vec<Instant>>>;
 
 impl Worker {
     pub(crate) fn new(
@@ -199,15 +198,12 @@ impl Worker {
         let mut watching = true;
         loop {
             // Sends another instance made (it held the sink before).
-            let past: Vec<Instant> = std::mem::take(
+            let past = std::mem::take(
                 &mut *self
                     .sent_before
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner),
-            )
-            .into_iter()
-            .filter_map(|(at, ago)| at.checked_sub(ago))
-            .collect();
+            );
             if !past.is_empty() {
                 limiter.seed(&past);
             }
