@@ -879,6 +879,23 @@ async fn a_database_restart_mid_run_loses_nothing() {
     bot.stop().await.expect("a clean stop");
 }
 
+/// `/readyz`'s status (0: no answer).
+async fn readyz(bot: &TestBot) -> u16 {
+    reqwest::get(format!("{}/readyz", bot.base))
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+/// Polls `/readyz` until it answers 200 (real time: the database's).
+async fn until_ready(bot: &TestBot, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while readyz(bot).await != 200 {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// The database is unreachable for longer than `[store] reconnect_for`:
 /// the instance stays up. The events it could not commit are answered
 /// 500 (the platform pushes them again), later ones too until the
@@ -946,14 +963,7 @@ async fn a_database_outage_longer_than_the_retries_is_waited_out() {
     );
 
     cut.up();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while get("/readyz").await.0 != 200 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the instance never found the database back"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    until_ready(&bot, "the instance finds the database back").await;
     assert_eq!(
         stale(&get(&format!("/rooms/{ROOM_A}.json")).await.1),
         Some(false)
@@ -1094,25 +1104,9 @@ async fn the_database_server_restarted_mid_run_loses_nothing() {
         500,
         "not stored: pushed again later"
     );
-    let ready = |bot: &TestBot| {
-        let url = format!("{}/readyz", bot.base);
-        async move {
-            reqwest::get(url)
-                .await
-                .map(|r| r.status().as_u16())
-                .unwrap_or(0)
-        }
-    };
-    assert_eq!(ready(&bot).await, 503);
+    assert_eq!(readyz(&bot).await, 503);
     blocking(pg_server::PgServer::up).await.unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while ready(&bot).await != 200 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the instance never found the server back"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    until_ready(&bot, "the instance finds the server back").await;
     assert_eq!(bot.post(&ev(4), &[]).await.0, 200);
     let stored = pg.sql(&format!(
         "SELECT string_agg(event_id, ',' ORDER BY event_id) FROM {s}.seen; \
