@@ -119,6 +119,14 @@ impl Place {
     }
 }
 
+/// The outbox ids a commit gave the items' messages, in order.
+pub(super) fn outbox_ids(items: &[CommitItem]) -> Vec<i64> {
+    items
+        .iter()
+        .flat_map(|i| i.messages.iter().filter_map(|m| m.outbox_id))
+        .collect()
+}
+
 pub(super) fn msg(i: i64) -> Message {
     Message {
         sink: Arc::from("chat"),
@@ -222,10 +230,7 @@ fn round_trip(place: Place) {
             },
         ];
         s.commit(now, &mut items, &[]).unwrap();
-        let ids: Vec<i64> = items
-            .iter()
-            .flat_map(|i| i.messages.iter().filter_map(|m| m.outbox_id))
-            .collect();
+        let ids = outbox_ids(&items);
         assert_eq!(ids.len(), 3, "every message has its outbox id");
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order: {ids:?}");
         s.record(&[mark(ids[0], OutboxState::Delivered, now)])
@@ -315,11 +320,7 @@ fn outcomes_retry_and_prune(place: Place) {
         ..Default::default()
     }];
     s.commit(old, &mut items, &[]).unwrap();
-    let ids: Vec<i64> = items[0]
-        .messages
-        .iter()
-        .filter_map(|m| m.outbox_id)
-        .collect();
+    let ids = outbox_ids(&items);
     // A retried one, then its outcome, in order, in one call.
     s.record(&[
         Mark {
@@ -724,11 +725,9 @@ async fn queue(s: &PgSchema, me: &str, now_ms: i64, n: i64) -> Vec<i64> {
             ..Default::default()
         }];
         p.commit(at(now_ms), &mut items, &[]).unwrap();
-        items[0]
-            .messages
-            .iter()
-            .map(|m| m.outbox_id.unwrap())
-            .collect::<Vec<_>>()
+        let ids = outbox_ids(&items);
+        assert_eq!(ids.len() as i64, n, "every message has its outbox id");
+        ids
     })
     .await
     .unwrap()

@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use rusqlite::Connection;
 
-use super::contract::{at, mark, msg};
+use super::contract::{at, mark, msg, outbox_ids};
 use super::sqlite::{APPLICATION_ID, Fold, MIGRATIONS, SCHEMA_VERSION};
 use super::*;
 use crate::model::{Booking, BookingKey, Organizer, RoomId};
@@ -52,11 +52,7 @@ fn round_trip_and_restart() {
             ..Default::default()
         }];
         s.commit(now, &mut items, &[]).unwrap();
-        let ids: Vec<i64> = items[0]
-            .messages
-            .iter()
-            .filter_map(|m| m.outbox_id)
-            .collect();
+        let ids = outbox_ids(&items);
         assert_eq!(ids.len(), 2);
         s.record(&[mark(ids[0], OutboxState::Delivered, now)])
             .unwrap();
@@ -142,11 +138,7 @@ fn prune_and_retry() {
         ..Default::default()
     }];
     s.commit(old, &mut items, &[]).unwrap();
-    let ids: Vec<i64> = items[0]
-        .messages
-        .iter()
-        .filter_map(|m| m.outbox_id)
-        .collect();
+    let ids = outbox_ids(&items);
     s.record(&[Mark {
         error: Some("HTTP 500".into()),
         ..mark(ids[0], OutboxState::Dead, old)
